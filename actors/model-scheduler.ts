@@ -1,0 +1,288 @@
+/**
+ * Dynamic batching and dispatch for the models of one servable version. Every model graph
+ * (model × subgraph) has a FIFO of instance tasks. Whenever a device actor has a free slot,
+ * the scheduler takes up to the graph's batch size of tasks from the head of a ready queue
+ * (mixing requests), sends them as one batch to the least-busy actor, and scatters the
+ * outputs back. A queue is ready when it holds a full batch or its oldest task has waited
+ * `maxQueueDelayMs` (0 by default: go as soon as an actor is free). Tasks of requests that
+ * already ended (deadline passed) are dropped when they reach the head.
+ */
+import { ServingError } from '../engine/errors.js';
+import type { Tensor } from '../engine/tensor.js';
+import type { BatchPlan } from './batch-plan.js';
+import type { DeviceGroup } from './device-group.js';
+
+/** What the scheduler needs to know of the request a task belongs to. */
+export interface RequestState {
+  /** Set once the request has been answered (success, error or deadline). */
+  done: boolean;
+}
+
+/** A batch whose actor died is retried once on another (or the restarted) actor. */
+export const MAX_ATTEMPTS = 2;
+
+interface Task {
+  readonly inputs: readonly Tensor[];
+  readonly request: RequestState;
+  readonly signature: string;
+  readonly enqueuedAt: number;
+  attempts: number;
+  resolve(outputs: Tensor[]): void;
+  reject(err: ServingError): void;
+}
+
+class TaskQueue {
+  private items: (Task | undefined)[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  peek(): Task | undefined {
+    return this.items[this.head];
+  }
+
+  push(t: Task): void {
+    this.items.push(t);
+  }
+
+  unshift(t: Task): void {
+    if (this.head > 0) this.items[--this.head] = t;
+    else this.items.unshift(t);
+  }
+
+  shift(): Task | undefined {
+    const t = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return t;
+  }
+
+  drain(): Task[] {
+    const rest = this.items.slice(this.head) as Task[];
+    this.items = [];
+    this.head = 0;
+    return rest;
+  }
+}
+
+interface GraphQueue {
+  readonly model: number;
+  readonly subgraph: number;
+  readonly plan: BatchPlan;
+  readonly tasks: TaskQueue;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export interface SchedulerStats {
+  batches: number;
+  instances: number;
+  /** batch size → number of batches of that size (padding not counted). */
+  readonly batchSizes: Map<number, number>;
+  /** device id → batches sent to it. */
+  readonly batchesByDevice: Map<number, number>;
+  retried: number;
+}
+
+export class ModelScheduler {
+  private readonly queues: GraphQueue[];
+  private readonly byGraph: GraphQueue[][];
+  private rr = 0;
+  private pumping = false;
+  private pumpAgain = false;
+  private pumpScheduled = false;
+  private closedWith: ServingError | undefined;
+  readonly stats: SchedulerStats = { batches: 0, instances: 0, batchSizes: new Map(), batchesByDevice: new Map(), retried: 0 };
+
+  constructor(
+    private readonly group: DeviceGroup,
+    plans: readonly (readonly BatchPlan[])[],
+  ) {
+    this.byGraph = plans.map((subs, model) =>
+      subs.map((plan, subgraph) => ({ model, subgraph, plan, tasks: new TaskQueue(), timer: undefined })),
+    );
+    this.queues = this.byGraph.flat();
+  }
+
+  plan(model: number, subgraph: number): BatchPlan {
+    return this.byGraph[model]![subgraph]!.plan;
+  }
+
+  /**
+   * Queues one instance for a model graph. Throws (synchronously, as a rejected promise) a
+   * per-instance error when the inputs cannot feed the model.
+   */
+  submit(
+    model: number,
+    subgraph: number,
+    inputs: readonly Tensor[],
+    request: RequestState,
+    labels?: readonly (string | undefined)[],
+  ): Promise<Tensor[]> {
+    const q = this.byGraph[model]![subgraph]!;
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    if (!this.group.available) return Promise.reject(unavailable());
+    try {
+      q.plan.check(inputs, labels);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<Tensor[]>((resolve, reject) => {
+      q.tasks.push({ inputs, request, signature: q.plan.signature(inputs), enqueuedAt: performance.now(), attempts: 0, resolve, reject });
+      this.schedulePump();
+    });
+  }
+
+  /**
+   * Pumps once the current synchronous work is done, so that the instances of one request
+   * (and of every request decoded in the same tick) are queued before batches are cut.
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Answers every queued task with `err` and refuses new ones (server stopping). */
+  close(err: ServingError): void {
+    this.closedWith = err;
+    this.failQueued(err);
+  }
+
+  /** Dispatches every ready batch that a free device slot can take. */
+  pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        if (!this.group.available) {
+          this.failQueued(unavailable());
+          return;
+        }
+        this.pumpOnce();
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpOnce(): void {
+    const n = this.queues.length;
+    let idle = 0;
+    // Visit queues round robin; stop after a full round without dispatching anything.
+    while (idle < n) {
+      const q = this.queues[this.rr]!;
+      this.rr = (this.rr + 1) % n;
+      if (!this.readyToDispatch(q)) {
+        idle++;
+        continue;
+      }
+      const actor = this.group.pick();
+      if (!actor) return;
+      this.dispatch(q, actor);
+      idle = 0;
+    }
+  }
+
+  private readyToDispatch(q: GraphQueue): boolean {
+    while (q.tasks.size > 0 && q.tasks.peek()!.request.done) q.tasks.shift();
+    if (q.tasks.size === 0) return false;
+    if (q.tasks.size >= q.plan.batchSize || q.plan.maxQueueDelayMs === 0) return true;
+    const waited = performance.now() - q.tasks.peek()!.enqueuedAt;
+    if (waited >= q.plan.maxQueueDelayMs) return true;
+    if (!q.timer) {
+      q.timer = setTimeout(() => {
+        q.timer = undefined;
+        this.pump();
+      }, q.plan.maxQueueDelayMs - waited);
+    }
+    return false;
+  }
+
+  private dispatch(q: GraphQueue, actor: ReturnType<DeviceGroup['pick']> & object): void {
+    const batch: Task[] = [];
+    const signature = q.tasks.peek()!.signature;
+    while (batch.length < q.plan.batchSize && q.tasks.size > 0) {
+      const t = q.tasks.peek()!;
+      if (t.request.done) {
+        q.tasks.shift();
+        continue;
+      }
+      if (t.signature !== signature) break;
+      batch.push(q.tasks.shift()!);
+    }
+    if (q.timer && q.tasks.size === 0) {
+      clearTimeout(q.timer);
+      q.timer = undefined;
+    }
+    for (const t of batch) t.attempts++;
+    const s = this.stats;
+    s.batches++;
+    s.instances += batch.length;
+    s.batchSizes.set(batch.length, (s.batchSizes.get(batch.length) ?? 0) + 1);
+    s.batchesByDevice.set(actor.deviceId, (s.batchesByDevice.get(actor.deviceId) ?? 0) + 1);
+
+    let inputs;
+    try {
+      inputs = q.plan.assemble(batch.map((t) => t.inputs));
+    } catch (err) {
+      for (const t of batch) t.reject(err as ServingError);
+      return;
+    }
+    actor.run(q.model, q.subgraph, inputs).then(
+      (result) => {
+        let outputs: Tensor[][];
+        try {
+          outputs = q.plan.split(result.outputs, batch.length);
+        } catch (err) {
+          for (const t of batch) t.reject(err as ServingError);
+          return;
+        } finally {
+          result.release();
+        }
+        batch.forEach((t, i) => t.resolve(outputs[i]!));
+      },
+      (err: ServingError) => {
+        if (err.code === 'E_ACTOR_DIED') {
+          // Put retryable tasks back at the head, oldest first, then let the pump place them.
+          for (let i = batch.length - 1; i >= 0; i--) {
+            const t = batch[i]!;
+            if (t.request.done) continue;
+            if (t.attempts < MAX_ATTEMPTS) {
+              this.stats.retried++;
+              q.tasks.unshift(t);
+            } else {
+              t.reject(new ServingError('E_ACTOR_DIED', `${err.message}; the batch was already retried once, giving up`));
+            }
+          }
+          this.pump();
+          return;
+        }
+        for (const t of batch) t.reject(err);
+      },
+    );
+  }
+
+  private failQueued(err: ServingError): void {
+    for (const q of this.queues) {
+      clearTimeout(q.timer);
+      q.timer = undefined;
+      for (const t of q.tasks.drain()) if (!t.request.done) t.reject(err);
+    }
+  }
+}
+
+function unavailable(): ServingError {
+  return new ServingError('E_UNAVAILABLE', 'no device actor of this servable is running (all failed to restart)');
+}

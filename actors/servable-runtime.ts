@@ -1,0 +1,282 @@
+/**
+ * The supervisor of one loaded servable version: device actors (DeviceGroup), dynamic
+ * batching (ModelScheduler), the stage pool, and the execution of method graphs for requests.
+ * A request's instances go through the stages in order; an instance that fails at a stage is
+ * answered with that error and skips the rest, the others carry on.
+ */
+import { ServingError, toServingError } from '../engine/errors.js';
+import type { MethodGraph, ModelStage, Stage, ValueRef } from '../engine/method-graph.js';
+import type { LoadedConfig } from '../engine/config-loader.js';
+import { type ServableLocation, modelFilePath } from '../engine/servable-dir.js';
+import type { ServableStartConfig } from '../engine/start-config.js';
+import { type Instance, type Tensor, checkTensor } from '../engine/tensor.js';
+import { BatchPlan } from './batch-plan.js';
+import { DeviceGroup } from './device-group.js';
+import { ModelScheduler, type RequestState } from './model-scheduler.js';
+import type { GraphInfo } from './protocol.js';
+import { StagePool } from './stage-pool.js';
+import type { ModelCallRequest } from './stage-protocol.js';
+
+export interface InferOptions {
+  /** Milliseconds the request may take from now (default: the servable's defaultDeadlineMs). */
+  deadlineMs?: number;
+}
+
+/** Per-instance outcome: the outputs by name, or the error that instance got. */
+export type InstanceOutcome = Instance | ServingError;
+
+export interface MethodInfo {
+  readonly name: string;
+  readonly inputs: readonly { readonly name: string; readonly dtype?: string; readonly dims?: readonly (number | string)[] }[];
+  readonly outputs: readonly string[];
+}
+
+const SLOTS_PER_ACTOR = 2;
+const INITIAL_SLOT_BYTES = 64 * 1024;
+
+interface RequestCtx extends RequestState {
+  readonly deadline: number;
+}
+
+export class ServableRuntime {
+  readonly name: string;
+  readonly version: number;
+  private readonly methods: Map<string, MethodGraph>;
+  private readonly modelIndex: Map<string, number>;
+  private readonly group: DeviceGroup;
+  private scheduler!: ModelScheduler;
+  private readonly stagePool: StagePool | undefined;
+  private readonly hasModels: boolean;
+  private inflight = 0;
+  private stopped = false;
+
+  private constructor(
+    location: ServableLocation,
+    version: number,
+    private readonly config: LoadedConfig,
+    private readonly start: ServableStartConfig,
+    log: (line: string) => void,
+  ) {
+    this.name = location.name;
+    this.version = version;
+    this.methods = new Map(config.methods.map((m) => [m.name, m]));
+    this.modelIndex = new Map(config.models.map((m, i) => [m.key, i]));
+    this.hasModels = config.models.length > 0;
+    const label = `servable '${this.name}' version ${version}`;
+    this.group = new DeviceGroup({
+      label,
+      deviceIds: this.hasModels ? start.deviceIds : [],
+      init: {
+        deviceType: start.deviceType,
+        intraOpThreads: start.intraOpThreads,
+        models: config.models.map((m) => ({ key: m.key, files: m.declaration.files.map((f) => modelFilePath(location, version, f)) })),
+        ...(start.decKey ? { decryption: { key: start.decKey, mode: start.decMode } } : {}),
+      },
+      slotsPerActor: SLOTS_PER_ACTOR,
+      initialSlotBytes: INITIAL_SLOT_BYTES,
+      ...(start.actorMaxOldGenerationMb ? { maxOldGenerationSizeMb: start.actorMaxOldGenerationMb } : {}),
+      onCapacity: () => this.scheduler?.pump(),
+      log,
+    });
+    const hasFunctions = config.methods.some((m) => m.stages.some((s) => s.kind === 'function'));
+    this.stagePool = hasFunctions ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests) : undefined;
+  }
+
+  /** Loads the models on every device actor and checks the methods against them. */
+  static async create(
+    location: ServableLocation,
+    version: number,
+    config: LoadedConfig,
+    start: ServableStartConfig,
+    log: (line: string) => void,
+  ): Promise<ServableRuntime> {
+    const rt = new ServableRuntime(location, version, config, start, log);
+    try {
+      if (rt.hasModels) await rt.group.start();
+      const plans = config.models.map((m, i) => rt.group.graphs[i]!.map((g, sub) => new BatchPlan(m.declaration, sub, g)));
+      rt.scheduler = new ModelScheduler(rt.group, plans);
+      for (const m of config.methods) rt.checkMethod(m);
+    } catch (err) {
+      await rt.stop();
+      const e = toServingError(err, 'E_LOAD_FAILED');
+      throw new ServingError(e.code, `servable '${location.name}' version ${version}: ${e.message}`, { cause: err });
+    }
+    return rt;
+  }
+
+  private checkMethod(m: MethodGraph): void {
+    m.stages.forEach((stage, i) => {
+      if (stage.kind !== 'model') return;
+      const graph = this.graph(stage);
+      const where = `method '${m.name}' stage ${i + 1} (${stage.tag})`;
+      if (stage.args.length !== graph.inputs.length) {
+        throw new ServingError('E_CONFIG_INVALID', `${where}: passes ${stage.args.length} inputs, the model takes ${graph.inputs.length}`);
+      }
+      if (stage.outputsCount !== graph.outputs.length) {
+        throw new ServingError('E_CONFIG_INVALID', `${where}: declares ${stage.outputsCount} outputs, the model has ${graph.outputs.length}`);
+      }
+    });
+  }
+
+  private graph(stage: ModelStage): GraphInfo {
+    return this.group.graphs[this.modelIndex.get(stage.modelKey)!]![stage.subgraph]!;
+  }
+
+  /** Methods with their inputs; where an input feeds a model directly, its model dtype and dims. */
+  describe(): MethodInfo[] {
+    return [...this.methods.values()].map((m) => ({
+      name: m.name,
+      inputs: m.inputs.map((name, i) => {
+        for (const s of m.stages) {
+          const k = s.args.findIndex((a) => a.stage === 0 && a.output === i);
+          if (k >= 0 && s.kind === 'model') {
+            const info = this.graph(s).inputs[k]!;
+            return { name, dtype: info.dtype, dims: info.dims };
+          }
+        }
+        return { name };
+      }),
+      outputs: m.outputs,
+    }));
+  }
+
+  get stats() {
+    return { inflight: this.inflight, restarts: this.group.restarts, liveActors: this.group.liveCount, ...this.scheduler.stats };
+  }
+
+  /** Device actors, for fault tests and operators. */
+  deviceHandles() {
+    return this.group.handles();
+  }
+
+  async inferEach(methodName: string, instances: readonly unknown[], options: InferOptions = {}): Promise<InstanceOutcome[]> {
+    if (this.stopped) throw new ServingError('E_STOPPED', `servable '${this.name}' is stopping`);
+    const m = this.methods.get(methodName);
+    if (!m) {
+      throw new ServingError(
+        'E_UNKNOWN_METHOD',
+        `servable '${this.name}' has no method '${methodName}' (methods: ${[...this.methods.keys()].join(', ')})`,
+      );
+    }
+    if (!Array.isArray(instances) || instances.length === 0) {
+      throw new ServingError('E_NO_INSTANCES', 'the request holds no instances');
+    }
+    const deadlineMs = options.deadlineMs ?? this.start.defaultDeadlineMs;
+    if (!(deadlineMs > 0) || !Number.isFinite(deadlineMs)) {
+      throw new ServingError('E_INVALID_ARGUMENT', `deadlineMs must be a positive number, got ${deadlineMs}`);
+    }
+    if (this.inflight >= this.start.maxQueuedRequests) {
+      throw new ServingError(
+        'E_OVERLOADED',
+        `servable '${this.name}' has ${this.inflight} requests in flight, the limit is ${this.start.maxQueuedRequests}; retry later`,
+      );
+    }
+    this.inflight++;
+    const ctx: RequestCtx = { done: false, deadline: performance.now() + deadlineMs };
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new ServingError('E_DEADLINE_EXCEEDED', `the request did not complete within its deadline of ${deadlineMs} ms`));
+      }, deadlineMs);
+    });
+    const work = this.execute(m, instances, ctx);
+    work.catch(() => undefined); // a late failure after the deadline answered must not go unhandled
+    try {
+      return await Promise.race([work, deadline]);
+    } finally {
+      ctx.done = true;
+      clearTimeout(timer);
+      this.inflight--;
+    }
+  }
+
+  private async execute(m: MethodGraph, instances: readonly unknown[], ctx: RequestCtx): Promise<InstanceOutcome[]> {
+    const n = instances.length;
+    const errors: (ServingError | undefined)[] = new Array(n).fill(undefined);
+    // values[i][stage] = that stage's outputs for instance i (stage 0 = method inputs)
+    const values: Tensor[][][] = instances.map((inst, i) => {
+      try {
+        return [this.methodInputs(m, inst)];
+      } catch (err) {
+        errors[i] = toServingError(err, 'E_INVALID_ARGUMENT');
+        return [];
+      }
+    });
+    const argsOf = (i: number, refs: readonly ValueRef[]): Tensor[] => refs.map((r) => values[i]![r.stage]![r.output]!);
+
+    for (let s = 0; s < m.stages.length; s++) {
+      const stage = m.stages[s]!;
+      const live = [...Array(n).keys()].filter((i) => !errors[i]);
+      if (live.length === 0) break;
+      const results = await this.runStage(stage, live.map((i) => argsOf(i, stage.args)), ctx, m.inputs);
+      live.forEach((i, k) => {
+        const r = results[k]!;
+        if (r instanceof ServingError) errors[i] = r;
+        else values[i]![s + 1] = r;
+      });
+      if (ctx.done) break;
+    }
+    return instances.map((_, i) => {
+      if (errors[i]) return errors[i]!;
+      const out: Instance = {};
+      m.outputs.forEach((name, k) => {
+        out[name] = argsOf(i, [m.returns[k]!])[0]!;
+      });
+      return out;
+    });
+  }
+
+  private methodInputs(m: MethodGraph, inst: unknown): Tensor[] {
+    if (typeof inst !== 'object' || inst === null || Array.isArray(inst)) {
+      throw new ServingError('E_INVALID_ARGUMENT', 'an instance must be an object of named input tensors');
+    }
+    const record = inst as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      if (!m.inputs.includes(key)) {
+        throw new ServingError('E_EXTRA_INPUT', `method '${m.name}' has no input '${key}' (inputs: ${m.inputs.join(', ')})`);
+      }
+    }
+    return m.inputs.map((name) => {
+      if (!Object.hasOwn(record, name) || record[name] === undefined) {
+        throw new ServingError('E_MISSING_INPUT', `method '${m.name}' needs input '${name}' (inputs: ${m.inputs.join(', ')})`);
+      }
+      return checkTensor(record[name], `input '${name}'`);
+    });
+  }
+
+  private async runStage(
+    stage: Stage,
+    args: Tensor[][],
+    ctx: RequestCtx,
+    inputNames: readonly string[],
+  ): Promise<(Tensor[] | ServingError)[]> {
+    if (stage.kind === 'model') {
+      const model = this.modelIndex.get(stage.modelKey)!;
+      const labels = stage.args.map((a) => (a.stage === 0 ? `method input '${inputNames[a.output]}'` : undefined));
+      const settled = await Promise.allSettled(args.map((a) => this.scheduler.submit(model, stage.subgraph, a, ctx, labels)));
+      return settled.map((r) => (r.status === 'fulfilled' ? r.value : toServingError(r.reason)));
+    }
+    const chunk = stage.batchSize && stage.batchSize > 0 ? stage.batchSize : args.length;
+    const parts: Promise<(Tensor[] | ServingError)[]>[] = [];
+    const caller = this.hasModels ? (req: ModelCallRequest) => this.callModel(req, ctx) : undefined;
+    for (let i = 0; i < args.length; i += chunk) {
+      parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), caller));
+    }
+    return (await Promise.all(parts)).flat();
+  }
+
+  /** `model.call` from a stage function of a request. */
+  private async callModel(req: ModelCallRequest, ctx: RequestCtx): Promise<Tensor[][]> {
+    const model = this.modelIndex.get(req.modelKey);
+    if (model === undefined) throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is not declared`);
+    if (ctx.done) throw new ServingError('E_DEADLINE_EXCEEDED', 'model.call after the request ended');
+    return Promise.all(req.instances.map((inst) => this.scheduler.submit(model, req.subgraph, inst as Tensor[], ctx)));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.scheduler?.close(new ServingError('E_STOPPED', `servable '${this.name}' version ${this.version} is stopping`));
+    await Promise.all([this.group.stop(), this.stagePool?.destroy()]);
+  }
+}
+
