@@ -140,6 +140,11 @@ export class ServableRuntime {
     }));
   }
 
+  /** Can serve now: not stopping, and a device actor is live (or the servable has no models). */
+  get ready(): boolean {
+    return !this.stopped && (!this.hasModels || this.group.liveCount > 0);
+  }
+
   get stats() {
     return { inflight: this.inflight, restarts: this.group.restarts, liveActors: this.group.liveCount, ...this.scheduler.stats };
   }

@@ -143,6 +143,17 @@ export class ServingServer {
     }));
   }
 
+  /**
+   * Readiness for probes: ready when at least one servable is loaded and every loaded
+   * servable version has a live device actor (or needs none).
+   */
+  health(): { ready: boolean; servables: { name: string; version: number; liveActors: number; ready: boolean }[] } {
+    const servables = [...this.servables.values()].flatMap((versions) =>
+      [...versions.values()].map((rt) => ({ name: rt.name, version: rt.version, liveActors: rt.stats.liveActors, ready: rt.ready })),
+    );
+    return { ready: servables.length > 0 && servables.every((s) => s.ready), servables };
+  }
+
   /** Stops every servable: queued work is answered with E_STOPPED, device actors end. */
   async stop(): Promise<void> {
     const all = [...this.servables.values()].flatMap((v) => [...v.values()]);
