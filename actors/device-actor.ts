@@ -101,6 +101,13 @@ function stagingBuffer(index: number, bytes: number): ArrayBuffer {
   return b;
 }
 
+/**
+ * Batches run one at a time, in arrival order: `session.run` defers its work with
+ * setImmediate, so a second batch must not start (and overwrite the staging buffers) before
+ * the first one has finished.
+ */
+let chain: Promise<void> = Promise.resolve();
+
 function toOrt(ref: TensorRef, buffer: SharedArrayBuffer, index: number): ort.Tensor {
   if ('strings' in ref) {
     return new ort.Tensor('string', ref.strings.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8')), ref.dims);
@@ -153,9 +160,11 @@ async function run(msg: RunMessage): Promise<void> {
 }
 
 port.on('message', (msg: ToDevice) => {
-  run(msg).catch((err: unknown) => {
-    send({ type: 'run-error', id: msg.id, message: err instanceof Error ? err.message : String(err) });
-  });
+  chain = chain.then(() =>
+    run(msg).catch((err: unknown) => {
+      send({ type: 'run-error', id: msg.id, message: err instanceof Error ? err.message : String(err) });
+    }),
+  );
 });
 
 load().catch((err: unknown) => {

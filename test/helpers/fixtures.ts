@@ -1,0 +1,48 @@
+/**
+ * Servable fixtures for tests: a fresh folder under test/.tmp/ (inside the package, so a
+ * fixture's `import { register } from 'actorserve'` resolves to this checkout), filled with
+ * servable configs and generated ONNX models.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BUNDLED_SERVABLES = path.join(ROOT, 'servables');
+
+let counter = 0;
+
+export interface ServableFixture {
+  /** The servable directory (parent of servable folders). */
+  readonly dir: string;
+  /** Writes `<dir>/<servable>/servable_config.ts`. */
+  config(servable: string, source: string): void;
+  /** Writes a model file into `<dir>/<servable>/<version>/<file>`. */
+  model(servable: string, version: number, file: string, bytes: Uint8Array): void;
+  remove(): void;
+}
+
+export function servableFixture(name: string): ServableFixture {
+  const dir = path.join(ROOT, 'test', '.tmp', `${name}-${process.pid}-${Date.now()}-${counter++}`);
+  mkdirSync(dir, { recursive: true });
+  return {
+    dir,
+    config(servable, source) {
+      mkdirSync(path.join(dir, servable), { recursive: true });
+      writeFileSync(path.join(dir, servable, 'servable_config.ts'), source);
+    },
+    model(servable, version, file, bytes) {
+      const versionDir = path.join(dir, servable, String(version));
+      mkdirSync(versionDir, { recursive: true });
+      writeFileSync(path.join(versionDir, file), bytes);
+    },
+    remove() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A float32 [2, 2] tensor. */
+export function f32(values: readonly number[], shape: readonly number[] = [2, 2]) {
+  return { dtype: 'float32' as const, shape: [...shape], data: Float32Array.from(values) };
+}
