@@ -1,0 +1,154 @@
+// TS stage functions on the stage pool: per-instance and batched forms, failures, model.call.
+import t from 'tap';
+import { ServingServer } from '../../dist/engine/server.js';
+import { ServableStartConfig } from '../../dist/engine/start-config.js';
+import { ServingError } from '../../dist/engine/errors.js';
+import { addModel, matmulSubgraphModel, matmulWeight } from '../../dist/servables/example-models.js';
+import { f32, servableFixture } from '../helpers/fixtures.js';
+
+const fx = servableFixture('stages');
+fx.config(
+  'funcs',
+  `
+import { register, type Tensor } from 'actorserve';
+const model = register.declareModel({ modelFile: 'add.onnx', modelFormat: 'onnx', maxBatchSize: 4 });
+
+/** Per-instance: doubles x; fails on purpose when x[0] is negative. */
+export function double(x: Tensor): Tensor {
+  const data = x.data as Float32Array;
+  if (data[0]! < 0) throw new Error('negative input');
+  return { dtype: 'float32', shape: x.shape, data: data.map((v) => v * 2) };
+}
+
+/** Batched: receives a list of instances; tags each with the size of the batch it came in. */
+export function withBatchSize(instances: Tensor[][]): Tensor[][] {
+  return instances.map(([x]) => [x!, { dtype: 'int32', shape: [], data: Int32Array.of(instances.length) }]);
+}
+
+/** Returns plain JS values, converted to tensors by the engine. */
+export function plainValues(x: Tensor) {
+  return [3.5, 7n, true, 'text', new Int16Array([1, 2])];
+}
+
+export function wrongCount(x: Tensor) {
+  return [x, x];
+}
+
+export async function callSubgraphOne(x: Tensor): Promise<Tensor> {
+  const [y] = await model.call([x, x]);
+  return y!;
+}
+
+register.method('double_add', { outputs: ['y'] }, (x1, x2) => {
+  const d = register.addStage(double, [x1]);
+  return register.addStage(model, [d, x2]);
+});
+register.method('batched', { outputs: ['x', 'n'] }, (x) => register.addStage(withBatchSize, [x], { outputsCount: 2, batchSize: 2 }));
+register.method('batched_auto', { outputs: ['x', 'n'] }, (x) => register.addStage(withBatchSize, [x], { outputsCount: 2, batchSize: 0 }));
+register.method('plain', { outputs: ['a', 'b', 'c', 'd', 'e'] }, (x) => register.addStage(plainValues, [x], { outputsCount: 5 }));
+register.method('wrong_count', { outputs: ['y'] }, (x) => register.addStage(wrongCount, [x]));
+register.method('call_model', { outputs: ['y'] }, (x) => register.addStage(callSubgraphOne, [x]));
+register.method('passthrough', { outputs: ['x'] }, (x) => x);
+`,
+);
+fx.model('funcs', 1, 'add.onnx', addModel({ batch: 'N' }));
+fx.config(
+  'subgraphs',
+  `
+import { register, type Tensor } from 'actorserve';
+const model = register.declareModel({ modelFile: ['m0.onnx', 'm1.onnx'], withBatchDim: false });
+export async function second(y: Tensor): Promise<Tensor> {
+  const [z] = await model.call([y], { subgraph: 1 });
+  return z!;
+}
+export async function badSubgraph(y: Tensor): Promise<Tensor> {
+  const [z] = await model.call([y], { subgraph: 2 });
+  return z!;
+}
+register.method('sub1', { outputs: ['z'] }, (y) => register.addStage(second, [y]));
+register.method('bad_subgraph', { outputs: ['z'] }, (y) => register.addStage(badSubgraph, [y]));
+`,
+);
+fx.model('subgraphs', 1, 'm0.onnx', matmulSubgraphModel(128));
+fx.model('subgraphs', 1, 'm1.onnx', matmulSubgraphModel(8));
+
+const engine = new ServingServer();
+engine.log = () => {};
+t.before(() =>
+  engine.startServables([
+    new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'funcs', numParallelWorkers: 2 }),
+    new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'subgraphs' }),
+  ]),
+);
+t.teardown(async () => {
+  await engine.stop();
+  fx.remove();
+});
+
+t.test('a per-instance stage runs for each instance; a throw fails only its instance', async (t) => {
+  const out = await engine.inferEach('funcs', 'double_add', [
+    { x1: f32([1, 2, 3, 4]), x2: f32([1, 1, 1, 1]) },
+    { x1: f32([-1, 2, 3, 4]), x2: f32([1, 1, 1, 1]) },
+    { x1: f32([0, 0, 0, 0]), x2: f32([5, 5, 5, 5]) },
+  ]);
+  t.same([...(out[0] as { y: { data: Float32Array } }).y.data], [3, 5, 7, 9]);
+  t.ok(out[1] instanceof ServingError, 'instance 1 failed');
+  t.equal((out[1] as ServingError).code, 'E_STAGE_FAILED');
+  t.match((out[1] as ServingError).message, /Function 'double' failed: negative input/);
+  t.same([...(out[2] as { y: { data: Float32Array } }).y.data], [5, 5, 5, 5]);
+});
+
+t.test('a batched stage receives lists of up to batchSize instances', async (t) => {
+  const out = await engine.infer('funcs', 'batched', [1, 2, 3, 4, 5].map((k) => ({ x: f32([k, k, k, k]) })));
+  t.same(out.map((o) => (o.n!.data as Int32Array)[0]), [2, 2, 2, 2, 1], 'batches of 2, 2 and 1');
+  t.same(out.map((o) => (o.x!.data as Float32Array)[0]), [1, 2, 3, 4, 5], 'instances stay in order');
+  const auto = await engine.infer('funcs', 'batched_auto', [1, 2, 3].map((k) => ({ x: f32([k, k, k, k]) })));
+  t.same(auto.map((o) => (o.n!.data as Int32Array)[0]), [3, 3, 3], 'batchSize 0: the system picks (the whole request)');
+});
+
+t.test('plain JS return values become tensors', async (t) => {
+  const [o] = await engine.infer('funcs', 'plain', [{ x: f32([1, 2, 3, 4]) }]);
+  t.same([o!.a!.dtype, [...(o!.a!.data as Float64Array)]], ['float64', [3.5]]);
+  t.same([o!.b!.dtype, [...(o!.b!.data as BigInt64Array)]], ['int64', [7n]]);
+  t.same([o!.c!.dtype, [...(o!.c!.data as Uint8Array)]], ['bool', [1]]);
+  t.equal(o!.d!.dtype, 'string');
+  t.equal(Buffer.from((o!.d!.data as Uint8Array[])[0]!).toString(), 'text');
+  t.same([o!.e!.dtype, o!.e!.shape, [...(o!.e!.data as Int16Array)]], ['int16', [2], [1, 2]]);
+});
+
+t.test('a stage returning the wrong number of outputs is an explicit stage error', async (t) => {
+  const [r] = await engine.inferEach('funcs', 'wrong_count', [{ x: f32([1, 2, 3, 4]) }]);
+  t.ok(r instanceof ServingError);
+  t.equal((r as ServingError).code, 'E_STAGE_FAILED');
+  t.match((r as ServingError).message, /must return 1 value/);
+});
+
+t.test('a method may return its inputs without stages', async (t) => {
+  const [o] = await engine.infer('funcs', 'passthrough', [{ x: f32([9, 8, 7, 6]) }]);
+  t.same([...(o!.x!.data as Float32Array)], [9, 8, 7, 6]);
+});
+
+t.test('model.call from a stage runs the model (subgraph 0 by default)', async (t) => {
+  const [o] = await engine.infer('funcs', 'call_model', [{ x: f32([1, 2, 3, 4]) }]);
+  t.same([...(o!.y!.data as Float32Array)], [2, 4, 6, 8]);
+});
+
+t.test('model.call with subgraph 1 runs the second graph of a multi-file model', async (t) => {
+  const y = new Float32Array(8 * 96).map((_, i) => (i % 7) - 3);
+  const [o] = await engine.infer('subgraphs', 'sub1', [{ y: { dtype: 'float32', shape: [8, 96], data: y } }]);
+  const w = matmulWeight();
+  const expected = Array.from({ length: 16 }, (_, j) => {
+    let s = 0;
+    for (let r = 0; r < 8; r++) for (let k = 0; k < 96; k++) s += y[r * 96 + k]! * w[k * 16 + j]!;
+    return s;
+  });
+  const z = o!.z!.data as Float32Array;
+  t.same(o!.z!.shape, [16]);
+  expected.forEach((e, j) => t.ok(Math.abs(z[j]! - e) < 1e-3, `z[${j}]`));
+});
+
+t.test('model.call with a subgraph the model does not have fails clearly', async (t) => {
+  const [r] = await engine.inferEach('subgraphs', 'bad_subgraph', [{ y: { dtype: 'float32', shape: [8, 96], data: new Float32Array(768) } }]);
+  t.ok(r instanceof ServingError);
+  t.match((r as ServingError).message, /no subgraph 2; it has 2/);
+});
