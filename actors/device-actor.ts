@@ -160,9 +160,18 @@ async function run(msg: RunMessage): Promise<void> {
 }
 
 port.on('message', (msg: ToDevice) => {
+  if (msg.type === 'crash') throw new Error('device actor crashed on request (fault injection)');
+  if (msg.type === 'stop') {
+    chain = chain.then(async () => {
+      for (const subs of sessions) for (const s of subs) await s.release().catch(() => undefined);
+      process.exit(0);
+    });
+    return;
+  }
+  const batch: RunMessage = msg;
   chain = chain.then(() =>
-    run(msg).catch((err: unknown) => {
-      send({ type: 'run-error', id: msg.id, message: err instanceof Error ? err.message : String(err) });
+    run(batch).catch((err: unknown) => {
+      send({ type: 'run-error', id: batch.id, message: err instanceof Error ? err.message : String(err) });
     }),
   );
 });

@@ -51,6 +51,8 @@ export interface DeviceHandleOptions {
 }
 
 const ACTOR_ENTRY = new URL('./device-actor.js', import.meta.url);
+/** How long a stopping actor may take to finish its batches before its thread is terminated. */
+export const STOP_GRACE_MS = 10_000;
 
 export class DeviceHandle {
   readonly deviceId: number;
@@ -92,7 +94,8 @@ export class DeviceHandle {
           break;
         case 'load-error':
           settleReady.reject(new ServingError('E_LOAD_FAILED', `device ${this.deviceId}: ${msg.message}`));
-          this.stop();
+          this.stopping = true;
+          void this.worker.terminate(); // no session is running: safe
           break;
         case 'result':
           this.settle(msg.id, (p) => {
@@ -183,15 +186,34 @@ export class DeviceHandle {
     return promise;
   }
 
-  /** Terminates the actor; in-flight batches get E_ACTOR_DIED (no restart follows). */
-  stop(): Promise<number> {
+  /**
+   * Stops the actor once the batches it holds are done (no restart follows). Terminates the
+   * thread only if it does not exit within `graceMs` (a hung model).
+   */
+  stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.stopping = true;
-    return this.worker.terminate();
+    if (this.state === 'dead') return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => void this.worker.terminate(), graceMs);
+      this.worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (this.state === 'starting') void this.worker.terminate();
+      else this.worker.postMessage({ type: 'stop' });
+    });
   }
 
-  /** Kills the actor as a crash would (restart policy applies). For fault tests and operators. */
-  kill(): Promise<number> {
-    return this.worker.terminate();
+  /**
+   * Makes the actor die of an uncaught error, as a crash would: the restart policy applies and
+   * its in-flight batches are retried or failed. For fault tests and operators.
+   */
+  kill(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.state === 'dead') return resolve();
+      this.worker.once('exit', () => resolve());
+      this.worker.postMessage({ type: 'crash' });
+    });
   }
 
   private settle(id: number, fn: (p: Pending) => void): void {

@@ -45,7 +45,16 @@ export interface RunMessage {
   readonly inputs: readonly TensorRef[];
 }
 
-export type ToDevice = RunMessage;
+/**
+ * `stop`: finish the batches already received, release the sessions and exit.
+ * `crash`: die at once by an uncaught error (fault injection for tests and operators).
+ * Both are handled between batches, never while ONNX Runtime is running: terminating a
+ * thread inside `session.run` makes onnxruntime-node throw a C++ exception during teardown,
+ * which aborts the whole process.
+ */
+export type ControlMessage = { readonly type: 'stop' } | { readonly type: 'crash' };
+
+export type ToDevice = RunMessage | ControlMessage;
 
 export interface ReadyMessage {
   readonly type: 'ready';
