@@ -1,0 +1,107 @@
+// The register API: method tracing into stage graphs and every config error it reports.
+import t from 'tap';
+import { ServingServer } from '../../dist/engine/server.js';
+import { ServableStartConfig } from '../../dist/engine/start-config.js';
+import { addModel } from '../../dist/servables/example-models.js';
+import { servableFixture } from '../helpers/fixtures.js';
+
+const fx = servableFixture('register');
+t.teardown(() => fx.remove());
+
+const HEAD = `import { register, type Tensor } from 'actorserve';
+const model = register.declareModel({ modelFile: 'add.onnx' });
+export function f(a: Tensor, b: Tensor) { return [a, b]; }
+`;
+
+const bad: [string, string, RegExp][] = [
+  ['no method', ``, /declares no method/],
+  ['duplicate method', `register.method('m', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));
+register.method('m', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /declared more than once/],
+  ['return count', `register.method('m', { outputs: ['y', 'z'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /returns 1 values but declares 2 outputs/],
+  ['non-placeholder argument', `register.method('m', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, 3 as never]));`, /argument 1 must be a method input or an output of addStage/],
+  ['non-placeholder return', `register.method('m', { outputs: ['y'] }, (x1, x2) => 5 as never);`, /returned value 0 must be a method input/],
+  ['model input count', `register.method('m', { outputs: ['y'] }, (x1) => register.addStage(model, [x1]));`, /passes 1 inputs, the model takes 2/],
+  ['model output count', `register.method('m', { outputs: ['y', 'z'] }, (x1, x2) => register.addStage(model, [x1, x2], { outputsCount: 2 }) as never);`, /declares 2 outputs, the model has 1/],
+  ['unexported stage function', `function hidden(a: Tensor) { return a; }
+register.method('m', { outputs: ['y'] }, (x1) => register.addStage(hidden, [x1]));`, /function 'hidden' must be exported/],
+  ['function arity', `register.method('m', { outputs: ['y'] }, (x1) => register.addStage(f, [x1]));`, /takes 2 arguments but gets 1/],
+  ['addStage outside a method', `register.addStage(model, []);`, /only callable inside a method/],
+  ['destructured parameters', `register.method('m', { outputs: ['y'] }, (...xs) => xs[0] as never);`, /must be a plain name/],
+  ['negative batchSize', `register.method('m', { outputs: ['y', 'z'] }, (x1, x2) => register.addStage(f, [x1, x2], { outputsCount: 2, batchSize: -1 }) as never);`, /batchSize must be an integer >= 0/],
+  ['same model file twice', `register.declareModel({ modelFile: 'add.onnx' });`, /already declared/],
+  ['unsupported model format', `register.declareModel({ modelFile: 'x.mindir', modelFormat: 'MindIR' });`, /modelFormat 'MindIR' is not served/],
+  ['syntax error', `register.method('m', {`, /loading .* failed/],
+  ['withoutBatchDimInputs out of range', `const m2 = register.declareModel({ modelFile: 'b.onnx', withoutBatchDimInputs: [5] });
+register.method('m', { outputs: ['y'] }, (x1, x2) => register.addStage(m2, [x1, x2]));`, /withoutBatchDimInputs names input 5/],
+];
+
+for (const [name, body, message] of bad) {
+  t.test(`config error: ${name}`, async (t) => {
+    const servable = name.replace(/[^a-z]+/g, '_');
+    fx.config(servable, HEAD + body);
+    fx.model(servable, 1, 'add.onnx', addModel({ batch: 'N' }));
+    fx.model(servable, 1, 'b.onnx', addModel({ batch: 'N' }));
+    const engine = new ServingServer();
+    engine.log = () => {};
+    t.teardown(() => engine.stop());
+    const err = await engine.startServables(new ServableStartConfig({ servableDirectory: fx.dir, servableName: servable })).catch((e: unknown) => e);
+    t.match(err, { message });
+    t.match((err as { code: string }).code, /^E_(CONFIG_INVALID|LOAD_FAILED)$/);
+    t.same(engine.describe(), []);
+  });
+}
+
+t.test('method inputs come from parameter names, or from { inputs }', async (t) => {
+  fx.config('names', HEAD + `register.method('by_params', { outputs: ['y'] }, (first: never, second: never) => register.addStage(model, [first, second]));
+register.method('by_option', { inputs: ['a', 'b'], outputs: 'y' }, (p, q) => register.addStage(model, [p, q]));
+register.method('async_fn', { outputs: ['y'] }, function (u, v) { return register.addStage(model, [u, v]); });`);
+  fx.model('names', 1, 'add.onnx', addModel({ batch: 'N' }));
+  const engine = new ServingServer();
+  engine.log = () => {};
+  t.teardown(() => engine.stop());
+  await engine.startServables(new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'names' }));
+  const methods = engine.describe()[0]!.methods;
+  t.same(methods.map((m) => [m.name, m.inputs.map((i) => i.name)]), [
+    ['by_params', ['first', 'second']],
+    ['by_option', ['a', 'b']],
+    ['async_fn', ['u', 'v']],
+  ]);
+});
+
+t.test('ServableStartConfig checks every field', async (t) => {
+  const base = { servableDirectory: fx.dir, servableName: 'x' };
+  const cases: [object, RegExp][] = [
+    [{ ...base, servableDirectory: '' }, /servableDirectory/],
+    [{ ...base, deviceIds: [-1] }, /deviceIds must be integers >= 0/],
+    [{ ...base, deviceIds: [0, 0] }, /repeats an id/],
+    [{ ...base, deviceIds: [] }, /deviceIds/],
+    [{ ...base, versionNumber: 1.5 }, /versionNumber/],
+    [{ ...base, deviceType: 'ascend' }, /deviceType 'ascend' is not supported/],
+    [{ ...base, deviceType: '' }, /deviceType must not be empty/],
+    [{ ...base, numParallelWorkers: 65 }, /numParallelWorkers must be in \[0, 64\]/],
+    [{ ...base, decKey: new Uint8Array(15) }, /decKey must be 16, 24 or 32 bytes/],
+    [{ ...base, decMode: 'AES-ECB' }, /decMode 'AES-ECB' is not supported/],
+    [{ ...base, intraOpThreads: 0 }, /intraOpThreads/],
+    [{ ...base, maxQueuedRequests: 0 }, /maxQueuedRequests/],
+    [{ ...base, defaultDeadlineMs: 0 }, /defaultDeadlineMs/],
+  ];
+  for (const [options, message] of cases) {
+    t.throws(() => new ServableStartConfig(options as never), { code: 'E_INVALID_ARGUMENT', message }, String(message));
+  }
+  const c = new ServableStartConfig({ ...base, deviceIds: 3, deviceType: 'GPU' });
+  t.same([c.deviceIds, c.deviceType, c.versionNumber, c.decMode], [[3], 'cuda', 0, 'AES-GCM']);
+});
+
+t.test('startServables merges configs of one version (device ids joined)', async (t) => {
+  fx.config('merge', HEAD + `register.method('m', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`);
+  fx.model('merge', 1, 'add.onnx', addModel({ batch: 'N' }));
+  const engine = new ServingServer();
+  engine.log = () => {};
+  t.teardown(() => engine.stop());
+  await engine.startServables([
+    new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'merge', deviceIds: [0] }),
+    new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'merge', deviceIds: [1] }),
+  ]);
+  t.equal(engine.runtime('merge').stats.liveActors, 2);
+  await t.rejects(engine.startServables([] as never), { code: 'E_INVALID_ARGUMENT' });
+});
