@@ -99,8 +99,9 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
+    const usage = err instanceof UsageError || String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`actorserve: ${message}\n`);
-    if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') process.stderr.write(`Run "actorserve ${command ?? ''} --help" for usage.\n`);
-    return err instanceof UsageError ? 2 : 1;
+    if (usage) process.stderr.write(`Run "actorserve ${command ?? ''} --help" for usage.\n`);
+    return usage ? 2 : 1;
   }
 }
