@@ -11,6 +11,7 @@ import { ServingError } from '../engine/errors.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { BatchPlan } from './batch-plan.js';
 import type { DeviceGroup } from './device-group.js';
+import type { BatchObserver } from '../engine/serving-metrics.js';
 
 /** What the scheduler needs to know of the request a task belongs to. */
 export interface RequestState {
@@ -101,11 +102,19 @@ export class ModelScheduler {
   constructor(
     private readonly group: DeviceGroup,
     plans: readonly (readonly BatchPlan[])[],
+    private readonly observer?: BatchObserver,
   ) {
     this.byGraph = plans.map((subs, model) =>
       subs.map((plan, subgraph) => ({ model, subgraph, plan, tasks: new TaskQueue(), timer: undefined })),
     );
     this.queues = this.byGraph.flat();
+  }
+
+  /** Instances waiting in the queues (for the queue-depth gauge). */
+  get queued(): number {
+    let n = 0;
+    for (const q of this.queues) n += q.tasks.size;
+    return n;
   }
 
   plan(model: number, subgraph: number): BatchPlan {
@@ -226,7 +235,11 @@ export class ModelScheduler {
       clearTimeout(q.timer);
       q.timer = undefined;
     }
-    for (const t of batch) t.attempts++;
+    const sentAt = performance.now();
+    for (const t of batch) {
+      t.attempts++;
+      this.observer?.queued(q.plan.tag, (sentAt - t.enqueuedAt) / 1000);
+    }
     const s = this.stats;
     s.batches++;
     s.instances += batch.length;
@@ -242,6 +255,7 @@ export class ModelScheduler {
     }
     actor.run(q.model, q.subgraph, inputs).then(
       (result) => {
+        this.observer?.batch(q.plan.tag, batch.length, (performance.now() - sentAt) / 1000);
         let outputs: Tensor[][];
         try {
           outputs = q.plan.split(result.outputs, batch.length);

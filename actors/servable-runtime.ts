@@ -16,6 +16,7 @@ import { ModelScheduler, type RequestState } from './model-scheduler.js';
 import type { GraphInfo } from './protocol.js';
 import { StagePool } from './stage-pool.js';
 import type { ModelCallRequest } from './stage-protocol.js';
+import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
 
 export interface InferOptions {
   /** Milliseconds the request may take from now (default: the servable's defaultDeadlineMs). */
@@ -89,12 +90,13 @@ export class ServableRuntime {
     config: LoadedConfig,
     start: ServableStartConfig,
     log: (line: string) => void,
+    observer?: BatchObserver,
   ): Promise<ServableRuntime> {
     const rt = new ServableRuntime(location, version, config, start, log);
     try {
       if (rt.hasModels) await rt.group.start();
       const plans = config.models.map((m, i) => rt.group.graphs[i]!.map((g, sub) => new BatchPlan(m.declaration, sub, g)));
-      rt.scheduler = new ModelScheduler(rt.group, plans);
+      rt.scheduler = new ModelScheduler(rt.group, plans, observer);
       for (const m of config.methods) rt.checkMethod(m);
     } catch (err) {
       await rt.stop();
@@ -143,6 +145,22 @@ export class ServableRuntime {
   /** Can serve now: not stopping, and a device actor is live (or the servable has no models). */
   get ready(): boolean {
     return !this.stopped && (!this.hasModels || this.group.liveCount > 0);
+  }
+
+  hasMethod(name: string): boolean {
+    return this.methods.has(name);
+  }
+
+  /** Figures for the metrics gauges. */
+  get figures(): RuntimeFigures {
+    return {
+      name: this.name,
+      version: this.version,
+      inflight: this.inflight,
+      queued: this.scheduler?.queued ?? 0,
+      restarts: this.group.restarts,
+      liveActors: this.group.liveCount,
+    };
   }
 
   get stats() {

@@ -8,11 +8,22 @@ import { type InferOptions, type InstanceOutcome, type MethodInfo, ServableRunti
 import { locateServable, resolveVersion } from './servable-dir.js';
 import { ServableStartConfig } from './start-config.js';
 import type { Instance } from './tensor.js';
+import { ServingMetrics, type Transport } from './serving-metrics.js';
 
 export interface EngineInferOptions extends InferOptions {
   /** 0 or absent: the newest loaded version. */
   versionNumber?: number;
+  /** Which transport the request came through (a metrics label); default 'engine'. */
+  transport?: Transport;
 }
+
+export interface ServingServerOptions {
+  /** Collect metrics (default true; off only to measure their cost). */
+  metrics?: boolean;
+}
+
+/** Default time `drain()` lets in-flight work finish before the rest is failed. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
 export interface ServableInfo {
   readonly name: string;
@@ -27,7 +38,18 @@ export class ServingServer {
   readonly ServableStartConfig = ServableStartConfig;
   private readonly servables = new Map<string, Map<number, ServableRuntime>>();
   private starting: Promise<unknown> = Promise.resolve();
+  private draining = false;
+  /** Prometheus metrics of this server (`metrics.render()` is what `/metrics` serves). */
+  readonly metrics: ServingMetrics | undefined;
   log: LogFn = (line) => process.stderr.write(`[actorserve] ${line}\n`);
+
+  constructor(options: ServingServerOptions = {}) {
+    this.metrics = options.metrics === false ? undefined : new ServingMetrics(() => this.runtimes().map((rt) => rt.figures));
+  }
+
+  private runtimes(): ServableRuntime[] {
+    return [...this.servables.values()].flatMap((v) => [...v.values()]);
+  }
 
   /**
    * Starts servables. Configs naming the same servable must share its directory; configs that
@@ -73,7 +95,7 @@ export class ServingServer {
     const started: ServableRuntime[] = [];
     try {
       for (const r of resolved) {
-        const rt = await ServableRuntime.create(r.location, r.version, r.loaded, r.config, this.log);
+        const rt = await ServableRuntime.create(r.location, r.version, r.loaded, r.config, this.log, this.metrics?.observer(r.config.servableName));
         started.push(rt);
         this.log(`servable '${rt.name}' version ${rt.version} started on devices [${r.config.deviceIds.join(', ')}]`);
       }
@@ -118,11 +140,33 @@ export class ServingServer {
    * deadline) reject.
    */
   inferEach(servable: string, method: string, instances: readonly unknown[], options: EngineInferOptions = {}): Promise<InstanceOutcome[]> {
+    let rt: ServableRuntime;
     try {
-      return this.runtime(servable, options.versionNumber ?? 0).inferEach(method, instances, options);
+      if (this.draining) throw new ServingError('E_STOPPED', 'the server is draining and takes no new requests');
+      rt = this.runtime(servable, options.versionNumber ?? 0);
     } catch (err) {
+      // Unknown names are not used as label values: clients could grow the label set at will.
+      this.metrics?.request('', '', '', options.transport ?? 'engine', 0, (err as ServingError).code ?? 'E_INTERNAL');
       return Promise.reject(err);
     }
+    const work = rt.inferEach(method, instances, options);
+    const metrics = this.metrics;
+    if (!metrics) return work;
+    const started = performance.now();
+    const known = rt.hasMethod(method) ? method : '';
+    const record = (code: string | undefined): void =>
+      metrics.request(rt.name, known, rt.version, options.transport ?? 'engine', (performance.now() - started) / 1000, code);
+    return work.then(
+      (outcomes) => {
+        const failed = outcomes.find((o) => o instanceof ServingError) as ServingError | undefined;
+        record(failed?.code);
+        return outcomes;
+      },
+      (err: unknown) => {
+        record((err as ServingError).code ?? 'E_INTERNAL');
+        throw err;
+      },
+    );
   }
 
   /** Like `inferEach`, but rejects with InstanceErrors when any instance failed. */
@@ -154,9 +198,28 @@ export class ServingServer {
     return { ready: servables.length > 0 && servables.every((s) => s.ready), servables };
   }
 
+  /** Requests admitted and not yet answered, over every servable. */
+  get inflight(): number {
+    return this.runtimes().reduce((n, rt) => n + rt.figures.inflight, 0);
+  }
+
+  /**
+   * Graceful drain: refuses new requests (E_STOPPED), lets admitted ones finish for up to
+   * `timeoutMs`, then stops — what is still running is answered with E_STOPPED. Resolves with
+   * the number of requests that had to be cut off.
+   */
+  async drain(timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS): Promise<number> {
+    this.draining = true;
+    const deadline = performance.now() + timeoutMs;
+    while (this.inflight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const cut = this.inflight;
+    await this.stop();
+    return cut;
+  }
+
   /** Stops every servable: queued work is answered with E_STOPPED, device actors end. */
   async stop(): Promise<void> {
-    const all = [...this.servables.values()].flatMap((v) => [...v.values()]);
+    const all = this.runtimes();
     this.servables.clear();
     await Promise.all(all.map((rt) => rt.stop()));
   }

@@ -1,0 +1,71 @@
+// Prometheus metrics move with traffic; histograms have buckets; gauges read live figures.
+import t from 'tap';
+import { ServingServer } from '../../dist/engine/server.js';
+import { ServableStartConfig } from '../../dist/engine/start-config.js';
+import { MetricsRegistry } from '../../dist/engine/metrics.js';
+import { addModel } from '../../dist/servables/example-models.js';
+import { f32, servableFixture } from '../helpers/fixtures.js';
+
+const fx = servableFixture('metrics');
+fx.config(
+  'add',
+  `import { register } from 'actorserve';
+const model = register.declareModel({ modelFile: 'add.onnx' });
+register.method('add_common', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`,
+);
+fx.model('add', 1, 'add.onnx', addModel({ batch: 'N' }));
+const engine = new ServingServer();
+engine.log = () => {};
+t.before(() => engine.startServables(new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'add', deviceIds: [0, 1] })));
+t.teardown(async () => {
+  await engine.stop();
+  fx.remove();
+});
+
+function value(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+t.test('counters and histograms move with traffic', async (t) => {
+  const good = { x1: f32([1, 2, 3, 4]), x2: f32([1, 1, 1, 1]) };
+  await Promise.all(Array.from({ length: 10 }, () => engine.infer('add', 'add_common', [good, good])));
+  await engine.inferEach('add', 'add_common', [{ x1: f32([1, 2, 3, 4]) }], { transport: 'rest' });
+  await engine.infer('nope', 'x', [good]).catch(() => undefined);
+  const text = engine.metrics!.render();
+  t.equal(value(text, 'actorserve_requests_total{servable="add",method="add_common",version="1",transport="engine"}'), 10);
+  t.equal(value(text, 'actorserve_requests_total{servable="add",method="add_common",version="1",transport="rest"}'), 1);
+  t.equal(value(text, 'actorserve_request_failures_total{servable="add",method="add_common",version="1",transport="rest",code="E_MISSING_INPUT"}'), 1);
+  t.equal(
+    value(text, 'actorserve_request_failures_total{servable="",method="",version="",transport="engine",code="E_UNKNOWN_SERVABLE"}'),
+    1,
+    'unknown names do not become label values',
+  );
+  t.notMatch(text, /servable="nope"/);
+  t.equal(value(text, 'actorserve_request_duration_seconds_count{servable="add",method="add_common",transport="engine"}'), 10);
+  t.match(text, /actorserve_request_duration_seconds_bucket\{servable="add",method="add_common",transport="engine",le="0.001"\} \d+/);
+  t.equal(value(text, 'actorserve_request_duration_seconds_bucket{servable="add",method="add_common",transport="engine",le="+Inf"}'), 10);
+  t.equal(value(text, `actorserve_batch_size_sum{servable="add",model="Model 'add.onnx'"}`), 20, 'every instance counted once in batches');
+  t.ok(value(text, `actorserve_inference_duration_seconds_count{servable="add",model="Model 'add.onnx'"}`) >= 1);
+  t.equal(value(text, `actorserve_queue_duration_seconds_count{servable="add",model="Model 'add.onnx'"}`), 20);
+  t.equal(value(text, 'actorserve_inflight_requests{servable="add",version="1"}'), 0);
+  t.equal(value(text, 'actorserve_device_actors_live{servable="add",version="1"}'), 2);
+  t.equal(value(text, 'actorserve_device_actor_restarts_total{servable="add",version="1"}'), 0);
+  t.match(text, /# TYPE actorserve_requests_total counter/);
+  t.match(text, /# TYPE actorserve_request_duration_seconds histogram/);
+  t.match(text, /# TYPE actorserve_queue_depth gauge/);
+});
+
+t.test('device actor restarts are counted', async (t) => {
+  const rt = engine.runtime('add');
+  await rt.deviceHandles()[0]!.kill();
+  const until = Date.now() + 10_000;
+  while (rt.stats.restarts < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  t.equal(value(engine.metrics!.render(), 'actorserve_device_actor_restarts_total{servable="add",version="1"}'), 1);
+});
+
+t.test('label values are escaped', async (t) => {
+  const r = new MetricsRegistry();
+  r.counter('x_total', 'help', ['a']).inc(['q"u\\o\nte']);
+  t.match(r.render(), /x_total\{a="q\\"u\\\\o\\nte"\} 1/);
+});
