@@ -296,6 +296,13 @@ export class ServableRuntime {
     return Promise.all(req.instances.map((inst) => this.scheduler.submit(model, req.subgraph, inst as Tensor[], ctx)));
   }
 
+  /** Waits (up to `timeoutMs`) for in-flight requests to end, then stops. */
+  async drain(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.inflight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await this.stop();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.scheduler?.close(new ServingError('E_STOPPED', `servable '${this.name}' version ${this.version} is stopping`));

@@ -5,7 +5,8 @@
 import { loadServableConfig } from './config-loader.js';
 import { InstanceErrors, ServingError } from './errors.js';
 import { type InferOptions, type InstanceOutcome, type MethodInfo, ServableRuntime } from '../actors/servable-runtime.js';
-import { locateServable, resolveVersion } from './servable-dir.js';
+import { listVersions, locateServable, resolveVersion, type ServableLocation } from './servable-dir.js';
+import type { LoadedConfig } from './config-loader.js';
 import { ServableStartConfig } from './start-config.js';
 import type { Instance } from './tensor.js';
 import { ServingMetrics, type Transport } from './serving-metrics.js';
@@ -33,12 +34,21 @@ export interface ServableInfo {
 
 export type LogFn = (line: string) => void;
 
+interface StartPlan {
+  config: ServableStartConfig;
+  readonly version: number;
+  readonly loaded: LoadedConfig;
+  readonly location: ServableLocation;
+}
+
 export class ServingServer {
   /** The start-config class, reachable as `server.ServableStartConfig` like MindSpore's module. */
   readonly ServableStartConfig = ServableStartConfig;
   private readonly servables = new Map<string, Map<number, ServableRuntime>>();
   private starting: Promise<unknown> = Promise.resolve();
   private draining = false;
+  /** Servables started with version 0, whose newer versions `reload()` picks up. */
+  private readonly followNewest = new Map<string, ServableStartConfig>();
   /** Prometheus metrics of this server (`metrics.render()` is what `/metrics` serves). */
   readonly metrics: ServingMetrics | undefined;
   log: LogFn = (line) => process.stderr.write(`[actorserve] ${line}\n`);
@@ -67,47 +77,98 @@ export class ServingServer {
     if (list.length === 0 || !list.every((c) => c instanceof ServableStartConfig)) {
       throw new ServingError('E_INVALID_ARGUMENT', 'startServables takes a ServableStartConfig or a list of them');
     }
-    const merged = new Map<string, { config: ServableStartConfig; version: number }>();
-    const resolved: { config: ServableStartConfig; version: number; loaded: Awaited<ReturnType<typeof loadServableConfig>>; location: Awaited<ReturnType<typeof locateServable>> }[] = [];
+    const plans = new Map<string, StartPlan>(); // key: name@version
     for (const c of list) {
-      const location = await locateServable(c.servableDirectory, c.servableName);
-      const loaded = await loadServableConfig(location.configPath, c.servableName);
-      const version = await resolveVersion(location, c.versionNumber, loaded.models.length > 0);
-      const key = `${c.servableName}@${version}`;
-      const prior = merged.get(key);
-      if (prior) {
-        if (prior.config.servableDirectory !== c.servableDirectory) {
-          throw new ServingError('E_INVALID_ARGUMENT', `servable '${c.servableName}' is configured from two directories`);
-        }
-        const ids = [...new Set([...prior.config.deviceIds, ...c.deviceIds])];
-        const joined = new ServableStartConfig({ ...prior.config, deviceIds: ids, decKey: prior.config.decKey ?? null, numParallelWorkers: Math.max(prior.config.numParallelWorkers, c.numParallelWorkers) });
-        merged.set(key, { config: joined, version });
-        const r = resolved.find((x) => `${x.config.servableName}@${x.version}` === key)!;
-        r.config = joined;
+      const plan = await this.planStart(c);
+      const key = `${c.servableName}@${plan.version}`;
+      const prior = plans.get(key);
+      if (!prior) {
+        plans.set(key, plan);
         continue;
       }
-      if (this.servables.get(c.servableName)?.has(version)) {
-        throw new ServingError('E_INVALID_ARGUMENT', `servable '${c.servableName}' version ${version} is already started`);
+      if (prior.config.servableDirectory !== c.servableDirectory) {
+        throw new ServingError('E_INVALID_ARGUMENT', `servable '${c.servableName}' is configured from two directories`);
       }
-      merged.set(key, { config: c, version });
-      resolved.push({ config: c, version, loaded, location });
+      prior.config = new ServableStartConfig({
+        ...prior.config,
+        deviceIds: [...new Set([...prior.config.deviceIds, ...c.deviceIds])],
+        numParallelWorkers: Math.max(prior.config.numParallelWorkers, c.numParallelWorkers),
+        decKey: prior.config.decKey ?? null,
+      });
     }
     const started: ServableRuntime[] = [];
     try {
-      for (const r of resolved) {
-        const rt = await ServableRuntime.create(r.location, r.version, r.loaded, r.config, this.log, this.metrics?.observer(r.config.servableName));
-        started.push(rt);
-        this.log(`servable '${rt.name}' version ${rt.version} started on devices [${r.config.deviceIds.join(', ')}]`);
-      }
+      for (const plan of plans.values()) started.push(await this.launch(plan));
     } catch (err) {
       await Promise.all(started.map((rt) => rt.stop()));
       throw err;
     }
-    for (const rt of started) {
-      let versions = this.servables.get(rt.name);
-      if (!versions) this.servables.set(rt.name, (versions = new Map()));
-      versions.set(rt.version, rt);
+    for (const rt of started) this.register(rt);
+    for (const c of list) if (c.versionNumber === 0) this.followNewest.set(c.servableName, c);
+  }
+
+  private async planStart(config: ServableStartConfig, version?: number): Promise<StartPlan> {
+    const location = await locateServable(config.servableDirectory, config.servableName);
+    const loaded = await loadServableConfig(location.configPath, config.servableName);
+    const resolved = version ?? (await resolveVersion(location, config.versionNumber, loaded.models.length > 0));
+    if (this.servables.get(config.servableName)?.has(resolved)) {
+      throw new ServingError('E_INVALID_ARGUMENT', `servable '${config.servableName}' version ${resolved} is already started`);
     }
+    return { config, version: resolved, loaded, location };
+  }
+
+  private async launch(plan: StartPlan): Promise<ServableRuntime> {
+    const name = plan.config.servableName;
+    const rt = await ServableRuntime.create(plan.location, plan.version, plan.loaded, plan.config, this.log, this.metrics?.observer(name));
+    this.log(`servable '${name}' version ${rt.version} started on devices [${plan.config.deviceIds.join(', ')}]`);
+    return rt;
+  }
+
+  private register(rt: ServableRuntime): void {
+    let versions = this.servables.get(rt.name);
+    if (!versions) this.servables.set(rt.name, (versions = new Map()));
+    versions.set(rt.version, rt);
+  }
+
+  /**
+   * Version hot reload for servables started with version 0 ("follow the newest"): when a
+   * newer numbered folder has appeared, loads it, routes new requests to it, and unloads the
+   * version it replaces once that version's in-flight work has ended (availability first: no
+   * request is dropped). Resolves with the versions loaded.
+   */
+  reload(): Promise<{ servable: string; from: number; to: number }[]> {
+    const run = this.starting.then(() => this.doReload());
+    this.starting = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doReload(): Promise<{ servable: string; from: number; to: number }[]> {
+    const changes: { servable: string; from: number; to: number }[] = [];
+    for (const [name, config] of this.followNewest) {
+      const versions = this.servables.get(name);
+      if (!versions || versions.size === 0) continue;
+      const current = Math.max(...versions.keys());
+      const location = await locateServable(config.servableDirectory, name);
+      const newest = (await listVersions(location.dir)).at(-1) ?? 0;
+      if (newest <= current) continue;
+      const rt = await this.launch(await this.planStart(config, newest));
+      this.register(rt);
+      const old = versions.get(current)!;
+      versions.delete(current);
+      changes.push({ servable: name, from: current, to: newest });
+      this.log(`servable '${name}': version ${newest} serves; unloading version ${current} after its in-flight requests`);
+      void old.drain(DEFAULT_DRAIN_TIMEOUT_MS);
+    }
+    return changes;
+  }
+
+  /** Polls for new version folders every `intervalMs` and reloads (see `reload`). Returns a stop function. */
+  watchVersions(intervalMs = 2_000): () => void {
+    const timer = setInterval(() => {
+      this.reload().catch((err: unknown) => this.log(`version reload failed: ${(err as Error).message}`));
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /** The runtime that serves (servable, version); version 0 = newest loaded. */
@@ -221,6 +282,7 @@ export class ServingServer {
   async stop(): Promise<void> {
     const all = this.runtimes();
     this.servables.clear();
+    this.followNewest.clear();
     await Promise.all(all.map((rt) => rt.stop()));
   }
 }

@@ -43,14 +43,20 @@ for (const c of [1, 64]) {
 }
 await session.release();
 
-for (const deviceIds of [[0], [0, 1]]) {
-  const engine = new ServingServer();
+const cells: { deviceIds: number[]; metrics: boolean }[] = [
+  { deviceIds: [0], metrics: true },
+  { deviceIds: [0], metrics: false },
+  { deviceIds: [0, 1], metrics: true },
+];
+for (const { deviceIds, metrics } of cells) {
+  const engine = new ServingServer({ metrics });
   engine.log = () => {};
   await engine.startServables(new ServableStartConfig({ servableDirectory: servables, servableName: 'add', deviceIds }));
   for (const c of [1, 64]) {
     const r = await closedLoop(() => engine.infer('add', 'add_common', [{ x1: x(), x2: x() }]), { concurrency: c, durationMs });
     const stats = engine.runtime('add').stats;
-    record(`engine.infer add_common, ${deviceIds.length} device actor${deviceIds.length > 1 ? 's' : ''}`, c, r, baselines.get(c));
+    const name = `engine.infer add_common, ${deviceIds.length} device actor${deviceIds.length > 1 ? 's' : ''}${metrics ? '' : ', metrics off'}`;
+    record(name, c, r, baselines.get(c));
     rows[rows.length - 1]!.push((stats.instances / stats.batches).toFixed(1));
   }
   await engine.stop();
