@@ -95,7 +95,15 @@ export class ServableRuntime {
     const rt = new ServableRuntime(location, version, config, start, log);
     try {
       if (rt.hasModels) await rt.group.start();
-      const plans = config.models.map((m, i) => rt.group.graphs[i]!.map((g, sub) => new BatchPlan(m.declaration, sub, g)));
+      for (const key of Object.keys(start.batching)) {
+        if (!config.models.some((m) => m.key === key)) {
+          throw new ServingError('E_CONFIG_INVALID', `batching override for '${key}': the servable declares no such model (models: ${config.models.map((m) => m.key).join(', ')})`);
+        }
+      }
+      const plans = config.models.map((m, i) => {
+        const declaration = { ...m.declaration, ...start.batching[m.key] };
+        return rt.group.graphs[i]!.map((g, sub) => new BatchPlan(declaration, sub, g));
+      });
       rt.scheduler = new ModelScheduler(rt.group, plans, observer);
       for (const m of config.methods) rt.checkMethod(m);
     } catch (err) {

@@ -32,6 +32,16 @@ export interface ServableStartOptions {
   defaultDeadlineMs?: number;
   /** V8 heap limit of each device actor, in MiB (default: Node's). */
   actorMaxOldGenerationMb?: number;
+  /**
+   * Operator overrides of a model's batching, by model file (or, for multi-file models, the
+   * files joined by ';'): they replace what servable_config.ts declared.
+   */
+  batching?: Readonly<Record<string, BatchingOverride>>;
+}
+
+export interface BatchingOverride {
+  readonly maxBatchSize?: number;
+  readonly maxQueueDelayMs?: number;
 }
 
 export class ServableStartConfig {
@@ -47,6 +57,7 @@ export class ServableStartConfig {
   readonly maxQueuedRequests: number;
   readonly defaultDeadlineMs: number;
   readonly actorMaxOldGenerationMb: number | undefined;
+  readonly batching: Readonly<Record<string, BatchingOverride>>;
 
   constructor(options: ServableStartOptions) {
     const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `ServableStartConfig: ${message}`);
@@ -81,6 +92,20 @@ export class ServableStartConfig {
     const heap = options.actorMaxOldGenerationMb;
     if (heap !== undefined && (!Number.isInteger(heap) || heap < 16)) throw bad('actorMaxOldGenerationMb must be an integer >= 16');
 
+    const batching = options.batching ?? {};
+    for (const [model, o] of Object.entries(batching)) {
+      if (typeof o !== 'object' || o === null) throw bad(`batching['${model}'] must be an object`);
+      for (const key of Object.keys(o)) {
+        if (key !== 'maxBatchSize' && key !== 'maxQueueDelayMs') throw bad(`batching['${model}'] has an unknown key '${key}'`);
+      }
+      if (o.maxBatchSize !== undefined && (!Number.isInteger(o.maxBatchSize) || o.maxBatchSize < 1)) {
+        throw bad(`batching['${model}'].maxBatchSize must be an integer >= 1`);
+      }
+      if (o.maxQueueDelayMs !== undefined && (!(o.maxQueueDelayMs >= 0) || !Number.isFinite(o.maxQueueDelayMs))) {
+        throw bad(`batching['${model}'].maxQueueDelayMs must be a number >= 0`);
+      }
+    }
+
     this.servableDirectory = options.servableDirectory;
     this.servableName = options.servableName;
     this.deviceIds = ids;
@@ -93,5 +118,6 @@ export class ServableStartConfig {
     this.maxQueuedRequests = maxQueued;
     this.defaultDeadlineMs = deadline;
     this.actorMaxOldGenerationMb = heap;
+    this.batching = batching;
   }
 }

@@ -88,3 +88,19 @@ t.test('maxQueueDelayMs lets a partial batch wait for more instances', async (t)
 function o2s(m: Map<number, number>): Record<number, number> {
   return Object.fromEntries(m);
 }
+
+t.test('an operator batching override replaces the declared batch size; unknown models are refused', async (t) => {
+  const other = new ServingServer();
+  other.log = () => {};
+  t.teardown(() => other.stop());
+  await other.startServables(
+    new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'dyn', batching: { 'add.onnx': { maxBatchSize: 1 } } }),
+  );
+  await other.infer('dyn', 'add_common', [instance(1), instance(2), instance(3)]);
+  t.same(o2s(other.runtime('dyn').stats.batchSizes), { 1: 3 }, 'three batches of one');
+  await t.rejects(
+    other.startServables(new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'dyn2', batching: { 'nope.onnx': { maxBatchSize: 1 } } })),
+    { code: 'E_CONFIG_INVALID', message: /no such model \(models: add.onnx\)/ },
+  );
+  t.throws(() => new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'dyn', batching: { 'add.onnx': { maxBatchSise: 1 } as never } }), /unknown key 'maxBatchSise'/);
+});
