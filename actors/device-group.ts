@@ -5,6 +5,7 @@
  */
 import { ServingError } from '../engine/errors.js';
 import { DeviceHandle } from './device-handle.js';
+import { debugActors } from '../engine/logger.js';
 import type { DeviceActorInit, GraphInfo } from './protocol.js';
 
 export interface DeviceGroupOptions {
@@ -126,6 +127,7 @@ export class DeviceGroup {
       return;
     }
     const delay = Math.min(RESTART_BACKOFF_MS.initial * 2 ** m.failedRestarts, RESTART_BACKOFF_MS.max);
+    debugActors('%s: restarting device actor %d in %d ms', this.options.label, m.deviceId, delay);
     m.timer = setTimeout(() => {
       m.timer = undefined;
       if (this.stopped) return;

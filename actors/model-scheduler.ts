@@ -12,6 +12,7 @@ import type { Tensor } from '../engine/tensor.js';
 import type { BatchPlan } from './batch-plan.js';
 import type { DeviceGroup } from './device-group.js';
 import type { BatchObserver } from '../engine/serving-metrics.js';
+import { debugScheduler } from '../engine/logger.js';
 
 /** What the scheduler needs to know of the request a task belongs to. */
 export interface RequestState {
@@ -240,6 +241,7 @@ export class ModelScheduler {
       t.attempts++;
       this.observer?.queued(q.plan.tag, (sentAt - t.enqueuedAt) / 1000);
     }
+    if (debugScheduler.enabled) debugScheduler('%s: batch of %d -> device %d', q.plan.tag, batch.length, actor.deviceId);
     const s = this.stats;
     s.batches++;
     s.instances += batch.length;

@@ -16,6 +16,21 @@ export interface EngineInferOptions extends InferOptions {
   versionNumber?: number;
   /** Which transport the request came through (a metrics label); default 'engine'. */
   transport?: Transport;
+  /** Correlates logs and replies; transports generate one when the client sends none. */
+  requestId?: string;
+}
+
+/** One finished request, as the access log sees it. */
+export interface RequestLogEntry {
+  readonly requestId: string | undefined;
+  readonly servable: string;
+  readonly method: string;
+  readonly version: number | undefined;
+  readonly transport: Transport;
+  readonly instances: number;
+  /** undefined on success; else the first error code. */
+  readonly code: string | undefined;
+  readonly ms: number;
 }
 
 export interface ServingServerOptions {
@@ -52,6 +67,8 @@ export class ServingServer {
   /** Prometheus metrics of this server (`metrics.render()` is what `/metrics` serves). */
   readonly metrics: ServingMetrics | undefined;
   log: LogFn = (line) => process.stderr.write(`[actorserve] ${line}\n`);
+  /** Called once per finished request when set (the access log). */
+  requestLog: ((entry: RequestLogEntry) => void) | undefined;
 
   constructor(options: ServingServerOptions = {}) {
     this.metrics = options.metrics === false ? undefined : new ServingMetrics(() => this.runtimes().map((rt) => rt.figures));
@@ -206,17 +223,24 @@ export class ServingServer {
       if (this.draining) throw new ServingError('E_STOPPED', 'the server is draining and takes no new requests');
       rt = this.runtime(servable, options.versionNumber ?? 0);
     } catch (err) {
+      const code = (err as ServingError).code ?? 'E_INTERNAL';
       // Unknown names are not used as label values: clients could grow the label set at will.
-      this.metrics?.request('', '', '', options.transport ?? 'engine', 0, (err as ServingError).code ?? 'E_INTERNAL');
+      this.metrics?.request('', '', '', options.transport ?? 'engine', 0, code);
+      this.requestLog?.({ requestId: options.requestId, servable, method, version: options.versionNumber, transport: options.transport ?? 'engine', instances: Array.isArray(instances) ? instances.length : 0, code, ms: 0 });
       return Promise.reject(err);
     }
     const work = rt.inferEach(method, instances, options);
     const metrics = this.metrics;
-    if (!metrics) return work;
+    const requestLog = this.requestLog;
+    if (!metrics && !requestLog) return work;
     const started = performance.now();
     const known = rt.hasMethod(method) ? method : '';
-    const record = (code: string | undefined): void =>
-      metrics.request(rt.name, known, rt.version, options.transport ?? 'engine', (performance.now() - started) / 1000, code);
+    const transport = options.transport ?? 'engine';
+    const record = (code: string | undefined): void => {
+      const seconds = (performance.now() - started) / 1000;
+      metrics?.request(rt.name, known, rt.version, transport, seconds, code);
+      requestLog?.({ requestId: options.requestId, servable: rt.name, method, version: rt.version, transport, instances: instances.length, code, ms: seconds * 1000 });
+    };
     return work.then(
       (outcomes) => {
         const failed = outcomes.find((o) => o instanceof ServingError) as ServingError | undefined;
