@@ -93,6 +93,9 @@ export class ServableRuntime {
     observer?: BatchObserver,
   ): Promise<ServableRuntime> {
     const rt = new ServableRuntime(location, version, config, start, log);
+    // Stage threads import the config while the device actors load their models.
+    const warm = rt.stagePool?.warmup(config.configPath);
+    warm?.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
     try {
       if (rt.hasModels) await rt.group.start();
       for (const key of Object.keys(start.batching)) {
@@ -106,6 +109,7 @@ export class ServableRuntime {
       });
       rt.scheduler = new ModelScheduler(rt.group, plans, observer);
       for (const m of config.methods) rt.checkMethod(m);
+      await warm;
     } catch (err) {
       await rt.stop();
       const e = toServingError(err, 'E_LOAD_FAILED');

@@ -17,8 +17,10 @@ const WORKER_ENTRY = new URL('./stage-worker.js', import.meta.url).href;
 
 export class StagePool {
   private readonly pool: Piscina<StageTask, StageResult>;
+  private readonly threads: number;
 
   constructor(threads: number, maxQueue: number) {
+    this.threads = threads;
     this.pool = new Piscina({
       filename: WORKER_ENTRY,
       minThreads: threads,
@@ -78,6 +80,16 @@ export class StagePool {
       const code = /queue/i.test(e.message) ? 'E_OVERLOADED' : e.code;
       return task.instances.map(() => ({ error: { code, message } }));
     }
+  }
+
+  /**
+   * Starts the threads and has each import the config module (tsx compile, the stage
+   * functions' own imports), so the first requests do not pay for it. Fails like a load error
+   * when the module cannot be imported in a worker.
+   */
+  async warmup(configPath: string): Promise<void> {
+    const task: StageTask = { configPath, warmup: true, functionName: '', tag: 'warm-up', outputsCount: 0, batched: false, instances: [] };
+    await Promise.all(Array.from({ length: this.threads }, () => this.pool.run(task)));
   }
 
   destroy(): Promise<void> {

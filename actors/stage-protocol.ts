@@ -8,6 +8,8 @@ import type { MessagePort } from 'node:worker_threads';
 
 export interface StageTask {
   readonly configPath: string;
+  /** Only import the config module (start-up warm-up); the other fields are ignored. */
+  readonly warmup?: boolean;
   readonly functionName: string;
   readonly tag: string;
   readonly outputsCount: number;

@@ -63,6 +63,7 @@ function failure(err: unknown, task: StageTask): { error: { code: ServingError['
 
 async function runTask(task: StageTask): Promise<StageResult> {
   const mod = await loadModule(task.configPath);
+  if (task.warmup) return [];
   const fn = mod[task.functionName];
   if (typeof fn !== 'function') {
     throw new ServingError('E_STAGE_FAILED', `${task.tag}: '${task.functionName}' is not an exported function of ${task.configPath}`);

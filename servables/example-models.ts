@@ -115,3 +115,70 @@ export function mlpModel({ layers, width, inputWidth, seed, batch }: MlpOptions)
   }
   return b.addOutput('y', 'float32', [batch, width]).toBytes();
 }
+
+/** Classes of the ResNet-shaped example CNN. */
+export const RESNET_CLASSES = 1000;
+/** Input side of the ResNet-shaped example CNN (images are resized to SIDE × SIDE). */
+export const RESNET_SIDE = 224;
+
+/**
+ * A small ResNet-shaped CNN: x float32 [batch, 3, 224, 224] (normalised RGB, CHW) → stem
+ * (7×7/2 conv, ReLU, 3×3/2 max-pool) → four basic residual blocks (16, 32, 64, 128 channels;
+ * the last three stride 2 with a 1×1 projection shortcut) → global average pool → fully
+ * connected → softmax → y float32 [batch, 1000]. He-uniform weights from mulberry32(seed):
+ * untrained, but shaped and costed like the real thing (about 80 M multiply-adds per image).
+ */
+export function resnetModel({ batch, seed = 20 }: BatchOptions & { readonly seed?: number }): Uint8Array {
+  const rand = mulberry32(seed);
+  const b = new OnnxGraphBuilder('resnet_mini').addInput('x', 'float32', [batch, 3, RESNET_SIDE, RESNET_SIDE]);
+  let n = 0;
+  const conv = (input: string, cin: number, cout: number, k: number, stride: number): string => {
+    const name = `conv${n++}`;
+    const limit = Math.sqrt(6 / (cin * k * k));
+    const w = new Float32Array(cout * cin * k * k);
+    for (let i = 0; i < w.length; i++) w[i] = (rand() * 2 - 1) * limit;
+    const bias = new Float32Array(cout);
+    b.addInitializer(`${name}_w`, 'float32', [cout, cin, k, k], w)
+      .addInitializer(`${name}_b`, 'float32', [cout], bias)
+      .addNode('Conv', [input, `${name}_w`, `${name}_b`], [name], {
+        attributes: {
+          kernel_shape: attr.ints([k, k]),
+          strides: attr.ints([stride, stride]),
+          pads: attr.ints(Array(4).fill((k - 1) >> 1)),
+        },
+      });
+    return name;
+  };
+  const relu = (input: string): string => {
+    const name = `relu${n++}`;
+    b.addNode('Relu', [input], [name]);
+    return name;
+  };
+  const block = (input: string, cin: number, cout: number, stride: number): string => {
+    const a = relu(conv(input, cin, cout, 3, stride));
+    const c = conv(a, cout, cout, 3, 1);
+    const shortcut = stride === 1 && cin === cout ? input : conv(input, cin, cout, 1, stride);
+    const sum = `add${n++}`;
+    b.addNode('Add', [c, shortcut], [sum]);
+    return relu(sum);
+  };
+
+  let h = relu(conv('x', 3, 16, 7, 2));
+  b.addNode('MaxPool', [h], ['pool'], { attributes: { kernel_shape: attr.ints([3, 3]), strides: attr.ints([2, 2]), pads: attr.ints([1, 1, 1, 1]) } });
+  h = block('pool', 16, 16, 1);
+  h = block(h, 16, 32, 2);
+  h = block(h, 32, 64, 2);
+  h = block(h, 64, 128, 2);
+  const fcLimit = Math.sqrt(6 / 128);
+  const fcW = new Float32Array(128 * RESNET_CLASSES);
+  for (let i = 0; i < fcW.length; i++) fcW[i] = (rand() * 2 - 1) * fcLimit;
+  return b
+    .addNode('GlobalAveragePool', [h], ['gap'])
+    .addNode('Flatten', ['gap'], ['flat'], { attributes: { axis: attr.int(1) } })
+    .addInitializer('fc_w', 'float32', [128, RESNET_CLASSES], fcW)
+    .addInitializer('fc_b', 'float32', [RESNET_CLASSES], new Float32Array(RESNET_CLASSES))
+    .addNode('Gemm', ['flat', 'fc_w', 'fc_b'], ['logits'])
+    .addNode('Softmax', ['logits'], ['y'], { attributes: { axis: attr.int(1) } })
+    .addOutput('y', 'float32', [batch, RESNET_CLASSES])
+    .toBytes();
+}
