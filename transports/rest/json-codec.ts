@@ -1,0 +1,316 @@
+/**
+ * The JSON side of the RESTful protocol (MindSpore Serving's rules, PROTOCOLS.md §2.3–2.6, with
+ * our decisions), as pure functions:
+ *
+ *   body ──parseInstances──► ParsedRequest ──toTensor(value, model dtype)──► Instance[]
+ *   InstanceOutcome[] ──encodeJsonReply──► {"instances": [...]}
+ *
+ * Step 1 (`parseInstances`) is swappable: the JS one in json-parse.ts or the native one.
+ *
+ * Step 2 chooses each tensor's dtype: where a method input feeds a model directly, plain JSON
+ * numbers become the model's dtype (range-checked); elsewhere integers → int32, other numbers →
+ * float32, bools → bool, strings → string. `{"b64": ..., "type": ..., "shape": ...}` objects
+ * carry any dtype as raw little-endian bytes (type defaults to bytes).
+ */
+import { type DType, type NumericDType, TYPED_ARRAY, isDType, isNumericDType } from '../../engine/dtypes.js';
+import { ServingError } from '../../engine/errors.js';
+import { type Instance, type Tensor, elementCount } from '../../engine/tensor.js';
+import type { InstanceOutcome } from '../../actors/servable-runtime.js';
+import { decodeBase64, encodeBase64 } from './base64.js';
+import { floatToHalf } from './float16.js';
+import { parseInstances } from './json-parse.js';
+import {
+  writeBoolJson,
+  writeFloat16Json,
+  writeFloat32Json,
+  writeFloat64Json,
+  writeIntJson,
+  writeNested,
+} from './json-writer.js';
+import { type ParsedRequest, type ParsedValue, badRequest, preview } from './parsed-value.js';
+
+/** A method input as `describe()` reports it: `dtype` is present where it feeds a model directly. */
+export interface InputSpec {
+  readonly name: string;
+  readonly dtype?: string;
+}
+
+/** Body → ParsedRequest (the JS parser, or the native one). */
+export type InstancesParser = (body: Uint8Array) => ParsedRequest;
+
+/** A decoded value that is already a tensor (msgpack tensor maps, binary values). */
+export interface TensorValue {
+  readonly kind: 'tensor';
+  readonly tensor: Tensor;
+}
+
+/** Decodes a JSON request body into engine instances. Throws ServingError (400) on bad input. */
+export function decodeJsonRequest(
+  body: Uint8Array,
+  inputs: readonly InputSpec[],
+  parse: InstancesParser = parseInstances,
+): Instance[] {
+  let parsed: ParsedRequest;
+  try {
+    parsed = parse(body);
+  } catch (err) {
+    if (err instanceof ServingError) throw err;
+    throw badRequest((err as Error)?.message ?? String(err));
+  }
+  return decodeInstances(parsed.instances, inputs, parsed.single);
+}
+
+/** ParsedRequest instances → engine instances, with each input's dtype chosen. */
+export function decodeInstances(
+  instances: ReadonlyArray<Record<string, ParsedValue | TensorValue>>,
+  inputs: readonly InputSpec[],
+  single = false,
+): Instance[] {
+  const expected = new Map<string, DType | undefined>(inputs.map((i) => [i.name, modelDType(i.dtype)]));
+  return instances.map((values, i) => {
+    const out: Instance = {};
+    for (const [name, value] of Object.entries(values)) {
+      const where = `${single ? 'the instance' : `instance ${i}`}, input '${name}'`;
+      out[name] = value.kind === 'tensor' ? value.tensor : toTensor(value, expected.get(name), where);
+    }
+    return out;
+  });
+}
+
+function modelDType(dtype: string | undefined): DType | undefined {
+  return isDType(dtype) ? dtype : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 2: ParsedValue → Tensor
+
+/**
+ * One parsed value → a tensor. `expected` is the model input's dtype when the method input
+ * feeds a model directly (then numbers convert to it), else undefined (MindSpore's defaults).
+ */
+export function toTensor(value: ParsedValue, expected: DType | undefined, where: string): Tensor {
+  switch (value.kind) {
+    case 'numbers': {
+      const count = value.data.length;
+      if (count === 0 && expected !== undefined) return emptyTensor(expected, value.shape);
+      const dtype: DType = expected ?? (value.integers ? 'int32' : 'float32');
+      if (!isNumericDType(dtype) || dtype === 'bool') {
+        throw new ServingError('E_INVALID_DTYPE', `${where}: the model takes ${dtype}, got numbers`);
+      }
+      return numbersTensor(value.data, value.shape, dtype, where);
+    }
+    case 'bools': {
+      if (value.data.length === 0 && expected !== undefined) return emptyTensor(expected, value.shape);
+      if (expected !== undefined && expected !== 'bool') {
+        throw new ServingError('E_INVALID_DTYPE', `${where}: the model takes ${expected}, got bools`);
+      }
+      return { dtype: 'bool', shape: value.shape, data: value.data };
+    }
+    case 'strings': {
+      if (value.data.length === 0 && expected !== undefined) return emptyTensor(expected, value.shape);
+      if (expected !== undefined && expected !== 'string' && expected !== 'bytes') {
+        throw new ServingError('E_INVALID_DTYPE', `${where}: the model takes ${expected}, got strings`);
+      }
+      return { dtype: expected ?? 'string', shape: value.shape, data: value.data.map((s) => Buffer.from(s, 'utf8')) };
+    }
+    case 'b64':
+      return b64Tensor(value.b64, value.type, value.shape, expected, where);
+    default:
+      throw badRequest(`${where}: unknown value kind ${JSON.stringify((value as { kind?: unknown }).kind)}`);
+  }
+}
+
+function emptyTensor(dtype: DType, shape: number[]): Tensor {
+  if (isNumericDType(dtype)) return { dtype, shape, data: new TYPED_ARRAY[dtype](0) } as Tensor;
+  return { dtype, shape, data: [] };
+}
+
+const INT_RANGE: Partial<Record<NumericDType, readonly [number, number]>> = {
+  int8: [-128, 127],
+  int16: [-32768, 32767],
+  int32: [-2147483648, 2147483647],
+  int64: [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  uint8: [0, 255],
+  uint16: [0, 65535],
+  uint32: [0, 4294967295],
+  uint64: [0, Number.MAX_SAFE_INTEGER],
+};
+
+const FLOAT_MAX = { float16: 65504, float32: 3.4028234663852886e38 } as const;
+
+function numbersTensor(src: Float64Array, shape: number[], dtype: Exclude<NumericDType, 'bool'>, where: string): Tensor {
+  const n = src.length;
+  const range = INT_RANGE[dtype];
+  if (range) {
+    const [lo, hi] = range;
+    for (let i = 0; i < n; i++) {
+      const v = src[i]!;
+      if (!Number.isInteger(v)) {
+        throw new ServingError('E_INVALID_DTYPE', `${where}: the model takes ${dtype}, but ${at(i, shape)} is ${v}, not an integer`);
+      }
+      if (v < lo || v > hi) {
+        const hint = dtype.endsWith('64') ? ' (JSON numbers beyond ±2^53 are inexact: send them as b64 data)' : '';
+        throw badRequest(`${where}: ${at(i, shape)} (${v}) is out of the ${dtype} range [${lo}, ${hi}]${hint}`);
+      }
+    }
+    if (dtype === 'int64') return { dtype, shape, data: BigInt64Array.from(src, (v) => BigInt(v)) };
+    if (dtype === 'uint64') return { dtype, shape, data: BigUint64Array.from(src, (v) => BigInt(v)) };
+    const data = new TYPED_ARRAY[dtype](n);
+    (data as Int32Array).set(src);
+    return { dtype, shape, data } as Tensor;
+  }
+  if (dtype === 'float32' || dtype === 'float16') {
+    // values that would round to ±Infinity are an error, not a silent overflow
+    for (let i = 0; i < n; i++) {
+      const v = src[i]!;
+      const overflows = dtype === 'float32' ? !Number.isFinite(Math.fround(v)) : (floatToHalf(v) & 0x7fff) === 0x7c00;
+      if (overflows) throw badRequest(`${where}: ${at(i, shape)} (${v}) is out of the ${dtype} range ±${FLOAT_MAX[dtype]}`);
+    }
+  }
+  if (dtype === 'float16') {
+    const data = new Uint16Array(n);
+    for (let i = 0; i < n; i++) data[i] = floatToHalf(src[i]!);
+    return { dtype, shape, data };
+  }
+  if (dtype === 'float32') return { dtype, shape, data: new Float32Array(src) };
+  return { dtype: 'float64', shape, data: src }; // the parsed data is ours: no copy
+}
+
+/** "element [1][0]": where the flat index `i` sits in `shape` ("the value" for a scalar). */
+function at(i: number, shape: readonly number[]): string {
+  if (shape.length === 0) return 'the value';
+  let s = '';
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const dim = shape[d]!;
+    s = `[${i % dim}]${s}`;
+    i = Math.floor(i / dim);
+  }
+  return `element ${s}`;
+}
+
+/** b64 object `type` names (MindSpore's set, plus our dtype names). */
+const B64_TYPES: Readonly<Record<string, DType>> = {
+  bool: 'bool',
+  int8: 'int8', int16: 'int16', int32: 'int32', int64: 'int64',
+  uint8: 'uint8', uint16: 'uint16', uint32: 'uint32', uint64: 'uint64',
+  fp16: 'float16', float16: 'float16',
+  fp32: 'float32', float32: 'float32',
+  fp64: 'float64', float64: 'float64',
+  str: 'string', string: 'string',
+  bytes: 'bytes',
+};
+
+function b64Tensor(text: string, type: unknown, shapeValue: unknown, expected: DType | undefined, where: string): Tensor {
+  let dtype: DType = 'bytes';
+  if (type !== undefined) {
+    if (typeof type !== 'string' || !Object.hasOwn(B64_TYPES, type)) {
+      throw new ServingError(
+        'E_INVALID_DTYPE',
+        `${where}: "type" must be one of ${Object.keys(B64_TYPES).join(', ')}; got ${typeof type === 'string' ? preview(type) : JSON.stringify(type) ?? String(type)}`,
+      );
+    }
+    dtype = B64_TYPES[type]!;
+  }
+  const shape = readShape(shapeValue, where);
+  const count = elementCount(shape, where);
+  if (expected !== undefined && isNumericDType(expected) && dtype !== expected) {
+    throw new ServingError(
+      'E_INVALID_DTYPE',
+      `${where}: the model takes ${expected}, the b64 object holds ${dtype}${type === undefined ? ' (the default type; set "type": "' + expected + '")' : ''}`,
+    );
+  }
+  const bytes = decodeBase64(text, where);
+  if (!isNumericDType(dtype)) {
+    if (count !== 1) {
+      throw new ServingError('E_INVALID_SHAPE', `${where}: a b64 object of type ${dtype} holds one value, so its shape must have one element, got [${shape.join(', ')}]`);
+    }
+    return { dtype, shape, data: [bytes] };
+  }
+  const size = TYPED_ARRAY[dtype].BYTES_PER_ELEMENT;
+  if (bytes.byteLength !== count * size) {
+    throw new ServingError(
+      'E_INVALID_SHAPE',
+      `${where}: the b64 data holds ${bytes.byteLength} bytes, but ${dtype} of shape [${shape.join(', ')}] needs ${count * size} (${count} × ${size})`,
+    );
+  }
+  if (dtype === 'bool') for (let i = 0; i < bytes.length; i++) if (bytes[i]! > 1) bytes[i] = 1;
+  return { dtype, shape, data: new TYPED_ARRAY[dtype](bytes.buffer, 0, count) } as Tensor;
+}
+
+/** A shape given by a client: a list of non-negative integers (absent → scalar). */
+export function readShape(value: unknown, where: string): number[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new ServingError('E_INVALID_SHAPE', `${where}: "shape" must be a list of non-negative integers`);
+  if (value.length > 64) throw new ServingError('E_INVALID_SHAPE', `${where}: "shape" has ${value.length} dims, at most 64 are allowed`);
+  return value.map((d) => {
+    const n = typeof d === 'bigint' ? Number(d) : d;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0xffffffff) {
+      throw new ServingError('E_INVALID_SHAPE', `${where}: "shape" must be a list of non-negative integers, got [${value.map((x) => JSON.stringify(typeof x === 'bigint' ? Number(x) : x) ?? String(x)).join(', ')}]`);
+    }
+    return n;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export function encodeJsonError(message: string): string {
+  return `{"error_msg":${JSON.stringify(message)}}`;
+}
+
+/** `{"instances": [{"<output>": value, ...} | {"error_msg": "..."}, ...]}` in request order. */
+export function encodeJsonReply(outcomes: readonly InstanceOutcome[]): string {
+  let out = '{"instances":[';
+  for (let i = 0; i < outcomes.length; i++) {
+    if (i > 0) out += ',';
+    const o = outcomes[i]!;
+    out += o instanceof ServingError ? encodeJsonError(o.message) : instanceJson(o);
+  }
+  return `${out}]}`;
+}
+
+function instanceJson(inst: Instance): string {
+  let out = '{';
+  let first = true;
+  try {
+    for (const [name, t] of Object.entries(inst)) {
+      out += `${first ? '' : ','}${JSON.stringify(name)}:${tensorJson(t, name)}`;
+      first = false;
+    }
+  } catch (err) {
+    return encodeJsonError((err as Error).message);
+  }
+  return `${out}}`;
+}
+
+/** One tensor as a JSON value (see json-writer.ts for numbers; strings as JSON strings, bytes as {"b64"}). */
+export function tensorJson(t: Tensor, name = 'output'): string {
+  switch (t.dtype) {
+    case 'float32':
+      return writeFloat32Json(t.data, t.shape);
+    case 'float64':
+      return writeFloat64Json(t.data, t.shape);
+    case 'float16':
+      return writeFloat16Json(t.data, t.shape);
+    case 'bool':
+      return writeBoolJson(t.data, t.shape);
+    case 'string':
+      return writeNested(t.shape, (i) => {
+        const b = t.data[i]!;
+        try {
+          return JSON.stringify(utf8.decode(b));
+        } catch {
+          throw new ServingError(
+            'E_INTERNAL',
+            `output '${name}' element ${i} is not valid UTF-8, which a JSON string cannot carry; ask for msgpack (Accept: application/msgpack) to get its bytes`,
+          );
+        }
+      });
+    case 'bytes':
+      return writeNested(t.shape, (i) => `{"b64":"${encodeBase64(t.data[i]!)}"}`);
+    default:
+      return writeIntJson(t.data, t.shape);
+  }
+}

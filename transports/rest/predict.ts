@@ -1,0 +1,104 @@
+/**
+ * A predict call, independent of HTTP framing: decoded body in, status and encoded body out.
+ *
+ * Status rules: 200 when at least one instance succeeded (failed ones carry
+ * `{"error_msg": ...}` in their place). When the whole request fails — bad URL or body, unknown
+ * servable/method/version, overload, deadline — or every instance failed, the status is the
+ * error's (ERROR_CODES: 400/404/503/504/500) and the body `{"error_msg": ...}`; when every
+ * instance failed with different messages, the body keeps the per-instance list.
+ */
+import { ServingError, toServingError } from '../../engine/errors.js';
+import type { ServingServer } from '../../engine/server.js';
+import type { InstanceOutcome, MethodInfo } from '../../actors/servable-runtime.js';
+import type { Instance } from '../../engine/tensor.js';
+import { JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
+import { type InputSpec, type InstancesParser, decodeJsonRequest, encodeJsonError, encodeJsonReply } from './json-codec.js';
+import { parseInstances } from './json-parse.js';
+import { decodeMsgpackRequest, encodeMsgpackError, encodeMsgpackReply } from './msgpack-codec.js';
+
+export interface PredictCall {
+  readonly servable: string;
+  /** 0 = newest loaded. */
+  readonly version: number;
+  readonly method: string;
+  readonly body: Uint8Array;
+  /** The body is msgpack (else JSON). */
+  readonly msgpackBody: boolean;
+  /** Reply in msgpack (else JSON). */
+  readonly msgpackReply: boolean;
+  readonly deadlineMs?: number;
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string | Uint8Array;
+}
+
+export interface PredictOptions {
+  /** Step 1 of JSON decoding (the JS parser by default; the native one when bound). */
+  readonly parseInstances?: InstancesParser;
+  /** Receives internal errors (status 500 from a bug), for the server log. */
+  readonly log?: (line: string) => void;
+}
+
+type MethodTable = ReadonlyMap<string, MethodInfo>;
+const methodTables = new WeakMap<object, MethodTable>();
+
+/** The method's inputs (with model dtypes), from the runtime of (servable, version); throws the 404s. */
+function methodInputs(engine: ServingServer, servable: string, version: number, method: string): readonly InputSpec[] {
+  const runtime = engine.runtime(servable, version);
+  let table = methodTables.get(runtime);
+  if (!table) {
+    table = new Map(runtime.describe().map((m) => [m.name, m]));
+    methodTables.set(runtime, table);
+  }
+  const info = table.get(method);
+  if (!info) {
+    throw new ServingError(
+      'E_UNKNOWN_METHOD',
+      `servable '${runtime.name}' has no method ${JSON.stringify(method)} (methods: ${[...table.keys()].join(', ')})`,
+    );
+  }
+  return info.inputs;
+}
+
+export async function predict(engine: ServingServer, call: PredictCall, options: PredictOptions = {}): Promise<Reply> {
+  try {
+    const inputs = methodInputs(engine, call.servable, call.version, call.method);
+    const instances: Instance[] = call.msgpackBody
+      ? decodeMsgpackRequest(call.body, inputs)
+      : decodeJsonRequest(call.body, inputs, options.parseInstances ?? parseInstances);
+    const outcomes = await engine.inferEach(call.servable, call.method, instances, {
+      versionNumber: call.version,
+      ...(call.deadlineMs !== undefined ? { deadlineMs: call.deadlineMs } : {}),
+    });
+    return outcomeReply(outcomes, call.msgpackReply);
+  } catch (err) {
+    const e = toServingError(err);
+    if (e.code === 'E_INTERNAL') options.log?.(`REST predict ${call.servable}:${call.method}: internal error: ${(err as Error)?.stack ?? e.message}`);
+    return errorReply(e.httpStatus, e.message, call.msgpackReply);
+  }
+}
+
+export function outcomeReply(outcomes: readonly InstanceOutcome[], msgpack: boolean): Reply {
+  const failed = outcomes.filter((o): o is ServingError => o instanceof ServingError);
+  if (failed.length === outcomes.length && failed.length > 0) {
+    const first = failed[0]!;
+    if (failed.every((e) => e.message === first.message)) return errorReply(first.httpStatus, first.message, msgpack);
+    return encoded(first.httpStatus, outcomes, msgpack);
+  }
+  return encoded(200, outcomes, msgpack);
+}
+
+function encoded(status: number, outcomes: readonly InstanceOutcome[], msgpack: boolean): Reply {
+  return msgpack
+    ? { status, contentType: MSGPACK_TYPE, body: encodeMsgpackReply(outcomes) }
+    : { status, contentType: JSON_TYPE, body: encodeJsonReply(outcomes) };
+}
+
+export function errorReply(status: number, message: string, msgpack: boolean): Reply {
+  return msgpack
+    ? { status, contentType: MSGPACK_TYPE, body: encodeMsgpackError(message) }
+    : { status, contentType: JSON_TYPE, body: encodeJsonError(message) };
+}

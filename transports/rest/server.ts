@@ -1,0 +1,361 @@
+/**
+ * The RESTful transport on uWebSockets.js: MindSpore Serving's REST API
+ * (`POST /model/<servable>[/version/<n>]:<method>`, JSON or msgpack) plus `GET /healthz` and
+ * `GET /readyz` for probes. It only decodes, calls the engine and encodes; model work runs in
+ * the engine's device actors, never on this thread.
+ *
+ *   const rest = await startRestfulServer(engine, '127.0.0.1:1500', { maxMsgMbSize: 100 });
+ *   ...
+ *   await rest.close();
+ */
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from '@trufflesuite/uws-js-unofficial';
+import { ServingError } from '../../engine/errors.js';
+import type { ServingServer } from '../../engine/server.js';
+import { type ListenAddress, formatAddress, parseAddress } from './address.js';
+import { readBody } from './body-reader.js';
+import { Exchange, JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
+import { type InstancesParser, encodeJsonError } from './json-codec.js';
+import { errorReply, predict } from './predict.js';
+import { route } from './router.js';
+import { TLS12_CIPHERS, TlsFront } from './tls-front.js';
+
+export interface SSLConfig {
+  /** Path of the PEM certificate (chain). */
+  certificate: string;
+  /** Path of the PEM private key. */
+  privateKey: string;
+  /** Path of the PEM CA bundle that client certificates must chain to (with `verifyClient`). */
+  customCa?: string;
+  /** Mutual TLS: require a client certificate signed by `customCa`. */
+  verifyClient?: boolean;
+}
+
+export interface RestServerOptions {
+  /** HTTPS with these files; plain HTTP when absent. */
+  sslConfig?: SSLConfig;
+  /** Largest request body in MiB (default 100, MindSpore's; at most 512). Larger bodies get 413. */
+  maxMsgMbSize?: number;
+  /** Largest request body in bytes; overrides `maxMsgMbSize` (tests use it for exact limits). */
+  maxBodyBytes?: number;
+  /** Largest request line + headers in bytes (default 16 KiB); larger requests get 431. */
+  maxHeaderBytes?: number;
+  /** How long `close()` waits for requests in flight before cutting them off (default 10000 ms). */
+  closeTimeoutMs?: number;
+  /** A request body must arrive completely within this time (default 60000 ms), else 408. */
+  bodyTimeoutMs?: number;
+  /** Step 1 of JSON decoding: the JS parser by default, or the native one. */
+  parseInstances?: InstancesParser;
+}
+
+export interface RestServer {
+  /** The address served, with the port actually bound: `127.0.0.1:1500`, `[::1]:1500`, `unix:/path`. */
+  readonly address: string;
+  /** The TCP port bound (0 for a unix socket). */
+  readonly port: number;
+  /** Stops accepting, lets requests in flight finish (up to closeTimeoutMs), then closes every connection. */
+  close(): Promise<void>;
+}
+
+/** uWS apps have `close()` (closes the listen sockets and every connection); its typings omit it. */
+type App = TemplatedApp & { close(): void };
+
+const MIB = 1024 * 1024;
+const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+const DEFAULT_BODY_TIMEOUT_MS = 60_000;
+const MSGPACK_RE = /^application\/(?:x-|vnd\.)?msgpack\b/i;
+const ACCEPT_MSGPACK_RE = /\bapplication\/(?:x-|vnd\.)?msgpack\b/i;
+
+export async function startRestfulServer(engine: ServingServer, address: string, options: RestServerOptions = {}): Promise<RestServer> {
+  const listen = parseAddress(address);
+  const settings = checkOptions(options);
+  const server = new UwsRestServer(engine, listen, settings);
+  await server.start();
+  return server;
+}
+
+interface Settings {
+  readonly ssl: SSLConfig | undefined;
+  readonly bodyLimit: number;
+  readonly maxHeaderBytes: number;
+  readonly closeTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly parseInstances: InstancesParser | undefined;
+}
+
+function checkOptions(o: RestServerOptions): Settings {
+  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `RESTful server options: ${message}`);
+  const mb = o.maxMsgMbSize ?? 100;
+  if (typeof mb !== 'number' || !(mb > 0) || mb > 512) throw bad(`maxMsgMbSize must be a number in (0, 512], got ${mb}`);
+  const bodyLimit = o.maxBodyBytes ?? Math.floor(mb * MIB);
+  if (!Number.isSafeInteger(bodyLimit) || bodyLimit < 0 || bodyLimit > 512 * MIB) throw bad(`maxBodyBytes must be an integer in [0, 512 MiB], got ${bodyLimit}`);
+  const maxHeaderBytes = o.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+  if (!Number.isSafeInteger(maxHeaderBytes) || maxHeaderBytes < 256) throw bad(`maxHeaderBytes must be an integer >= 256, got ${maxHeaderBytes}`);
+  const closeTimeoutMs = o.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  if (!(closeTimeoutMs >= 0) || !Number.isFinite(closeTimeoutMs)) throw bad(`closeTimeoutMs must be a number >= 0, got ${closeTimeoutMs}`);
+  const bodyTimeoutMs = o.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
+  if (!(bodyTimeoutMs > 0) || !Number.isFinite(bodyTimeoutMs)) throw bad(`bodyTimeoutMs must be a positive number, got ${bodyTimeoutMs}`);
+  if (o.sslConfig !== undefined) checkSsl(o.sslConfig);
+  return { ssl: o.sslConfig, bodyLimit, maxHeaderBytes, closeTimeoutMs, bodyTimeoutMs, parseInstances: o.parseInstances };
+}
+
+function checkSsl(ssl: SSLConfig): void {
+  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `RESTful server sslConfig: ${message}`);
+  const readable = (field: keyof SSLConfig, path: unknown): void => {
+    if (typeof path !== 'string' || path.length === 0) throw bad(`${field} must be the path of a PEM file`);
+    try {
+      readFileSync(path, { flag: 'r' });
+    } catch (err) {
+      throw bad(`${field} file ${path} cannot be read: ${(err as Error).message}`);
+    }
+  };
+  readable('certificate', ssl.certificate);
+  readable('privateKey', ssl.privateKey);
+  if (ssl.verifyClient) {
+    if (ssl.customCa === undefined) throw bad('verifyClient needs customCa, the CA that client certificates must chain to');
+    readable('customCa', ssl.customCa);
+  } else if (ssl.customCa !== undefined) {
+    readable('customCa', ssl.customCa);
+  }
+}
+
+class UwsRestServer implements RestServer {
+  address = '';
+  port = 0;
+  private readonly app: App;
+  private listenSocket: us_listen_socket | undefined;
+  private readonly inflight = new Set<Exchange>();
+  private draining = false;
+  private drained: (() => void) | undefined;
+  private closing: Promise<void> | undefined;
+  private ownsSocketFile = false;
+  /** With `verifyClient`: the Node TLS server in front, and the private folder of the app's socket. */
+  private front: TlsFront | undefined;
+  private privateDir: string | undefined;
+
+  constructor(
+    private readonly engine: ServingServer,
+    private readonly listen: ListenAddress,
+    private readonly settings: Settings,
+  ) {
+    const ssl = settings.ssl;
+    if (ssl?.verifyClient) {
+      this.privateDir = mkdtempSync(join(tmpdir(), 'actorserve-rest-'));
+      try {
+        this.front = new TlsFront({ certificate: ssl.certificate, privateKey: ssl.privateKey, customCa: ssl.customCa! }, join(this.privateDir, 'app.sock'));
+      } catch (err) {
+        rmSync(this.privateDir, { recursive: true, force: true });
+        throw new ServingError(
+          'E_INVALID_ARGUMENT',
+          `RESTful server sslConfig: the certificate, private key or CA could not be loaded (${(err as Error).message}); check they are PEM files and that the key matches the certificate`,
+        );
+      }
+    }
+    this.app = (ssl && !ssl.verifyClient ? sslApp(ssl) : uWS.App()) as App;
+    this.app.any('/*', (res, req) => this.handle(res, req));
+  }
+
+  async start(): Promise<void> {
+    const l = this.listen;
+    const where = l.kind === 'unix' ? `unix:${l.path}` : formatAddress(l, l.port);
+    const failed = async (detail: string): Promise<never> => {
+      await this.release();
+      throw new ServingError('E_UNAVAILABLE', `RESTful server could not bind to ${where} (${detail})`);
+    };
+    if (l.kind === 'unix') await claimSocketPath(l.path);
+    // with a TLS front, the uWS app listens on a private unix socket and the front on the address
+    const appAt: ListenAddress = this.front ? { kind: 'unix', path: join(this.privateDir!, 'app.sock') } : l;
+    const socket = await new Promise<us_listen_socket | false>((resolve) => {
+      if (appAt.kind === 'unix') this.app.listen_unix((s) => resolve(s), appAt.path);
+      else this.app.listen(appAt.host, appAt.port, (s) => resolve(s));
+    });
+    if (!socket) return failed('address in use, not local, or not permitted');
+    this.listenSocket = socket;
+    if (this.front) {
+      try {
+        this.port = await this.front.listen(l);
+      } catch (err) {
+        return failed((err as Error).message);
+      }
+    } else {
+      this.port = l.kind === 'unix' ? 0 : uWS.us_socket_local_port(socket as never);
+    }
+    this.ownsSocketFile = l.kind === 'unix';
+    this.address = formatAddress(l, this.port);
+    this.engine.log(`RESTful server listening on ${this.settings.ssl ? 'https' : 'http'}://${this.address}${this.front ? ' (client certificates required)' : ''}`);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.drainAndClose();
+    return this.closing;
+  }
+
+  private async drainAndClose(): Promise<void> {
+    this.draining = true;
+    this.front?.stopAccepting();
+    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = undefined;
+    if (this.inflight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.drained = resolve;
+        timer = setTimeout(resolve, this.settings.closeTimeoutMs);
+      });
+      clearTimeout(timer);
+    }
+    await this.release();
+  }
+
+  /** Closes every connection and listener, and removes the files this server made. */
+  private async release(): Promise<void> {
+    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = undefined;
+    this.app.close(); // closes idle keep-alive connections and cuts off anything left
+    this.front?.stopAccepting();
+    this.front?.destroyAll();
+    if (this.privateDir) rmSync(this.privateDir, { recursive: true, force: true });
+    if (this.ownsSocketFile && this.listen.kind === 'unix') {
+      try {
+        unlinkSync(this.listen.path);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  private handle(res: HttpResponse, req: HttpRequest): void {
+    const ex = new Exchange(
+      res,
+      (done) => {
+        this.inflight.delete(done);
+        if (this.draining && this.inflight.size === 0) this.drained?.();
+      },
+      () => this.draining,
+    );
+    this.inflight.add(ex);
+    try {
+      this.dispatch(ex, req);
+    } catch (err) {
+      // nothing may escape into uWS; a throw here is a bug, answered as one
+      this.engine.log(`REST handler error: ${(err as Error)?.stack ?? String(err)}`);
+      ex.send(500, JSON_TYPE, encodeJsonError(`internal error: ${(err as Error)?.message ?? String(err)}`), { close: true });
+    }
+  }
+
+  private dispatch(ex: Exchange, req: HttpRequest): void {
+    // HttpRequest is only valid until the handler returns: read everything needed now
+    const method = req.getMethod();
+    const url = req.getUrl();
+    const contentLength = req.getHeader('content-length');
+    const hasBody = (contentLength !== '' && contentLength !== '0') || req.getHeader('transfer-encoding') !== '';
+    const json = (status: number, message: string, extra: { close?: boolean; headers?: Record<string, string> } = {}): void =>
+      ex.send(status, JSON_TYPE, encodeJsonError(message), { close: hasBody, ...extra });
+
+    if (this.draining) return json(503, 'the RESTful server is shutting down', { close: true });
+    let headerBytes = method.length + url.length + 12;
+    req.forEach((k, v) => {
+      headerBytes += k.length + v.length + 4;
+    });
+    if (headerBytes > this.settings.maxHeaderBytes) {
+      return json(431, `the request line and headers take ${headerBytes} bytes, more than the limit of ${this.settings.maxHeaderBytes}`, { close: true });
+    }
+
+    const r = route(method, url);
+    switch (r.kind) {
+      case 'error':
+        return json(r.status, r.message, r.allow ? { headers: { Allow: r.allow } } : {});
+      case 'healthz':
+        return ex.send(200, JSON_TYPE, '{"live":true}', { close: hasBody });
+      case 'readyz': {
+        const h = this.engine.health();
+        return ex.send(h.ready ? 200 : 503, JSON_TYPE, JSON.stringify(h), { close: hasBody });
+      }
+      case 'predict':
+        break;
+    }
+    const msgpackBody = MSGPACK_RE.test(req.getHeader('content-type'));
+    const msgpackReply = ACCEPT_MSGPACK_RE.test(req.getHeader('accept'));
+    const reply = (status: number, message: string, close = false): void => {
+      const e = errorReply(status, message, msgpackReply);
+      ex.send(e.status, e.contentType, e.body, { close });
+    };
+    const deadlineText = req.getHeader('x-deadline-ms');
+    let deadlineMs: number | undefined;
+    if (deadlineText !== '') {
+      deadlineMs = Number(deadlineText);
+      if (!(deadlineMs > 0) || !Number.isFinite(deadlineMs)) {
+        return reply(400, `the X-Deadline-Ms header must be a positive number of milliseconds, got ${JSON.stringify(deadlineText.slice(0, 40))}`, hasBody);
+      }
+    }
+    let declaredLength: number | undefined;
+    if (contentLength !== '') {
+      declaredLength = /^\d{1,16}$/.test(contentLength) ? Number(contentLength) : NaN;
+      if (Number.isNaN(declaredLength)) return reply(400, 'the Content-Length header is not a number', true);
+    }
+    const limit = this.settings.bodyLimit;
+    readBody(ex, { limit, declaredLength, timeoutMs: this.settings.bodyTimeoutMs }, {
+      onBody: (body) => {
+        predict(
+          this.engine,
+          { servable: r.servable, version: r.version, method: r.method, body, msgpackBody, msgpackReply, ...(deadlineMs !== undefined ? { deadlineMs } : {}) },
+          { log: this.engine.log, ...(this.settings.parseInstances ? { parseInstances: this.settings.parseInstances } : {}) },
+        ).then(
+          (out) => ex.send(out.status, out.contentType, out.body),
+          (err: unknown) => reply(500, `internal error: ${(err as Error)?.message ?? String(err)}`),
+        );
+      },
+      onTooLarge: (bytes) =>
+        reply(
+          413,
+          `the request body${declaredLength === undefined ? ' passed' : ' is'} ${bytes} bytes, more than the limit of ${limit} bytes (maxMsgMbSize)`,
+          true,
+        ),
+      onTimeout: (received) =>
+        reply(408, `the request body did not arrive within ${this.settings.bodyTimeoutMs} ms (${received} bytes received)`, true),
+    });
+  }
+}
+
+function sslApp(ssl: SSLConfig): TemplatedApp {
+  try {
+    return uWS.SSLApp({
+      cert_file_name: ssl.certificate,
+      key_file_name: ssl.privateKey,
+      ssl_ciphers: TLS12_CIPHERS,
+      // no ca_file_name: uSockets would verify but not require client certificates (see tls-front.ts)
+    });
+  } catch (err) {
+    throw new ServingError(
+      'E_INVALID_ARGUMENT',
+      `RESTful server sslConfig: the certificate, private key or CA could not be loaded (${(err as Error).message}); check they are PEM files and that the key matches the certificate`,
+    );
+  }
+}
+
+/**
+ * Makes `path` free for a new unix socket: refuses when another server is listening on it or
+ * when it is not a socket; removes a stale socket file left by a dead server.
+ */
+async function claimSocketPath(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  const stat = lstatSync(path);
+  if (!stat.isSocket()) {
+    throw new ServingError('E_INVALID_ARGUMENT', `RESTful server address unix:${path}: the path exists and is not a socket`);
+  }
+  const live = await new Promise<boolean>((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (live) throw new ServingError('E_UNAVAILABLE', `RESTful server could not bind to unix:${path}: another server is listening there`);
+  unlinkSync(path);
+}
+
+export { JSON_TYPE, MSGPACK_TYPE };
