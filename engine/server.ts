@@ -10,6 +10,7 @@ import type { LoadedConfig } from './config-loader.js';
 import { ServableStartConfig } from './start-config.js';
 import type { Instance } from './tensor.js';
 import { ServingMetrics, type Transport } from './serving-metrics.js';
+import type { RestServer, RestServerOptions } from '../transports/rest/server.js';
 
 export interface EngineInferOptions extends InferOptions {
   /** 0 or absent: the newest loaded version. */
@@ -67,6 +68,8 @@ export class ServingServer {
   /** Prometheus metrics of this server (`metrics.render()` is what `/metrics` serves). */
   readonly metrics: ServingMetrics | undefined;
   log: LogFn = (line) => process.stderr.write(`[actorserve] ${line}\n`);
+  /** Transports started through this server; stopped with it. */
+  private readonly listeners: { close(): Promise<void> }[] = [];
   /** Called once per finished request when set (the access log). */
   requestLog: ((entry: RequestLogEntry) => void) | undefined;
 
@@ -283,6 +286,17 @@ export class ServingServer {
     return { ready: servables.length > 0 && servables.every((s) => s.ready), servables };
   }
 
+  /**
+   * Starts the REST transport (MindSpore RESTful protocol, msgpack, /healthz, /readyz,
+   * /metrics) on `host:port` or `unix:/path`. It stops with `stop()`/`drain()`.
+   */
+  async startRestfulServer(address: string, options?: RestServerOptions): Promise<RestServer> {
+    const rest = await import('../transports/rest/server.js');
+    const listener = await rest.startRestfulServer(this, address, options);
+    this.listeners.push(listener);
+    return listener;
+  }
+
   /** Requests admitted and not yet answered, over every servable. */
   get inflight(): number {
     return this.runtimes().reduce((n, rt) => n + rt.figures.inflight, 0);
@@ -296,14 +310,28 @@ export class ServingServer {
   async drain(timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS): Promise<number> {
     this.draining = true;
     const deadline = performance.now() + timeoutMs;
+    // Listeners stop accepting now and finish their exchanges in the background.
+    const closing = this.closeListeners();
     while (this.inflight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const cut = this.inflight;
-    await this.stop();
+    await this.stopServables();
+    await closing;
     return cut;
   }
 
-  /** Stops every servable: queued work is answered with E_STOPPED, device actors end. */
+  /** Stops the transports, then every servable: queued work is answered with E_STOPPED, device actors end. */
   async stop(): Promise<void> {
+    this.draining = true;
+    await Promise.all([this.closeListeners(), this.stopServables()]);
+    this.draining = false;
+  }
+
+  private closeListeners(): Promise<unknown> {
+    const all = this.listeners.splice(0);
+    return Promise.all(all.map((l) => l.close().catch((err: unknown) => this.log(`closing a listener failed: ${(err as Error).message}`))));
+  }
+
+  private async stopServables(): Promise<void> {
     const all = this.runtimes();
     this.servables.clear();
     this.followNewest.clear();

@@ -27,6 +27,8 @@ export interface PredictCall {
   /** Reply in msgpack (else JSON). */
   readonly msgpackReply: boolean;
   readonly deadlineMs?: number;
+  /** Correlates the access log and the reply (X-Request-Id). */
+  readonly requestId?: string;
 }
 
 export interface Reply {
@@ -71,6 +73,8 @@ export async function predict(engine: ServingServer, call: PredictCall, options:
       : decodeJsonRequest(call.body, inputs, options.parseInstances ?? parseInstances);
     const outcomes = await engine.inferEach(call.servable, call.method, instances, {
       versionNumber: call.version,
+      transport: 'rest',
+      ...(call.requestId !== undefined ? { requestId: call.requestId } : {}),
       ...(call.deadlineMs !== undefined ? { deadlineMs: call.deadlineMs } : {}),
     });
     return outcomeReply(outcomes, call.msgpackReply);

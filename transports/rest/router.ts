@@ -15,6 +15,7 @@ export type Route =
   | { readonly kind: 'predict'; readonly servable: string; readonly version: number; readonly method: string }
   | { readonly kind: 'healthz' }
   | { readonly kind: 'readyz' }
+  | { readonly kind: 'metrics' }
   | { readonly kind: 'error'; readonly status: 400 | 404 | 405; readonly message: string; readonly allow?: string };
 
 const USAGE = 'use POST /model/<servable>[/version/<n>]:<method>';
@@ -24,12 +25,12 @@ const PREDICT_PREFIX_RE = /^\/(?:model|version)(?:[/:]|$)/;
 
 /** `method` is lowercase (as uWS reports it); `url` is the path without the query string. */
 export function route(method: string, url: string): Route {
-  if (url === '/healthz' || url === '/readyz') {
+  if (url === '/healthz' || url === '/readyz' || url === '/metrics') {
     if (method !== 'get') return { kind: 'error', status: 405, message: `${url} only answers GET`, allow: 'GET' };
-    return { kind: url === '/healthz' ? 'healthz' : 'readyz' };
+    return { kind: url === '/healthz' ? 'healthz' : url === '/readyz' ? 'readyz' : 'metrics' };
   }
   if (!PREDICT_PREFIX_RE.test(url)) {
-    return { kind: 'error', status: 404, message: `there is nothing at ${preview(url, 80)}; ${USAGE}, or GET /healthz, /readyz` };
+    return { kind: 'error', status: 404, message: `there is nothing at ${preview(url, 80)}; ${USAGE}, or GET /healthz, /readyz, /metrics` };
   }
   if (method !== 'post') return { kind: 'error', status: 405, message: `predict URLs only answer POST; ${USAGE}`, allow: 'POST' };
   return predictRoute(url);

@@ -10,10 +10,12 @@
  */
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import { ServingError } from '../../engine/errors.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
 import type { ServingServer } from '../../engine/server.js';
 import { type ListenAddress, formatAddress, parseAddress } from './address.js';
 import { readBody } from './body-reader.js';
@@ -274,6 +276,9 @@ class UwsRestServer implements RestServer {
         const h = this.engine.health();
         return ex.send(h.ready ? 200 : 503, JSON_TYPE, JSON.stringify(h), { close: hasBody });
       }
+      case 'metrics':
+        if (!this.engine.metrics) return json(404, 'metrics are disabled on this server');
+        return ex.send(200, PROMETHEUS_CONTENT_TYPE, this.engine.metrics.render(), { close: hasBody });
       case 'predict':
         break;
     }
@@ -283,6 +288,7 @@ class UwsRestServer implements RestServer {
       const e = errorReply(status, message, msgpackReply);
       ex.send(e.status, e.contentType, e.body, { close });
     };
+    const requestId = requestIdOf(req.getHeader('x-request-id'));
     const deadlineText = req.getHeader('x-deadline-ms');
     let deadlineMs: number | undefined;
     if (deadlineText !== '') {
@@ -301,10 +307,10 @@ class UwsRestServer implements RestServer {
       onBody: (body) => {
         predict(
           this.engine,
-          { servable: r.servable, version: r.version, method: r.method, body, msgpackBody, msgpackReply, ...(deadlineMs !== undefined ? { deadlineMs } : {}) },
+          { servable: r.servable, version: r.version, method: r.method, body, msgpackBody, msgpackReply, requestId, ...(deadlineMs !== undefined ? { deadlineMs } : {}) },
           { log: this.engine.log, ...(this.settings.parseInstances ? { parseInstances: this.settings.parseInstances } : {}) },
         ).then(
-          (out) => ex.send(out.status, out.contentType, out.body),
+          (out) => ex.send(out.status, out.contentType, out.body, { headers: { 'X-Request-Id': requestId } }),
           (err: unknown) => reply(500, `internal error: ${(err as Error)?.message ?? String(err)}`),
         );
       },
@@ -318,6 +324,11 @@ class UwsRestServer implements RestServer {
         reply(408, `the request body did not arrive within ${this.settings.bodyTimeoutMs} ms (${received} bytes received)`, true),
     });
   }
+}
+
+/** The client's X-Request-Id when it is short and printable, else a new one. */
+function requestIdOf(header: string): string {
+  return header.length > 0 && header.length <= 128 && /^[\x21-\x7e]+$/.test(header) ? header : randomUUID();
 }
 
 function sslApp(ssl: SSLConfig): TemplatedApp {
