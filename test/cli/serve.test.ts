@@ -1,10 +1,14 @@
-// `actorserve serve` (what `npm start` runs) starts the bundled servables and stops on SIGINT with exit 0.
+// `actorserve serve` (what `npm start` runs): starts the bundled servables and REST, answers the
+// README's example, drains on SIGINT/SIGTERM and exits 0; bad flags and busy ports exit non-zero.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from '../helpers/fixtures.js';
+import { ROOT, servableFixture } from '../helpers/fixtures.js';
 
 const BIN = path.join(ROOT, 'bin', 'actorserve.js');
+const SEED = JSON.stringify({ instances: { x1: [[1.0, 1.0], [1.0, 1.0]], x2: [[1.0, 1.0], [1.0, 1.0]] } });
 
 function run(args: string[]) {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -12,33 +16,89 @@ function run(args: string[]) {
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, exited, output: () => out };
+  const waitFor = async (re: RegExp, ms = 90_000): Promise<RegExpMatchArray> => {
+    const until = Date.now() + ms;
+    while (Date.now() < until && child.exitCode === null) {
+      const m = re.exec(out);
+      if (m) return m;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out waiting for ${re}; output:\n${out}`);
+  };
+  return { child, exited, output: () => out, waitFor };
 }
 
-t.test('serve starts the bundled servables, Ctrl-C stops it with exit 0', async (t) => {
-  const p = run(['serve', '--device-ids', '0,1']);
-  const deadline = Date.now() + 60_000;
-  while (!/serving add, add_sub, matmul/.test(p.output()) && Date.now() < deadline && p.child.exitCode === null) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
+t.test('serve starts the bundled servables, answers the README example, Ctrl-C drains and exits 0', async (t) => {
+  const p = run(['serve', '--device-ids', '0,1', '--rest-address', '127.0.0.1:0', '--no-grpc', '--access-log']);
+  const [, port] = await p.waitFor(/REST listening on http:\/\/127\.0\.0\.1:(\d+)/);
+  await p.waitFor(/serving add, add_sub, matmul, resnet from/);
   t.match(p.output(), /servable 'add' version 1 started on devices \[0, 1\]/);
-  t.match(p.output(), /serving add, add_sub, matmul from/);
+  const r = await fetch(`http://127.0.0.1:${port}/model/add:add_common`, { method: 'POST', body: SEED, headers: { 'x-request-id': 'readme-1' } });
+  t.equal(r.status, 200);
+  t.same(await r.json(), { instances: [{ y: [[2, 2], [2, 2]] }] });
+  await p.waitFor(/INFO  request requestId=readme-1 servable=add method=add_common version=1 transport=rest instances=1 code=OK/);
   p.child.kill('SIGINT');
   t.equal(await p.exited, 0, 'exit code 0');
-  t.match(p.output(), /SIGINT: stopping/);
+  t.match(p.output(), /SIGINT: draining/);
 });
 
-t.test('bad flags and unknown commands exit non-zero with a one-line reason', async (t) => {
+t.test('SIGTERM under load: every accepted request gets its reply or an explicit error, exit 0', async (t) => {
+  const p = run(['serve', '--servables', 'add', '--rest-address', '127.0.0.1:0', '--no-grpc', '--log-format', 'json']);
+  const [, port] = await p.waitFor(/REST listening on http:\/\/127\.0\.0\.1:(\d+)/);
+  let stop = false;
+  const outcomes = { ok: 0, explicit: 0, refused: 0, other: [] as string[] };
+  const loops = Array.from({ length: 8 }, async () => {
+    while (!stop) {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/model/add:add_common`, { method: 'POST', body: SEED });
+        const body = (await r.json()) as { instances?: unknown; error_msg?: string };
+        if (r.status === 200 && body.instances) outcomes.ok++;
+        else if (r.status === 503 && body.error_msg) outcomes.explicit++;
+        else outcomes.other.push(`${r.status} ${JSON.stringify(body)}`);
+      } catch {
+        outcomes.refused++; // the listener closed: the request was never accepted
+        stop = true;
+      }
+    }
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  p.child.kill('SIGTERM');
+  t.equal(await p.exited, 0, 'exit code 0');
+  stop = true;
+  await Promise.all(loops);
+  t.ok(outcomes.ok > 0, `${outcomes.ok} answered before the drain`);
+  t.same(outcomes.other, [], 'no reply was lost or malformed');
+  const lines = p.output().trim().split('\n').filter((l) => l.startsWith('{'));
+  t.ok(lines.length > 0 && lines.every((l) => typeof JSON.parse(l).msg === 'string'), 'json log lines');
+});
+
+t.test('bad flags, bad config, unknown commands, busy ports exit non-zero with a one-line reason', async (t) => {
   const a = run(['serve', '--no-such-flag']);
   t.equal(await a.exited, 2);
   t.match(a.output(), /actorserve: Unknown option '--no-such-flag'/);
   const b = run(['frobnicate']);
   t.equal(await b.exited, 2);
   t.match(b.output(), /unknown command 'frobnicate'/);
-  const c = run(['serve', '--servables', 'missing_one']);
+  const c = run(['serve', '--servables', 'missing_one', '--no-grpc', '--rest-address', '127.0.0.1:0']);
   t.equal(await c.exited, 1);
   t.match(c.output(), /servable 'missing_one': folder .* does not exist/);
   const d = run(['serve', '--help']);
   t.equal(await d.exited, 0);
   t.match(d.output(), /Usage: actorserve serve/);
+
+  const fx = servableFixture('cli');
+  t.teardown(() => fx.remove());
+  const config = path.join(fx.dir, 'bad.yaml');
+  writeFileSync(config, 'servables:\n  - name: add\n    deviceIdz: [0]\n');
+  const e = run(['serve', '--config', config]);
+  t.equal(await e.exited, 2);
+  t.match(e.output(), /config\.servables\[0\]: unknown key 'deviceIdz' \(did you mean 'deviceIds'\?\)/);
+
+  const busy = createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => busy.once('listening', r));
+  t.teardown(() => busy.close());
+  const port = (busy.address() as { port: number }).port;
+  const f = run(['serve', '--servables', 'add', '--no-grpc', '--rest-address', `127.0.0.1:${port}`]);
+  t.equal(await f.exited, 1);
+  t.match(f.output(), new RegExp(`actorserve: .*127\\.0\\.0\\.1:${port}`));
 });
