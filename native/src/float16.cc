@@ -1,9 +1,18 @@
 // IEEE 754 binary16 <-> binary32 conversion over whole typed arrays.
-// float32 -> float16 rounds to nearest, ties to even; NaN stays NaN (quiet), overflow -> Inf.
+// float32 -> float16 rounds to nearest, ties to even; overflow -> Inf. NaNs convert the way
+// IEEE 754 and x86 F16C hardware do: the result is a quiet NaN of the same sign keeping the
+// payload bits that fit (so the F16C and scalar paths agree bit for bit, and so does
+// native/js-float16.ts).
 #include "float16.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define ACTORSERVE_F16C 1
+#endif
 
 namespace actorserve {
 namespace {
@@ -26,7 +35,7 @@ inline float HalfToFloat(uint16_t h) {
       bits = sign | (exp << 23) | (mant << 13);
     }
   } else if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);
+    bits = sign | 0x7f800000u | (mant << 13) | (mant != 0 ? 0x400000u : 0u);  // NaNs come out quiet
   } else {
     bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
   }
@@ -40,8 +49,8 @@ inline uint16_t FloatToHalf(float f) {
   std::memcpy(&x, &f, sizeof x);
   const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
   const uint32_t absx = x & 0x7fffffffu;
-  if (absx >= 0x7f800000u) {  // Inf or NaN
-    return sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0u);
+  if (absx >= 0x7f800000u) {  // Inf, or NaN: quiet, top payload bits kept
+    return sign | 0x7c00u | (absx > 0x7f800000u ? (0x200u | ((absx >> 13) & 0x3ffu)) : 0u);
   }
   if (absx >= 0x477ff000u) {  // rounds to >= 65520 -> Inf
     return sign | 0x7c00u;
@@ -61,6 +70,57 @@ inline uint16_t FloatToHalf(float f) {
   const uint32_t rem = absx & 0x1fffu;
   if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;
   return sign | static_cast<uint16_t>(half);
+}
+
+void HalfToFloatScalar(const uint16_t* s, float* d, size_t n) {
+  for (size_t i = 0; i < n; ++i) d[i] = HalfToFloat(s[i]);
+}
+
+void FloatToHalfScalar(const float* s, uint16_t* d, size_t n) {
+  for (size_t i = 0; i < n; ++i) d[i] = FloatToHalf(s[i]);
+}
+
+#ifdef ACTORSERVE_F16C
+// F16C converts 8 values per instruction with the same IEEE semantics as the scalar code
+// (round to nearest even; rounding taken from the immediate, not MXCSR).
+__attribute__((target("avx,f16c"))) void HalfToFloatF16C(const uint16_t* s, float* d, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+    _mm256_storeu_ps(d + i, _mm256_cvtph_ps(h));
+  }
+  HalfToFloatScalar(s + i, d + i, n - i);
+}
+
+__attribute__((target("avx,f16c"))) void FloatToHalfF16C(const float* s, uint16_t* d, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 f = _mm256_loadu_ps(s + i);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  FloatToHalfScalar(s + i, d + i, n - i);
+}
+
+// ACTORSERVE_NATIVE_NO_SIMD=1 forces the scalar code (tests compare both paths with JS).
+bool HasF16C() {
+  static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c") &&
+                          std::getenv("ACTORSERVE_NATIVE_NO_SIMD") == nullptr;
+  return has;
+}
+#endif
+
+void HalfToFloatArray(const uint16_t* s, float* d, size_t n) {
+#ifdef ACTORSERVE_F16C
+  if (HasF16C()) return HalfToFloatF16C(s, d, n);
+#endif
+  HalfToFloatScalar(s, d, n);
+}
+
+void FloatToHalfArray(const float* s, uint16_t* d, size_t n) {
+#ifdef ACTORSERVE_F16C
+  if (HasF16C()) return FloatToHalfF16C(s, d, n);
+#endif
+  FloatToHalfScalar(s, d, n);
 }
 
 bool CheckArgs(const Napi::CallbackInfo& info, napi_typedarray_type src, napi_typedarray_type dst) {
@@ -83,10 +143,7 @@ Napi::Value Float16ToFloat32(const Napi::CallbackInfo& info) {
   if (!CheckArgs(info, napi_uint16_array, napi_float32_array)) return info.Env().Undefined();
   auto src = info[0].As<Napi::Uint16Array>();
   auto dst = info[1].As<Napi::Float32Array>();
-  const size_t n = src.ElementLength();
-  const uint16_t* s = src.Data();
-  float* d = dst.Data();
-  for (size_t i = 0; i < n; ++i) d[i] = HalfToFloat(s[i]);
+  HalfToFloatArray(src.Data(), dst.Data(), src.ElementLength());
   return info.Env().Undefined();
 }
 
@@ -94,10 +151,7 @@ Napi::Value Float32ToFloat16(const Napi::CallbackInfo& info) {
   if (!CheckArgs(info, napi_float32_array, napi_uint16_array)) return info.Env().Undefined();
   auto src = info[0].As<Napi::Float32Array>();
   auto dst = info[1].As<Napi::Uint16Array>();
-  const size_t n = src.ElementLength();
-  const float* s = src.Data();
-  uint16_t* d = dst.Data();
-  for (size_t i = 0; i < n; ++i) d[i] = FloatToHalf(s[i]);
+  FloatToHalfArray(src.Data(), dst.Data(), src.ElementLength());
   return info.Env().Undefined();
 }
 

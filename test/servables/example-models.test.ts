@@ -352,6 +352,7 @@ const EXPECTED_FILES = [
   'add_sub/1/sub.onnx',
   'matmul/1/matmul_0.onnx',
   'matmul/1/matmul_1.onnx',
+  'resnet/1/resnet.onnx',
 ];
 
 t.test('ensureExampleModels: writes, is deterministic, and skips existing files', async (tt) => {
@@ -360,7 +361,7 @@ t.test('ensureExampleModels: writes, is deterministic, and skips existing files'
 
   const first = await ensureExampleModels(dir, { force: true, log: (l) => lines.push(l) });
   tt.same(first.map((p) => p.slice(dir.length + 1).split(/[\\/]/).join('/')).sort(), EXPECTED_FILES);
-  tt.equal(lines.length, 5, 'one log line per written file');
+  tt.equal(lines.length, EXPECTED_FILES.length, 'one log line per written file');
   tt.ok(lines.every((l) => l.startsWith('generating ')), 'log lines say generating');
   tt.same(await listFiles(dir), EXPECTED_FILES, 'exactly these files, no temp files left');
   const snapshot = await Promise.all(EXPECTED_FILES.map((f) => readFile(join(dir, f))));
@@ -377,7 +378,7 @@ t.test('ensureExampleModels: writes, is deterministic, and skips existing files'
   await fromFile.release();
 
   const second = await ensureExampleModels(dir, { force: true });
-  tt.equal(second.length, 5, 'force rewrites all');
+  tt.equal(second.length, EXPECTED_FILES.length, 'force rewrites all');
   const again = await Promise.all(EXPECTED_FILES.map((f) => readFile(join(dir, f))));
   EXPECTED_FILES.forEach((f, i) => tt.ok(again[i]!.equals(snapshot[i]!), `${f} identical after forced regeneration`));
 
@@ -396,7 +397,7 @@ t.test('generate-models CLI writes into the given folder and exits 0', async (tt
   const run = promisify(execFile);
   const { stdout } = await run(process.execPath, [generatorScript, '--force', dir]);
   const lines = stdout.trim().split('\n');
-  tt.equal(lines.length, 5);
+  tt.equal(lines.length, EXPECTED_FILES.length);
   tt.ok(lines.every((l) => l.startsWith('generating ')), stdout);
   tt.same(await listFiles(dir), EXPECTED_FILES);
   // Run again without --force: nothing to do, still exit 0.

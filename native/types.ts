@@ -1,0 +1,83 @@
+/**
+ * Types shared by the native addon boundary (native/index.ts) and its plain-JS twins
+ * (native/js-codec.ts, native/js-float16.ts).
+ */
+
+/** A JSON number, or a rectangular nested list of numbers, flattened row-major. */
+export interface ParsedNumbers {
+  readonly kind: 'numbers';
+  /** `[]` for a bare number; `[0]` for `[]`, `[2, 0]` for `[[], []]`. */
+  readonly shape: number[];
+  readonly data: Float64Array;
+  /** Every number was written without fraction or exponent (`1`, not `1.0`/`1e0`). False for empty lists. */
+  readonly integers: boolean;
+}
+
+/** `true`/`false`, or a rectangular nested list of them; data holds 0/1. */
+export interface ParsedBools {
+  readonly kind: 'bools';
+  readonly shape: number[];
+  readonly data: Uint8Array;
+}
+
+/** A JSON string, or a rectangular nested list of strings. */
+export interface ParsedStrings {
+  readonly kind: 'strings';
+  readonly shape: number[];
+  readonly data: string[];
+}
+
+/**
+ * An object value `{"b64": ..., "type": ..., "shape": ...}`, structurally checked only:
+ * `b64` and `type` are strings, `shape` a flat list of non-negative integer literals below
+ * 2^53. Decoding, the dtype name and the shape/size rules of PROTOCOLS.md §2.5 are the
+ * caller's to check.
+ */
+export interface ParsedB64 {
+  readonly kind: 'b64';
+  readonly b64: string;
+  readonly type?: string;
+  readonly shape?: number[];
+}
+
+export type ParsedValue = ParsedNumbers | ParsedBools | ParsedStrings | ParsedB64;
+
+/** One instance: input name -> value. Records have a null prototype (no inherited keys). */
+export type ParsedInstance = Record<string, ParsedValue>;
+
+export interface ParsedRequest {
+  /** In body order; may be empty (`"instances": []`) — the caller decides that error. */
+  readonly instances: ParsedInstance[];
+  /** `"instances"` was a single object rather than a list. */
+  readonly single: boolean;
+}
+
+/** What parseInstances and the writers throw: a plain Error with these fields. */
+export interface CodecError extends Error {
+  readonly code: 'E_INVALID_ARGUMENT';
+  /** Byte offset in the body (parseInstances only). */
+  readonly position?: number;
+}
+
+/** Integer typed arrays writeIntJson accepts. */
+export type IntArray =
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array;
+
+/** The functions both the addon and the JS fallback provide. */
+export interface CodecFunctions {
+  float16ToFloat32(src: Uint16Array, dst?: Float32Array): Float32Array;
+  float32ToFloat16(src: Float32Array, dst?: Uint16Array): Uint16Array;
+  parseInstances(body: Uint8Array): ParsedRequest;
+  writeFloat32Json(data: Float32Array, shape: readonly number[]): string;
+  writeFloat64Json(data: Float64Array, shape: readonly number[]): string;
+  writeIntJson(data: IntArray, shape: readonly number[]): string;
+  writeBoolJson(data: Uint8Array, shape: readonly number[]): string;
+}

@@ -1,0 +1,275 @@
+/**
+ * REST JSON codec: native addon vs plain JS.
+ *   npm run build && node dist/perf/codec-bench.js [--quick]
+ *
+ * (a) parse a ~0.7 MB image-like body {"instances":[{"image": 224x224x3 ints}]}:
+ *     native parseInstances vs JSON.parse + flatten into a Float64Array (the usual JS way,
+ *     no ragged check), vs our JS twin (same checks as native).
+ * (b) write 100k float32 model outputs as JSON: native vs a correct shortest-float32 JS writer
+ *     (our JS twin) vs JSON.stringify(Array.from(f32)) (fast but wrong: 3.200000047683716).
+ * (c) the rest of the codec surface: float64/int32/bool writers, and small and medium bodies
+ *     (per-call cost; bodies under SMALL_BODY bytes go to the JS twin).
+ * Prints one table; ratios are "times faster than the baseline named in the row group".
+ */
+import { Buffer } from 'node:buffer';
+import os from 'node:os';
+import { setImmediate as tick } from 'node:timers/promises';
+import { js, nativeLoaded, nativeLoadError, parseInstances, writeBoolJson, writeFloat32Json, writeFloat64Json, writeIntJson } from '../native/index.js';
+
+const quick = process.argv.includes('--quick');
+const MIN_MS = quick ? 300 : 2000;
+
+interface Result {
+  name: string;
+  p50: number; // ms per call
+  p99: number;
+  opsPerSec: number; // from the median call: robust to other load on the machine
+  mbPerSec?: number;
+}
+
+interface Contender {
+  name: string;
+  fn: () => unknown;
+}
+
+/**
+ * Times the contenders round-robin (one sample of each per round), so load from other
+ * processes hits all of them alike; warm-up first, then at least MIN_MS and 30 rounds. A
+ * sample is one call, or a batch of calls for sub-0.2 ms calls (timer resolution); p50/p99 are
+ * per call either way. Rounds are separated by an event-loop turn, as requests are in a
+ * server (finalizers and idle-time work run there).
+ */
+async function measureGroup(contenders: Contender[], bytes?: number): Promise<Result[]> {
+  const times: number[][] = contenders.map(() => []);
+  const batch = contenders.map(() => 1);
+  let sink = 0;
+  const run = (record: boolean) => {
+    contenders.forEach((c, k) => {
+      const n = batch[k]!;
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        const r = c.fn();
+        sink += typeof r === 'string' ? r.length : 1;
+      }
+      const dt = (performance.now() - t0) / n;
+      if (record) times[k]!.push(dt);
+      else batch[k] = Math.max(1, Math.min(10000, Math.round(0.2 / Math.max(dt, 1e-6))));
+    });
+  };
+  const warmEnd = performance.now() + MIN_MS / 4;
+  while (performance.now() < warmEnd) {
+    run(false);
+    await tick();
+  }
+  const end = performance.now() + MIN_MS;
+  while (performance.now() < end || times[0]!.length < 30) {
+    run(true);
+    await tick();
+  }
+  if (sink < 0) console.log(sink); // keep results alive
+  return contenders.map((c, k) => {
+    const ts = times[k]!.sort((a, b) => a - b);
+    const p50 = ts[Math.floor(ts.length * 0.5)]!;
+    const res: Result = { name: c.name, p50, p99: ts[Math.min(ts.length - 1, Math.floor(ts.length * 0.99))]!, opsPerSec: 1000 / p50 };
+    if (bytes !== undefined) res.mbPerSec = (bytes / 1e6) * res.opsPerSec;
+    return res;
+  });
+}
+
+/** Seeded PRNG so every run benchmarks the same data. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The usual JS decode: JSON.parse, then shape from the first elements and a flat copy. */
+function jsonParseAndFlatten(body: Uint8Array): { shape: number[]; data: Float64Array } {
+  const doc = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')) as {
+    instances: Array<Record<string, unknown>>;
+  };
+  const value = doc.instances[0]!['image'];
+  const shape: number[] = [];
+  for (let v = value; Array.isArray(v); v = v[0]) shape.push(v.length);
+  const data = new Float64Array(shape.reduce((a, b) => a * b, 1));
+  let k = 0;
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) for (const e of v) walk(e);
+    else data[k++] = v as number;
+  };
+  walk(value);
+  return { shape, data };
+}
+
+const rows: Array<{ group: string; results: Result[]; baseline: string }> = [];
+
+// (a) parse an image-like body ------------------------------------------------------------------
+const rand = prng(1);
+const H = 224;
+const W = 224;
+const image: number[][][] = [];
+for (let y = 0; y < H; y++) {
+  const row: number[][] = [];
+  for (let x = 0; x < W; x++) row.push([Math.floor(rand() * 256), Math.floor(rand() * 256), Math.floor(rand() * 256)]);
+  image.push(row);
+}
+const imageBody = new Uint8Array(Buffer.from(JSON.stringify({ instances: [{ image }] })));
+{
+  const check = parseInstances(imageBody).instances[0]!['image']!;
+  const ref = jsonParseAndFlatten(imageBody);
+  if (check.kind !== 'numbers' || check.data.length !== ref.data.length || check.data.some((v, i) => v !== ref.data[i])) {
+    throw new Error('parse results differ');
+  }
+  const decodedText = Buffer.from(imageBody).toString('utf8');
+  rows.push({
+    group: `(a) parse ${(imageBody.length / 1e6).toFixed(2)} MB body, 224x224x3 ints`,
+    baseline: 'JSON.parse + flatten',
+    results: await measureGroup(
+      [
+        { name: 'JSON.parse + flatten', fn: () => jsonParseAndFlatten(imageBody) },
+        { name: 'JSON.parse only (string given)', fn: () => JSON.parse(decodedText) },
+        { name: 'js.parseInstances (JS twin)', fn: () => js.parseInstances(imageBody) },
+        { name: 'parseInstances (native)', fn: () => parseInstances(imageBody) },
+      ],
+      imageBody.length,
+    ),
+  });
+}
+
+// (b) write 100k float32 ------------------------------------------------------------------------
+const N = 100_000;
+const outputs = new Float32Array(N);
+for (let i = 0; i < N; i++) {
+  // model-output-like: normal(0, 2) via Box-Muller
+  outputs[i] = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand()) * 2;
+}
+{
+  const nativeText = writeFloat32Json(outputs, [N]);
+  if (nativeText !== js.writeFloat32Json(outputs, [N])) throw new Error('writer texts differ');
+  rows.push({
+    group: `(b) write 100k float32 (${(nativeText.length / 1e6).toFixed(2)} MB of JSON)`,
+    baseline: 'js.writeFloat32Json (correct JS)',
+    results: await measureGroup(
+      [
+        { name: 'js.writeFloat32Json (correct JS)', fn: () => js.writeFloat32Json(outputs, [N]) },
+        { name: 'JSON.stringify(Array.from) (wrong: long form)', fn: () => JSON.stringify(Array.from(outputs)) },
+        { name: 'writeFloat32Json (native)', fn: () => writeFloat32Json(outputs, [N]) },
+      ],
+      nativeText.length,
+    ),
+  });
+}
+
+// (c) the rest ----------------------------------------------------------------------------------
+{
+  const f64 = Float64Array.from(outputs, (x) => x * 1.000000001);
+  const text = writeFloat64Json(f64, [N]);
+  rows.push({
+    group: '(c) write 100k float64',
+    baseline: 'JSON.stringify(Array.from)',
+    results: await measureGroup(
+      [
+        { name: 'JSON.stringify(Array.from)', fn: () => JSON.stringify(Array.from(f64)) },
+        { name: 'js.writeFloat64Json', fn: () => js.writeFloat64Json(f64, [N]) },
+        { name: 'writeFloat64Json (native)', fn: () => writeFloat64Json(f64, [N]) },
+      ],
+      text.length,
+    ),
+  });
+  const i32 = Int32Array.from(outputs, (x) => Math.round(x * 1000));
+  const itext = writeIntJson(i32, [N]);
+  rows.push({
+    group: '(c) write 100k int32',
+    baseline: 'JSON.stringify(Array.from)',
+    results: await measureGroup(
+      [
+        { name: 'JSON.stringify(Array.from)', fn: () => JSON.stringify(Array.from(i32)) },
+        { name: 'js.writeIntJson', fn: () => js.writeIntJson(i32, [N]) },
+        { name: 'writeIntJson (native)', fn: () => writeIntJson(i32, [N]) },
+      ],
+      itext.length,
+    ),
+  });
+  const bools = Uint8Array.from(outputs, (x) => (x > 0 ? 1 : 0));
+  const btext = writeBoolJson(bools, [N]);
+  rows.push({
+    group: '(c) write 100k bools',
+    baseline: 'JSON.stringify(Array.from)',
+    results: await measureGroup(
+      [
+        { name: 'JSON.stringify(Array.from)', fn: () => JSON.stringify(Array.from(bools, (b) => b !== 0)) },
+        { name: 'js.writeBoolJson', fn: () => js.writeBoolJson(bools, [N]) },
+        { name: 'writeBoolJson (native)', fn: () => writeBoolJson(bools, [N]) },
+      ],
+      btext.length,
+    ),
+  });
+  const small = new Uint8Array(Buffer.from('{"instances":{"x1":[[1.0,1.0],[1.0,1.0]],"x2":[[1.0,1.0],[1.0,1.0]]}}'));
+  const smallText = Buffer.from(small).toString();
+  rows.push({
+    group: '(c) parse the 71-byte add_common body',
+    baseline: 'JSON.parse (no tensors)',
+    results: await measureGroup(
+      [
+        { name: 'JSON.parse (no tensors)', fn: () => JSON.parse(Buffer.from(small.buffer, small.byteOffset, small.length).toString('utf8')) },
+        { name: 'string given: JSON.parse only', fn: () => JSON.parse(smallText) },
+        { name: 'js.parseInstances', fn: () => js.parseInstances(small) },
+        { name: 'parseInstances (< SMALL_BODY: JS twin)', fn: () => parseInstances(small) },
+      ],
+      small.length,
+    ),
+  });
+  const mid = new Uint8Array(Buffer.from(JSON.stringify({ instances: [{ x1: Array.from(outputs.subarray(0, 64), (v) => Math.round(v * 100) / 100), x2: Array.from(outputs.subarray(64, 128), (v) => Math.round(v * 100) / 100) }] })));
+  const midText = Buffer.from(mid).toString();
+  rows.push({
+    group: `(c) parse a ${mid.length}-byte body, 2 x 64 floats`,
+    baseline: 'JSON.parse (no tensors)',
+    results: await measureGroup(
+      [
+        { name: 'JSON.parse (no tensors)', fn: () => JSON.parse(Buffer.from(mid.buffer, mid.byteOffset, mid.length).toString('utf8')) },
+        { name: 'string given: JSON.parse only', fn: () => JSON.parse(midText) },
+        { name: 'js.parseInstances', fn: () => js.parseInstances(mid) },
+        { name: 'parseInstances (native)', fn: () => parseInstances(mid) },
+      ],
+      mid.length,
+    ),
+  });
+  const y = Float32Array.of(2, 2, 2, 2);
+  rows.push({
+    group: '(c) write one [2,2] float32 output',
+    baseline: 'js.writeFloat32Json',
+    results: await measureGroup([
+      { name: 'js.writeFloat32Json', fn: () => js.writeFloat32Json(y, [2, 2]) },
+      { name: 'writeFloat32Json (native)', fn: () => writeFloat32Json(y, [2, 2]) },
+    ]),
+  });
+}
+
+// report ----------------------------------------------------------------------------------------
+const fmtMs = (ms: number) => (ms >= 1 ? `${ms.toFixed(2)} ms` : `${(ms * 1000).toFixed(1)} µs`);
+console.log(`codec-bench: node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), native ${nativeLoaded ? 'loaded' : `NOT loaded: ${nativeLoadError}`}${quick ? ', --quick' : ''}`);
+const header = ['case', 'ops/s', 'MB/s', 'p50', 'p99', 'vs baseline'];
+const table: string[][] = [];
+for (const { group, results, baseline } of rows) {
+  table.push([group, '', '', '', '', '']);
+  const base = results.find((r) => r.name === baseline)!;
+  for (const r of results) {
+    table.push([
+      `  ${r.name}`,
+      r.opsPerSec >= 100 ? r.opsPerSec.toFixed(0) : r.opsPerSec.toFixed(1),
+      r.mbPerSec === undefined ? '' : r.mbPerSec.toFixed(0),
+      fmtMs(r.p50),
+      fmtMs(r.p99),
+      r === base ? 'baseline' : `${(r.opsPerSec / base.opsPerSec).toFixed(2)}x`,
+    ]);
+  }
+}
+const widths = header.map((h, c) => Math.max(h.length, ...table.map((row) => row[c]!.length)));
+const line = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+console.log(line(header));
+for (const row of table) console.log(line(row));
