@@ -5,11 +5,13 @@
 import { UsageError } from './args.js';
 import { ConfigError } from './config.js';
 import { serve } from './serve.js';
+import { encryptCommand } from './encrypt.js';
 
 const USAGE = `Usage: actorserve <command> [options]
 
 Commands:
   serve     serve servables over REST and gRPC until SIGINT/SIGTERM
+  encrypt   encrypt a model file for serving with a key (decKey/decMode)
 
 Run "actorserve <command> --help" for the options of a command.
 `;
@@ -21,6 +23,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'serve':
         return await serve(rest);
+      case 'encrypt':
+        return await encryptCommand(rest);
       case undefined:
       case '-h':
       case '--help':

@@ -3,7 +3,6 @@
  * serves until SIGINT/SIGTERM, then drains (in-flight work finishes, up to the drain timeout)
  * and exits 0. A second signal exits at once.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +13,7 @@ import { Logger } from '../engine/logger.js';
 import { ensureExampleModels, findProjectRoot } from '../servables/generate-models.js';
 import { type ListenerEntry, type ServeConfig, type ServableEntry, loadConfigFile } from './config.js';
 import { UsageError, intList, positiveNumber } from './args.js';
+import { cipherMode, readKeyFile } from './encrypt.js';
 
 export const DEFAULT_REST_ADDRESS = '127.0.0.1:1500';
 export const DEFAULT_GRPC_ADDRESS = '127.0.0.1:5500';
@@ -38,6 +38,8 @@ Options:
   --access-log             log every request (with its request id)
   --drain-timeout-ms N     how long a stop waits for in-flight work (default: 30000)
   --watch-versions-ms N    poll for new version folders every N ms and hot-load them (default: off)
+  --dec-key-file FILE      key of encrypted model files (all servables started by flags)
+  --dec-mode MODE          AES-GCM (default) or AES-CBC
   -h, --help               show this help
 `;
 
@@ -46,7 +48,7 @@ interface ServePlan {
   readonly bundled: boolean;
   /** Explicit servable entries; undefined = every servable folder, with `defaults` applied. */
   readonly servables: readonly ServableEntry[] | undefined;
-  readonly defaults: Pick<ServableEntry, 'deviceIds' | 'intraOpThreads'>;
+  readonly defaults: Pick<ServableEntry, 'deviceIds' | 'intraOpThreads' | 'decKeyFile' | 'decMode'>;
   readonly rest: ListenerEntry | null;
   readonly grpc: ListenerEntry | null;
   readonly logFormat: 'text' | 'json';
@@ -74,6 +76,8 @@ async function plan(argv: string[]): Promise<ServePlan | undefined> {
       'access-log': { type: 'boolean' },
       'drain-timeout-ms': { type: 'string' },
       'watch-versions-ms': { type: 'string' },
+      'dec-key-file': { type: 'string' },
+      'dec-mode': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -86,7 +90,13 @@ async function plan(argv: string[]): Promise<ServePlan | undefined> {
 
   const deviceIds = values['device-ids'] ? intList(values['device-ids'], '--device-ids') : undefined;
   const intra = values['intra-op-threads'] ? intList(values['intra-op-threads'], '--intra-op-threads')[0] : undefined;
-  const defaults = { ...(deviceIds ? { deviceIds } : {}), ...(intra ? { intraOpThreads: intra } : {}) };
+  const decMode = values['dec-mode'] ? cipherMode(values['dec-mode'], '--dec-mode') : undefined;
+  const defaults = {
+    ...(deviceIds ? { deviceIds } : {}),
+    ...(intra ? { intraOpThreads: intra } : {}),
+    ...(values['dec-key-file'] ? { decKeyFile: path.resolve(values['dec-key-file']) } : {}),
+    ...(decMode ? { decMode } : {}),
+  };
   let servables = file.servables;
   if (values.servables) {
     const names = values.servables.split(',').map((s) => s.trim()).filter(Boolean);
@@ -118,14 +128,7 @@ async function plan(argv: string[]): Promise<ServePlan | undefined> {
 }
 
 async function startConfig(dir: string, entry: ServableEntry): Promise<ServableStartConfig> {
-  let decKey: Uint8Array | undefined;
-  if (entry.decKeyFile) {
-    try {
-      decKey = await readFile(entry.decKeyFile);
-    } catch (err) {
-      throw new UsageError(`servable '${entry.name}': cannot read decKeyFile ${entry.decKeyFile}: ${(err as Error).message}`);
-    }
-  }
+  const decKey = entry.decKeyFile ? await readKeyFile(entry.decKeyFile) : undefined;
   return new ServableStartConfig({
     servableDirectory: dir,
     servableName: entry.name,

@@ -1,0 +1,297 @@
+/**
+ * `actorserve bench <target> --servable S --method M [...]`: a bounded closed-loop load
+ * generator for any server speaking actorserve's REST protocol (MindSpore's RESTful API) or
+ * gRPC (`MSService/Predict`, actorserve's `PredictStream`). Load runs on worker threads that
+ * own keep-alive connections and send pre-encoded bodies; the main thread only keeps time,
+ * prints a progress line (stderr, TTY only) and the final table (or `--json`).
+ *
+ * Exit codes: 0 the run completed; 1 the target is unreachable, refuses the request, or no
+ * request of a level succeeded; 2 bad flags or input.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { UsageError } from './args.js';
+import { type Protocol, InputError, PROTOCOLS, buildPayload, defaultInput } from './bench-input.js';
+import { BenchError, type LevelResult, type Plan, TargetError, defaultWorkers, parseTarget, preflight, runLevel } from './bench-load.js';
+import { isDType } from '../engine/dtypes.js';
+
+export const BENCH_USAGE = `Usage: actorserve bench <target> --servable NAME --method NAME [options]
+
+Load-tests a server speaking actorserve's REST or gRPC protocol (actorserve, MindSpore
+Serving, ...): closed-loop clients on worker threads, one concurrency level after another,
+then a table of requests/s, instances/s, latency percentiles and errors by kind per level.
+
+<target>                  host:port, http://host:port or unix:/path/to/socket
+                          (default port: 1500 for rest, 5500 for grpc)
+Options:
+  --servable NAME         servable to call (required)
+  --method NAME           method to call (required)
+  --version N             servable version (default: 0, the newest)
+  --protocol P            rest (default), grpc (MSService/Predict, unary) or grpc-stream
+                          (actorserve PredictStream: one stream per load thread, every
+                          request of the level in flight on it)
+  --concurrency LIST      requests in flight per level, e.g. 1,8,64 (default: 1,8,64)
+  --duration D            measure each level for D: 10s, 500ms, 1m (default: 10s)
+  --requests N            instead of --duration: exactly N requests per level
+  --warmup D              unmeasured load before each level (default: 1s with --duration,
+                          0 with --requests)
+  --input FILE            JSON body {"instances": ...} sent with every request (default for
+                          add/add_common and add/add_cast: the README's example)
+  --msgpack               rest: send the input as msgpack and ask for msgpack replies
+  --dtype T               grpc: dtype of plain JSON numbers in the input (default: float32;
+                          {"b64", "type", "shape"} values keep their own)
+  --workers N             load-generator threads (default: half the cores, 1..8; never
+                          more than the concurrency)
+  --timeout D             per-request timeout (default: 30s)
+  --json                  print the results as JSON on stdout instead of the table
+  -h, --help              show this help
+
+A request counts as failed when the reply is not 200 (rest), the gRPC status is not OK, or
+the reply holds an error_msg (the whole request or one instance). Latency percentiles are of
+successful requests; req/s counts successful requests.
+`;
+
+export interface BenchIO {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/** `10s`, `500ms`, `1.5m`, `2` (seconds) → milliseconds. */
+export function parseDuration(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  const ms = m ? Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000) : NaN;
+  if (!(ms > 0) || !Number.isFinite(ms)) throw new UsageError(`${flag} takes a duration such as 10s, 500ms or 1m, got '${value}'`);
+  return ms;
+}
+
+function positiveInt(value: string, flag: string, min = 1): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min || !/^\d+$/.test(value.trim())) throw new UsageError(`${flag} takes an integer >= ${min}, got '${value}'`);
+  return n;
+}
+
+function concurrencyList(value: string): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.some((p) => !/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 100_000)) {
+    throw new UsageError(`--concurrency takes integers from 1 to 100000 separated by commas, got '${value}'`);
+  }
+  return parts.map(Number);
+}
+
+export interface BenchOptions {
+  readonly target: string;
+  readonly protocol: Protocol;
+  readonly servable: string;
+  readonly method: string;
+  readonly version: number;
+  readonly concurrency: number[];
+  readonly durationMs?: number;
+  readonly requests?: number;
+  readonly warmupMs: number;
+  readonly input?: string;
+  readonly msgpack: boolean;
+  readonly dtype: string;
+  readonly workers: number;
+  readonly timeoutMs: number;
+  readonly json: boolean;
+}
+
+/** Parses the command line; undefined for --help. Throws UsageError. */
+export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      servable: { type: 'string' },
+      method: { type: 'string' },
+      version: { type: 'string' },
+      protocol: { type: 'string' },
+      concurrency: { type: 'string' },
+      duration: { type: 'string' },
+      requests: { type: 'string' },
+      warmup: { type: 'string' },
+      input: { type: 'string' },
+      msgpack: { type: 'boolean' },
+      dtype: { type: 'string' },
+      workers: { type: 'string' },
+      timeout: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (values.help) return undefined;
+  if (positionals.length === 0) throw new UsageError('bench needs a target (host:port, http://host:port or unix:/path)');
+  if (positionals.length > 1) throw new UsageError(`bench takes one target, got ${positionals.length}: ${positionals.join(' ')}`);
+  if (!values.servable) throw new UsageError('--servable is required');
+  if (!values.method) throw new UsageError('--method is required');
+  const protocol = (values.protocol ?? 'rest') as Protocol;
+  if (!PROTOCOLS.includes(protocol)) throw new UsageError(`--protocol takes ${PROTOCOLS.join(', ')}, got '${values.protocol}'`);
+  if (values.duration !== undefined && values.requests !== undefined) throw new UsageError('give --duration or --requests, not both');
+  if (values.msgpack && protocol !== 'rest') throw new UsageError('--msgpack is for --protocol rest');
+  if (values.dtype !== undefined && protocol === 'rest') throw new UsageError('--dtype is for the grpc protocols (REST servers convert numbers to the model dtype)');
+  const dtype = values.dtype ?? 'float32';
+  if (!isDType(dtype) || dtype === 'string' || dtype === 'bytes' || dtype === 'bool') throw new UsageError(`--dtype takes a numeric dtype (float32, int64, ...), got '${dtype}'`);
+  const requests = values.requests !== undefined ? positiveInt(values.requests, '--requests') : undefined;
+  const durationMs = requests === undefined ? parseDuration(values.duration ?? '10s', '--duration') : undefined;
+  const warmupMs = values.warmup !== undefined ? (values.warmup.trim() === '0' ? 0 : parseDuration(values.warmup, '--warmup')) : requests === undefined ? 1000 : 0;
+  return {
+    target: positionals[0]!,
+    protocol,
+    servable: values.servable,
+    method: values.method,
+    version: values.version !== undefined ? positiveInt(values.version, '--version', 0) : 0,
+    concurrency: concurrencyList(values.concurrency ?? '1,8,64'),
+    ...(durationMs !== undefined ? { durationMs } : {}),
+    ...(requests !== undefined ? { requests } : {}),
+    warmupMs,
+    ...(values.input !== undefined ? { input: values.input } : {}),
+    msgpack: values.msgpack ?? false,
+    dtype,
+    workers: values.workers !== undefined ? positiveInt(values.workers, '--workers') : defaultWorkers(),
+    timeoutMs: values.timeout !== undefined ? parseDuration(values.timeout, '--timeout') : 30_000,
+    json: values.json ?? false,
+  };
+}
+
+/** Builds the plan (target, payload) from parsed options. Throws UsageError for bad input. */
+export async function makePlan(o: BenchOptions): Promise<Plan> {
+  let json: Uint8Array;
+  let where: string;
+  if (o.input !== undefined) {
+    try {
+      json = await readFile(o.input);
+    } catch (err) {
+      throw new UsageError(`cannot read --input ${o.input}: ${(err as Error).message}`);
+    }
+    where = `--input ${o.input}`;
+  } else {
+    const builtIn = defaultInput(o.servable, o.method);
+    if (builtIn === undefined) throw new UsageError(`--input is required for ${o.servable}/${o.method} (a JSON file {"instances": ...}); only add/add_common and add/add_cast have a built-in input`);
+    json = Buffer.from(builtIn);
+    where = 'the built-in input';
+  }
+  let target;
+  let payload;
+  try {
+    target = parseTarget(o.target, o.protocol);
+    payload = buildPayload(o.protocol, json, { servable: o.servable, method: o.method, version: o.version }, { msgpack: o.msgpack, numbersDtype: o.dtype as never, where });
+  } catch (err) {
+    if (err instanceof TargetError || err instanceof InputError) throw new UsageError(err.message);
+    throw err;
+  }
+  return { protocol: o.protocol, ...target, payload, timeoutMs: o.timeoutMs, workers: o.workers };
+}
+
+function fmt(n: number): string {
+  if (!Number.isFinite(n)) return '-';
+  if (Math.abs(n) >= 100) return n.toFixed(0);
+  if (Math.abs(n) >= 10) return n.toFixed(1);
+  return n.toFixed(2);
+}
+
+/** The final table: one row per level, then one line per error kind. */
+export function formatTable(results: readonly LevelResult[]): string {
+  const headers = ['concurrency', 'requests', 'req/s', 'inst/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'];
+  const rows = results.map((r) => [
+    String(r.concurrency),
+    String(r.requests),
+    fmt(r.requestsPerSecond),
+    fmt(r.instancesPerSecond),
+    fmt(r.latencyMs.p50),
+    fmt(r.latencyMs.p90),
+    fmt(r.latencyMs.p99),
+    fmt(r.latencyMs.max),
+    String(r.errors),
+  ]);
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const out = [line(headers), ...rows.map(line)];
+  for (const r of results) {
+    for (const [kind, n] of Object.entries(r.errorsByKind)) {
+      const sample = r.errorSamples[kind];
+      out.push(`c=${r.concurrency}: ${n} × ${kind}${sample ? ` (e.g. ${sample.length > 160 ? `${sample.slice(0, 160)}…` : sample})` : ''}`);
+    }
+  }
+  return out.join('\n') + '\n';
+}
+
+/** Runs the command; resolves with the exit code. Usage errors throw UsageError (main prints them, exit 2). */
+export async function runBench(argv: string[], io: BenchIO): Promise<number> {
+  const o = parseBenchArgs(argv);
+  if (!o) {
+    io.stdout.write(BENCH_USAGE);
+    return 0;
+  }
+  const plan = await makePlan(o);
+  await preflight(plan);
+  const tty = io.stderr.isTTY === true;
+  const mode = o.requests !== undefined ? `${o.requests} requests` : `${o.durationMs! / 1000} s`;
+  if (!o.json) {
+    io.stdout.write(
+      `${plan.label} ${o.protocol} ${o.servable}/${o.method}${o.version ? ` v${o.version}` : ''}: ${plan.payload.instances} instance(s) per request, ` +
+        `${mode} per level${o.warmupMs ? ` after ${o.warmupMs / 1000} s warm-up` : ''}, up to ${o.workers} load thread(s)\n`,
+    );
+  }
+  const results: LevelResult[] = [];
+  for (const concurrency of o.concurrency) {
+    const r = await runLevel(plan, {
+      concurrency,
+      ...(o.durationMs !== undefined ? { durationMs: o.durationMs } : {}),
+      ...(o.requests !== undefined ? { requests: o.requests } : {}),
+      warmupMs: o.warmupMs,
+      ...(tty
+        ? {
+            onProgress: (p: { ok: number; errors: number; elapsedMs: number }) => {
+              const rate = p.elapsedMs > 0 ? (p.ok / p.elapsedMs) * 1000 : 0;
+              const phase = p.elapsedMs === 0 ? 'warming up' : `${(p.elapsedMs / 1000).toFixed(1)} s`;
+              io.stderr.write(`\r\x1b[2Kc=${concurrency}  ${phase}  ${p.ok} ok  ${p.errors} errors  ${rate.toFixed(0)} req/s`);
+            },
+          }
+        : {}),
+    });
+    if (tty) io.stderr.write('\r\x1b[2K');
+    results.push(r);
+  }
+  if (o.json) {
+    const doc = {
+      target: plan.label,
+      protocol: o.protocol,
+      servable: o.servable,
+      method: o.method,
+      version: o.version,
+      instancesPerRequest: plan.payload.instances,
+      ...(o.durationMs !== undefined ? { durationMs: o.durationMs } : { requestsPerLevel: o.requests }),
+      warmupMs: o.warmupMs,
+      workers: o.workers,
+      levels: results,
+    };
+    io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  } else {
+    io.stdout.write(formatTable(results));
+  }
+  const dead = results.find((r) => r.ok === 0);
+  if (dead) {
+    const kind = Object.keys(dead.errorsByKind)[0];
+    io.stderr.write(`actorserve bench: no request succeeded at concurrency ${dead.concurrency}${kind ? ` (${kind}: ${dead.errorSamples[kind] ?? ''})` : ''}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+/**
+ * `actorserve bench ...`: what cli/main.ts calls. Prints usage errors (exit 2) and failures
+ * (exit 1) as one line on stderr, so it also works on its own.
+ */
+export async function runBenchCommand(argv: string[], io: BenchIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  try {
+    return await runBench(argv, io);
+  } catch (err) {
+    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    const usage = err instanceof UsageError || String((err as { code?: unknown })?.code).startsWith('ERR_PARSE_ARGS');
+    io.stderr.write(`actorserve bench: ${message}\n`);
+    if (usage) io.stderr.write('Run "actorserve bench --help" for usage.\n');
+    if (!usage && !(err instanceof BenchError) && process.env['NODE_DEBUG']?.includes('actorserve-bench')) io.stderr.write(`${(err as Error).stack}\n`);
+    return usage ? 2 : 1;
+  }
+}
