@@ -21,6 +21,8 @@ import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js
 export interface InferOptions {
   /** Milliseconds the request may take from now (default: the servable's defaultDeadlineMs). */
   deadlineMs?: number;
+  /** Aborting it answers the request with E_CANCELLED and drops its queued work (a client went away). */
+  signal?: AbortSignal;
 }
 
 /** Per-instance outcome: the outputs by name, or the error that instance got. */
@@ -35,9 +37,7 @@ export interface MethodInfo {
 const SLOTS_PER_ACTOR = 2;
 const INITIAL_SLOT_BYTES = 64 * 1024;
 
-interface RequestCtx extends RequestState {
-  readonly deadline: number;
-}
+type RequestCtx = RequestState;
 
 export class ServableRuntime {
   readonly name: string;
@@ -207,12 +207,19 @@ export class ServableRuntime {
       );
     }
     this.inflight++;
-    const ctx: RequestCtx = { done: false, deadline: performance.now() + deadlineMs };
+    const ctx: RequestCtx = { done: false };
     let timer: NodeJS.Timeout | undefined;
+    const signal = options.signal;
+    let onAbort: (() => void) | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         reject(new ServingError('E_DEADLINE_EXCEEDED', `the request did not complete within its deadline of ${deadlineMs} ms`));
       }, deadlineMs);
+      if (signal) {
+        onAbort = () => reject(new ServingError('E_CANCELLED', 'the request was cancelled by its client'));
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+      }
     });
     const work = this.execute(m, instances, ctx);
     work.catch(() => undefined); // a late failure after the deadline answered must not go unhandled
@@ -221,6 +228,7 @@ export class ServableRuntime {
     } finally {
       ctx.done = true;
       clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
       this.inflight--;
     }
   }

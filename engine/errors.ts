@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   E_INVALID_SHAPE: { http: 400, grpc: 3, summary: "an input's size or shape does not fit the model" },
   E_OVERLOADED: { http: 503, grpc: 8, summary: 'too many requests are queued; retry later' },
   E_DEADLINE_EXCEEDED: { http: 504, grpc: 4, summary: 'the request deadline passed before it completed' },
+  E_CANCELLED: { http: 499, grpc: 1, summary: 'the client cancelled the request (its queued work was dropped)' },
   E_UNAVAILABLE: { http: 503, grpc: 14, summary: 'no device actor can serve the request now' },
   E_ACTOR_DIED: { http: 503, grpc: 14, summary: 'the device actor running the request died' },
   E_STAGE_FAILED: { http: 500, grpc: 13, summary: 'a stage function threw or returned an invalid value' },

@@ -109,3 +109,16 @@ t.test('error codes map to HTTP and gRPC statuses', async (t) => {
   t.ok(clone instanceof ServingError);
   t.equal(clone.code, 'E_INVALID_SHAPE');
 });
+
+t.test('a cancelled request is answered E_CANCELLED at once and leaves the in-flight count', async (t) => {
+  const controller = new AbortController();
+  const pending = engine.infer('add', 'slow', [{ x1: f32([300, 300, 300, 300]), x2: f32([0, 0, 0, 0]) }], { signal: controller.signal });
+  setTimeout(() => controller.abort(), 20);
+  const started = performance.now();
+  await t.rejects(pending, { code: 'E_CANCELLED' });
+  t.ok(performance.now() - started < 250, 'answered before the work would have finished');
+  t.equal(engine.runtime('add').stats.inflight, 0);
+  const aborted = AbortSignal.abort();
+  await t.rejects(engine.infer('add', 'add_common', [good()], { signal: aborted }), { code: 'E_CANCELLED' }, 'an already-aborted signal');
+  await stillServes(t);
+});
