@@ -2,7 +2,11 @@
 // clients for D seconds. The clients run in a worker thread so they do not share the server's
 // event loop.
 //
-//   npm run build && node dist/perf/rest-load.js [--connections 32] [--seconds 10] [--msgpack]
+//   npm run build && node dist/perf/rest-load.js [--connections 32] [--seconds 10] [--instances 1] [--msgpack]
+//
+// --instances N sends N copies of the seed instance in each request (a list; 1 sends the seed
+// body itself, `"instances": {...}`), so larger bodies go through the JSON parser's native path
+// (bodies under native/index.ts SMALL_BODY bytes are parsed by its JS twin).
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { ServingServer } from '../engine/server.js';
@@ -16,6 +20,7 @@ const arg = (name: string, fallback: number): number => {
 };
 const connections = arg('connections', 32);
 const seconds = arg('seconds', 10);
+const instances = arg('instances', 1);
 const msgpack = process.argv.includes('--msgpack');
 
 const CLIENT = `
@@ -49,13 +54,15 @@ async function main(): Promise<void> {
   engine.log = () => {};
   await engine.startServables(new ServableStartConfig({ servableDirectory: dir, servableName: 'add' }));
   const rest = await startRestfulServer(engine, '127.0.0.1:0');
-  const json = '{"instances":{"x1":[[1.0, 1.0],[1.0, 1.0]], "x2":[[1.0, 1.0],[1.0, 1.0]]}}';
+  const seed = '{"x1":[[1.0, 1.0],[1.0, 1.0]], "x2":[[1.0, 1.0],[1.0, 1.0]]}';
+  const json = instances === 1 ? `{"instances":${seed}}` : `{"instances":[${new Array(instances).fill(seed).join(',')}]}`;
   let body: Buffer = Buffer.from(json);
   const headers: Record<string, string> = {};
   if (msgpack) {
     const { Packr } = await import('msgpackr');
     const f = Buffer.from(Float32Array.of(1, 1, 1, 1).buffer);
-    body = new Packr({ useRecords: false }).pack({ instances: { x1: { dtype: 'float32', shape: [2, 2], data: f }, x2: { dtype: 'float32', shape: [2, 2], data: f } } });
+    const one = { x1: { dtype: 'float32', shape: [2, 2], data: f }, x2: { dtype: 'float32', shape: [2, 2], data: f } };
+    body = new Packr({ useRecords: false }).pack({ instances: instances === 1 ? one : new Array(instances).fill(one) });
     headers['content-type'] = 'application/msgpack';
     headers.accept = 'application/msgpack';
   }
@@ -71,7 +78,7 @@ async function main(): Promise<void> {
   latencies.sort((a, b) => a - b);
   const q = (p: number): string => (latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN).toFixed(2);
   console.log(
-    `REST ${msgpack ? 'msgpack' : 'JSON'} add_common, ${connections} connections, ${seconds} s: ` +
+    `REST ${msgpack ? 'msgpack' : 'JSON'} add_common, ${instances} instance(s) of ${body.length} B, ${connections} connections, ${seconds} s: ` +
       `${(latencies.length / seconds).toFixed(0)} req/s, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms, errors ${errors}`,
   );
 }

@@ -5,29 +5,33 @@
  *   body ──parseInstances──► ParsedRequest ──toTensor(value, model dtype)──► Instance[]
  *   InstanceOutcome[] ──encodeJsonReply──► {"instances": [...]}
  *
- * Step 1 (`parseInstances`) is swappable: the JS one in json-parse.ts or the native one.
+ * Step 1 (`parseInstances`) is native/index.ts's (the C++ addon, or its byte-identical JS twin
+ * when the addon is absent); `startRestfulServer`'s `parseInstances` option can replace it.
  *
  * Step 2 chooses each tensor's dtype: where a method input feeds a model directly, plain JSON
  * numbers become the model's dtype (range-checked); elsewhere integers → int32, other numbers →
  * float32, bools → bool, strings → string. `{"b64": ..., "type": ..., "shape": ...}` objects
  * carry any dtype as raw little-endian bytes (type defaults to bytes).
+ *
+ * Replies: numbers and bools by native/index.ts's writers (float16 by json-writer.ts).
  */
 import { type DType, type NumericDType, TYPED_ARRAY, isDType, isNumericDType } from '../../engine/dtypes.js';
 import { ServingError } from '../../engine/errors.js';
 import { type Instance, type Tensor, elementCount } from '../../engine/tensor.js';
 import type { InstanceOutcome } from '../../actors/servable-runtime.js';
-import { decodeBase64, encodeBase64 } from './base64.js';
-import { floatToHalf } from './float16.js';
-import { parseInstances } from './json-parse.js';
 import {
+  type ParsedRequest,
+  type ParsedValue,
+  float32ToFloat16,
+  parseInstances,
   writeBoolJson,
-  writeFloat16Json,
   writeFloat32Json,
   writeFloat64Json,
   writeIntJson,
-  writeNested,
-} from './json-writer.js';
-import { type ParsedRequest, type ParsedValue, badRequest, preview } from './parsed-value.js';
+} from '../../native/index.js';
+import { decodeBase64, encodeBase64 } from './base64.js';
+import { writeFloat16Json, writeNested } from './json-writer.js';
+import { badRequest, preview } from './parsed-value.js';
 
 /** A method input as `describe()` reports it: `dtype` is present where it feeds a model directly. */
 export interface InputSpec {
@@ -35,7 +39,7 @@ export interface InputSpec {
   readonly dtype?: string;
 }
 
-/** Body → ParsedRequest (the JS parser, or the native one). */
+/** Body → ParsedRequest: native/index.ts `parseInstances`, or a replacement with its contract. */
 export type InstancesParser = (body: Uint8Array) => ParsedRequest;
 
 /** A decoded value that is already a tensor (msgpack tensor maps, binary values). */
@@ -50,6 +54,7 @@ export function decodeJsonRequest(
   inputs: readonly InputSpec[],
   parse: InstancesParser = parseInstances,
 ): Instance[] {
+  if (body.byteLength === 0) throw badRequest('the request body is empty; send {"instances": [...]}');
   let parsed: ParsedRequest;
   try {
     parsed = parse(body);
@@ -57,20 +62,28 @@ export function decodeJsonRequest(
     if (err instanceof ServingError) throw err;
     throw badRequest((err as Error)?.message ?? String(err));
   }
-  return decodeInstances(parsed.instances, inputs, parsed.single);
+  return decodeInstances(parsed.instances, inputs);
 }
 
-/** ParsedRequest instances → engine instances, with each input's dtype chosen. */
+/**
+ * ParsedRequest instances (JSON or msgpack) → engine instances, with each input's dtype chosen.
+ * Also refuses what the parsers leave to their caller: zero instances, an instance naming no
+ * inputs, an empty input name.
+ */
 export function decodeInstances(
-  instances: ReadonlyArray<Record<string, ParsedValue | TensorValue>>,
+  instances: ReadonlyArray<Readonly<Record<string, ParsedValue | TensorValue>>>,
   inputs: readonly InputSpec[],
-  single = false,
 ): Instance[] {
+  if (instances.length === 0) throw new ServingError('E_NO_INSTANCES', '"instances" is an empty list: send at least one instance');
   const expected = new Map<string, DType | undefined>(inputs.map((i) => [i.name, modelDType(i.dtype)]));
   return instances.map((values, i) => {
     const out: Instance = {};
-    for (const [name, value] of Object.entries(values)) {
-      const where = `${single ? 'the instance' : `instance ${i}`}, input '${name}'`;
+    const names = Object.keys(values);
+    if (names.length === 0) throw badRequest(`instance ${i} is an empty object: it names no inputs`);
+    for (const name of names) {
+      if (name === '') throw badRequest(`instance ${i} has an input with an empty name`);
+      const value = values[name]!;
+      const where = `instance ${i}, input '${name}'`;
       out[name] = value.kind === 'tensor' ? value.tensor : toTensor(value, expected.get(name), where);
     }
     return out;
@@ -160,19 +173,17 @@ function numbersTensor(src: Float64Array, shape: number[], dtype: Exclude<Numeri
     return { dtype, shape, data } as Tensor;
   }
   if (dtype === 'float32' || dtype === 'float16') {
-    // values that would round to ±Infinity are an error, not a silent overflow
+    // Through float32 for both: double → float32 → float16 rounds as double → float16 does
+    // (float32 has more than 2 × 11 + 2 bits). A value that rounds to ±Infinity is an error,
+    // not a silent overflow (the parsed numbers are finite).
+    const f32 = new Float32Array(src);
+    const data = dtype === 'float32' ? f32 : float32ToFloat16(f32);
     for (let i = 0; i < n; i++) {
-      const v = src[i]!;
-      const overflows = dtype === 'float32' ? !Number.isFinite(Math.fround(v)) : (floatToHalf(v) & 0x7fff) === 0x7c00;
-      if (overflows) throw badRequest(`${where}: ${at(i, shape)} (${v}) is out of the ${dtype} range ±${FLOAT_MAX[dtype]}`);
+      const overflows = dtype === 'float32' ? f32[i]! - f32[i]! !== 0 : (data[i]! & 0x7fff) === 0x7c00;
+      if (overflows) throw badRequest(`${where}: ${at(i, shape)} (${src[i]}) is out of the ${dtype} range ±${FLOAT_MAX[dtype]}`);
     }
+    return { dtype, shape, data } as Tensor;
   }
-  if (dtype === 'float16') {
-    const data = new Uint16Array(n);
-    for (let i = 0; i < n; i++) data[i] = floatToHalf(src[i]!);
-    return { dtype, shape, data };
-  }
-  if (dtype === 'float32') return { dtype, shape, data: new Float32Array(src) };
   return { dtype: 'float64', shape, data: src }; // the parsed data is ours: no copy
 }
 
@@ -200,14 +211,11 @@ const B64_TYPES: Readonly<Record<string, DType>> = {
   bytes: 'bytes',
 };
 
-function b64Tensor(text: string, type: unknown, shapeValue: unknown, expected: DType | undefined, where: string): Tensor {
+function b64Tensor(text: string, type: string | undefined, shapeValue: readonly number[] | undefined, expected: DType | undefined, where: string): Tensor {
   let dtype: DType = 'bytes';
   if (type !== undefined) {
-    if (typeof type !== 'string' || !Object.hasOwn(B64_TYPES, type)) {
-      throw new ServingError(
-        'E_INVALID_DTYPE',
-        `${where}: "type" must be one of ${Object.keys(B64_TYPES).join(', ')}; got ${typeof type === 'string' ? preview(type) : JSON.stringify(type) ?? String(type)}`,
-      );
+    if (!Object.hasOwn(B64_TYPES, type)) {
+      throw new ServingError('E_INVALID_DTYPE', `${where}: "type" must be one of ${Object.keys(B64_TYPES).join(', ')}; got ${preview(type)}`);
     }
     dtype = B64_TYPES[type]!;
   }
@@ -285,7 +293,7 @@ function instanceJson(inst: Instance): string {
   return `${out}}`;
 }
 
-/** One tensor as a JSON value (see json-writer.ts for numbers; strings as JSON strings, bytes as {"b64"}). */
+/** One tensor as a JSON value (numbers: native/index.ts, float16: json-writer.ts; strings as JSON strings, bytes as {"b64"}). */
 export function tensorJson(t: Tensor, name = 'output'): string {
   switch (t.dtype) {
     case 'float32':

@@ -13,7 +13,8 @@ import { type Instance, type Tensor, elementCount } from '../../engine/tensor.js
 import type { InstanceOutcome } from '../../actors/servable-runtime.js';
 import { type InputSpec, type TensorValue, decodeInstances, readShape } from './json-codec.js';
 import { scanMsgpack } from './msgpack-scan.js';
-import { MAX_DEPTH, type ParsedValue, badRequest, preview, readB64Object, readInstances, readPlainValue } from './parsed-value.js';
+import type { ParsedValue } from '../../native/index.js';
+import { MAX_DEPTH, badRequest, preview, readB64Object, readInstances, readPlainValue } from './parsed-value.js';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -29,7 +30,7 @@ export function decodeMsgpackRequest(body: Uint8Array, inputs: readonly InputSpe
     throw badRequest(`the msgpack body could not be decoded: ${(err as Error).message}`);
   }
   const parsed = readInstances<ParsedValue | TensorValue>(doc, readMsgpackValue);
-  return decodeInstances(parsed.instances, inputs, parsed.single);
+  return decodeInstances(parsed.instances, inputs);
 }
 
 function readMsgpackValue(value: unknown, where: string): ParsedValue | TensorValue {

@@ -1,54 +1,17 @@
 /**
- * The parsed form of a predict request, between "bytes" and "tensors": what a JSON (or
- * msgpack) body says, with nested lists already flattened into typed arrays and their shape
- * checked, but no dtype chosen yet. The native JSON parser returns exactly these shapes
- * (`parseInstances(body) → ParsedRequest`), so either parser can feed `json-codec.ts`.
+ * Walks a plain JS value (what msgpackr decodes) into the ParsedRequest/ParsedValue shapes that
+ * native/index.ts `parseInstances` returns for JSON bodies (types from native/types.ts), so
+ * msgpack bodies share the JSON path's second step (`json-codec.ts` `decodeInstances`). JSON
+ * bodies never come here: the native parser (or its JS twin) reads them directly from bytes.
  *
- * This module also holds the walker that turns a plain JS value (from JSON.parse or msgpackr)
- * into a ParsedValue, shared by the JS JSON parser and the msgpack codec.
+ * Also: `badRequest` and `preview`, the transport's 400 helpers.
  */
+import { MAX_JSON_DEPTH, type ParsedB64, type ParsedValue } from '../../native/index.js';
 import { ServingError } from '../../engine/errors.js';
 import { MAX_ELEMENTS } from '../../engine/tensor.js';
 
-/** Nested lists of JSON numbers. `integers`: every element is an integral value. */
-export interface NumbersValue {
-  readonly kind: 'numbers';
-  readonly shape: number[];
-  readonly data: Float64Array;
-  readonly integers: boolean;
-}
-
-export interface BoolsValue {
-  readonly kind: 'bools';
-  readonly shape: number[];
-  /** 0 or 1 per element. */
-  readonly data: Uint8Array;
-}
-
-export interface StringsValue {
-  readonly kind: 'strings';
-  readonly shape: number[];
-  readonly data: string[];
-}
-
-/** A `{"b64": ..., "type": ..., "shape": ...}` object; `type` and `shape` are checked later. */
-export interface B64Value {
-  readonly kind: 'b64';
-  readonly b64: string;
-  readonly type?: unknown;
-  readonly shape?: unknown;
-}
-
-export type ParsedValue = NumbersValue | BoolsValue | StringsValue | B64Value;
-
-export interface ParsedRequest {
-  readonly instances: Array<Record<string, ParsedValue>>;
-  /** `"instances"` was one object rather than a list of them. */
-  readonly single: boolean;
-}
-
-/** Deepest nesting of lists and objects accepted in a request body. */
-export const MAX_DEPTH = 64;
+/** Deepest nesting of lists and maps accepted in a msgpack body (the JSON parser's limit too). */
+export const MAX_DEPTH = MAX_JSON_DEPTH;
 
 export function badRequest(message: string): ServingError {
   return new ServingError('E_INVALID_ARGUMENT', message);
@@ -69,12 +32,14 @@ function typeName(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-/** Hook for object values (b64 objects in JSON; tensor maps too in msgpack). */
+/** Hook for map values (msgpack: tensor maps and b64 objects). */
 export type ObjectValueReader<V> = (obj: Record<string, unknown>, where: string) => V;
 
 /**
- * The top level of a request body: `{"instances": {...}}` (one instance) or
- * `{"instances": [{...}, ...]}`. Other top-level keys are ignored (as MindSpore does).
+ * The top level of a msgpack body: `{"instances": {...}}` (one instance) or
+ * `{"instances": [{...}, ...]}`. Other top-level keys are ignored (as MindSpore does). As with
+ * the JSON parser, zero instances, an instance without inputs and an empty input name are left
+ * to `decodeInstances`, which refuses them for both body kinds.
  */
 export function readInstances<V>(
   doc: unknown,
@@ -89,26 +54,22 @@ export function readInstances<V>(
   }
   const list = (doc as { instances: unknown }).instances;
   if (Array.isArray(list)) {
-    if (list.length === 0) throw new ServingError('E_NO_INSTANCES', '"instances" is an empty list: send at least one instance');
-    return { instances: list.map((inst, i) => readInstance(inst, `instance ${i}`, readValue)), single: false };
+    return { instances: list.map((inst, i) => readInstance(inst, i, readValue)), single: false };
   }
   if (typeof list === 'object' && list !== null && !(list instanceof Uint8Array)) {
-    return { instances: [readInstance(list, 'the instance', readValue)], single: true };
+    return { instances: [readInstance(list, 0, readValue)], single: true };
   }
   throw badRequest(`"instances" must be an object (one instance) or a list of objects, got ${typeName(list)}`);
 }
 
-function readInstance<V>(inst: unknown, where: string, readValue: (value: unknown, where: string) => V): Record<string, V> {
+function readInstance<V>(inst: unknown, k: number, readValue: (value: unknown, where: string) => V): Record<string, V> {
   if (typeof inst !== 'object' || inst === null || Array.isArray(inst) || inst instanceof Uint8Array) {
-    throw badRequest(`${where} must be an object of named inputs, got ${typeName(inst)}`);
+    throw badRequest(`instance ${k} must be an object of named inputs, got ${typeName(inst)}`);
   }
-  const keys = Object.keys(inst);
-  if (keys.length === 0) throw badRequest(`${where} is an empty object: it names no inputs`);
-  checkKeys(inst as Record<string, unknown>, where);
+  checkKeys(inst as Record<string, unknown>, `instance ${k}`);
   const out: Record<string, V> = {};
-  for (const key of keys) {
-    if (key === '') throw badRequest(`${where} has an input with an empty name`);
-    out[key] = readValue((inst as Record<string, unknown>)[key], `${where}, input '${key}'`);
+  for (const key of Object.keys(inst)) {
+    out[key] = readValue((inst as Record<string, unknown>)[key], `instance ${k}, input '${key}'`);
   }
   return out;
 }
@@ -129,21 +90,33 @@ export function readPlainValue<V>(value: unknown, where: string, readObject: Obj
   return fillLeaves(leafKind(value, where, ''), where, [], [value]);
 }
 
-/** The `{"b64": ..., "type": ..., "shape": ...}` object of JSON bodies (keys checked here, values later). */
-export function readB64Object(obj: Record<string, unknown>, where: string): B64Value {
+/**
+ * A `{"b64": ..., "type": ..., "shape": ...}` map, checked as native/index.ts `parseInstances`
+ * checks the JSON object (same rules and wording): keys from b64/type/shape, `b64` required,
+ * `b64` and `type` strings, `shape` a flat list of non-negative integers below 2^53. The dtype
+ * name, base64 and sizes are checked later (json-codec.ts), for both body kinds.
+ */
+export function readB64Object(obj: Record<string, unknown>, where: string): ParsedB64 {
   for (const key of Object.keys(obj)) {
     if (key !== 'b64' && key !== 'type' && key !== 'shape') {
-      throw badRequest(`${where}: an object value may only have the keys "b64", "type" and "shape", got ${preview(key)}`);
+      throw badRequest(`${where}: unexpected key ${preview(key)} in a {"b64": ...} object (allowed: b64, type, shape)`);
     }
   }
-  if (!Object.hasOwn(obj, 'b64')) throw badRequest(`${where}: an object value needs a "b64" key holding base64 data`);
-  if (typeof obj.b64 !== 'string') throw badRequest(`${where}: "b64" must be a string of base64 data, got ${typeName(obj.b64)}`);
-  return {
-    kind: 'b64',
-    b64: obj.b64,
-    ...(Object.hasOwn(obj, 'type') ? { type: obj.type } : {}),
-    ...(Object.hasOwn(obj, 'shape') ? { shape: obj.shape } : {}),
-  };
+  if (!Object.hasOwn(obj, 'b64')) throw badRequest(`${where}: 'b64' is missing in a {"b64": ...} object`);
+  const { b64, type, shape } = obj;
+  if (typeof b64 !== 'string') throw badRequest(`${where}: 'b64' must be a string`);
+  if (type !== undefined && typeof type !== 'string') throw badRequest(`${where}: 'type' must be a string`);
+  const out: { kind: 'b64'; b64: string; type?: string; shape?: number[] } = { kind: 'b64', b64 };
+  if (type !== undefined) out.type = type;
+  if (Object.hasOwn(obj, 'shape')) {
+    if (!Array.isArray(shape)) throw badRequest(`${where}: 'shape' must be a list of non-negative integers`);
+    out.shape = shape.map((d: unknown) => {
+      const n = typeof d === 'bigint' ? Number(d) : d;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw badRequest(`${where}: 'shape' must be a list of non-negative integers`);
+      return n;
+    });
+  }
+  return out;
 }
 
 type LeafKind = 'numbers' | 'bools' | 'strings';
@@ -250,7 +223,7 @@ function fillLeaves(kind: LeafKind, where: string, shape: number[], leaves: read
   };
   if (kind === 'numbers') {
     const data = new Float64Array(n);
-    let integers = true;
+    let integers = n > 0; // as the JSON parser: an empty list is a zero-sized float tensor
     for (let i = 0; i < n; i++) {
       const v = leaves[i];
       let x: number;

@@ -13,7 +13,6 @@ import type { InstanceOutcome, MethodInfo } from '../../actors/servable-runtime.
 import type { Instance } from '../../engine/tensor.js';
 import { JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
 import { type InputSpec, type InstancesParser, decodeJsonRequest, encodeJsonError, encodeJsonReply } from './json-codec.js';
-import { parseInstances } from './json-parse.js';
 import { decodeMsgpackRequest, encodeMsgpackError, encodeMsgpackReply } from './msgpack-codec.js';
 
 export interface PredictCall {
@@ -38,7 +37,7 @@ export interface Reply {
 }
 
 export interface PredictOptions {
-  /** Step 1 of JSON decoding (the JS parser by default; the native one when bound). */
+  /** Step 1 of JSON decoding (default: native/index.ts `parseInstances`). */
   readonly parseInstances?: InstancesParser;
   /** Receives internal errors (status 500 from a bug), for the server log. */
   readonly log?: (line: string) => void;
@@ -70,7 +69,7 @@ export async function predict(engine: ServingServer, call: PredictCall, options:
     const inputs = methodInputs(engine, call.servable, call.version, call.method);
     const instances: Instance[] = call.msgpackBody
       ? decodeMsgpackRequest(call.body, inputs)
-      : decodeJsonRequest(call.body, inputs, options.parseInstances ?? parseInstances);
+      : decodeJsonRequest(call.body, inputs, options.parseInstances);
     const outcomes = await engine.inferEach(call.servable, call.method, instances, {
       versionNumber: call.version,
       transport: 'rest',

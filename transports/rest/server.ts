@@ -49,7 +49,11 @@ export interface RestServerOptions {
   closeTimeoutMs?: number;
   /** A request body must arrive completely within this time (default 60000 ms), else 408. */
   bodyTimeoutMs?: number;
-  /** Step 1 of JSON decoding: the JS parser by default, or the native one. */
+  /**
+   * Step 1 of JSON decoding, body → ParsedRequest (default: native/index.ts `parseInstances`,
+   * the C++ addon or its JS twin). A replacement must keep that contract; a plain Error it
+   * throws becomes a 400 with its message.
+   */
   parseInstances?: InstancesParser;
 }
 

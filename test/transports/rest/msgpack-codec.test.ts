@@ -57,6 +57,18 @@ t.test('decodeMsgpackRequest: tensor maps, plain values, b64 objects', async (t)
   t.same(inst!.f!.data, Uint8Array.of(0, 1), 'bool bytes are normalised');
   t.throws(() => decodeMsgpackRequest(packr.pack([1]), []), { message: /must be an object with an "instances" key, got a list/ });
   t.throws(() => decodeMsgpackRequest(packr.pack({ instances: { x: 2n ** 60n } }), []), { message: /beyond ±2\^53/ });
+  // the checks shared with JSON bodies (json-codec.ts decodeInstances) and the b64 rules of the native parser
+  t.throws(() => decodeMsgpackRequest(packr.pack({ instances: [] }), []), { code: 'E_NO_INSTANCES' });
+  t.throws(() => decodeMsgpackRequest(packr.pack({ instances: [{ x: 1 }, {}] }), []), { message: /^instance 1 is an empty object: it names no inputs$/ });
+  t.throws(() => decodeMsgpackRequest(packr.pack({ instances: { '': 1 } }), []), { message: /^instance 0 has an input with an empty name$/ });
+  t.throws(() => decodeMsgpackRequest(packr.pack({ instances: { x: [[1], [2, 3]] } }), []), { message: /^instance 0, input 'x': the list at \[1\] has 2 elements/ });
+  t.throws(() => decodeMsgpackRequest(packr.pack({ instances: { x: { b64: 'AA==', type: 5 } } }), []), { message: /input 'x': 'type' must be a string$/ });
+  t.throws(() => decodeMsgpackRequest(packr.pack({ instances: { x: { b64: 7 } } }), []), { message: /input 'x': 'b64' must be a string$/ });
+  t.throws(() => decodeMsgpackRequest(packr.pack({ instances: { x: { type: 'fp32' } } }), []), { message: /'b64' is missing/ });
+  t.throws(() => decodeMsgpackRequest(packr.pack({ instances: { x: { b64: '', shape: [1, -1] } } }), []), { message: /'shape' must be a list of non-negative integers$/ });
+  t.throws(() => decodeMsgpackRequest(packr.pack({ instances: { x: { b64: '', dims: [1] } } }), []), { message: /unexpected key "dims"/ });
+  const [empty] = decodeMsgpackRequest(packr.pack({ instances: { x: [] } }), []);
+  t.same(empty!.x, { dtype: 'float32', shape: [0], data: new Float32Array(0) }, 'an empty list is a zero-sized float tensor, as in JSON');
 });
 
 t.test('encodeMsgpackReply', async (t) => {

@@ -146,6 +146,11 @@ t.test('plain JSON values without a model dtype get MindSpore defaults', async (
   t.same(await dtypeOf('2.5'), { dtype: 'float32', shape: [] });
   t.same(await dtypeOf('[[1,2],[3,4]]'), { dtype: 'int32', shape: [2, 2] });
   t.same(await dtypeOf('[[1.5,2],[3,4]]'), { dtype: 'float32', shape: [2, 2] });
+  // integer-ness by syntax (native parser; MindSpore's rule): a number written with '.' or an
+  // exponent is a float, even when integral
+  t.same(await dtypeOf('1.0'), { dtype: 'float32', shape: [] });
+  t.same(await dtypeOf('1e2'), { dtype: 'float32', shape: [] });
+  t.same(await dtypeOf('[[1.0,2],[3,4]]'), { dtype: 'float32', shape: [2, 2] }, 'one float makes the list float32 (MindSpore refuses the mix)');
   t.same(await dtypeOf('true'), { dtype: 'bool', shape: [] });
   t.same(await dtypeOf('[true,false,true]'), { dtype: 'bool', shape: [3] });
   t.same(await dtypeOf('"text"'), { dtype: 'string', shape: [] });
