@@ -5,7 +5,7 @@
  */
 import { Packr } from 'msgpackr';
 import type { DType } from '../engine/dtypes.js';
-import { parseInstances } from '../transports/rest/json-parse.js';
+import { parseInstances } from '../native/index.js';
 import { toTensor } from '../transports/rest/json-codec.js';
 import { encodeTensor } from '../transports/grpc/codec.js';
 import { protos, type WireInstance, type WireServableSpec, type WireTensor } from '../transports/grpc/proto.js';
@@ -117,19 +117,4 @@ function wireInstances(json: Uint8Array, numbersDtype: DType, where: string): Wi
     }
     return { items };
   });
-}
-
-/** The bytes of one PredictStream request: the pre-encoded request with `id` (field 1) appended (protobuf: the last value wins). */
-export function withStreamId(payload: Uint8Array, id: number): Buffer {
-  const tail: number[] = [0x08];
-  let v = id;
-  while (v >= 0x80) {
-    tail.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  tail.push(v);
-  const out = Buffer.allocUnsafe(payload.byteLength + tail.length);
-  out.set(payload, 0);
-  out.set(tail, payload.byteLength);
-  return out;
 }

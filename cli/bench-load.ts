@@ -6,21 +6,13 @@
  *   await preflight(plan);                                    // one request; throws BenchError
  *   const r = await runLevel(plan, { concurrency: 64, durationMs: 5000, warmupMs: 500 });
  */
-import http from 'node:http';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { Histogram } from './bench-histogram.js';
 import type { Payload, Protocol } from './bench-input.js';
-import {
-  type RestEndpoint,
-  SHARED_SLOTS,
-  SLOT_ERRORS,
-  SLOT_OK,
-  type WorkerJob,
-  type WorkerReport,
-  restFailure,
-  socketFailure,
-} from './bench-worker.js';
+import type { RestEndpoint } from './bench-failure.js';
+import type { GrpcEndpoint } from './bench-grpc.js';
+import { type HttpClientKind, SHARED_SLOTS, SLOT_ERRORS, SLOT_OK, type WorkerJob, type WorkerReport, makeClient } from './bench-worker.js';
 
 /** The target cannot be used (unreachable, refuses the request): exit 1 with this one line. */
 export class BenchError extends Error {}
@@ -36,7 +28,9 @@ export interface Plan {
   /** What the report calls the target (`http://127.0.0.1:1500`, `grpc://...`, `unix:/...`). */
   readonly label: string;
   readonly rest?: RestEndpoint;
-  readonly grpcTarget?: string;
+  readonly grpc?: GrpcEndpoint;
+  /** REST: the raw keep-alive client (default) or node:http's. */
+  readonly httpClient?: HttpClientKind;
   readonly payload: Payload;
   readonly timeoutMs: number;
   /** Load-generator threads at most (each level uses min(this, concurrency)). */
@@ -52,13 +46,13 @@ export function defaultWorkers(): number {
  * `host:port`, `host` (default port), `http://host:port[/...]`, `grpc://host:port`,
  * `[::1]:port` or `unix:/path/to/socket`.
  */
-export function parseTarget(target: string, protocol: Protocol): { label: string; rest?: RestEndpoint; grpcTarget?: string } {
+export function parseTarget(target: string, protocol: Protocol): { label: string; rest?: RestEndpoint; grpc?: GrpcEndpoint } {
   if (target.startsWith('unix:')) {
     const socketPath = target.slice('unix:'.length).replace(/^\/\/(?=\/)/, '');
     if (!socketPath) throw new TargetError(`the target '${target}' names no socket path`);
     return protocol === 'rest'
       ? { label: `unix:${socketPath}`, rest: { host: 'localhost', port: 0, socketPath } }
-      : { label: `unix:${socketPath}`, grpcTarget: `unix:${socketPath}` };
+      : { label: `unix:${socketPath}`, grpc: { authority: 'localhost', socketPath } };
   }
   let rest = target;
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(target);
@@ -77,7 +71,7 @@ export function parseTarget(target: string, protocol: Protocol): { label: string
   if (protocol === 'rest') {
     return { label: `http://${host}:${port}`, rest: { host: host.replace(/^\[|\]$/g, ''), port } };
   }
-  return { label: `grpc://${host}:${port}`, grpcTarget: `${host}:${port}` };
+  return { label: `grpc://${host}:${port}`, grpc: { authority: `${host}:${port}` } };
 }
 
 export interface LevelOptions {
@@ -88,6 +82,8 @@ export interface LevelOptions {
   readonly requests?: number;
   /** Unmeasured load first (default 0). */
   readonly warmupMs?: number;
+  /** Duration mode: called when the measured window opens and closes (main-thread timers, ±1 ms). */
+  readonly onWindow?: (edge: 'start' | 'end') => void;
   /** Called about 4 times a second with the measured totals so far. */
   readonly onProgress?: (p: { ok: number; errors: number; elapsedMs: number }) => void;
 }
@@ -124,7 +120,8 @@ export async function runLevel(plan: Plan, options: LevelOptions): Promise<Level
   const jobs: WorkerJob[] = Array.from({ length: workers }, (_, i) => ({
     protocol: plan.protocol,
     ...(plan.rest ? { rest: plan.rest } : {}),
-    ...(plan.grpcTarget ? { grpcTarget: plan.grpcTarget } : {}),
+    ...(plan.grpc ? { grpc: plan.grpc } : {}),
+    httpClient: plan.httpClient ?? 'raw',
     path: plan.payload.path,
     headers: plan.payload.headers,
     payload: plan.payload.bytes,
@@ -153,6 +150,7 @@ export async function runLevel(plan: Plan, options: LevelOptions): Promise<Level
     w.once('exit', (code) => setImmediate(() => got < 2 && fail(new Error(`a load-generator thread exited (code ${code}) before reporting`))));
   }
   let progress: NodeJS.Timeout | undefined;
+  const windowTimers: NodeJS.Timeout[] = [];
   try {
     await Promise.race([Promise.all(ready), failed]);
     const measureFrom = performance.now() + (options.warmupMs ?? 0);
@@ -161,10 +159,23 @@ export async function runLevel(plan: Plan, options: LevelOptions): Promise<Level
       progress = setInterval(() => tick({ ok: Atomics.load(counters, SLOT_OK), errors: Atomics.load(counters, SLOT_ERRORS), elapsedMs: Math.max(0, performance.now() - measureFrom) }), 250);
     }
     for (const w of threads) w.postMessage('go');
+    const pending = new Set<'start' | 'end'>();
+    const fire = (e: 'start' | 'end'): void => {
+      if (pending.delete(e)) options.onWindow!(e);
+    };
+    if (options.onWindow && options.durationMs !== undefined) {
+      pending.add('start').add('end');
+      windowTimers.push(setTimeout(() => fire('start'), options.warmupMs ?? 0));
+      windowTimers.push(setTimeout(() => fire('end'), (options.warmupMs ?? 0) + options.durationMs));
+    }
     const results = await Promise.race([Promise.all(reports), failed]);
+    // the threads may report a moment before this thread's timer fires
+    fire('start');
+    fire('end');
     return merge(plan, concurrency, workers, results);
   } finally {
     clearInterval(progress);
+    windowTimers.forEach(clearTimeout);
     await Promise.all(threads.map((w) => w.terminate()));
   }
 }
@@ -210,80 +221,31 @@ function merge(plan: Plan, concurrency: number, workers: number, reports: readon
 }
 
 /**
- * One request from this thread before any load: a target that is unreachable, or that refuses
- * the request as a whole (unknown servable, bad input), throws a BenchError with one line.
+ * One request from this thread before any load, with the same client: a target that is
+ * unreachable, or that refuses the request as a whole (unknown servable, bad input), throws a
+ * BenchError with one line.
  */
 export async function preflight(plan: Plan, timeoutMs = Math.min(plan.timeoutMs, 10_000)): Promise<void> {
-  if (plan.protocol === 'rest') return restPreflight(plan, timeoutMs);
-  const grpc = await import('@grpc/grpc-js');
-  const { protos, PREDICT_PATH, PREDICT_STREAM_PATH, ERROR_CODES_TRAILER } = await import('../transports/grpc/proto.js');
-  const { grpcFailure, replyFailure, streamReplyFailure } = await import('./bench-grpc.js');
-  const { withStreamId } = await import('./bench-input.js');
-  const p = protos();
-  const client = new grpc.Client(plan.grpcTarget!, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
-  const payload = Buffer.from(plan.payload.bytes.buffer, plan.payload.bytes.byteOffset, plan.payload.bytes.byteLength);
-  const identity = (b: Buffer): Buffer => b;
-  const where = `${plan.label} (gRPC ${plan.protocol === 'grpc' ? 'MSService/Predict' : 'PredictStream'})`;
+  const client = await makeClient({
+    protocol: plan.protocol,
+    ...(plan.rest ? { rest: plan.rest } : {}),
+    ...(plan.grpc ? { grpc: plan.grpc } : {}),
+    httpClient: plan.httpClient ?? 'raw',
+    path: plan.payload.path,
+    headers: plan.payload.headers,
+    payload: plan.payload.bytes,
+    loops: 1,
+    timeoutMs,
+  });
   try {
-    const failure = await new Promise<ReturnType<typeof grpcFailure> | undefined>((resolve) => {
-      const deadline = Date.now() + timeoutMs;
-      if (plan.protocol === 'grpc') {
-        let reply: Parameters<typeof replyFailure>[0] | undefined;
-        const call = client.makeUnaryRequest(PREDICT_PATH, identity, p.predict.responseDeserialize, payload, new grpc.Metadata(), { deadline }, (err, v) => {
-          if (!err) reply = v;
-        });
-        call.on('status', (s) => resolve(reply && s.code === 0 ? replyFailure(reply, String(s.metadata.get(ERROR_CODES_TRAILER)[0] ?? '')) : grpcFailure(s.code, s.details)));
-      } else {
-        const call = client.makeBidiStreamRequest(PREDICT_STREAM_PATH, identity, p.predictStream.responseDeserialize, new grpc.Metadata(), { deadline });
-        let answered = false;
-        call.on('data', (r: Parameters<typeof streamReplyFailure>[0]) => {
-          answered = true;
-          resolve(streamReplyFailure(r));
-          call.end();
-        });
-        call.on('error', () => undefined);
-        call.on('status', (s) => {
-          if (!answered) resolve(grpcFailure(s.code === 0 ? grpc.status.UNAVAILABLE : s.code, s.code === 0 ? 'the stream ended without a reply' : s.details));
-        });
-        call.write(withStreamId(payload, 1));
-      }
-    });
-    if (failure) throw new BenchError(`${where}: ${failure.kind}${failure.message ? `: ${oneLine(failure.message)}` : ''}`);
+    const f = await client.sender(0)();
+    if (!f) return;
+    const what = plan.protocol === 'rest' ? `${plan.label}${plan.payload.path}` : `${plan.label} (${plan.protocol === 'grpc' ? 'MSService/Predict' : 'PredictStream'})`;
+    if (f.connection) throw new BenchError(`cannot reach ${what}: ${f.kind}${f.message && f.message !== f.kind ? ` (${oneLine(f.message)})` : ''}`);
+    throw new BenchError(`${what}: ${f.kind}${f.message ? `: ${oneLine(f.message)}` : ''}`);
   } finally {
     client.close();
   }
-}
-
-function restPreflight(plan: Plan, timeoutMs: number): Promise<void> {
-  const rest = plan.rest!;
-  const body = plan.payload.bytes;
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        method: 'POST',
-        path: plan.payload.path,
-        headers: { ...plan.payload.headers, 'content-length': String(body.byteLength) },
-        agent: false,
-        ...(rest.socketPath ? { socketPath: rest.socketPath } : { host: rest.host, port: rest.port }),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const f = restFailure(res.statusCode ?? 0, Buffer.concat(chunks));
-          if (f) reject(new BenchError(`${plan.label}${plan.payload.path}: ${f.kind}${f.message ? `: ${oneLine(f.message)}` : ''}`));
-          else resolve();
-        });
-        res.on('error', (err) => reject(new BenchError(`${plan.label}: ${err.message}`)));
-      },
-    );
-    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no reply within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      const f = socketFailure(err);
-      reject(new BenchError(`cannot reach ${plan.label}: ${f.kind === err.code || f.kind === 'socket error' ? err.message : `${f.kind} (${err.message})`}`));
-    });
-    req.end(body);
-  });
 }
 
 function oneLine(s: string): string {

@@ -1,18 +1,20 @@
 /**
  * One load-generator thread of `actorserve bench`. It owns `loops` closed loops (each sends a
- * request, waits for its reply, sends the next) and their connections: keep-alive HTTP/1.1
- * sockets for REST, one HTTP/2 channel for gRPC (one bidirectional stream for grpc-stream).
- * Payloads arrive pre-encoded; replies are only checked, never decoded into tensors (REST) or
- * decoded by protobuf alone (gRPC).
+ * request, waits for its reply, sends the next) and their connections:
+ *  - rest: one keep-alive HTTP/1.1 connection per loop (cli/bench-http.ts; or node:http's
+ *    keep-alive Agent with `httpClient: 'node'`);
+ *  - grpc: unary calls on HTTP/2 sessions (one per 100 loops; cli/bench-grpc.ts);
+ *  - grpc-stream: one PredictStream per session carrying its loops' requests.
+ * Payloads arrive pre-encoded; replies are only checked for errors.
  *
- * Protocol with the parent: workerData = WorkerJob → the worker posts 'ready' once its client
- * exists → the parent posts 'go' → the worker runs warm-up + measurement and posts its
- * WorkerReport.
+ * With the parent: workerData = WorkerJob → the worker posts 'ready' once its clients exist →
+ * the parent posts 'go' → warm-up, measurement → the worker posts its WorkerReport.
  */
 import http from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Histogram, type HistogramData } from './bench-histogram.js';
 import type { Protocol } from './bench-input.js';
+import { type Failure, type RestEndpoint, restFailure, socketFailure } from './bench-failure.js';
 
 /** Slots of the shared Int32Array. */
 export const SLOT_TICKETS = 0; // requests mode: tickets taken
@@ -20,17 +22,13 @@ export const SLOT_OK = 1; // measured successes (progress line)
 export const SLOT_ERRORS = 2; // measured failures (progress line)
 export const SHARED_SLOTS = 3;
 
-export interface RestEndpoint {
-  readonly host: string;
-  readonly port: number;
-  readonly socketPath?: string;
-}
+export type HttpClientKind = 'raw' | 'node';
 
 export interface WorkerJob {
   readonly protocol: Protocol;
-  /** REST: where to connect; gRPC: the grpc-js target string. */
   readonly rest?: RestEndpoint;
-  readonly grpcTarget?: string;
+  readonly grpc?: { readonly authority: string; readonly socketPath?: string };
+  readonly httpClient: HttpClientKind;
   readonly path: string;
   readonly headers: Record<string, string>;
   readonly payload: Uint8Array;
@@ -54,59 +52,18 @@ export interface WorkerReport {
   readonly endedAt: number;
 }
 
-/** A failed request: `kind` groups it in the report, `message` is a sample. */
-export interface Failure {
-  readonly kind: string;
-  readonly message: string;
-  /** The connection failed (no reply): loops back off briefly instead of spinning. */
-  readonly connection?: boolean;
-}
-
 type Send = () => Promise<Failure | undefined>;
 
-interface Client {
-  readonly send: Send;
+export interface LoadClient {
+  /** The send function of loop `i`. */
+  sender(i: number): Send;
   close(): void;
 }
 
 const ERROR_MSG = Buffer.from('error_msg');
 
-/** An error thrown by node:http / net as a Failure. */
-export function socketFailure(err: NodeJS.ErrnoException): Failure {
-  const code = err.code ?? '';
-  const kind =
-    code === 'ECONNREFUSED' ? 'connection refused'
-    : code === 'ECONNRESET' || code === 'EPIPE' ? 'connection reset'
-    : code === 'ENOENT' ? 'no such socket'
-    : code === 'ETIMEDOUT' || err.message === 'timeout' ? 'timeout'
-    : code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_') ? 'bad HTTP reply'
-    : code !== '' ? code
-    : 'socket error';
-  return { kind, message: err.message, connection: kind !== 'timeout' && kind !== 'bad HTTP reply' };
-}
-
-/** What a REST reply says: undefined when it is a success. `body` is the reply (or its first bytes). */
-export function restFailure(status: number, body: Buffer): Failure | undefined {
-  if (status === 200) {
-    return body.includes(ERROR_MSG) ? { kind: 'instance error', message: preview(body) } : undefined;
-  }
-  return { kind: `HTTP ${status}`, message: preview(body) };
-}
-
-function preview(body: Buffer): string {
-  const text = body.subarray(0, 300).toString('utf8');
-  try {
-    const parsed = JSON.parse(text) as { error_msg?: unknown; instances?: { error_msg?: unknown }[] };
-    if (typeof parsed.error_msg === 'string') return parsed.error_msg;
-    const inst = parsed.instances?.find((i) => typeof i?.error_msg === 'string');
-    if (inst) return String(inst.error_msg);
-  } catch {
-    // not JSON (or cut): show the text
-  }
-  return text.replace(/\s+/g, ' ').trim();
-}
-
-function restClient(job: WorkerJob): Client {
+/** node:http with a keep-alive Agent (`--http-client node`), kept as a cross-check. */
+function nodeHttpClient(job: WorkerJob): LoadClient {
   const rest = job.rest!;
   const agent = new http.Agent({ keepAlive: true, maxSockets: job.loops, maxFreeSockets: job.loops, scheduling: 'lifo' });
   const body = Buffer.from(job.payload.buffer, job.payload.byteOffset, job.payload.byteLength);
@@ -128,123 +85,55 @@ function restClient(job: WorkerJob): Client {
       };
       const req = http.request(options, (res) => {
         const status = res.statusCode ?? 0;
-        // Keep the whole body only to look for error_msg (200) or to quote it (errors); a
-        // small carry-over finds the key across chunk borders.
-        let carry: Buffer | undefined;
-        let failed = false;
-        let head: Buffer | undefined;
+        const chunks: Buffer[] = [];
+        let kept = 0;
         res.on('data', (chunk: Buffer) => {
-          if (status !== 200) {
-            if (!head || head.length < 300) head = head ? Buffer.concat([head, chunk]) : chunk;
-            return;
+          if (status === 200 || kept < 300) {
+            chunks.push(chunk);
+            kept += chunk.length;
           }
-          if (failed) return;
-          const window = carry ? Buffer.concat([carry, chunk]) : chunk;
-          if (window.includes(ERROR_MSG)) {
-            failed = true;
-            head = window;
-          } else carry = window.subarray(Math.max(0, window.length - ERROR_MSG.length + 1));
         });
-        res.on('end', () => finish(status === 200 && !failed ? undefined : restFailure(status, head ?? Buffer.alloc(0))));
+        res.on('end', () => {
+          const b = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+          finish(status === 200 && !b.includes(ERROR_MSG) ? undefined : restFailure(status, b));
+        });
         res.on('error', (err) => finish(socketFailure(err)));
       });
-      req.setTimeout(job.timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+      req.setTimeout(job.timeoutMs, () => req.destroy(Object.assign(new Error(`no reply within ${job.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
       req.on('error', (err) => finish(socketFailure(err)));
       req.end(body);
     });
-  return { send, close: () => agent.destroy() };
+  return { sender: () => send, close: () => agent.destroy() };
 }
 
-async function grpcClient(job: WorkerJob): Promise<Client> {
-  const grpc = await import('@grpc/grpc-js');
-  const { protos, PREDICT_PATH, PREDICT_STREAM_PATH, ERROR_CODES_TRAILER } = await import('../transports/grpc/proto.js');
-  const { grpcFailure, replyFailure, streamReplyFailure } = await import('./bench-grpc.js');
-  const p = protos();
-  const client = new grpc.Client(job.grpcTarget!, grpc.credentials.createInsecure(), {
-    'grpc.max_send_message_length': -1,
-    'grpc.max_receive_message_length': -1,
-    'grpc.use_local_subchannel_pool': 1,
-  });
-  const payload = Buffer.from(job.payload.buffer, job.payload.byteOffset, job.payload.byteLength);
-  const identity = (b: Buffer): Buffer => b;
-
+/** The client for a job (also used by the preflight request on the main thread). */
+export async function makeClient(job: Omit<WorkerJob, 'shared' | 'warmupMs'>): Promise<LoadClient> {
+  if (job.protocol === 'rest') {
+    if (job.httpClient === 'node') return nodeHttpClient(job as WorkerJob);
+    const { HttpConnection, encodeRequest } = await import('./bench-http.js');
+    const request = encodeRequest(job.rest!, job.path, job.headers, job.payload);
+    const conns = Array.from({ length: job.loops }, () => new HttpConnection(job.rest!, request, job.timeoutMs));
+    return { sender: (i) => () => conns[i]!.send(), close: () => conns.forEach((c) => c.close()) };
+  }
+  const { GrpcSession, frame } = await import('./bench-grpc.js');
+  const sessions = Array.from({ length: Math.ceil(job.loops / 100) }, () => new GrpcSession(job.grpc!, job.timeoutMs));
   if (job.protocol === 'grpc') {
-    const send: Send = () =>
-      new Promise((resolve) => {
-        let reply: Parameters<typeof replyFailure>[0] | undefined;
-        let error: Failure | undefined;
-        const call = client.makeUnaryRequest(
-          PREDICT_PATH,
-          identity,
-          p.predict.responseDeserialize,
-          payload,
-          new grpc.Metadata(),
-          { deadline: Date.now() + job.timeoutMs },
-          (err, value) => {
-            if (err) error = grpcFailure(err.code, err.details);
-            else reply = value;
-          },
-        );
-        call.on('status', (s) => {
-          if (error || !reply) resolve(error ?? grpcFailure(s.code, s.details));
-          else resolve(replyFailure(reply, String(s.metadata.get(ERROR_CODES_TRAILER)[0] ?? '')));
-        });
-      });
-    return { send, close: () => client.close() };
+    const framed = frame(job.payload);
+    return { sender: (i) => () => sessions[i % sessions.length]!.unary(framed), close: () => sessions.forEach((s) => s.close()) };
   }
-
-  // grpc-stream: one PredictStream per worker, every loop's request in flight on it.
-  const { withStreamId } = await import('./bench-input.js');
-  type Waiter = { resolve: (f: Failure | undefined) => void; timer: NodeJS.Timeout };
-  let stream: ReturnType<typeof open> | undefined;
-  let nextId = 1;
-  function open() {
-    const pending = new Map<number, Waiter>();
-    const call = client.makeBidiStreamRequest(PREDICT_STREAM_PATH, identity, p.predictStream.responseDeserialize, new grpc.Metadata(), {});
-    const s = { call, pending, broken: false };
-    call.on('data', (r: Parameters<typeof streamReplyFailure>[0]) => {
-      const w = pending.get(Number(r.id ?? 0));
-      if (!w) return;
-      pending.delete(Number(r.id));
-      clearTimeout(w.timer);
-      w.resolve(streamReplyFailure(r));
-    });
-    call.on('error', () => undefined); // reported through 'status'
-    call.on('status', (st) => {
-      s.broken = true;
-      const f = grpcFailure(st.code === 0 ? grpc.status.UNAVAILABLE : st.code, st.code === 0 ? 'the stream ended' : st.details);
-      for (const w of pending.values()) {
-        clearTimeout(w.timer);
-        w.resolve(f);
-      }
-      pending.clear();
-      if (stream === s) stream = undefined;
-    });
-    return s;
-  }
-  const send: Send = () =>
-    new Promise((resolve) => {
-      if (!stream || stream.broken) stream = open();
-      const s = stream;
-      const id = nextId++;
-      const timer = setTimeout(() => {
-        if (s.pending.delete(id)) resolve({ kind: 'timeout', message: `no reply within ${job.timeoutMs} ms` });
-      }, job.timeoutMs);
-      s.pending.set(id, { resolve, timer });
-      s.call.write(withStreamId(payload, id));
-    });
+  const streams = sessions.map((s) => s.stream());
   return {
-    send,
+    sender: (i) => () => streams[i % streams.length]!.send(job.payload),
     close: () => {
-      stream?.call.end();
-      client.close();
+      streams.forEach((s) => s.close());
+      sessions.forEach((s) => s.close());
     },
   };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function run(job: WorkerJob, client: Client): Promise<WorkerReport> {
+async function run(job: WorkerJob, client: LoadClient): Promise<WorkerReport> {
   const shared = new Int32Array(job.shared);
   const hist = new Histogram();
   const errors: Record<string, number> = {};
@@ -256,7 +145,8 @@ async function run(job: WorkerJob, client: Client): Promise<WorkerReport> {
   let firstStart = Infinity;
   let lastEnd = 0;
 
-  const loop = async (): Promise<void> => {
+  const loop = async (i: number): Promise<void> => {
+    const send = client.sender(i);
     for (;;) {
       const start = performance.now();
       const warming = start < warmEnd;
@@ -265,7 +155,7 @@ async function run(job: WorkerJob, client: Client): Promise<WorkerReport> {
         if (limit !== Infinity && Atomics.add(shared, SLOT_TICKETS, 1) >= limit) return;
         if (start < firstStart) firstStart = start;
       }
-      const failure = await client.send();
+      const failure = await send();
       const stop = performance.now();
       if (!warming && stop <= end) {
         if (stop > lastEnd) lastEnd = stop;
@@ -281,18 +171,18 @@ async function run(job: WorkerJob, client: Client): Promise<WorkerReport> {
       if (failure?.connection) await sleep(10);
     }
   };
-  await Promise.all(Array.from({ length: job.loops }, loop));
+  await Promise.all(Array.from({ length: job.loops }, (_, i) => loop(i)));
   const origin = performance.timeOrigin;
   // Duration mode measures the fixed window; requests mode from the first ticket to the last reply.
-  const startedAt = origin + (job.durationMs !== undefined ? warmEnd : firstStart === Infinity ? warmEnd : firstStart);
-  const endedAt = origin + (job.durationMs !== undefined ? end : Math.max(lastEnd, firstStart === Infinity ? warmEnd : firstStart));
-  return { histogram: hist.data(), errors, samples, startedAt, endedAt };
+  const from = job.durationMs !== undefined ? warmEnd : firstStart === Infinity ? warmEnd : firstStart;
+  const to = job.durationMs !== undefined ? end : Math.max(lastEnd, from);
+  return { histogram: hist.data(), errors, samples, startedAt: origin + from, endedAt: origin + to };
 }
 
 if (parentPort && workerData && (workerData as { protocol?: unknown }).protocol) {
   const job = workerData as WorkerJob;
   const port = parentPort;
-  const client = job.protocol === 'rest' ? restClient(job) : await grpcClient(job);
+  const client = await makeClient(job);
   port.once('message', async () => {
     const report = await run(job, client);
     client.close();

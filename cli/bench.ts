@@ -40,6 +40,8 @@ Options:
   --msgpack               rest: send the input as msgpack and ask for msgpack replies
   --dtype T               grpc: dtype of plain JSON numbers in the input (default: float32;
                           {"b64", "type", "shape"} values keep their own)
+  --http-client C         rest: raw (default: keep-alive HTTP/1.1 on node:net, the lighter
+                          client) or node (node:http's keep-alive Agent, as a cross-check)
   --workers N             load-generator threads (default: half the cores, 1..8; never
                           more than the concurrency)
   --timeout D             per-request timeout (default: 30s)
@@ -92,6 +94,7 @@ export interface BenchOptions {
   readonly msgpack: boolean;
   readonly dtype: string;
   readonly workers: number;
+  readonly httpClient: 'raw' | 'node';
   readonly timeoutMs: number;
   readonly json: boolean;
 }
@@ -113,6 +116,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
       msgpack: { type: 'boolean' },
       dtype: { type: 'string' },
       workers: { type: 'string' },
+      'http-client': { type: 'string' },
       timeout: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -130,6 +134,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
   if (values.duration !== undefined && values.requests !== undefined) throw new UsageError('give --duration or --requests, not both');
   if (values.msgpack && protocol !== 'rest') throw new UsageError('--msgpack is for --protocol rest');
   if (values.dtype !== undefined && protocol === 'rest') throw new UsageError('--dtype is for the grpc protocols (REST servers convert numbers to the model dtype)');
+  const httpClient = values['http-client'] ?? 'raw';
+  if (httpClient !== 'raw' && httpClient !== 'node') throw new UsageError(`--http-client takes raw or node, got '${httpClient}'`);
+  if (values['http-client'] !== undefined && protocol !== 'rest') throw new UsageError('--http-client is for --protocol rest');
   const dtype = values.dtype ?? 'float32';
   if (!isDType(dtype) || dtype === 'string' || dtype === 'bytes' || dtype === 'bool') throw new UsageError(`--dtype takes a numeric dtype (float32, int64, ...), got '${dtype}'`);
   const requests = values.requests !== undefined ? positiveInt(values.requests, '--requests') : undefined;
@@ -149,6 +156,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
     msgpack: values.msgpack ?? false,
     dtype,
     workers: values.workers !== undefined ? positiveInt(values.workers, '--workers') : defaultWorkers(),
+    httpClient,
     timeoutMs: values.timeout !== undefined ? parseDuration(values.timeout, '--timeout') : 30_000,
     json: values.json ?? false,
   };
@@ -180,7 +188,7 @@ export async function makePlan(o: BenchOptions): Promise<Plan> {
     if (err instanceof TargetError || err instanceof InputError) throw new UsageError(err.message);
     throw err;
   }
-  return { protocol: o.protocol, ...target, payload, timeoutMs: o.timeoutMs, workers: o.workers };
+  return { protocol: o.protocol, ...target, payload, timeoutMs: o.timeoutMs, workers: o.workers, httpClient: o.httpClient };
 }
 
 function fmt(n: number): string {

@@ -6,12 +6,16 @@ import { UsageError } from './args.js';
 import { ConfigError } from './config.js';
 import { serve } from './serve.js';
 import { encryptCommand } from './encrypt.js';
+import { runBenchCommand } from './bench.js';
+import { runInferCommand } from '../transports/grpc/infer-cli.js';
 
 const USAGE = `Usage: actorserve <command> [options]
 
 Commands:
   serve     serve servables over REST and gRPC until SIGINT/SIGTERM
   encrypt   encrypt a model file for serving with a key (decKey/decMode)
+  infer     call a method over gRPC and print the outputs as JSON
+  bench     load-test a REST or gRPC server (actorserve or MindSpore-compatible)
 
 Run "actorserve <command> --help" for the options of a command.
 `;
@@ -25,6 +29,10 @@ export async function main(argv: string[]): Promise<number> {
         return await serve(rest);
       case 'encrypt':
         return await encryptCommand(rest);
+      case 'infer':
+        return await runInferCommand(rest);
+      case 'bench':
+        return await runBenchCommand(rest);
       case undefined:
       case '-h':
       case '--help':

@@ -188,6 +188,13 @@ export async function serve(argv: string[]): Promise<number> {
       });
       logger.info(`REST listening on ${p.rest.ssl ? 'https' : 'http'}://${rest.address}`);
     }
+    if (p.grpc) {
+      // (the gRPC server logs its own "listening" line)
+      await server.startGrpcServer(p.grpc.address, {
+        ...(p.grpc.maxMsgMbSize !== undefined ? { maxMsgMbSize: p.grpc.maxMsgMbSize } : {}),
+        ...(p.grpc.ssl ? { sslConfig: p.grpc.ssl } : {}),
+      });
+    }
     const stopWatching = p.watchVersionsMs > 0 ? server.watchVersions(p.watchVersionsMs) : () => undefined;
     logger.info(`serving ${entries.map((e) => e.name).join(', ')} from ${p.servableDirectory}; press Ctrl-C to stop`);
     const signal = signals > 0 ? 'signal' : await stopped;

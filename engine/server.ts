@@ -11,6 +11,7 @@ import { ServableStartConfig } from './start-config.js';
 import type { Instance } from './tensor.js';
 import { ServingMetrics, type Transport } from './serving-metrics.js';
 import type { RestServer, RestServerOptions } from '../transports/rest/server.js';
+import type { GrpcServer, GrpcServerOptions } from '../transports/grpc/server.js';
 
 export interface EngineInferOptions extends InferOptions {
   /** 0 or absent: the newest loaded version. */
@@ -293,6 +294,17 @@ export class ServingServer {
   async startRestfulServer(address: string, options?: RestServerOptions): Promise<RestServer> {
     const rest = await import('../transports/rest/server.js');
     const listener = await rest.startRestfulServer(this, address, options);
+    this.listeners.push(listener);
+    return listener;
+  }
+
+  /**
+   * Starts the gRPC transport (MindSpore-compatible `MSService.Predict` and our streaming
+   * `actorserve.v1` service) on `host:port` or `unix:/path`. It stops with `stop()`/`drain()`.
+   */
+  async startGrpcServer(address: string, options?: GrpcServerOptions): Promise<GrpcServer> {
+    const grpc = await import('../transports/grpc/server.js');
+    const listener = await grpc.startGrpcServer(this, address, options);
     this.listeners.push(listener);
     return listener;
   }

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, servableFixture } from '../helpers/fixtures.js';
+import { Client } from '../../dist/transports/grpc/client.js';
 
 const BIN = path.join(ROOT, 'bin', 'actorserve.js');
 const SEED = JSON.stringify({ instances: { x1: [[1.0, 1.0], [1.0, 1.0]], x2: [[1.0, 1.0], [1.0, 1.0]] } });
@@ -29,14 +30,20 @@ function run(args: string[]) {
 }
 
 t.test('serve starts the bundled servables, answers the README example, Ctrl-C drains and exits 0', async (t) => {
-  const p = run(['serve', '--device-ids', '0,1', '--rest-address', '127.0.0.1:0', '--no-grpc', '--access-log']);
+  const p = run(['serve', '--device-ids', '0,1', '--rest-address', '127.0.0.1:0', '--grpc-address', '127.0.0.1:0', '--access-log']);
   const [, port] = await p.waitFor(/REST listening on http:\/\/127\.0\.0\.1:(\d+)/);
+  const [, grpcPort] = await p.waitFor(/gRPC server listening on 127\.0\.0\.1:(\d+)/);
   await p.waitFor(/serving add, add_sub, matmul, resnet from/);
   t.match(p.output(), /servable 'add' version 1 started on devices \[0, 1\]/);
   const r = await fetch(`http://127.0.0.1:${port}/model/add:add_common`, { method: 'POST', body: SEED, headers: { 'x-request-id': 'readme-1' } });
   t.equal(r.status, 200);
   t.same(await r.json(), { instances: [{ y: [[2, 2], [2, 2]] }] });
   await p.waitFor(/INFO  request requestId=readme-1 servable=add method=add_common version=1 transport=rest instances=1 code=OK/);
+  const client = new Client(`127.0.0.1:${grpcPort}`, 'add', 'add_common');
+  const x = { dtype: 'float32' as const, shape: [2, 2], data: Float32Array.of(1, 2, 3, 4) };
+  const [out] = await client.infer([{ x1: x, x2: x }]);
+  t.same([...((out as { y: { data: Float32Array } }).y.data)], [2, 4, 6, 8], 'gRPC answers too');
+  client.close();
   p.child.kill('SIGINT');
   t.equal(await p.exited, 0, 'exit code 0');
   t.match(p.output(), /SIGINT: draining/);

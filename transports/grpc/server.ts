@@ -1,0 +1,297 @@
+/**
+ * The gRPC transport on @grpc/grpc-js:
+ *
+ * - `mindspore.serving.proto.MSService/Predict`, wire-compatible with MindSpore Serving's
+ *   clients: status OK always, errors in `error_msg` (none / one for the whole request / one
+ *   per instance), plus an `actorserve-error-codes` trailer with our stable codes (ignored by
+ *   MindSpore's clients, read by ours).
+ * - `actorserve.v1.ActorServe/PredictStream`, our pipelined bidirectional stream (see
+ *   predict-stream.ts), with real gRPC status codes for whole-stream errors.
+ *
+ * It only decodes, calls the engine and encodes. Limits are explicit: message size both ways
+ * (maxMsgMbSize, default 100 MiB as MindSpore), concurrent streams per connection,
+ * keepalive pings, idle connections, a per-stream window of requests in flight. A client
+ * deadline becomes the engine's deadlineMs; a cancelled call's reply is dropped.
+ *
+ *   const grpc = await startGrpcServer(engine, '127.0.0.1:5500');   // or 'unix:/path', { sslConfig }
+ *   ...
+ *   await grpc.close();
+ */
+import { readFileSync, unlinkSync } from 'node:fs';
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type sendUnaryData,
+} from '@grpc/grpc-js';
+import { ServingError } from '../../engine/errors.js';
+import type { ServingServer } from '../../engine/server.js';
+import { type GrpcListenAddress, bindTarget, claimSocketPath, formatGrpcAddress, parseGrpcAddress } from './address.js';
+import { encodeMsReply, runPredict } from './predict.js';
+import { PredictStreamSession, type StreamStats } from './predict-stream.js';
+import {
+  ERROR_CODES_TRAILER,
+  type WirePredictReply,
+  type WirePredictRequest,
+  type WireStreamReply,
+  type WireStreamRequest,
+  protos,
+} from './proto.js';
+
+export interface SSLConfig {
+  /** Path of the PEM certificate (chain). */
+  certificate: string;
+  /** Path of the PEM private key. */
+  privateKey: string;
+  /** Path of the PEM CA bundle that client certificates must chain to (needed with `verifyClient`). */
+  customCa?: string;
+  /** Mutual TLS: require and verify a client certificate signed by `customCa`. */
+  verifyClient?: boolean;
+}
+
+export interface GrpcServerOptions {
+  /** TLS with these files; plaintext when absent. */
+  sslConfig?: SSLConfig;
+  /** Largest message in MiB, received and sent (default 100, MindSpore's; at most 512). */
+  maxMsgMbSize?: number;
+  /** HTTP/2 streams (calls) at once per connection (default 256). */
+  maxConcurrentStreams?: number;
+  /** Interval of keepalive pings to each client (default 300000 ms: 5 min). */
+  keepaliveTimeMs?: number;
+  /** How long a keepalive ping may wait for its ack before the connection is dropped (default 20000 ms). */
+  keepaliveTimeoutMs?: number;
+  /** A connection with no calls for this long is closed with GOAWAY; clients reconnect (default 1800000 ms: 30 min). */
+  maxConnectionIdleMs?: number;
+  /** Requests of one PredictStream in the engine at once; reading pauses beyond it (default 128). */
+  streamWindow?: number;
+  /** How long `close()` lets calls in flight finish before cutting them off (default 10000 ms). */
+  closeTimeoutMs?: number;
+}
+
+export interface GrpcServerStats extends StreamStats {
+  unaryCalls: number;
+  streams: number;
+  activeStreams: number;
+}
+
+export interface GrpcServer {
+  /** The address served, with the port actually bound: `127.0.0.1:5500`, `[::1]:5500`, `unix:/path`. */
+  readonly address: string;
+  /** The TCP port bound (0 for a unix socket). */
+  readonly port: number;
+  /** Counters, for tests and operators. */
+  readonly stats: Readonly<GrpcServerStats>;
+  /**
+   * Stops accepting calls, lets calls in flight finish (streams answer what they have read and
+   * end with UNAVAILABLE) for up to closeTimeoutMs, then cuts off whatever is left.
+   */
+  close(): Promise<void>;
+}
+
+const MIB = 1024 * 1024;
+
+interface Settings {
+  readonly ssl: SSLConfig | undefined;
+  readonly maxMsgBytes: number;
+  readonly maxConcurrentStreams: number;
+  readonly keepaliveTimeMs: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly maxConnectionIdleMs: number;
+  readonly streamWindow: number;
+  readonly closeTimeoutMs: number;
+}
+
+const DEFAULTS = {
+  maxMsgMbSize: 100,
+  maxConcurrentStreams: 256,
+  keepaliveTimeMs: 300_000,
+  keepaliveTimeoutMs: 20_000,
+  maxConnectionIdleMs: 1_800_000,
+  streamWindow: 128,
+  closeTimeoutMs: 10_000,
+} as const;
+
+export async function startGrpcServer(engine: ServingServer, address: string, options: GrpcServerOptions = {}): Promise<GrpcServer> {
+  const listen = parseGrpcAddress(address);
+  const settings = checkOptions(options);
+  const server = new GrpcJsServer(engine, listen, settings);
+  await server.start();
+  return server;
+}
+
+function checkOptions(o: GrpcServerOptions): Settings {
+  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `gRPC server options: ${message}`);
+  const mb = o.maxMsgMbSize ?? DEFAULTS.maxMsgMbSize;
+  if (typeof mb !== 'number' || !(mb > 0) || mb > 512) throw bad(`maxMsgMbSize must be a number in (0, 512], got ${mb}`);
+  const int = (name: keyof GrpcServerOptions, value: number, min: number, max = 2 ** 31 - 1): number => {
+    if (!Number.isInteger(value) || value < min || value > max) throw bad(`${name} must be an integer in [${min}, ${max}], got ${value}`);
+    return value;
+  };
+  if (o.sslConfig !== undefined) checkSsl(o.sslConfig);
+  return {
+    ssl: o.sslConfig,
+    maxMsgBytes: Math.floor(mb * MIB),
+    maxConcurrentStreams: int('maxConcurrentStreams', o.maxConcurrentStreams ?? DEFAULTS.maxConcurrentStreams, 1),
+    keepaliveTimeMs: int('keepaliveTimeMs', o.keepaliveTimeMs ?? DEFAULTS.keepaliveTimeMs, 1000),
+    keepaliveTimeoutMs: int('keepaliveTimeoutMs', o.keepaliveTimeoutMs ?? DEFAULTS.keepaliveTimeoutMs, 100),
+    maxConnectionIdleMs: int('maxConnectionIdleMs', o.maxConnectionIdleMs ?? DEFAULTS.maxConnectionIdleMs, 1000),
+    streamWindow: int('streamWindow', o.streamWindow ?? DEFAULTS.streamWindow, 1, 1_000_000),
+    closeTimeoutMs: int('closeTimeoutMs', o.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs, 0),
+  };
+}
+
+function checkSsl(ssl: SSLConfig): void {
+  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `gRPC server sslConfig: ${message}`);
+  const readable = (field: keyof SSLConfig, path: unknown): void => {
+    if (typeof path !== 'string' || path.length === 0) throw bad(`${field} must be the path of a PEM file`);
+    try {
+      readFileSync(path, { flag: 'r' });
+    } catch (err) {
+      throw bad(`${field} file ${path} cannot be read: ${(err as Error).message}`);
+    }
+  };
+  readable('certificate', ssl.certificate);
+  readable('privateKey', ssl.privateKey);
+  if (ssl.verifyClient !== undefined && typeof ssl.verifyClient !== 'boolean') throw bad('verifyClient must be a boolean');
+  if (ssl.verifyClient && ssl.customCa === undefined) throw bad('verifyClient needs customCa, the CA that client certificates must chain to');
+  if (ssl.customCa !== undefined) readable('customCa', ssl.customCa);
+}
+
+function credentials(ssl: SSLConfig | undefined): ServerCredentials {
+  if (!ssl) return ServerCredentials.createInsecure();
+  try {
+    return ServerCredentials.createSsl(
+      ssl.customCa ? readFileSync(ssl.customCa) : null,
+      [{ cert_chain: readFileSync(ssl.certificate), private_key: readFileSync(ssl.privateKey) }],
+      ssl.verifyClient === true,
+    );
+  } catch (err) {
+    throw new ServingError(
+      'E_INVALID_ARGUMENT',
+      `gRPC server sslConfig: the certificate, private key or CA could not be loaded (${(err as Error).message}); check they are PEM files`,
+    );
+  }
+}
+
+/** Milliseconds left until a grpc-js deadline; undefined when the call has none. */
+function remainingMs(deadline: Date | number): number | undefined {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? at - Date.now() : undefined;
+}
+
+class GrpcJsServer implements GrpcServer {
+  address = '';
+  port = 0;
+  readonly stats: GrpcServerStats = { unaryCalls: 0, streams: 0, activeStreams: 0, streamRequests: 0, peakStreamInflight: 0 };
+  private readonly server: Server;
+  private readonly sessions = new Set<PredictStreamSession>();
+  private closing: Promise<void> | undefined;
+  private ownsSocketFile = false;
+
+  constructor(
+    private readonly engine: ServingServer,
+    private readonly listen: GrpcListenAddress,
+    private readonly settings: Settings,
+  ) {
+    this.server = new Server({
+      'grpc.max_receive_message_length': settings.maxMsgBytes,
+      'grpc.max_send_message_length': settings.maxMsgBytes,
+      'grpc.max_concurrent_streams': settings.maxConcurrentStreams,
+      'grpc.keepalive_time_ms': settings.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': settings.keepaliveTimeoutMs,
+      'grpc.max_connection_idle_ms': settings.maxConnectionIdleMs,
+    });
+    const { msService, actorServe } = protos();
+    this.server.addService(msService, { Predict: this.predict.bind(this) });
+    this.server.addService(actorServe, {
+      PredictStream: this.predictStream.bind(this),
+      // Server-streaming token generation (actorserve.proto, `Generate`) is registered here
+      // when incremental servables get it: one GenerateReply written per decode step.
+    });
+  }
+
+  async start(): Promise<void> {
+    const l = this.listen;
+    const creds = credentials(this.settings.ssl);
+    if (l.kind === 'unix') await claimSocketPath(l.path);
+    const where = l.kind === 'unix' ? `unix:${l.path}` : formatGrpcAddress(l, l.port);
+    const port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(bindTarget(l), creds, (err, bound) => {
+        if (err) {
+          reject(new ServingError('E_UNAVAILABLE', `gRPC server could not bind to ${where} (${err.message})`, { cause: err }));
+        } else {
+          resolve(bound);
+        }
+      });
+    });
+    this.ownsSocketFile = l.kind === 'unix';
+    this.port = l.kind === 'unix' ? 0 : port;
+    this.address = formatGrpcAddress(l, this.port);
+    this.engine.log(`gRPC server listening on ${this.address}${this.settings.ssl ? ' (TLS)' : ''}`);
+  }
+
+  private predict(call: ServerUnaryCall<WirePredictRequest, WirePredictReply>, callback: sendUnaryData<WirePredictReply>): void {
+    this.stats.unaryCalls++;
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort());
+    const req = call.request;
+    runPredict(this.engine, req.servable_spec, req.instances, {
+      deadlineMs: remainingMs(call.getDeadline()),
+      signal: abort.signal,
+      log: this.engine.log,
+    }).then((outcome) => {
+      if (abort.signal.aborted) return; // cancelled or past its deadline: nobody to answer
+      let encoded: ReturnType<typeof encodeMsReply>;
+      try {
+        encoded = encodeMsReply(req.servable_spec, outcome);
+      } catch (err) {
+        // a bug, not bad input: answer (in MindSpore's form) rather than leave the call hanging
+        this.engine.log(`gRPC predict: cannot encode the reply: ${(err as Error)?.stack ?? String(err)}`);
+        const e = new ServingError('E_INTERNAL', `the reply could not be encoded: ${(err as Error)?.message ?? String(err)}`);
+        encoded = encodeMsReply(req.servable_spec, { ok: false, error: e });
+      }
+      const trailer = new Metadata();
+      if (encoded.codes.length > 0) trailer.set(ERROR_CODES_TRAILER, encoded.codes.join(','));
+      callback(null, encoded.reply, trailer);
+    });
+  }
+
+  private predictStream(call: ServerDuplexStream<WireStreamRequest, WireStreamReply>): void {
+    this.stats.streams++;
+    this.stats.activeStreams++;
+    const session = new PredictStreamSession(call, this.engine, this.settings.streamWindow, this.stats, (s) => {
+      if (this.sessions.delete(s)) this.stats.activeStreams--;
+    });
+    this.sessions.add(session);
+    session.start();
+    if (this.closing) session.drain();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const s of [...this.sessions]) s.drain();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, this.settings.closeTimeoutMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    if (this.ownsSocketFile && this.listen.kind === 'unix') {
+      try {
+        unlinkSync(this.listen.path);
+      } catch {
+        // already removed with the listener
+      }
+    }
+  }
+}
