@@ -26,6 +26,8 @@ export class StagePool {
       minThreads: threads,
       maxThreads: threads,
       maxQueue,
+      // Async stages (image decoding by sharp, model.call) overlap on one thread.
+      concurrentTasksPerWorker: 4,
       idleTimeout: 60_000,
       execArgv: [],
       closeTimeout: 10_000,
