@@ -1,78 +1,19 @@
-/**
- * gRPC listen addresses: `host:port` (IPv4, `[IPv6]` or `localhost`; port 0 = pick a free
- * one) or `unix:/path/to/socket`.
- */
-import { existsSync, lstatSync, unlinkSync } from 'node:fs';
-import { connect } from 'node:net';
-import { isIPv4, isIPv6 } from 'node:net';
-import { ServingError } from '../../engine/errors.js';
+/** gRPC listen addresses: the shared parser (transports/listen-address.ts) with gRPC's wording. */
+import { type ListenAddress, claimSocketPath as claim, formatListenAddress, parseListenAddress } from '../listen-address.js';
 
-export type GrpcListenAddress =
-  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
-  | { readonly kind: 'unix'; readonly path: string };
-
-/** Longest unix socket path Linux accepts (sun_path holds 108 bytes with the NUL). */
-const MAX_UNIX_PATH = 107;
+export type GrpcListenAddress = ListenAddress;
 
 export function parseGrpcAddress(address: string): GrpcListenAddress {
-  const bad = (why: string): ServingError =>
-    new ServingError(
-      'E_INVALID_ARGUMENT',
-      `gRPC server address ${JSON.stringify(address)} is invalid: ${why} (use host:port with an IPv4 host, [IPv6] or localhost, or unix:/path)`,
-    );
-  if (typeof address !== 'string') throw bad('it is not a string');
-  if (address.startsWith('unix:')) {
-    const path = address.slice('unix:'.length);
-    if (path.length === 0) throw bad('the unix socket path is empty');
-    if (Buffer.byteLength(path) > MAX_UNIX_PATH) throw bad(`the unix socket path is longer than ${MAX_UNIX_PATH} bytes`);
-    if (path.includes('\0')) throw bad('the unix socket path holds a NUL byte');
-    return { kind: 'unix', path };
-  }
-  const colon = address.lastIndexOf(':');
-  if (colon < 0) throw bad('it has no port');
-  let host = address.slice(0, colon);
-  const portText = address.slice(colon + 1);
-  if (host.length === 0) throw bad('the host is missing');
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw bad(`port ${JSON.stringify(portText)} is not in 0-65535`);
-  if (host.startsWith('[') && host.endsWith(']')) {
-    host = host.slice(1, -1);
-    if (!isIPv6(host)) throw bad(`${JSON.stringify(host)} is not an IPv6 address`);
-  } else if (host === 'localhost') {
-    host = '127.0.0.1';
-  } else if (!isIPv4(host)) {
-    throw bad(isIPv6(host) ? 'an IPv6 host must be in brackets, as [::1]:port' : `${JSON.stringify(host)} is not an IPv4 address`);
-  }
-  return { kind: 'tcp', host, port: Number(portText) };
+  return parseListenAddress(address, 'gRPC server');
 }
 
 /** The address as grpc-js binds it. */
 export function bindTarget(a: GrpcListenAddress): string {
-  return a.kind === 'unix' ? `unix:${a.path}` : formatGrpcAddress(a, a.port);
+  return a.kind === 'unix' ? `unix:${a.path}` : formatListenAddress(a, a.port);
 }
 
-/** The address as users write it, with the port actually bound. */
-export function formatGrpcAddress(a: GrpcListenAddress, port: number): string {
-  if (a.kind === 'unix') return `unix:${a.path}`;
-  return a.host.includes(':') ? `[${a.host}]:${port}` : `${a.host}:${port}`;
-}
+export const formatGrpcAddress = formatListenAddress;
 
-/**
- * Makes `path` free for a new unix socket: refuses when another server listens on it or when
- * it is not a socket; removes a stale socket file left by a server that died.
- */
-export async function claimSocketPath(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  if (!lstatSync(path).isSocket()) {
-    throw new ServingError('E_INVALID_ARGUMENT', `gRPC server address unix:${path}: the path exists and is not a socket`);
-  }
-  const live = await new Promise<boolean>((resolve) => {
-    const c = connect(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new ServingError('E_UNAVAILABLE', `gRPC server could not bind to unix:${path}: another server is listening there`);
-  unlinkSync(path);
+export function claimSocketPath(path: string): Promise<void> {
+  return claim(path, 'gRPC server');
 }

@@ -8,8 +8,7 @@
  *   ...
  *   await rest.close();
  */
-import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { ServingError } from '../../engine/errors.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
 import type { ServingServer } from '../../engine/server.js';
 import { type ListenAddress, formatAddress, parseAddress } from './address.js';
+import { claimSocketPath } from '../listen-address.js';
 import { readBody } from './body-reader.js';
 import { Exchange, JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
 import { type InstancesParser, encodeJsonError } from './json-codec.js';
@@ -172,7 +172,7 @@ class UwsRestServer implements RestServer {
       await this.release();
       throw new ServingError('E_UNAVAILABLE', `RESTful server could not bind to ${where} (${detail})`);
     };
-    if (l.kind === 'unix') await claimSocketPath(l.path);
+    if (l.kind === 'unix') await claimSocketPath(l.path, 'RESTful server');
     // with a TLS front, the uWS app listens on a private unix socket and the front on the address
     const appAt: ListenAddress = this.front ? { kind: 'unix', path: join(this.privateDir!, 'app.sock') } : l;
     const socket = await new Promise<us_listen_socket | false>((resolve) => {
@@ -351,26 +351,5 @@ function sslApp(ssl: SSLConfig): TemplatedApp {
   }
 }
 
-/**
- * Makes `path` free for a new unix socket: refuses when another server is listening on it or
- * when it is not a socket; removes a stale socket file left by a dead server.
- */
-async function claimSocketPath(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  const stat = lstatSync(path);
-  if (!stat.isSocket()) {
-    throw new ServingError('E_INVALID_ARGUMENT', `RESTful server address unix:${path}: the path exists and is not a socket`);
-  }
-  const live = await new Promise<boolean>((resolve) => {
-    const c = connect(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new ServingError('E_UNAVAILABLE', `RESTful server could not bind to unix:${path}: another server is listening there`);
-  unlinkSync(path);
-}
 
 export { JSON_TYPE, MSGPACK_TYPE };
