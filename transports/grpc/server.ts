@@ -27,6 +27,7 @@ import {
   type sendUnaryData,
 } from '@grpc/grpc-js';
 import { ServingError } from '../../engine/errors.js';
+import { type SSLConfig, checkSslConfig } from '../ssl-config.js';
 import type { ServingServer } from '../../engine/server.js';
 import { type GrpcListenAddress, bindTarget, claimSocketPath, formatGrpcAddress, parseGrpcAddress } from './address.js';
 import { encodeMsReply, runPredict } from './predict.js';
@@ -40,16 +41,7 @@ import {
   protos,
 } from './proto.js';
 
-export interface SSLConfig {
-  /** Path of the PEM certificate (chain). */
-  certificate: string;
-  /** Path of the PEM private key. */
-  privateKey: string;
-  /** Path of the PEM CA bundle that client certificates must chain to (needed with `verifyClient`). */
-  customCa?: string;
-  /** Mutual TLS: require and verify a client certificate signed by `customCa`. */
-  verifyClient?: boolean;
-}
+export type { SSLConfig };
 
 export interface GrpcServerOptions {
   /** TLS with these files; plaintext when absent. */
@@ -129,7 +121,7 @@ function checkOptions(o: GrpcServerOptions): Settings {
     if (!Number.isInteger(value) || value < min || value > max) throw bad(`${name} must be an integer in [${min}, ${max}], got ${value}`);
     return value;
   };
-  if (o.sslConfig !== undefined) checkSsl(o.sslConfig);
+  if (o.sslConfig !== undefined) checkSslConfig(o.sslConfig, 'gRPC server');
   return {
     ssl: o.sslConfig,
     maxMsgBytes: Math.floor(mb * MIB),
@@ -140,23 +132,6 @@ function checkOptions(o: GrpcServerOptions): Settings {
     streamWindow: int('streamWindow', o.streamWindow ?? DEFAULTS.streamWindow, 1, 1_000_000),
     closeTimeoutMs: int('closeTimeoutMs', o.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs, 0),
   };
-}
-
-function checkSsl(ssl: SSLConfig): void {
-  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `gRPC server sslConfig: ${message}`);
-  const readable = (field: keyof SSLConfig, path: unknown): void => {
-    if (typeof path !== 'string' || path.length === 0) throw bad(`${field} must be the path of a PEM file`);
-    try {
-      readFileSync(path, { flag: 'r' });
-    } catch (err) {
-      throw bad(`${field} file ${path} cannot be read: ${(err as Error).message}`);
-    }
-  };
-  readable('certificate', ssl.certificate);
-  readable('privateKey', ssl.privateKey);
-  if (ssl.verifyClient !== undefined && typeof ssl.verifyClient !== 'boolean') throw bad('verifyClient must be a boolean');
-  if (ssl.verifyClient && ssl.customCa === undefined) throw bad('verifyClient needs customCa, the CA that client certificates must chain to');
-  if (ssl.customCa !== undefined) readable('customCa', ssl.customCa);
 }
 
 function credentials(ssl: SSLConfig | undefined): ServerCredentials {

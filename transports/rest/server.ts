@@ -8,12 +8,13 @@
  *   ...
  *   await rest.close();
  */
-import { mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import { ServingError } from '../../engine/errors.js';
+import { type SSLConfig, checkSslConfig } from '../ssl-config.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
 import type { ServingServer } from '../../engine/server.js';
 import { type ListenAddress, formatAddress, parseAddress } from './address.js';
@@ -25,16 +26,7 @@ import { errorReply, predict } from './predict.js';
 import { route } from './router.js';
 import { TLS12_CIPHERS, TlsFront } from './tls-front.js';
 
-export interface SSLConfig {
-  /** Path of the PEM certificate (chain). */
-  certificate: string;
-  /** Path of the PEM private key. */
-  privateKey: string;
-  /** Path of the PEM CA bundle that client certificates must chain to (with `verifyClient`). */
-  customCa?: string;
-  /** Mutual TLS: require a client certificate signed by `customCa`. */
-  verifyClient?: boolean;
-}
+export type { SSLConfig };
 
 export interface RestServerOptions {
   /** HTTPS with these files; plain HTTP when absent. */
@@ -105,28 +97,8 @@ function checkOptions(o: RestServerOptions): Settings {
   if (!(closeTimeoutMs >= 0) || !Number.isFinite(closeTimeoutMs)) throw bad(`closeTimeoutMs must be a number >= 0, got ${closeTimeoutMs}`);
   const bodyTimeoutMs = o.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
   if (!(bodyTimeoutMs > 0) || !Number.isFinite(bodyTimeoutMs)) throw bad(`bodyTimeoutMs must be a positive number, got ${bodyTimeoutMs}`);
-  if (o.sslConfig !== undefined) checkSsl(o.sslConfig);
+  if (o.sslConfig !== undefined) checkSslConfig(o.sslConfig, 'RESTful server');
   return { ssl: o.sslConfig, bodyLimit, maxHeaderBytes, closeTimeoutMs, bodyTimeoutMs, parseInstances: o.parseInstances };
-}
-
-function checkSsl(ssl: SSLConfig): void {
-  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `RESTful server sslConfig: ${message}`);
-  const readable = (field: keyof SSLConfig, path: unknown): void => {
-    if (typeof path !== 'string' || path.length === 0) throw bad(`${field} must be the path of a PEM file`);
-    try {
-      readFileSync(path, { flag: 'r' });
-    } catch (err) {
-      throw bad(`${field} file ${path} cannot be read: ${(err as Error).message}`);
-    }
-  };
-  readable('certificate', ssl.certificate);
-  readable('privateKey', ssl.privateKey);
-  if (ssl.verifyClient) {
-    if (ssl.customCa === undefined) throw bad('verifyClient needs customCa, the CA that client certificates must chain to');
-    readable('customCa', ssl.customCa);
-  } else if (ssl.customCa !== undefined) {
-    readable('customCa', ssl.customCa);
-  }
 }
 
 class UwsRestServer implements RestServer {
