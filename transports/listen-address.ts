@@ -4,7 +4,7 @@
  * claiming of a unix socket path (a stale file from a crashed run is removed; a live server
  * or a non-socket file is refused).
  */
-import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect, isIPv4, isIPv6 } from 'node:net';
 import { ServingError } from '../engine/errors.js';
 
@@ -72,4 +72,13 @@ export async function claimSocketPath(path: string, server: string): Promise<voi
   });
   if (live) throw new ServingError('E_UNAVAILABLE', `${server} could not bind to unix:${path}: another server is listening there`);
   unlinkSync(path);
+}
+
+/**
+ * Makes a bound unix socket owner-only (0600): only the serving user can connect. (There is a
+ * moment between bind and chmod when the process umask applies; run with a restrictive umask
+ * or a private parent folder where that matters.)
+ */
+export function restrictSocketFile(path: string): void {
+  chmodSync(path, 0o600);
 }

@@ -30,6 +30,7 @@ import { ServingError } from '../../engine/errors.js';
 import { type SSLConfig, checkSslConfig } from '../ssl-config.js';
 import type { ServingServer } from '../../engine/server.js';
 import { type GrpcListenAddress, bindTarget, claimSocketPath, formatGrpcAddress, parseGrpcAddress } from './address.js';
+import { restrictSocketFile } from '../listen-address.js';
 import { encodeMsReply, runPredict } from './predict.js';
 import { PredictStreamSession, type StreamStats } from './predict-stream.js';
 import {
@@ -202,6 +203,7 @@ class GrpcJsServer implements GrpcServer {
       });
     });
     this.ownsSocketFile = l.kind === 'unix';
+    if (l.kind === 'unix') restrictSocketFile(l.path);
     this.port = l.kind === 'unix' ? 0 : port;
     this.address = formatGrpcAddress(l, this.port);
     this.engine.log(`gRPC server listening on ${this.address}${this.settings.ssl ? ' (TLS)' : ''}`);

@@ -18,7 +18,7 @@ import { type SSLConfig, checkSslConfig } from '../ssl-config.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
 import type { ServingServer } from '../../engine/server.js';
 import { type ListenAddress, formatAddress, parseAddress } from './address.js';
-import { claimSocketPath } from '../listen-address.js';
+import { claimSocketPath, restrictSocketFile } from '../listen-address.js';
 import { readBody } from './body-reader.js';
 import { Exchange, JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
 import { type InstancesParser, encodeJsonError } from './json-codec.js';
@@ -163,6 +163,7 @@ class UwsRestServer implements RestServer {
       this.port = l.kind === 'unix' ? 0 : uWS.us_socket_local_port(socket as never);
     }
     this.ownsSocketFile = l.kind === 'unix';
+    if (l.kind === 'unix') restrictSocketFile(l.path);
     this.address = formatAddress(l, this.port);
     this.engine.log(`RESTful server listening on ${this.settings.ssl ? 'https' : 'http'}://${this.address}${this.front ? ' (client certificates required)' : ''}`);
   }
