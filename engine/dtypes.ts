@@ -110,3 +110,21 @@ const FROM_ORT: Readonly<Record<string, DType>> = {
 export function dtypeFromOrt(type: string): DType | undefined {
   return FROM_ORT[type];
 }
+
+const DTYPE_OF_TYPED_ARRAY: ReadonlyMap<unknown, NumericDType> = new Map<unknown, NumericDType>([
+  [Int8Array, 'int8'],
+  [Int16Array, 'int16'],
+  [Int32Array, 'int32'],
+  [BigInt64Array, 'int64'],
+  [Uint8Array, 'uint8'],
+  [Uint16Array, 'uint16'],
+  [Uint32Array, 'uint32'],
+  [BigUint64Array, 'uint64'],
+  [Float32Array, 'float32'],
+  [Float64Array, 'float64'],
+]);
+
+/** The dtype a plain typed array stands for (Uint8Array → uint8, Uint16Array → uint16), or undefined. */
+export function dtypeOfTypedArray(value: unknown): NumericDType | undefined {
+  return typeof value === 'object' && value !== null ? DTYPE_OF_TYPED_ARRAY.get(value.constructor) : undefined;
+}

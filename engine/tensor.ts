@@ -9,6 +9,7 @@ import {
   type NumericDType,
   type TypedArrayByDType,
   TYPED_ARRAY,
+  dtypeOfTypedArray,
   isDType,
   isNumericDType,
 } from './dtypes.js';
@@ -86,7 +87,7 @@ export function checkTensor(value: unknown, what: string): Tensor {
     if (!(data instanceof TYPED_ARRAY[dtype])) {
       throw new ServingError(
         'E_INVALID_DTYPE',
-        `${what}: dtype ${dtype} needs data in a ${TYPED_ARRAY[dtype].name}, got ${describe(data)}`,
+        `${what}: dtype ${dtype} needs data in a ${TYPED_ARRAY[dtype].name}, got ${describeValue(data)}`,
       );
     }
     if ((data as NumericArray).length !== count) {
@@ -109,7 +110,8 @@ export function checkTensor(value: unknown, what: string): Tensor {
   return value as Tensor;
 }
 
-function describe(value: unknown): string {
+/** A short name of what a value is, for error messages. */
+export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value !== 'object') return typeof value;
   return (value as object).constructor?.name ?? 'object';
@@ -136,22 +138,10 @@ export function toTensor(value: unknown, what: string): Tensor {
   if (typeof value === 'string') return stringTensor(value);
   if (Buffer.isBuffer(value)) return { dtype: 'bytes', shape: [], data: [value] };
   if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
-    const dtype = TYPED_ARRAY_DTYPE.get(value.constructor);
+    const dtype = dtypeOfTypedArray(value);
     if (dtype) return { dtype, shape: [(value as NumericArray).length], data: value } as unknown as Tensor;
   }
   if (typeof value === 'object' && value !== null && 'dtype' in value) return checkTensor(value, what);
-  throw new ServingError('E_STAGE_FAILED', `${what}: cannot convert ${describe(value)} to a tensor`);
+  throw new ServingError('E_STAGE_FAILED', `${what}: cannot convert ${describeValue(value)} to a tensor`);
 }
 
-const TYPED_ARRAY_DTYPE: ReadonlyMap<unknown, NumericDType> = new Map<unknown, NumericDType>([
-  [Int8Array, 'int8'],
-  [Int16Array, 'int16'],
-  [Int32Array, 'int32'],
-  [BigInt64Array, 'int64'],
-  [Uint8Array, 'uint8'],
-  [Uint16Array, 'uint16'],
-  [Uint32Array, 'uint32'],
-  [BigUint64Array, 'uint64'],
-  [Float32Array, 'float32'],
-  [Float64Array, 'float64'],
-]);

@@ -14,9 +14,9 @@
  * | string                                  | string scalar (UTF-8)                         |
  * | Buffer                                  | bytes scalar                                  |
  */
-import { type DType, type NumericDType, TYPED_ARRAY, isDType, isNumericDType } from '../../engine/dtypes.js';
+import { type DType, type NumericDType, TYPED_ARRAY, dtypeOfTypedArray, isDType, isNumericDType } from '../../engine/dtypes.js';
 import { ServingError } from '../../engine/errors.js';
-import { type Tensor, checkTensor, elementCount } from '../../engine/tensor.js';
+import { type Tensor, checkTensor, describeValue, elementCount } from '../../engine/tensor.js';
 
 /** A tensor written loosely: data may be a plain array, shape may be left out (1-D). */
 export interface TensorLike {
@@ -42,25 +42,6 @@ export type InputValue = Tensor | TensorLike | TypedArrayInput | number | bigint
 /** Named inputs of one instance. */
 export type InputInstance = Readonly<Record<string, InputValue>>;
 
-const DTYPE_OF_ARRAY = new Map<unknown, NumericDType>([
-  [Int8Array, 'int8'],
-  [Int16Array, 'int16'],
-  [Int32Array, 'int32'],
-  [BigInt64Array, 'int64'],
-  [Uint8Array, 'uint8'],
-  [Uint16Array, 'uint16'],
-  [Uint32Array, 'uint32'],
-  [BigUint64Array, 'uint64'],
-  [Float32Array, 'float32'],
-  [Float64Array, 'float64'],
-]);
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value !== 'object') return typeof value;
-  return (value as object).constructor?.name ?? 'object';
-}
-
 /** Converts an input value to a checked tensor; `where` names it in errors. */
 export function toInputTensor(value: unknown, where: string): Tensor {
   switch (typeof value) {
@@ -77,8 +58,8 @@ export function toInputTensor(value: unknown, where: string): Tensor {
   }
   if (Buffer.isBuffer(value)) return { dtype: 'bytes', shape: [], data: [value] };
   if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
-    const dtype = DTYPE_OF_ARRAY.get(value.constructor);
-    if (!dtype) throw new ServingError('E_INVALID_ARGUMENT', `${where}: cannot send a ${describe(value)} as a tensor`);
+    const dtype = dtypeOfTypedArray(value);
+    if (!dtype) throw new ServingError('E_INVALID_ARGUMENT', `${where}: cannot send a ${describeValue(value)} as a tensor`);
     return { dtype, shape: [(value as unknown as ArrayLike<unknown>).length], data: value } as unknown as Tensor;
   }
   if (typeof value === 'object' && value !== null && 'dtype' in value && 'data' in value) {
@@ -86,7 +67,7 @@ export function toInputTensor(value: unknown, where: string): Tensor {
   }
   throw new ServingError(
     'E_INVALID_ARGUMENT',
-    `${where}: cannot send ${describe(value)} as a tensor (use { dtype, shape, data }, a typed array, a number, bigint, boolean, string or Buffer)`,
+    `${where}: cannot send ${describeValue(value)} as a tensor (use { dtype, shape, data }, a typed array, a number, bigint, boolean, string or Buffer)`,
   );
 }
 
@@ -94,7 +75,7 @@ function fromTensorLike(t: TensorLike, where: string): Tensor {
   if (!isDType(t.dtype)) throw new ServingError('E_INVALID_DTYPE', `${where}: unknown dtype ${JSON.stringify(t.dtype)}`);
   const data = t.data as unknown;
   if (data === null || typeof data !== 'object' || typeof (data as ArrayLike<unknown>).length !== 'number') {
-    throw new ServingError('E_INVALID_ARGUMENT', `${where}: data must be a typed array or an array, got ${describe(data)}`);
+    throw new ServingError('E_INVALID_ARGUMENT', `${where}: data must be a typed array or an array, got ${describeValue(data)}`);
   }
   const shape = t.shape === undefined ? [(data as ArrayLike<unknown>).length] : [...t.shape];
   if (!Array.isArray(shape)) throw new ServingError('E_INVALID_SHAPE', `${where}: shape must be an array of non-negative integers`);
@@ -107,7 +88,7 @@ function fromTensorLike(t: TensorLike, where: string): Tensor {
   const buffers = data.map((v: unknown, i: number) => {
     if (typeof v === 'string') return Buffer.from(v, 'utf8');
     if (v instanceof Uint8Array) return v;
-    throw new ServingError('E_INVALID_ARGUMENT', `${where}: element ${i} of a ${t.dtype} tensor must be a string or a Buffer, got ${describe(v)}`);
+    throw new ServingError('E_INVALID_ARGUMENT', `${where}: element ${i} of a ${t.dtype} tensor must be a string or a Buffer, got ${describeValue(v)}`);
   });
   return checkTensor({ dtype: t.dtype, shape, data: buffers }, where);
 }
@@ -120,7 +101,7 @@ function numericArray(dtype: NumericDType, values: ArrayLike<unknown>, where: st
     let n: number | bigint;
     if (typeof v === 'boolean') n = v ? 1 : 0;
     else if (typeof v === 'number' || typeof v === 'bigint') n = v;
-    else throw new ServingError('E_INVALID_ARGUMENT', `${where}: element ${i} of a ${dtype} tensor is ${describe(v)}, not a number`);
+    else throw new ServingError('E_INVALID_ARGUMENT', `${where}: element ${i} of a ${dtype} tensor is ${describeValue(v)}, not a number`);
     if (wide) {
       if (typeof n === 'number' && !Number.isInteger(n)) {
         throw new ServingError('E_INVALID_ARGUMENT', `${where}: element ${i} (${n}) is not an integer, as ${dtype} needs`);
