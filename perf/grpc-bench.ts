@@ -15,12 +15,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { Server, ServerCredentials, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { ServingServer } from '../engine/server.js';
 import { ServableStartConfig } from '../engine/start-config.js';
 import { ensureExampleModels, findProjectRoot } from '../servables/generate-models.js';
 import { Client } from '../transports/grpc/client.js';
-import { protos, type WirePredictReply, type WirePredictRequest, type WireStreamReply, type WireStreamRequest } from '../transports/grpc/proto.js';
+import { startGrpcEcho } from './grpc-echo-server.js';
 import { startGrpcServer } from '../transports/grpc/server.js';
 import { table } from './harness.js';
 
@@ -122,28 +121,6 @@ async function runCell(address: string, mode: Mode, concurrency: number, workers
   return { rps: all.length / (durationMs / 1000), p50: pct(0.5), p99: pct(0.99), errors };
 }
 
-/** A bare grpc-js server for the same services: replies with the request's x1 as y at once. */
-async function startEcho(): Promise<{ address: string; close: () => void }> {
-  const { msService, actorServe } = protos();
-  const server = new Server({ 'grpc.max_receive_message_length': 100 * 1024 * 1024, 'grpc.max_send_message_length': 100 * 1024 * 1024 });
-  const answer = (instances: WirePredictRequest['instances']) => (instances ?? []).map((i) => ({ items: { y: i.items!['x1']! } }));
-  server.addService(msService, {
-    Predict: (call: ServerUnaryCall<WirePredictRequest, WirePredictReply>, cb: sendUnaryData<WirePredictReply>) => {
-      cb(null, { servable_spec: call.request.servable_spec ?? {}, instances: answer(call.request.instances), error_msg: [] });
-    },
-  });
-  server.addService(actorServe, {
-    PredictStream: (call: ServerDuplexStream<WireStreamRequest, WireStreamReply>) => {
-      call.on('data', (req: WireStreamRequest) => call.write({ id: req.id ?? 0, results: answer(req.instances).map((i) => ({ outputs: i.items })) }));
-      call.on('end', () => call.end());
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return { address: `127.0.0.1:${port}`, close: () => server.forceShutdown() };
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { 'duration-ms': { type: 'string', default: '3000' }, workers: { type: 'string', default: '2' } },
@@ -157,7 +134,7 @@ async function main(): Promise<void> {
   engine.log = () => {};
   await engine.startServables(new ServableStartConfig({ servableDirectory: servables, servableName: 'add' }));
   const grpc = await startGrpcServer(engine, '127.0.0.1:0');
-  const echo = await startEcho();
+  const echo = await startGrpcEcho();
 
   const rows: (string | number)[][] = [];
   for (const mode of ['unary', 'stream'] as const) {
