@@ -10,6 +10,7 @@ export { register, ServingServer, createServer };
 export { ServableStartConfig, type ServableStartOptions, type DecMode, type DeviceType } from './engine/start-config.js';
 export type { EngineInferOptions, ServableInfo } from './engine/server.js';
 export type { InferOptions, InstanceOutcome, MethodInfo } from './actors/servable-runtime.js';
+export { Cancellation, type CancelSignal } from './engine/cancellation.js';
 export { type Tensor, type TensorOf, type Instance, type NumericTensor, type BinaryTensor, tensor, stringTensor, tensorStrings } from './engine/tensor.js';
 export { DTYPES, type DType, type NumericDType, type BinaryDType } from './engine/dtypes.js';
 export { ServingError, InstanceErrors, ERROR_CODES, type ErrorCode } from './engine/errors.js';

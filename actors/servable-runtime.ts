@@ -4,6 +4,7 @@
  * A request's instances go through the stages in order; an instance that fails at a stage is
  * answered with that error and skips the rest, the others carry on.
  */
+import type { CancelSignal } from '../engine/cancellation.js';
 import { ServingError, toServingError } from '../engine/errors.js';
 import type { MethodGraph, ModelStage, Stage, ValueRef } from '../engine/method-graph.js';
 import type { LoadedConfig } from '../engine/config-loader.js';
@@ -22,7 +23,7 @@ export interface InferOptions {
   /** Milliseconds the request may take from now (default: the servable's defaultDeadlineMs). */
   deadlineMs?: number;
   /** Aborting it answers the request with E_CANCELLED and drops its queued work (a client went away). */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 /** Per-instance outcome: the outputs by name, or the error that instance got. */
@@ -50,6 +51,8 @@ export class ServableRuntime {
   private readonly hasModels: boolean;
   private inflight = 0;
   private stopped = false;
+  /** Per model stage: how error messages name each input ("method input 'x1'"), made once. */
+  private readonly inputLabels = new Map<Stage, readonly (string | undefined)[]>();
 
   private constructor(
     location: ServableLocation,
@@ -208,29 +211,35 @@ export class ServableRuntime {
     }
     this.inflight++;
     const ctx: RequestCtx = { done: false };
-    let timer: NodeJS.Timeout | undefined;
     const signal = options.signal;
-    let onAbort: (() => void) | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(new ServingError('E_DEADLINE_EXCEEDED', `the request did not complete within its deadline of ${deadlineMs} ms`));
+    // One promise per request, settled by whichever comes first: the work, the deadline
+    // timer or the client's cancellation (cheaper than racing extra promises).
+    return new Promise<InstanceOutcome[]>((resolve, reject) => {
+      const end = (): boolean => {
+        if (ctx.done) return false;
+        ctx.done = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.inflight--;
+        return true;
+      };
+      const onAbort = (): void => {
+        if (end()) reject(new ServingError('E_CANCELLED', 'the request was cancelled by its client'));
+      };
+      const timer = setTimeout(() => {
+        if (end()) reject(new ServingError('E_DEADLINE_EXCEEDED', `the request did not complete within its deadline of ${deadlineMs} ms`));
       }, deadlineMs);
-      if (signal) {
-        onAbort = () => reject(new ServingError('E_CANCELLED', 'the request was cancelled by its client'));
-        if (signal.aborted) onAbort();
-        else signal.addEventListener('abort', onAbort, { once: true });
-      }
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.execute(m, instances, ctx).then(
+        (outcomes) => {
+          if (end()) resolve(outcomes);
+        },
+        (err: unknown) => {
+          if (end()) reject(err);
+        },
+      );
     });
-    const work = this.execute(m, instances, ctx);
-    work.catch(() => undefined); // a late failure after the deadline answered must not go unhandled
-    try {
-      return await Promise.race([work, deadline]);
-    } finally {
-      ctx.done = true;
-      clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
-      this.inflight--;
-    }
   }
 
   private async execute(m: MethodGraph, instances: readonly unknown[], ctx: RequestCtx): Promise<InstanceOutcome[]> {
@@ -295,9 +304,13 @@ export class ServableRuntime {
   ): Promise<(Tensor[] | ServingError)[]> {
     if (stage.kind === 'model') {
       const model = this.modelIndex.get(stage.modelKey)!;
-      const labels = stage.args.map((a) => (a.stage === 0 ? `method input '${inputNames[a.output]}'` : undefined));
-      const settled = await Promise.allSettled(args.map((a) => this.scheduler.submit(model, stage.subgraph, a, ctx, labels)));
-      return settled.map((r) => (r.status === 'fulfilled' ? r.value : toServingError(r.reason)));
+      let labels = this.inputLabels.get(stage);
+      if (!labels) {
+        labels = stage.args.map((a) => (a.stage === 0 ? `method input '${inputNames[a.output]}'` : undefined));
+        this.inputLabels.set(stage, labels);
+      }
+      const named = labels;
+      return Promise.all(args.map((a) => this.scheduler.submit(model, stage.subgraph, a, ctx, named).catch(toServingError)));
     }
     const chunk = stage.batchSize && stage.batchSize > 0 ? stage.batchSize : args.length;
     const parts: Promise<(Tensor[] | ServingError)[]>[] = [];

@@ -13,6 +13,7 @@
  * `actorserve-error-code` trailer; per-request errors travel in PredictStreamReply.error.
  */
 import { Metadata, type ServerDuplexStream, status as grpcStatus } from '@grpc/grpc-js';
+import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
 import type { ServingServer } from '../../engine/server.js';
 import { encodeStreamReply, runPredict } from './predict.js';
@@ -25,7 +26,7 @@ export interface StreamStats {
 }
 
 export class PredictStreamSession {
-  private readonly inflight = new Map<number, AbortController>();
+  private readonly inflight = new Map<number, Cancellation>();
   private readPaused = false;
   private awaitingDrain = false;
   private halfClosed = false;
@@ -65,14 +66,14 @@ export class PredictStreamSession {
       this.fail(new ServingError('E_INVALID_ARGUMENT', `PredictStream: request id ${id} is already in flight on this stream; ids must not repeat until answered`));
       return;
     }
-    const abort = new AbortController();
-    this.inflight.set(id, abort);
+    const cancellation = new Cancellation();
+    this.inflight.set(id, cancellation);
     this.stats.streamRequests++;
     if (this.inflight.size > this.stats.peakStreamInflight) this.stats.peakStreamInflight = this.inflight.size;
     this.updateFlow();
     runPredict(this.engine, req.servable_spec, req.instances, {
       deadlineMs: this.deadlineMs(req.timeout_ms ?? 0),
-      signal: abort.signal,
+      signal: cancellation,
       log: this.engine.log,
     }).then((outcome) => {
       let message: WireStreamReply;
@@ -136,7 +137,7 @@ export class PredictStreamSession {
   private fail(error: ServingError): void {
     if (this.ended) return;
     this.ended = true;
-    for (const a of this.inflight.values()) a.abort();
+    for (const c of this.inflight.values()) c.cancel();
     this.inflight.clear();
     const metadata = new Metadata();
     metadata.set(ERROR_CODE_TRAILER, error.code);
@@ -149,7 +150,7 @@ export class PredictStreamSession {
   private abort(): void {
     if (this.ended && this.inflight.size === 0) return;
     this.ended = true;
-    for (const a of this.inflight.values()) a.abort();
+    for (const c of this.inflight.values()) c.cancel();
     this.inflight.clear();
     this.onEnd(this);
   }

@@ -9,6 +9,7 @@
  * sizes the model does not take, a stage that throws) fail that instance only.
  */
 import type { InstanceOutcome, MethodInfo } from '../../actors/servable-runtime.js';
+import type { CancelSignal } from '../../engine/cancellation.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
 import type { EngineInferOptions, ServingServer } from '../../engine/server.js';
 import { decodeInstances, encodeItems, msErrorCode } from './codec.js';
@@ -21,8 +22,8 @@ export type PredictOutcome =
 export interface PredictContext {
   /** Milliseconds left for the request (from the client's deadline); absent = the servable's default. */
   readonly deadlineMs?: number | undefined;
-  /** Aborted when the client cancels; the engine drops the request's work when it supports it. */
-  readonly signal?: AbortSignal;
+  /** Aborted when the client cancels; the engine then drops the request's work. */
+  readonly signal?: CancelSignal;
   readonly log?: (line: string) => void;
 }
 
@@ -62,8 +63,7 @@ export async function runPredict(
       throw new ServingError('E_DEADLINE_EXCEEDED', 'the request arrived after its deadline');
     }
     const decoded = decodeInstances(instances);
-    // `signal` is passed for engines that support cancellation; others ignore it.
-    const options: EngineInferOptions & { signal?: AbortSignal } = { versionNumber: version };
+    const options: EngineInferOptions = { versionNumber: version, transport: 'grpc' };
     if (ctx.deadlineMs !== undefined) options.deadlineMs = ctx.deadlineMs;
     if (ctx.signal) options.signal = ctx.signal;
     const outcomes = await engine.inferEach(servable, method, decoded, options);

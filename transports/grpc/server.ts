@@ -26,6 +26,7 @@ import {
   type ServerUnaryCall,
   type sendUnaryData,
 } from '@grpc/grpc-js';
+import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
 import { type SSLConfig, checkSslConfig } from '../ssl-config.js';
 import type { ServingServer } from '../../engine/server.js';
@@ -211,15 +212,17 @@ class GrpcJsServer implements GrpcServer {
 
   private predict(call: ServerUnaryCall<WirePredictRequest, WirePredictReply>, callback: sendUnaryData<WirePredictReply>): void {
     this.stats.unaryCalls++;
-    const abort = new AbortController();
-    call.on('cancelled', () => abort.abort());
+    // grpc-js emits 'cancelled' when the call's stream closes, answered or not; after the
+    // answer it finds nothing left to cancel.
+    const cancellation = new Cancellation();
+    call.on('cancelled', () => cancellation.cancel());
     const req = call.request;
     runPredict(this.engine, req.servable_spec, req.instances, {
       deadlineMs: remainingMs(call.getDeadline()),
-      signal: abort.signal,
+      signal: cancellation,
       log: this.engine.log,
     }).then((outcome) => {
-      if (abort.signal.aborted) return; // cancelled or past its deadline: nobody to answer
+      if (cancellation.aborted) return; // cancelled or past its deadline: nobody to answer
       let encoded: ReturnType<typeof encodeMsReply>;
       try {
         encoded = encodeMsReply(req.servable_spec, outcome);

@@ -221,6 +221,17 @@ for (const kind of ['tcp', 'unix'] as const) {
   });
 }
 
+t.test('the engine counts these calls under transport="grpc"', async (t) => {
+  const text = fx.engine.metrics!.render();
+  const count = (transport: string): number => {
+    const series = `actorserve_requests_total{servable="add",method="add_common",version="1",transport="${transport}"} `;
+    const line = text.split('\n').find((l) => l.startsWith(series));
+    return line ? Number(line.slice(series.length)) : 0;
+  };
+  t.ok(count('grpc') >= 2 * 1600, `${count('grpc')} gRPC requests counted (both listeners ran 1600 concurrent calls)`);
+  t.equal(count('engine'), 0, 'none is labelled as an in-process engine call');
+});
+
 t.test('every ONNX dtype through an Identity model, 3 instances batched', async (t) => {
   const all = ALL_DTYPES() as Record<string, { dtype: string; data: ArrayLike<unknown> | Buffer[] }>;
   for (const dtype of IDENT_DTYPES) {
