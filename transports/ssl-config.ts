@@ -1,8 +1,10 @@
 /**
  * The server-side TLS settings both transports take, and their start-up check: every file must
- * be readable, and `verifyClient` (mutual TLS) needs `customCa`. Problems are clear
- * E_INVALID_ARGUMENT errors naming the transport and the field.
+ * be readable and hold what its field says (PEM certificates, a PEM private key that matches
+ * the certificate), and `verifyClient` (mutual TLS) needs `customCa`. Problems are clear
+ * E_INVALID_ARGUMENT errors naming the transport, the field and the file.
  */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ServingError } from '../engine/errors.js';
 
@@ -17,20 +19,41 @@ export interface SSLConfig {
   verifyClient?: boolean;
 }
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
 /** `server` names the transport in messages ("RESTful server", "gRPC server"). */
 export function checkSslConfig(ssl: SSLConfig, server: string): void {
   const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `${server} sslConfig: ${message}`);
-  const readable = (field: keyof SSLConfig, path: unknown): void => {
+  const read = (field: keyof SSLConfig, path: unknown): Buffer => {
     if (typeof path !== 'string' || path.length === 0) throw bad(`${field} must be the path of a PEM file`);
     try {
-      readFileSync(path, { flag: 'r' });
+      return readFileSync(path, { flag: 'r' });
     } catch (err) {
       throw bad(`${field} file ${path} cannot be read: ${(err as Error).message}`);
     }
   };
-  readable('certificate', ssl.certificate);
-  readable('privateKey', ssl.privateKey);
+  /** The certificates of a PEM file, in order; at least one. */
+  const certificates = (field: 'certificate' | 'customCa', path: string): X509Certificate[] => {
+    const blocks = read(field, path).toString('latin1').match(PEM_CERTIFICATE) ?? [];
+    if (blocks.length === 0) throw bad(`${field} file ${path} holds no PEM certificate`);
+    return blocks.map((pem) => {
+      try {
+        return new X509Certificate(pem);
+      } catch (err) {
+        throw bad(`${field} file ${path} holds a certificate that cannot be parsed: ${(err as Error).message}`);
+      }
+    });
+  };
+  const [leaf] = certificates('certificate', ssl.certificate);
+  const keyPem = read('privateKey', ssl.privateKey);
+  let key: ReturnType<typeof createPrivateKey>;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (err) {
+    throw bad(`privateKey file ${ssl.privateKey} holds no usable PEM private key: ${(err as Error).message}`);
+  }
+  if (!leaf!.checkPrivateKey(key)) throw bad(`privateKey file ${ssl.privateKey} does not match the certificate in ${ssl.certificate}`);
   if (ssl.verifyClient !== undefined && typeof ssl.verifyClient !== 'boolean') throw bad('verifyClient must be a boolean');
   if (ssl.verifyClient && ssl.customCa === undefined) throw bad('verifyClient needs customCa, the CA that client certificates must chain to');
-  if (ssl.customCa !== undefined) readable('customCa', ssl.customCa);
+  if (ssl.customCa !== undefined) certificates('customCa', ssl.customCa);
 }

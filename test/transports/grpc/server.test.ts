@@ -1,7 +1,7 @@
 // The gRPC server's limits and set-up: message size (a 50 MB tensor accepted under the
 // default 100 MiB, refused under 40), option and address checks, unix socket claiming,
-// close(), TLS and mutual TLS.
-import { execFileSync } from 'node:child_process';
+// close(), the PredictStream over mutual TLS. Who TLS serves and refuses, and TLS start-up
+// errors: ../tls-matrix.test.ts.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import t from 'tap';
 import { ServingError } from '../../../dist/engine/errors.js';
 import { startGrpcServer } from '../../../dist/transports/grpc/server.js';
 import { Client } from '../../../dist/transports/grpc/client.js';
+import { makeCerts } from '../../helpers/certs.js';
 import { type EngineFixture, startEngine } from './fixtures/engine.js';
 
 let fx: EngineFixture;
@@ -116,56 +117,24 @@ t.test('close() stops serving', async (t) => {
   c.close();
 });
 
-function makeCerts(dir: string): Record<string, string> | string {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-  } catch {
-    return 'openssl is not installed (apt-get install openssl); the TLS tests need it to make certificates';
-  }
-  const f = (name: string) => path.join(dir, name);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=actorserve test CA');
-  writeFileSync(f('ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  for (const who of ['server', 'client']) {
-    ssl('req', ...ec, '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`), '-subj', `/CN=${who === 'server' ? 'localhost' : 'actorserve test client'}`);
-    ssl('x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${who}.pem`), '-days', '2', '-extfile', f('ext.cnf'));
-  }
-  return { ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
-}
-
-t.test('TLS and mutual TLS', async (t) => {
-  const dir = path.join(fx.fx.dir, 'certs');
-  mkdirSync(dir, { recursive: true });
-  const certs = makeCerts(dir);
-  if (typeof certs === 'string') {
-    t.fail(certs);
-    return;
-  }
-
-  const tls = await startGrpcServer(fx.engine, '127.0.0.1:0', { sslConfig: { certificate: certs.serverCert, privateKey: certs.serverKey } });
-  const mtls = await startGrpcServer(fx.engine, '127.0.0.1:0', {
+t.test('the PredictStream over mutual TLS (unary calls: ../tls-matrix.test.ts)', async (t) => {
+  const certs = makeCerts(path.join(fx.fx.dir, 'certs'));
+  const server = await startGrpcServer(fx.engine, '127.0.0.1:0', {
     sslConfig: { certificate: certs.serverCert, privateKey: certs.serverKey, customCa: certs.ca, verifyClient: true },
   });
-  t.teardown(async () => {
-    await tls.close();
-    await mtls.close();
-  });
-  const call = async (address: string, sslConfig?: object) => {
-    const c = new Client(address, 'echo', 'echo', { timeoutMs: 3000, ...(sslConfig ? { sslConfig } : {}) });
-    try {
-      const [o] = await c.infer(small);
-      return [...(o!.y!.data as Float32Array)];
-    } finally {
-      c.close();
-    }
-  };
-  t.same(await call(tls.address, { customCa: certs.ca }), [1, 2], 'TLS with the CA');
-  await t.rejects(call(tls.address), { code: /E_UNAVAILABLE|E_DEADLINE_EXCEEDED/ }, 'plaintext client refused');
-  t.same(await call(mtls.address, { customCa: certs.ca, certificate: certs.clientCert, privateKey: certs.clientKey }), [1, 2], 'mTLS with a client certificate');
-  await t.rejects(call(mtls.address, { customCa: certs.ca }), { code: /E_UNAVAILABLE|E_DEADLINE_EXCEEDED/ }, 'mTLS without a client certificate refused');
-  await t.rejects(
-    startGrpcServer(fx.engine, '127.0.0.1:0', { sslConfig: { certificate: certs.serverCert, privateKey: certs.serverKey, verifyClient: true } }),
-    { code: 'E_INVALID_ARGUMENT', message: /verifyClient needs customCa/ },
-  );
+  t.teardown(() => server.close());
+  const open = (sslConfig: object): Client =>
+    new Client(server.address, 'echo', 'echo', { timeoutMs: 3000, sslConfig, channelOptions: { 'grpc.ssl_target_name_override': 'localhost' } });
+  const good = open({ customCa: certs.ca, certificate: certs.clientCert, privateKey: certs.clientKey });
+  const stream = good.stream();
+  const replies = await Promise.all([1, 2, 3].map((k) => stream.infer({ x: Float32Array.of(k, -k) })));
+  t.same(replies.map(([o]) => [...(o!.y!.data as Float32Array)]), [[1, -1], [2, -2], [3, -3]], 'three requests on one stream');
+  await stream.end();
+  good.close();
+  t.equal(server.stats.streams, 1);
+
+  const bare = open({ customCa: certs.ca });
+  await t.rejects(bare.stream().infer(small), { code: 'E_UNAVAILABLE' }, 'a stream without a client certificate is refused');
+  bare.close();
+  t.equal(server.stats.streams, 1, 'and never reached the server');
 });
