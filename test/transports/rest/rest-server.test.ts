@@ -191,6 +191,48 @@ t.test('a keep-alive connection that sends during the drain gets 503 and is clos
   await closed;
 });
 
+t.test('idle connections and headers that never finish are cut off (uWS: ~10 s)', async (t) => {
+  const rest = await startRestfulServer(env.engine, '127.0.0.1:0');
+  t.teardown(() => rest.close());
+  /** Seconds until the server closes a connection fed by `feed`; gives up (fails) after 25 s. */
+  const closedAfter = (feed: (c: net.Socket) => NodeJS.Timeout | undefined): Promise<number | 'open'> =>
+    new Promise((resolve) => {
+      const t0 = Date.now();
+      const c = net.connect(rest.port, '127.0.0.1');
+      let drip: NodeJS.Timeout | undefined;
+      c.on('connect', () => (drip = feed(c)));
+      c.on('error', () => undefined);
+      c.on('data', () => undefined); // read: a paused socket would never see the server's FIN
+      const giveUp = setTimeout(() => {
+        resolve('open');
+        c.destroy();
+      }, 25_000);
+      c.on('close', () => {
+        clearInterval(drip);
+        clearTimeout(giveUp);
+        resolve((Date.now() - t0) / 1000);
+      });
+    });
+  const [idle, slowHeaders, keptAlive] = await Promise.all([
+    closedAfter(() => undefined), // connects, sends nothing
+    closedAfter((c) => {
+      // slowloris: a header line every second, the header section never ends
+      c.write('POST /model/add:add_common HTTP/1.1\r\nHost: x\r\n');
+      let i = 0;
+      return setInterval(() => c.write(`X-Slow-${i++}: v\r\n`), 1000);
+    }),
+    closedAfter((c) => {
+      // one complete request, then the keep-alive connection goes quiet
+      c.write(`POST /model/add:add_common HTTP/1.1\r\nHost: x\r\nContent-Length: ${SEED_BODY.length}\r\n\r\n${SEED_BODY}`);
+      return undefined;
+    }),
+  ]);
+  for (const [what, s] of [['a silent connection', idle], ['headers dripping one line a second', slowHeaders], ['an idle keep-alive connection', keptAlive]] as const) {
+    t.ok(typeof s === 'number' && s >= 3 && s < 20, `${what} is closed by the server (after ${s} s)`);
+  }
+  t.equal((await request({ port: rest.port }, '/model/add:add_common', { body: SEED_BODY })).status, 200, 'still live');
+});
+
 t.test('a body that trickles in too slowly gets 408 and the connection closes', async (t) => {
   const rest = await startRestfulServer(env.engine, '127.0.0.1:0', { bodyTimeoutMs: 300 });
   t.teardown(() => rest.close());
