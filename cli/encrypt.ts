@@ -27,7 +27,11 @@ export async function readKeyFile(file: string): Promise<Buffer> {
   } catch (err) {
     throw new UsageError(`cannot read the key file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  if (![16, 24, 32].includes(key.length)) throw new UsageError(`the key file ${file} holds ${key.length} bytes; a key is 16, 24 or 32 bytes`);
+  if (![16, 24, 32].includes(key.length)) {
+    // `openssl rand -hex 32 > key` is a common slip: say what to do about it
+    const hint = /^[0-9a-fA-F]+\s*$/.test(key.toString('latin1')) ? ' (it looks like hex text: store the raw bytes, e.g. `xxd -r -p hex.txt key.bin` or `openssl rand 32 > key.bin`)' : '';
+    throw new UsageError(`the key file ${file} holds ${key.length} bytes; a key is 16, 24 or 32 raw bytes${hint}`);
+  }
   return key;
 }
 

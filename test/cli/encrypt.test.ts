@@ -55,7 +55,11 @@ t.test('encrypt writes the container; bad keys and missing files are one-line er
   writeFileSync(path.join(fx.dir, 'short.key'), randomBytes(7));
   const bad = spawnSync(process.execPath, [BIN, 'encrypt', '--key-file', path.join(fx.dir, 'short.key'), plain, path.join(fx.dir, 'x.enc')], { encoding: 'utf8' });
   t.equal(bad.status, 2);
-  t.match(bad.stderr, /holds 7 bytes; a key is 16, 24 or 32 bytes/);
+  t.match(bad.stderr, /holds 7 bytes; a key is 16, 24 or 32 raw bytes\n/);
+  writeFileSync(path.join(fx.dir, 'hex.key'), `${randomBytes(32).toString('hex')}\n`);
+  const hex = spawnSync(process.execPath, [BIN, 'encrypt', '--key-file', path.join(fx.dir, 'hex.key'), plain, path.join(fx.dir, 'x.enc')], { encoding: 'utf8' });
+  t.equal(hex.status, 2);
+  t.match(hex.stderr, /holds 65 bytes; a key is 16, 24 or 32 raw bytes \(it looks like hex text: store the raw bytes/, 'hex text gets a hint');
   const missing = spawnSync(process.execPath, [BIN, 'encrypt', '--key-file', keyFile, path.join(fx.dir, 'nope.onnx'), path.join(fx.dir, 'x.enc')], { encoding: 'utf8' });
   t.equal(missing.status, 2);
   t.match(missing.stderr, /cannot read .*nope\.onnx: ENOENT/);
