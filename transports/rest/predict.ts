@@ -7,6 +7,7 @@
  * error's (ERROR_CODES: 400/404/503/504/500) and the body `{"error_msg": ...}`; when every
  * instance failed with different messages, the body keeps the per-instance list.
  */
+import type { CancelSignal } from '../../engine/cancellation.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
 import type { ServingServer } from '../../engine/server.js';
 import type { InstanceOutcome, MethodInfo } from '../../actors/servable-runtime.js';
@@ -28,6 +29,8 @@ export interface PredictCall {
   readonly deadlineMs?: number;
   /** Correlates the access log and the reply (X-Request-Id). */
   readonly requestId?: string;
+  /** Aborted when the client goes away: the engine answers E_CANCELLED and drops queued work. */
+  readonly signal?: CancelSignal;
 }
 
 export interface Reply {
@@ -75,6 +78,7 @@ export async function predict(engine: ServingServer, call: PredictCall, options:
       transport: 'rest',
       ...(call.requestId !== undefined ? { requestId: call.requestId } : {}),
       ...(call.deadlineMs !== undefined ? { deadlineMs: call.deadlineMs } : {}),
+      ...(call.signal !== undefined ? { signal: call.signal } : {}),
     });
     return outcomeReply(outcomes, call.msgpackReply);
   } catch (err) {

@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from '@trufflesuite/uws-js-unofficial';
+import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
 import { type SSLConfig, checkSslConfig } from '../ssl-config.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
@@ -282,9 +283,22 @@ class UwsRestServer implements RestServer {
     const limit = this.settings.bodyLimit;
     readBody(ex, { limit, declaredLength, timeoutMs: this.settings.bodyTimeoutMs }, {
       onBody: (body) => {
+        // A client that goes away cancels its request (after a reply this finds nothing to do).
+        const cancellation = new Cancellation();
+        ex.onFinished(() => cancellation.cancel());
         predict(
           this.engine,
-          { servable: r.servable, version: r.version, method: r.method, body, msgpackBody, msgpackReply, requestId, ...(deadlineMs !== undefined ? { deadlineMs } : {}) },
+          {
+            servable: r.servable,
+            version: r.version,
+            method: r.method,
+            body,
+            msgpackBody,
+            msgpackReply,
+            requestId,
+            signal: cancellation,
+            ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+          },
           { log: this.engine.log, ...(this.settings.parseInstances ? { parseInstances: this.settings.parseInstances } : {}) },
         ).then(
           (out) => ex.send(out.status, out.contentType, out.body, { headers: { 'X-Request-Id': requestId } }),

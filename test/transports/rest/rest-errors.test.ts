@@ -188,12 +188,18 @@ t.test('bodies over the limit get 413 without being read', async (t) => {
   t.equal(r, 413, 'a huge Content-Length is refused before its body arrives');
 });
 
-t.test('a client that goes away mid-request does not disturb the server', async (t) => {
+t.test('a client that goes away mid-request cancels it and does not disturb the server', async (t) => {
   const ac = new AbortController();
   const pending = fetch(`http://127.0.0.1:${rest.port}/model/ident:slow`, { method: 'POST', body: '{"instances":{"x":1}}', signal: ac.signal }).catch((e: Error) => e.name);
   await new Promise((r) => setTimeout(r, 200));
+  const ident = env.engine.runtime('ident');
+  t.equal(ident.figures.inflight, 1, 'the slow request is in flight');
   ac.abort();
   t.equal(await pending, 'AbortError');
+  // the engine ends the request when its client leaves (long before the 1.5 s stage is done)
+  for (let i = 0; i < 50 && ident.figures.inflight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(ident.figures.inflight, 0, 'the request ended when its client went away');
+  t.match(env.engine.metrics!.render(), /actorserve_request_failures_total\{servable="ident",method="slow",version="1",transport="rest",code="E_CANCELLED"\} 1\n/);
   // a client that stops in the middle of its body
   await new Promise<void>((resolve) => {
     const req = http.request({ port: rest.port, method: 'POST', path: '/model/add:add_common', headers: { 'content-length': 1000 }, agent: false });
