@@ -38,7 +38,10 @@ export interface MethodInfo {
 const SLOTS_PER_ACTOR = 2;
 const INITIAL_SLOT_BYTES = 64 * 1024;
 
-type RequestCtx = RequestState;
+/** A request as the runtime tracks it: the scheduler's view plus hooks run when it ends. */
+interface RequestCtx extends RequestState {
+  endHooks?: (() => void)[];
+}
 
 export class ServableRuntime {
   readonly name: string;
@@ -221,6 +224,7 @@ export class ServableRuntime {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.inflight--;
+        if (ctx.endHooks) for (const hook of ctx.endHooks) hook();
         return true;
       };
       const onAbort = (): void => {
@@ -315,8 +319,11 @@ export class ServableRuntime {
     const chunk = stage.batchSize && stage.batchSize > 0 ? stage.batchSize : args.length;
     const parts: Promise<(Tensor[] | ServingError)[]>[] = [];
     const caller = this.hasModels ? (req: ModelCallRequest) => this.callModel(req, ctx) : undefined;
+    const onEnd = (hook: () => void): void => {
+      (ctx.endHooks ??= []).push(hook);
+    };
     for (let i = 0; i < args.length; i += chunk) {
-      parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), caller));
+      parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), caller, onEnd));
     }
     return (await Promise.all(parts)).flat();
   }

@@ -9,20 +9,32 @@ import { Piscina } from 'piscina';
 import { ServingError, toServingError } from '../engine/errors.js';
 import type { FunctionStage } from '../engine/method-graph.js';
 import type { Tensor } from '../engine/tensor.js';
-import type { ModelCallReply, ModelCallRequest, StageResult, StageTask } from './stage-protocol.js';
+import type { ModelCallReply, ModelCallRequest, StageResult, StageTask, StageWorkerData } from './stage-protocol.js';
 
 export type ModelCaller = (request: ModelCallRequest) => Promise<Tensor[][]>;
+
+/** Lets a task learn that its request has ended (answered, past its deadline, or cancelled). */
+export type OnRequestEnd = (hook: () => void) => void;
+
+/** Tasks in flight that can be skipped once their request ends; more run without the check. */
+const ENDED_FLAGS = 4096;
 
 const WORKER_ENTRY = new URL('./stage-worker.js', import.meta.url).href;
 
 export class StagePool {
   private readonly pool: Piscina<StageTask, StageResult>;
   private readonly threads: number;
+  /** Shared with the workers: flag i = 1 once the request of the task holding slot i ended. */
+  private readonly ended = new Int32Array(new SharedArrayBuffer(4 * ENDED_FLAGS));
+  private readonly freeFlags: number[] = Array.from({ length: ENDED_FLAGS }, (_, i) => ENDED_FLAGS - 1 - i);
+  /** The task holding each flag (a late hook of an earlier holder must not touch it). */
+  private readonly flagOwner: (object | undefined)[] = new Array(ENDED_FLAGS);
 
   constructor(threads: number, maxQueue: number) {
     this.threads = threads;
     this.pool = new Piscina({
       filename: WORKER_ENTRY,
+      workerData: { ended: this.ended.buffer as SharedArrayBuffer } satisfies StageWorkerData,
       minThreads: threads,
       maxThreads: threads,
       maxQueue,
@@ -36,13 +48,42 @@ export class StagePool {
 
   /**
    * Runs `stage` on `instances`; resolves with one entry per instance (outputs or error).
-   * `callModel` is given when stage functions may call models.
+   * `callModel` is given when stage functions may call models. With `onRequestEnd`, a task
+   * still queued (or between instances) when its request ends is skipped by the worker: under
+   * overload, requests past their deadline do not keep the stage threads busy.
    */
   async run(
     configPath: string,
     stage: FunctionStage,
     instances: readonly (readonly Tensor[])[],
     callModel: ModelCaller | undefined,
+    onRequestEnd?: OnRequestEnd,
+  ): Promise<(Tensor[] | ServingError)[]> {
+    const flag = onRequestEnd ? this.freeFlags.pop() : undefined;
+    const owner = {};
+    if (flag !== undefined) {
+      this.flagOwner[flag] = owner;
+      onRequestEnd!(() => {
+        if (this.flagOwner[flag] === owner) Atomics.store(this.ended, flag, 1);
+      });
+    }
+    try {
+      return await this.runOnPool(configPath, stage, instances, callModel, flag);
+    } finally {
+      if (flag !== undefined) {
+        this.flagOwner[flag] = undefined;
+        Atomics.store(this.ended, flag, 0);
+        this.freeFlags.push(flag);
+      }
+    }
+  }
+
+  private async runOnPool(
+    configPath: string,
+    stage: FunctionStage,
+    instances: readonly (readonly Tensor[])[],
+    callModel: ModelCaller | undefined,
+    endedFlag: number | undefined,
   ): Promise<(Tensor[] | ServingError)[]> {
     const base = {
       configPath,
@@ -51,6 +92,7 @@ export class StagePool {
       outputsCount: stage.outputsCount,
       batched: stage.batchSize !== undefined,
       instances,
+      ...(endedFlag !== undefined ? { endedFlag } : {}),
     };
     let result: StageResult;
     if (!callModel) {

@@ -18,6 +18,17 @@ export interface StageTask {
   readonly instances: readonly (readonly Tensor[])[];
   /** Channel for `model.call` (present when the servable declares models). */
   readonly port?: MessagePort;
+  /**
+   * Index into the pool's shared "request ended" flags (StageWorkerData.ended): a task whose
+   * flag is set when the worker gets to it is skipped (its request was answered already).
+   */
+  readonly endedFlag?: number;
+}
+
+/** Piscina `workerData` of every stage worker. */
+export interface StageWorkerData {
+  /** One Int32 per task slot, set to 1 by the pool when the slot's request has ended. */
+  readonly ended: SharedArrayBuffer;
 }
 
 /** One entry per instance: its outputs, or why it failed. */

@@ -3,14 +3,22 @@
  * file and runs its exported stage functions on batches of instances. Per-instance functions
  * fail one instance at a time; a batched function that throws fails its whole batch.
  */
-import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import { importConfigModule } from '../engine/config-loader.js';
 import { ServingError, toServingError } from '../engine/errors.js';
 import { type ModelCallBridge, runWithModelBridge } from '../engine/register.js';
 import { type Tensor, toTensor } from '../engine/tensor.js';
-import type { ModelCallReply, ModelCallRequest, StageResult, StageTask } from './stage-protocol.js';
+import type { ModelCallReply, ModelCallRequest, StageResult, StageTask, StageWorkerData } from './stage-protocol.js';
 
 const modules = new Map<string, Promise<Record<string, unknown>>>();
+const ended = new Int32Array((workerData as StageWorkerData).ended);
+
+/** The task's request was answered already (deadline, cancel): its work would be thrown away. */
+function requestEnded(task: StageTask): boolean {
+  return task.endedFlag !== undefined && Atomics.load(ended, task.endedFlag) === 1;
+}
+
+const SKIPPED: StageResult[number] = { error: { code: 'E_CANCELLED', message: 'skipped: the request had ended before this stage ran' } };
 
 function loadModule(configPath: string): Promise<Record<string, unknown>> {
   let m = modules.get(configPath);
@@ -69,9 +77,14 @@ async function runTask(task: StageTask): Promise<StageResult> {
   if (typeof fn !== 'function') {
     throw new ServingError('E_STAGE_FAILED', `${task.tag}: '${task.functionName}' is not an exported function of ${task.configPath}`);
   }
+  if (requestEnded(task)) return task.instances.map(() => SKIPPED);
   if (!task.batched) {
     const results: StageResult[number][] = [];
     for (const inputs of task.instances) {
+      if (requestEnded(task)) {
+        results.push(SKIPPED);
+        continue;
+      }
       try {
         results.push({ outputs: outputsOf(await fn(...inputs), task) });
       } catch (err) {

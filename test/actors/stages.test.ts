@@ -1,5 +1,7 @@
 // TS stage functions on the stage pool: per-instance and batched forms, failures, model.call.
 import t from 'tap';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { ServingServer } from '../../dist/engine/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ServingError } from '../../dist/engine/errors.js';
@@ -69,6 +71,20 @@ register.method('sub1', { outputs: ['z'] }, (y) => register.addStage(second, [y]
 register.method('bad_subgraph', { outputs: ['z'] }, (y) => register.addStage(badSubgraph, [y]));
 `,
 );
+fx.config(
+  'sleepy',
+  `
+import { appendFileSync } from 'node:fs';
+import { register, type Tensor } from 'actorserve';
+/** Logs that it ran (one line per call), then takes 600 ms. */
+export async function slowLogged(x: Tensor): Promise<Tensor> {
+  appendFileSync(new URL('./runs.log', import.meta.url), 'ran\\n');
+  await new Promise((r) => setTimeout(r, 600));
+  return x;
+}
+register.method('slow', { outputs: ['x'] }, (x) => register.addStage(slowLogged, [x]));
+`,
+);
 fx.model('subgraphs', 1, 'm0.onnx', matmulSubgraphModel(128));
 fx.model('subgraphs', 1, 'm1.onnx', matmulSubgraphModel(8));
 
@@ -78,6 +94,7 @@ t.before(() =>
   engine.startServables([
     new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'funcs', numParallelWorkers: 2 }),
     new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'subgraphs' }),
+    new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'sleepy', numParallelWorkers: 1 }),
   ]),
 );
 t.teardown(async () => {
@@ -151,4 +168,19 @@ t.test('model.call with a subgraph the model does not have fails clearly', async
   const [r] = await engine.inferEach('subgraphs', 'bad_subgraph', [{ y: { dtype: 'float32', shape: [8, 96], data: new Float32Array(768) } }]);
   t.ok(r instanceof ServingError);
   t.match((r as ServingError).message, /no subgraph 2; it has 2/);
+});
+
+t.test('stage tasks of requests that already ended are skipped, not run', async (t) => {
+  // one stage thread runs 4 tasks at once; 12 requests with a 200 ms deadline each: 4 start at
+  // once, the other 8 wait for a free slot until ~600 ms, long after their requests ended
+  const log = path.join(fx.dir, 'sleepy', 'runs.log');
+  const x = { x: f32([1, 2, 3, 4]) };
+  const results = await Promise.allSettled(Array.from({ length: 12 }, () => engine.infer('sleepy', 'slow', [x], { deadlineMs: 200 })));
+  t.ok(results.every((r) => r.status === 'rejected' && (r.reason as ServingError).code === 'E_DEADLINE_EXCEEDED'), 'every request ended at its deadline');
+  await new Promise((r) => setTimeout(r, 1500)); // the running tasks finish; the queued ones reach the thread
+  const runs = readFileSync(log, 'utf8').split('\n').filter(Boolean).length;
+  t.equal(runs, 4, 'only the tasks that had started before the deadline ran the function');
+  const [out] = await engine.infer('sleepy', 'slow', [x], { deadlineMs: 5000 });
+  t.same([...(out!.x!.data as Float32Array)], [1, 2, 3, 4], 'the stage thread serves new requests');
+  t.equal(readFileSync(log, 'utf8').split('\n').filter(Boolean).length, 5);
 });
