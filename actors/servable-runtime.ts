@@ -323,7 +323,7 @@ export class ServableRuntime {
       (ctx.endHooks ??= []).push(hook);
     };
     for (let i = 0; i < args.length; i += chunk) {
-      parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), caller, onEnd));
+      parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), { callModel: caller, onRequestEnd: onEnd }));
     }
     return (await Promise.all(parts)).flat();
   }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ServingServer } from '../../dist/engine/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ServingError } from '../../dist/engine/errors.js';
+import { TASKS_PER_THREAD } from '../../dist/actors/stage-pool.js';
 import { addModel, matmulSubgraphModel, matmulWeight } from '../../dist/servables/example-models.js';
 import { f32, servableFixture } from '../helpers/fixtures.js';
 
@@ -171,16 +172,17 @@ t.test('model.call with a subgraph the model does not have fails clearly', async
 });
 
 t.test('stage tasks of requests that already ended are skipped, not run', async (t) => {
-  // one stage thread runs 4 tasks at once; 12 requests with a 200 ms deadline each: 4 start at
-  // once, the other 8 wait for a free slot until ~600 ms, long after their requests ended
+  // one stage thread runs TASKS_PER_THREAD tasks at once; twice as many requests with a 200 ms
+  // deadline each: half start at once, the others wait for a free slot until ~600 ms, long
+  // after their requests ended
   const log = path.join(fx.dir, 'sleepy', 'runs.log');
   const x = { x: f32([1, 2, 3, 4]) };
-  const results = await Promise.allSettled(Array.from({ length: 12 }, () => engine.infer('sleepy', 'slow', [x], { deadlineMs: 200 })));
+  const results = await Promise.allSettled(Array.from({ length: 2 * TASKS_PER_THREAD }, () => engine.infer('sleepy', 'slow', [x], { deadlineMs: 200 })));
   t.ok(results.every((r) => r.status === 'rejected' && (r.reason as ServingError).code === 'E_DEADLINE_EXCEEDED'), 'every request ended at its deadline');
   await new Promise((r) => setTimeout(r, 1500)); // the running tasks finish; the queued ones reach the thread
   const runs = readFileSync(log, 'utf8').split('\n').filter(Boolean).length;
-  t.equal(runs, 4, 'only the tasks that had started before the deadline ran the function');
+  t.equal(runs, TASKS_PER_THREAD, 'only the tasks that had started before the deadline ran the function');
   const [out] = await engine.infer('sleepy', 'slow', [x], { deadlineMs: 5000 });
   t.same([...(out!.x!.data as Float32Array)], [1, 2, 3, 4], 'the stage thread serves new requests');
-  t.equal(readFileSync(log, 'utf8').split('\n').filter(Boolean).length, 5);
+  t.equal(readFileSync(log, 'utf8').split('\n').filter(Boolean).length, TASKS_PER_THREAD + 1);
 });
