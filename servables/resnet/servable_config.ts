@@ -28,10 +28,23 @@ export async function preprocess(image: Tensor): Promise<Tensor> {
   return { dtype: 'float32', shape: [3, SIDE, SIDE], data: x };
 }
 
+/** Indices of the k highest scores, best first (equal scores: lower index first); one pass. */
 function ranked(probs: Tensor, k: number): number[] {
   if (probs.dtype !== 'float32') throw new Error(`expected float32 scores, got ${probs.dtype}`);
   const p = probs.data;
-  return [...p.keys()].sort((a, b) => p[b]! - p[a]! || a - b).slice(0, k);
+  const score = (i: number): number => (Number.isNaN(p[i]) ? -Infinity : p[i]!); // NaN ranks last
+  const best: number[] = [];
+  for (let i = 0; i < p.length; i++) {
+    const v = score(i);
+    if (best.length === k && !(v > score(best[k - 1]!))) continue;
+    let j = best.length < k ? best.push(i) - 1 : k - 1;
+    while (j > 0 && score(best[j - 1]!) < v) {
+      best[j] = best[j - 1]!;
+      j--;
+    }
+    best[j] = i;
+  }
+  return best;
 }
 
 /** The label of the highest score. */
