@@ -55,9 +55,11 @@ export function decodeJsonRequest(
   parse: InstancesParser = parseInstances,
 ): Instance[] {
   if (body.byteLength === 0) throw badRequest('the request body is empty; send {"instances": [...]}');
+  // A UTF-8 byte order mark is skipped, as MindSpore's JSON parser does (RFC 8259 allows it).
+  const json = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
   let parsed: ParsedRequest;
   try {
-    parsed = parse(body);
+    parsed = parse(json);
   } catch (err) {
     if (err instanceof ServingError) throw err;
     throw badRequest((err as Error)?.message ?? String(err));

@@ -40,6 +40,11 @@ t.test('parseInstances: the ParsedRequest shapes', async (t) => {
   t.same(p.instances[0]!.e, { kind: 'numbers', shape: [2], data: Float64Array.of(1, 2), integers: false }, 'ints and floats may mix in one list');
 });
 
+t.test('decodeJsonRequest skips one UTF-8 byte order mark', async (t) => {
+  const [inst] = decodeJsonRequest(body('\uFEFF{"instances":{"x":[1,2]}}'), [{ name: 'x', dtype: 'float32' }]);
+  t.same([...(inst!.x!.data as Float32Array)], [1, 2]);
+});
+
 t.test('decodeJsonRequest: errors name what and where', async (t) => {
   const cases: [string, string, RegExp][] = [
     ['', 'E_INVALID_ARGUMENT', /^the request body is empty/],
@@ -57,7 +62,8 @@ t.test('decodeJsonRequest: errors name what and where', async (t) => {
     ['{"instances":{"x":[1,2,]}}', 'E_INVALID_ARGUMENT', /invalid JSON: unexpected '\]'/],
     ['{"instances":[{"x":1},3]}', 'E_INVALID_ARGUMENT', /^instance 1 must be an object \(at byte 22\)$/],
     ['{"instances":{"x":1,"x":2}}', 'E_INVALID_ARGUMENT', /^duplicate key 'x' \(at byte 20\)$/],
-    ['\uFEFF{"instances":{"x":1}}', 'E_INVALID_ARGUMENT', /^the body must be a JSON object with an 'instances' key \(at byte 0\)$/],
+    ['\uFEFF{"instances":{"x":1', 'E_INVALID_ARGUMENT', /^invalid JSON: unexpected end of body \(at byte 19\)$/], // positions count after a BOM
+    ['\uFEFF\uFEFF{"instances":{"x":1}}', 'E_INVALID_ARGUMENT', /^the body must be a JSON object with an 'instances' key \(at byte 0\)$/], // only one is skipped
   ];
   for (const [text, code, message] of cases) {
     t.throws(() => decodeJsonRequest(body(text), []), { code, message }, text);

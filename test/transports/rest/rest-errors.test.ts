@@ -69,7 +69,7 @@ t.test('body errors', async (t) => {
     ['trailing comma', '/model/add:add_common', post(seedWith('[[1.0, 1.0], [1.0, 1.0],]')), 400, /input 'x1': invalid JSON: unexpected '\]'/],
     ['not UTF-8', '/model/add:add_common', post(Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x3a, 0x31, 0x7d])), 400, /invalid UTF-8 in a string \(at byte 2\)/],
     ['top level is a list', '/model/add:add_common', post('[{"x1": 1}]'), 400, /the body must be a JSON object with an 'instances' key \(at byte 0\)/],
-    ['a byte order mark', '/model/add:add_common', post(`\uFEFF${SEED_BODY}`), 400, /the body must be a JSON object with an 'instances' key \(at byte 0\)/],
+    ['only a byte order mark', '/model/add:add_common', post('\uFEFF'), 400, /invalid JSON: unexpected end of body \(at byte 0\)/],
     ['no instances key', '/model/add:add_common', post('{"inputs": {}}'), 400, /the body has no 'instances' key/],
     ['zero instances', '/model/add:add_common', post('{"instances": []}'), 400, /"instances" is an empty list/],
     ['empty instance', '/model/add:add_common', post('{"instances": {}}'), 400, /instance 0 is an empty object: it names no inputs/],

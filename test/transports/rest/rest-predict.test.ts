@@ -46,6 +46,12 @@ t.test('version in the URL, both orders, and version 0 = newest', async (t) => {
   }
 });
 
+t.test('a UTF-8 byte order mark before the body is skipped (as MindSpore does)', async (t) => {
+  const r = await post('/model/add:add_common', `\uFEFF${SEED_BODY}`);
+  t.equal(r.status, 200);
+  t.same(r.json, SEED_REPLY);
+});
+
 t.test('a query string is ignored', async (t) => {
   const r = await post('/model/add:add_common?trace=1', SEED_BODY);
   t.equal(r.status, 200);
