@@ -135,6 +135,40 @@ t.test('strict base64', async (t) => {
     t.throws(() => decodeBase64(bad, 'x'), { message: /not valid base64/ }, JSON.stringify(bad));
   }
   t.equal(decodeBase64('AQIDBAUG', 'x').byteOffset % 8, 0, 'decoded bytes are aligned for any typed array');
+  const big = decodeBase64(Buffer.alloc(6000, 7).toString('base64'), 'x');
+  t.equal(big.byteOffset, 0);
+  t.equal(big.buffer.byteLength, 6000, 'a large result owns its whole buffer (it may be transferred)');
+  t.ok(big.every((b) => b === 7));
+});
+
+t.test('strict base64 gives the verdicts of the alphabet regex on random text', async (t) => {
+  // deterministic pseudo-random strings over the alphabet, padding and foreign characters
+  let seed = 12345;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const foreign = ['=', '-', '_', ' ', '$', '\n', 'é', '.', '\t', '\0', '\u00ff', '😀'];
+  const strict = /^[A-Za-z0-9+/]*={0,2}$/;
+  let mismatches = 0;
+  let accepted = 0;
+  for (let k = 0; k < 200_000; k++) {
+    let text = '';
+    for (let i = rand(13); i > 0; i--) text += rand(100) < 15 ? foreign[rand(foreign.length)] : alphabet[rand(64)];
+    if (rand(10) < 3) text += rand(2) ? '=' : '==';
+    const want = text.length % 4 === 0 && strict.test(text) ? Buffer.from(text, 'base64') : undefined;
+    let got: Uint8Array | undefined;
+    try {
+      got = decodeBase64(text, 'x');
+    } catch {
+      got = undefined;
+    }
+    if (want) accepted++;
+    if ((want === undefined) !== (got === undefined) || (want && !want.equals(got!))) mismatches++;
+  }
+  t.equal(mismatches, 0);
+  t.ok(accepted > 10_000, `${accepted} valid strings among them`);
 });
 
 t.test('float16 conversions (native; toTensor for JSON numbers)', async (t) => {
