@@ -15,6 +15,7 @@ import type { IntArray, ParsedInstance, ParsedRequest, ParsedValue } from './typ
 export const MAX_JSON_DEPTH = 64;
 
 const END_OF_BODY = 'invalid JSON: unexpected end of body';
+const LISTED_B64 = 'a list may hold one {"b64": ...} object (a tensor with a leading dim of 1); send more as one object with a shape';
 const POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
 const NAN_INF = 'invalid JSON: NaN and Infinity are not JSON numbers';
 const BAD_SHAPE = "'shape' must be a list of non-negative integers";
@@ -545,6 +546,8 @@ class Parser {
     if (this.i >= this.n) this.fail(this.i, END_OF_BODY);
     const c = this.p[this.i]!;
     if (c === 0x5b) {
+      const listed = this.parseListedB64();
+      if (listed) return listed;
       this.leafDepth = -1;
       this.leafKind = Leaf.Unknown;
       this.dims = new Array<number>(MAX_JSON_DEPTH + 1).fill(-1);
@@ -665,6 +668,27 @@ class Parser {
       v.numbers.push(this.parseNumber());
       if (!this.numIsInt) v.integers = false;
     }
+  }
+
+  /**
+   * At '[' of an input's value. `[{"b64": ...}]` (MindSpore's form of a bytes tensor of shape
+   * [1]) is the object with a leading dim of 1 added to its shape. Returns undefined, having
+   * consumed nothing, when the list does not start with an object.
+   */
+  private parseListedB64(): ParsedValue | undefined {
+    let j = this.i + 1;
+    while (j < this.n && (this.p[j] === 0x20 || this.p[j] === 0x0a || this.p[j] === 0x0d || this.p[j] === 0x09)) j++;
+    if (j >= this.n || this.p[j] !== 0x7b) return undefined;
+    this.enter(this.i);
+    this.i = j;
+    const v = this.parseB64Object() as { kind: 'b64'; b64: string; type?: string; shape?: number[] };
+    this.skipWs();
+    if (this.i < this.n && this.p[this.i] === 0x2c) this.fail(this.i, LISTED_B64);
+    if (this.i >= this.n || this.p[this.i] !== 0x5d) this.failExpected("']' after a list element");
+    this.i++;
+    this.depth--;
+    v.shape = [1, ...(v.shape ?? [])];
+    return v;
   }
 
   /** At '{' of an input's value: {"b64": "...", "type": "...", "shape": [...]}. */

@@ -11,6 +11,8 @@ namespace actorserve {
 namespace {
 
 constexpr const char* kEndOfBody = "invalid JSON: unexpected end of body";
+constexpr const char* kListedB64 =
+    "a list may hold one {\"b64\": ...} object (a tensor with a leading dim of 1); send more as one object with a shape";
 constexpr const char* kNanInf = "invalid JSON: NaN and Infinity are not JSON numbers";
 constexpr size_t kMaxNameChars = 64;  // input names are cut to this many code points in messages
 
@@ -573,6 +575,9 @@ class Parser {
     if (i_ >= n_) return Fail(i_, kEndOfBody);
     const uint8_t c = p_[i_];
     if (c == '[') {
+      size_t j = i_ + 1;
+      while (j < n_ && (p_[j] == ' ' || p_[j] == '\n' || p_[j] == '\r' || p_[j] == '\t')) ++j;
+      if (j < n_ && p_[j] == '{') return ParseListedB64(v, j);
       leaf_depth_ = -1;
       leaf_kind_ = LeafKind::kUnknown;
       dims_.assign(kMaxJsonDepth + 1, -1);
@@ -763,6 +768,23 @@ class Parser {
         return true;
       }
     }
+  }
+
+  // At '[' of an input's value whose first element (at `object_pos`) is an object:
+  // `[{"b64": ...}]` (MindSpore's form of a bytes tensor of shape [1]) is the object with a
+  // leading dim of 1 added to its shape.
+  bool ParseListedB64(ParsedValue* v, size_t object_pos) {
+    if (!Enter(i_)) return false;
+    i_ = object_pos;
+    if (!ParseB64Object(v)) return false;
+    SkipWs();
+    if (i_ < n_ && p_[i_] == ',') return Fail(i_, kListedB64);
+    if (i_ >= n_ || p_[i_] != ']') return FailExpected("']' after a list element");
+    ++i_;
+    --depth_;
+    v->b64_shape.insert(v->b64_shape.begin(), 1.0);
+    v->has_shape = true;
+    return true;
   }
 
   // At '{' of an input's value: {"b64": "...", "type": "...", "shape": [...]}.

@@ -76,6 +76,10 @@ const good: Record<string, Good> = {
     body: '{"instances":[{"a":{"b64":"AAAAAA=="},"b":{"shape":[2, 0, 1],"type":"whatever","b64":""}}]}',
     instances: [{ a: { kind: 'b64', b64: 'AAAAAA==' }, b: { kind: 'b64', b64: '', type: 'whatever', shape: [2, 0, 1] } }],
   },
+  'a list holding one b64 object gets a leading dim of 1 (MindSpore\'s bytes of shape [1])': {
+    body: '{"instances":[{"a":[ {"b64":"AAEC"} ],"b":[{"b64":"AAAAAAAAAAA=","type":"fp32","shape":[2]}]}]}',
+    instances: [{ a: { kind: 'b64', b64: 'AAEC', shape: [1] }, b: { kind: 'b64', b64: 'AAAAAAAAAAA=', type: 'fp32', shape: [1, 2] } }],
+  },
   'zero instances, empty instance, other top-level keys ignored': {
     body: '{"meta":{"k":[1,{"x":null}],"z":"\\u0000"},"instances":[],"more":[true,false,null,-1.5e3]}',
     instances: [],
@@ -142,7 +146,11 @@ const bad: Array<[string, string | Uint8Array, number, string]> = [
   ['mixed bools and numbers', '{"instances":[{"b":[true,1]}]}', 25, "instance 0, input 'b': mixed element kinds at [1]: expected a bool, got a number"],
   ['null value', '{"instances":[{"x":null}]}', 19, "instance 0, input 'x': null is not supported"],
   ['null in a list', '{"instances":[{"x":[1,null]}]}', 22, "instance 0, input 'x': null is not supported at [1]"],
-  ['object in a list', '{"instances":[{"x":[{"b64":""}]}]}', 20, "instance 0, input 'x': objects are not supported inside lists at [0]"],
+  ['object deeper in a list', '{"instances":[{"x":[[{"b64":""}]]}]}', 21, "instance 0, input 'x': objects are not supported inside lists at [0,0]"],
+  ['object after a number in a list', '{"instances":[{"x":[1,{"b64":""}]}]}', 22, "instance 0, input 'x': objects are not supported inside lists at [1]"],
+  ['two b64 objects in a list', '{"instances":[{"x":[{"b64":""},{"b64":""}]}]}', 30, "instance 0, input 'x': a list may hold one {\"b64\": ...} object (a tensor with a leading dim of 1); send more as one object with a shape"],
+  ['a b64 object then a number', '{"instances":[{"x":[{"b64":""} 1]}]}', 31, "instance 0, input 'x': invalid JSON: expected ']' after a list element, got '1'"],
+  ['a listed b64 object unclosed', '{"instances":[{"x":[{"b64":""}', 30, "instance 0, input 'x': invalid JSON: unexpected end of body"],
   ['NaN', '{"instances":[{"x":NaN}]}', 19, "instance 0, input 'x': invalid JSON: NaN and Infinity are not JSON numbers"],
   ['-Infinity in a list', '{"instances":[{"x":[1,-Infinity]}]}', 22, "instance 0, input 'x': invalid JSON: NaN and Infinity are not JSON numbers"],
   ['number overflow', '{"instances":[{"x":[1e309]}]}', 20, "instance 0, input 'x': invalid JSON: number out of range"],

@@ -84,7 +84,8 @@ t.test('body errors', async (t) => {
     ['ragged list', '/model/add:add_common', post(seedWith('[[1.0, 1.0], [1.0]]')), 400, /input 'x1': ragged list at \[1\]: expected 2 elements, got 1/],
     ['ragged depth', '/model/add:add_common', post(seedWith('[[1.0, 1.0], 1.0]')), 400, /ragged list at \[1\]: expected a list of 2 elements, got a number/],
     ['mixed kinds', '/model/add:add_common', post(seedWith('[[1.0, 1.0], [1.0, "1"]]')), 400, /mixed element kinds at \[1,1\]: expected a number, got a string/],
-    ['object inside a list', '/model/add:add_common', post(seedWith('[{"b64": "AAAA"}]')), 400, /objects are not supported inside lists at \[0\]/],
+    ['object inside a list', '/model/add:add_common', post(seedWith('[[1.0, 1.0], {"b64": "AAAA"}]')), 400, /objects are not supported inside lists at \[1\]/],
+    ['two b64 objects in a list', '/model/add:add_common', post(seedWith('[{"b64": "AAAA"}, {"b64": "AAAA"}]')), 400, /a list may hold one \{"b64": \.\.\.\} object/],
     ['number too large for a double', '/model/add:add_common', post(seedWith('[[1e999, 1.0], [1.0, 1.0]]')), 400, /invalid JSON: number out of range/],
   ];
   for (const c of cases) await expectError(t, ...c);

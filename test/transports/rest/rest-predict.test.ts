@@ -100,6 +100,12 @@ t.test('string and bytes through b64', async (t) => {
   r = await post('/model/ident:echo', JSON.stringify({ instances: { x: { b64: '', type: 'bytes', shape: [1] } } }));
   t.equal(r.status, 200, r.text);
   t.equal(r.text, '{"instances":[{"y":[{"b64":""}]}]}', 'an empty bytes value of shape [1]');
+  r = await post('/model/ident:echo', '{"instances":{"x":[{"b64":"AP8B"}]}}');
+  t.equal(r.status, 200, r.text);
+  t.equal(r.text, '{"instances":[{"y":[{"b64":"AP8B"}]}]}', "MindSpore's list form of bytes of shape [1] round-trips");
+  r = await post('/model/ident:echo', JSON.stringify({ instances: { x: [{ b64: b64(Float32Array.of(1.5, -2)), type: 'fp32', shape: [2] }] } }));
+  t.equal(r.status, 200, r.text);
+  t.equal(r.text, '{"instances":[{"y":[[1.5,-2.0]]}]}', 'a listed tensor object gets a leading dim of 1');
   r = await post('/model/ident:id_string', JSON.stringify({ instances: { x: ['ab', 'ü'] } }));
   t.equal(r.status, 200, r.text);
   t.equal(r.text, '{"instances":[{"y":["ab","ü"]}]}', 'JSON strings into a string model');
