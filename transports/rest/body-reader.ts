@@ -34,12 +34,21 @@ export function readBody(ex: Exchange, { limit, declaredLength, timeoutMs }: Bod
   let buf = new Uint8Array(Math.min(declaredLength ?? INITIAL_CAPACITY, INITIAL_CAPACITY));
   let size = 0;
   let done = false;
-  const timer = setTimeout(() => {
-    if (done || !ex.open) return;
-    done = true;
-    cb.onTimeout(size);
-  }, timeoutMs);
-  ex.onFinished(() => clearTimeout(timer));
+  // The body timer starts with the first chunk that is not the last: a body in one chunk (most
+  // requests) needs none, and a body that never starts is cut off by uWS's idle timer (~10 s).
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const startTimer = (): void => {
+    timer = setTimeout(
+      () => {
+        if (done || !ex.open) return;
+        done = true;
+        cb.onTimeout(size);
+      },
+      Math.max(0, timeoutMs - (performance.now() - started)),
+    );
+    ex.onFinished(() => clearTimeout(timer));
+  };
   ex.res.onData((chunk: ArrayBuffer, isLast: boolean) => {
     if (done || !ex.open) return;
     const n = chunk.byteLength;
@@ -62,6 +71,8 @@ export function readBody(ex: Exchange, { limit, declaredLength, timeoutMs }: Bod
       done = true;
       clearTimeout(timer);
       cb.onBody(buf.subarray(0, size));
+    } else if (timer === undefined) {
+      startTimer();
     }
   });
 }
