@@ -25,6 +25,8 @@ export interface PredictContext {
   /** Aborted when the client cancels; the engine then drops the request's work. */
   readonly signal?: CancelSignal;
   readonly log?: (line: string) => void;
+  /** Correlates the access log and the reply (x-request-id). */
+  readonly requestId?: string;
 }
 
 const methodTables = new WeakMap<object, ReadonlySet<string>>();
@@ -64,6 +66,7 @@ export async function runPredict(
     }
     const decoded = decodeInstances(instances);
     const options: EngineInferOptions = { versionNumber: version, transport: 'grpc' };
+    if (ctx.requestId !== undefined) options.requestId = ctx.requestId;
     if (ctx.deadlineMs !== undefined) options.deadlineMs = ctx.deadlineMs;
     if (ctx.signal) options.signal = ctx.signal;
     const outcomes = await engine.inferEach(servable, method, decoded, options);

@@ -32,6 +32,7 @@ import { type SSLConfig, checkSslConfig } from '../ssl-config.js';
 import type { ServingServer } from '../../engine/server.js';
 import { type GrpcListenAddress, bindTarget, claimSocketPath, formatGrpcAddress, parseGrpcAddress } from './address.js';
 import { restrictSocketFile } from '../listen-address.js';
+import { clientRequestId, requestIdOf } from '../request-id.js';
 import { encodeMsReply, runPredict } from './predict.js';
 import { PredictStreamSession, type StreamStats } from './predict-stream.js';
 import {
@@ -158,6 +159,9 @@ function remainingMs(deadline: Date | number): number | undefined {
   return Number.isFinite(at) ? at - Date.now() : undefined;
 }
 
+/** Metadata key of the request id (as REST's X-Request-Id header). */
+const REQUEST_ID_KEY = 'x-request-id';
+
 class GrpcJsServer implements GrpcServer {
   address = '';
   port = 0;
@@ -217,10 +221,13 @@ class GrpcJsServer implements GrpcServer {
     const cancellation = new Cancellation();
     call.on('cancelled', () => cancellation.cancel());
     const req = call.request;
+    // The client's x-request-id, or (for the access log) a new one; it comes back as a trailer.
+    const requestId = clientRequestId(call.metadata.get(REQUEST_ID_KEY)[0]) ?? (this.engine.requestLog ? requestIdOf(undefined) : undefined);
     runPredict(this.engine, req.servable_spec, req.instances, {
       deadlineMs: remainingMs(call.getDeadline()),
       signal: cancellation,
       log: this.engine.log,
+      ...(requestId !== undefined ? { requestId } : {}),
     }).then((outcome) => {
       if (cancellation.aborted) return; // cancelled or past its deadline: nobody to answer
       let encoded: ReturnType<typeof encodeMsReply>;
@@ -234,6 +241,7 @@ class GrpcJsServer implements GrpcServer {
       }
       const trailer = new Metadata();
       if (encoded.codes.length > 0) trailer.set(ERROR_CODES_TRAILER, encoded.codes.join(','));
+      if (requestId !== undefined) trailer.set(REQUEST_ID_KEY, requestId);
       callback(null, encoded.reply, trailer);
     });
   }

@@ -9,7 +9,6 @@
  *   await rest.close();
  */
 import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from '@trufflesuite/uws-js-unofficial';
@@ -20,6 +19,7 @@ import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
 import type { ServingServer } from '../../engine/server.js';
 import { type ListenAddress, formatAddress, parseAddress } from './address.js';
 import { claimSocketPath, restrictSocketFile } from '../listen-address.js';
+import { requestIdOf } from '../request-id.js';
 import { readBody } from './body-reader.js';
 import { Exchange, JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
 import { type InstancesParser, encodeJsonError } from './json-codec.js';
@@ -315,11 +315,6 @@ class UwsRestServer implements RestServer {
         reply(408, `the request body did not arrive within ${this.settings.bodyTimeoutMs} ms (${received} bytes received)`, true),
     });
   }
-}
-
-/** The client's X-Request-Id when it is short and printable, else a new one. */
-function requestIdOf(header: string): string {
-  return header.length > 0 && header.length <= 128 && /^[\x21-\x7e]+$/.test(header) ? header : randomUUID();
 }
 
 function sslApp(ssl: SSLConfig): TemplatedApp {

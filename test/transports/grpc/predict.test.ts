@@ -232,6 +232,26 @@ t.test('the engine counts these calls under transport="grpc"', async (t) => {
   t.equal(count('engine'), 0, 'none is labelled as an in-process engine call');
 });
 
+t.test('x-request-id: the client\'s comes back as a trailer and reaches the access log; the log gets one either way', async (t) => {
+  const entries: { requestId: string | undefined; transport: string }[] = [];
+  const raw = new RawClient(tcp.address);
+  t.teardown(() => {
+    fx.engine.requestLog = undefined;
+    raw.close();
+  });
+  const request = { servable_spec: { name: 'add', method_name: 'add_common', version_number: 1 }, instances: [{ items: { x1: wireF32([1, 2, 3, 4]), x2: wireF32([1, 1, 1, 1]) } }] };
+  const quiet = await raw.predict(request, 10_000, { 'x-request-id': 'trace-42' });
+  t.equal(quiet.requestId, 'trace-42', "the client's id comes back even without an access log");
+  t.equal((await raw.predict(request)).requestId, undefined, 'no id is made up when nothing logs it');
+  fx.engine.requestLog = (e) => entries.push(e);
+  const sent = await raw.predict(request, 10_000, { 'x-request-id': 'trace-43' });
+  t.equal(sent.requestId, 'trace-43');
+  t.match(entries.at(-1), { requestId: 'trace-43', transport: 'grpc' });
+  const made = await raw.predict(request, 10_000, { 'x-request-id': 'x'.repeat(129) });
+  t.match(made.requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'an id over 128 characters is replaced by a UUID');
+  t.equal(entries.at(-1)!.requestId, made.requestId, 'the access log has the same id');
+});
+
 t.test('every ONNX dtype through an Identity model, 3 instances batched', async (t) => {
   const all = ALL_DTYPES() as Record<string, { dtype: string; data: ArrayLike<unknown> | Buffer[] }>;
   for (const dtype of IDENT_DTYPES) {
