@@ -149,6 +149,13 @@ function goalNotes(input: ReportInput, c: number): string[] {
         (r['rest-add']?.['uws'] ? `, bare uWS responder ${us('rest-add', 'uws')} (${num(rps('rest-add', 'uws'))} req/s)` : '') +
         '. The model work of `add` is negligible, so this goal measures per-request overhead: it can only be met if actorserve spends about a third of the CPU Fastify spends per request.',
     );
+    const ceiling = r['rest-add']?.['uws'] ? cellRatio(r, 'rest-add', 'uws', 'rest-add', 'fastify', c) : undefined;
+    if (ceiling && ceiling.median < 3) {
+      notes.push(
+        `In this run the bare uWS responder itself — no engine, no JSON, a constant reply — reached only ${ceiling.median.toFixed(2)}× Fastify ` +
+          `(${ceiling.min.toFixed(2)}×–${ceiling.max.toFixed(2)}×): the load generator shares the machine's cores, so a 3× server cannot be measured here.`,
+      );
+    }
   }
   if (r['rest-mlp']?.['actorserve'] && r['rest-mlp']?.['fastify']) {
     const rows = input.ort?.rows.filter((x) => x.model === 'mlp') ?? [];
