@@ -13,80 +13,12 @@
  */
 import { Buffer } from 'node:buffer';
 import os from 'node:os';
-import { setImmediate as tick } from 'node:timers/promises';
+import { type TimedResult, measureGroup } from './harness.js';
+import { mulberry32 } from '../servables/onnx-builder.js';
 import { js, nativeLoaded, nativeLoadError, parseInstances, writeBoolJson, writeFloat32Json, writeFloat64Json, writeIntJson } from '../native/index.js';
 
 const quick = process.argv.includes('--quick');
 const MIN_MS = quick ? 300 : 2000;
-
-interface Result {
-  name: string;
-  p50: number; // ms per call
-  p99: number;
-  opsPerSec: number; // from the median call: robust to other load on the machine
-  mbPerSec?: number;
-}
-
-interface Contender {
-  name: string;
-  fn: () => unknown;
-}
-
-/**
- * Times the contenders round-robin (one sample of each per round), so load from other
- * processes hits all of them alike; warm-up first, then at least MIN_MS and 30 rounds. A
- * sample is one call, or a batch of calls for sub-0.2 ms calls (timer resolution); p50/p99 are
- * per call either way. Rounds are separated by an event-loop turn, as requests are in a
- * server (finalizers and idle-time work run there).
- */
-async function measureGroup(contenders: Contender[], bytes?: number): Promise<Result[]> {
-  const times: number[][] = contenders.map(() => []);
-  const batch = contenders.map(() => 1);
-  let sink = 0;
-  const run = (record: boolean) => {
-    contenders.forEach((c, k) => {
-      const n = batch[k]!;
-      const t0 = performance.now();
-      for (let i = 0; i < n; i++) {
-        const r = c.fn();
-        sink += typeof r === 'string' ? r.length : 1;
-      }
-      const dt = (performance.now() - t0) / n;
-      if (record) times[k]!.push(dt);
-      else batch[k] = Math.max(1, Math.min(10000, Math.round(0.2 / Math.max(dt, 1e-6))));
-    });
-  };
-  const warmEnd = performance.now() + MIN_MS / 4;
-  while (performance.now() < warmEnd) {
-    run(false);
-    await tick();
-  }
-  const end = performance.now() + MIN_MS;
-  while (performance.now() < end || times[0]!.length < 30) {
-    run(true);
-    await tick();
-  }
-  if (sink < 0) console.log(sink); // keep results alive
-  return contenders.map((c, k) => {
-    const ts = times[k]!.sort((a, b) => a - b);
-    const p50 = ts[Math.floor(ts.length * 0.5)]!;
-    const res: Result = { name: c.name, p50, p99: ts[Math.min(ts.length - 1, Math.floor(ts.length * 0.99))]!, opsPerSec: 1000 / p50 };
-    if (bytes !== undefined) res.mbPerSec = (bytes / 1e6) * res.opsPerSec;
-    return res;
-  });
-}
-
-/** Seeded PRNG so every run benchmarks the same data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The usual JS decode: JSON.parse, then shape from the first elements and a flat copy. */
 function jsonParseAndFlatten(body: Uint8Array): { shape: number[]; data: Float64Array } {
@@ -106,10 +38,10 @@ function jsonParseAndFlatten(body: Uint8Array): { shape: number[]; data: Float64
   return { shape, data };
 }
 
-const rows: Array<{ group: string; results: Result[]; baseline: string }> = [];
+const rows: Array<{ group: string; results: TimedResult[]; baseline: string }> = [];
 
 // (a) parse an image-like body ------------------------------------------------------------------
-const rand = prng(1);
+const rand = mulberry32(1);
 const H = 224;
 const W = 224;
 const image: number[][][] = [];
@@ -136,7 +68,7 @@ const imageBody = new Uint8Array(Buffer.from(JSON.stringify({ instances: [{ imag
         { name: 'js.parseInstances (JS twin)', fn: () => js.parseInstances(imageBody) },
         { name: 'parseInstances (native)', fn: () => parseInstances(imageBody) },
       ],
-      imageBody.length,
+      { minMs: MIN_MS, bytes: imageBody.length },
     ),
   });
 }
@@ -160,7 +92,7 @@ for (let i = 0; i < N; i++) {
         { name: 'JSON.stringify(Array.from) (wrong: long form)', fn: () => JSON.stringify(Array.from(outputs)) },
         { name: 'writeFloat32Json (native)', fn: () => writeFloat32Json(outputs, [N]) },
       ],
-      nativeText.length,
+      { minMs: MIN_MS, bytes: nativeText.length },
     ),
   });
 }
@@ -178,7 +110,7 @@ for (let i = 0; i < N; i++) {
         { name: 'js.writeFloat64Json', fn: () => js.writeFloat64Json(f64, [N]) },
         { name: 'writeFloat64Json (native)', fn: () => writeFloat64Json(f64, [N]) },
       ],
-      text.length,
+      { minMs: MIN_MS, bytes: text.length },
     ),
   });
   const i32 = Int32Array.from(outputs, (x) => Math.round(x * 1000));
@@ -192,7 +124,7 @@ for (let i = 0; i < N; i++) {
         { name: 'js.writeIntJson', fn: () => js.writeIntJson(i32, [N]) },
         { name: 'writeIntJson (native)', fn: () => writeIntJson(i32, [N]) },
       ],
-      itext.length,
+      { minMs: MIN_MS, bytes: itext.length },
     ),
   });
   const bools = Uint8Array.from(outputs, (x) => (x > 0 ? 1 : 0));
@@ -206,7 +138,7 @@ for (let i = 0; i < N; i++) {
         { name: 'js.writeBoolJson', fn: () => js.writeBoolJson(bools, [N]) },
         { name: 'writeBoolJson (native)', fn: () => writeBoolJson(bools, [N]) },
       ],
-      btext.length,
+      { minMs: MIN_MS, bytes: btext.length },
     ),
   });
   const small = new Uint8Array(Buffer.from('{"instances":{"x1":[[1.0,1.0],[1.0,1.0]],"x2":[[1.0,1.0],[1.0,1.0]]}}'));
@@ -221,7 +153,7 @@ for (let i = 0; i < N; i++) {
         { name: 'js.parseInstances', fn: () => js.parseInstances(small) },
         { name: 'parseInstances (< SMALL_BODY: JS twin)', fn: () => parseInstances(small) },
       ],
-      small.length,
+      { minMs: MIN_MS, bytes: small.length },
     ),
   });
   const mid = new Uint8Array(Buffer.from(JSON.stringify({ instances: [{ x1: Array.from(outputs.subarray(0, 64), (v) => Math.round(v * 100) / 100), x2: Array.from(outputs.subarray(64, 128), (v) => Math.round(v * 100) / 100) }] })));
@@ -236,7 +168,7 @@ for (let i = 0; i < N; i++) {
         { name: 'js.parseInstances', fn: () => js.parseInstances(mid) },
         { name: 'parseInstances (native)', fn: () => parseInstances(mid) },
       ],
-      mid.length,
+      { minMs: MIN_MS, bytes: mid.length },
     ),
   });
   const y = Float32Array.of(2, 2, 2, 2);
@@ -246,7 +178,7 @@ for (let i = 0; i < N; i++) {
     results: await measureGroup([
       { name: 'js.writeFloat32Json', fn: () => js.writeFloat32Json(y, [2, 2]) },
       { name: 'writeFloat32Json (native)', fn: () => writeFloat32Json(y, [2, 2]) },
-    ]),
+    ], { minMs: MIN_MS }),
   });
 }
 

@@ -5,46 +5,12 @@
  * and, as a second row each, allocate the destination per call.
  */
 import os from 'node:os';
-import { setImmediate as tick } from 'node:timers/promises';
+import { type TimedResult, measureGroup } from './harness.js';
 import { float16ToFloat32, float32ToFloat16, js, nativeLoaded, nativeLoadError } from '../native/index.js';
 
 const quick = process.argv.includes('--quick');
 const MIN_MS = quick ? 300 : 2000;
 const N = 1 << 20;
-
-interface Result {
-  name: string;
-  p50: number;
-  p99: number;
-}
-
-/**
- * Round-robin timing (one call of each per round), so other load hits all alike; rounds are
- * separated by an event-loop turn, as requests are in a server.
- */
-async function measureGroup(contenders: Array<{ name: string; fn: () => unknown }>): Promise<Result[]> {
-  const times: number[][] = contenders.map(() => []);
-  const run = (record: boolean) =>
-    contenders.forEach((c, k) => {
-      const t0 = performance.now();
-      c.fn();
-      if (record) times[k]!.push(performance.now() - t0);
-    });
-  const warmEnd = performance.now() + MIN_MS / 4;
-  while (performance.now() < warmEnd) {
-    run(false);
-    await tick();
-  }
-  const end = performance.now() + MIN_MS;
-  while (performance.now() < end || times[0]!.length < 30) {
-    run(true);
-    await tick();
-  }
-  return contenders.map((c, k) => {
-    const ts = times[k]!.sort((a, b) => a - b);
-    return { name: c.name, p50: ts[Math.floor(ts.length / 2)]!, p99: ts[Math.min(ts.length - 1, Math.floor(ts.length * 0.99))]! };
-  });
-}
 
 // Deterministic data: model-like float32 values (some subnormal/overflowing/NaN for the
 // rounding branches) and the half patterns they convert to.
@@ -60,7 +26,7 @@ const f16 = js.float32ToFloat16(f32);
 const outF32 = new Float32Array(N);
 const outF16 = new Uint16Array(N);
 
-const groups: Array<[string, Result[]]> = [
+const groups: Array<[string, TimedResult[]]> = [
   [
     'float16 -> float32, 1M elements',
     await measureGroup([
@@ -68,7 +34,7 @@ const groups: Array<[string, Result[]]> = [
       { name: 'native, into dst', fn: () => float16ToFloat32(f16, outF32) },
       { name: 'js, new dst per call', fn: () => js.float16ToFloat32(f16) },
       { name: 'native, new dst per call', fn: () => float16ToFloat32(f16) },
-    ]),
+    ], { minMs: MIN_MS }),
   ],
   [
     'float32 -> float16, 1M elements',
@@ -77,7 +43,7 @@ const groups: Array<[string, Result[]]> = [
       { name: 'native, into dst', fn: () => float32ToFloat16(f32, outF16) },
       { name: 'js, new dst per call', fn: () => js.float32ToFloat16(f32) },
       { name: 'native, new dst per call', fn: () => float32ToFloat16(f32) },
-    ]),
+    ], { minMs: MIN_MS }),
   ],
 ];
 

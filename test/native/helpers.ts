@@ -1,17 +1,8 @@
 /** Shared bits of the native/ tests: a seeded PRNG and a canonical text form of parse results. */
 import type { ParsedRequest } from '../../dist/native/index.js';
 
-/** mulberry32: small, fast, deterministic. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (servables/onnx-builder.ts): small, fast, deterministic. */
+export { mulberry32 as prng } from '../../dist/servables/onnx-builder.js';
 
 const enc = new TextEncoder();
 export const bytes = (s: string): Uint8Array => enc.encode(s);

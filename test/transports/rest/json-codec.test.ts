@@ -6,6 +6,7 @@ import * as restIndex from '../../../dist/transports/rest/index.js';
 import { decodeJsonRequest, encodeJsonReply, toTensor, tensorJson } from '../../../dist/transports/rest/json-codec.js';
 import { writeNested } from '../../../dist/transports/rest/json-writer.js';
 import { decodeBase64 } from '../../../dist/transports/rest/base64.js';
+import { mulberry32 } from '../../../dist/servables/onnx-builder.js';
 import { ServingError } from '../../../dist/engine/errors.js';
 import * as native from '../../../dist/native/index.js';
 import type { Tensor } from '../../../dist/engine/tensor.js';
@@ -143,11 +144,8 @@ t.test('strict base64', async (t) => {
 
 t.test('strict base64 gives the verdicts of the alphabet regex on random text', async (t) => {
   // deterministic pseudo-random strings over the alphabet, padding and foreign characters
-  let seed = 12345;
-  const rand = (n: number): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return (seed >>> 8) % n;
-  };
+  const random = mulberry32(12345);
+  const rand = (n: number): number => Math.floor(random() * n);
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
   const foreign = ['=', '-', '_', ' ', '$', '\n', 'é', '.', '\t', '\0', '\u00ff', '😀'];
   const strict = /^[A-Za-z0-9+/]*={0,2}$/;
