@@ -13,6 +13,7 @@
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import * as ort from 'onnxruntime-node';
+import { baselineSessionOptions } from './session-options.js';
 import sharp from 'sharp';
 
 const { values } = parseArgs({
@@ -23,12 +24,7 @@ const { values } = parseArgs({
     'intra-op-threads': { type: 'string', default: '1' },
   },
 });
-const sessionOptions: ort.InferenceSession.SessionOptions = {
-  intraOpNumThreads: Number(values['intra-op-threads']),
-  interOpNumThreads: 1,
-  executionMode: 'sequential',
-  graphOptimizationLevel: 'all',
-};
+const sessionOptions = baselineSessionOptions(Number(values['intra-op-threads']));
 const sessions = {
   add: await ort.InferenceSession.create(values.add!, sessionOptions),
   mlp: await ort.InferenceSession.create(values.mlp!, sessionOptions),

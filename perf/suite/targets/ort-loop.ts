@@ -10,6 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { baselineSessionOptions } from './session-options.js';
 
 const { values } = parseArgs({
   options: {
@@ -25,12 +26,7 @@ const { values } = parseArgs({
 const durationMs = Number(values['duration-ms']);
 const repeats = Number(values.repeats);
 const batches = JSON.parse(values.batches!) as Record<'add' | 'mlp' | 'resnet', number[]>;
-const options: ort.InferenceSession.SessionOptions = {
-  intraOpNumThreads: Number(values['intra-op-threads']),
-  interOpNumThreads: 1,
-  executionMode: 'sequential',
-  graphOptimizationLevel: 'all',
-};
+const options = baselineSessionOptions(Number(values['intra-op-threads']));
 
 function filled(n: number): Float32Array {
   const a = new Float32Array(n);
