@@ -4,7 +4,7 @@
  * A request's instances go through the stages in order; an instance that fails at a stage is
  * answered with that error and skips the rest, the others carry on.
  */
-import type { CancelSignal } from '../engine/cancellation.js';
+import { type CancelSignal, Cancellation } from '../engine/cancellation.js';
 import { ServingError, toServingError } from '../engine/errors.js';
 import type { MethodGraph, ModelStage, Stage, ValueRef } from '../engine/method-graph.js';
 import type { LoadedConfig } from '../engine/config-loader.js';
@@ -38,9 +38,10 @@ export interface MethodInfo {
 const SLOTS_PER_ACTOR = 2;
 const INITIAL_SLOT_BYTES = 64 * 1024;
 
-/** A request as the runtime tracks it: the scheduler's view plus hooks run when it ends. */
+/** A request as the runtime tracks it: the scheduler's view plus a signal fired when it ends. */
 interface RequestCtx extends RequestState {
-  endHooks?: (() => void)[];
+  /** Made when a stage task first needs to know (the stage pool skips tasks of ended requests). */
+  ended?: Cancellation;
 }
 
 export class ServableRuntime {
@@ -224,7 +225,7 @@ export class ServableRuntime {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.inflight--;
-        if (ctx.endHooks) for (const hook of ctx.endHooks) hook();
+        ctx.ended?.cancel();
         return true;
       };
       const onAbort = (): void => {
@@ -319,11 +320,9 @@ export class ServableRuntime {
     const chunk = stage.batchSize && stage.batchSize > 0 ? stage.batchSize : args.length;
     const parts: Promise<(Tensor[] | ServingError)[]>[] = [];
     const caller = this.hasModels ? (req: ModelCallRequest) => this.callModel(req, ctx) : undefined;
-    const onEnd = (hook: () => void): void => {
-      (ctx.endHooks ??= []).push(hook);
-    };
+    const requestEnded = (ctx.ended ??= new Cancellation());
     for (let i = 0; i < args.length; i += chunk) {
-      parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), { callModel: caller, onRequestEnd: onEnd }));
+      parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), { callModel: caller, requestEnded }));
     }
     return (await Promise.all(parts)).flat();
   }

@@ -6,6 +6,7 @@
  */
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import type { CancelSignal } from '../engine/cancellation.js';
 import { ServingError, toServingError } from '../engine/errors.js';
 import type { FunctionStage } from '../engine/method-graph.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -13,14 +14,11 @@ import type { ModelCallReply, ModelCallRequest, StageResult, StageTask, StageWor
 
 export type ModelCaller = (request: ModelCallRequest) => Promise<Tensor[][]>;
 
-/** Lets a task learn that its request has ended (answered, past its deadline, or cancelled). */
-export type OnRequestEnd = (hook: () => void) => void;
-
 export interface StageRunOptions {
   /** Given when stage functions may call models (`model.call`). */
   readonly callModel?: ModelCaller | undefined;
-  /** Registers a hook run when the task's request ends. */
-  readonly onRequestEnd?: OnRequestEnd;
+  /** Fires when the task's request has ended (answered, past its deadline, or cancelled). */
+  readonly requestEnded?: CancelSignal;
 }
 
 /**
@@ -61,7 +59,7 @@ export class StagePool {
 
   /**
    * Runs `stage` on `instances`; resolves with one entry per instance (outputs or error).
-   * `callModel` is given when stage functions may call models. With `onRequestEnd`, a task
+   * `callModel` is given when stage functions may call models. With `requestEnded`, a task
    * still queued (or between instances) when its request ends is skipped by the worker: under
    * overload, requests past their deadline do not keep the stage threads busy.
    */
@@ -69,13 +67,13 @@ export class StagePool {
     configPath: string,
     stage: FunctionStage,
     instances: readonly (readonly Tensor[])[],
-    { callModel, onRequestEnd }: StageRunOptions = {},
+    { callModel, requestEnded }: StageRunOptions = {},
   ): Promise<(Tensor[] | ServingError)[]> {
-    const flag = onRequestEnd ? this.freeFlags.pop() : undefined;
+    const flag = requestEnded ? this.freeFlags.pop() : undefined;
     const owner = {};
     if (flag !== undefined) {
       this.flagOwner[flag] = owner;
-      onRequestEnd!(() => {
+      requestEnded!.addEventListener('abort', () => {
         if (this.flagOwner[flag] === owner) Atomics.store(this.ended, flag, 1);
       });
     }
