@@ -676,11 +676,14 @@ class Parser {
    * consumed nothing, when the list does not start with an object.
    */
   private parseListedB64(): ParsedValue | undefined {
-    let j = this.i + 1;
-    while (j < this.n && (this.p[j] === 0x20 || this.p[j] === 0x0a || this.p[j] === 0x0d || this.p[j] === 0x09)) j++;
-    if (j >= this.n || this.p[j] !== 0x7b) return undefined;
-    this.enter(this.i);
-    this.i = j;
+    const listPos = this.i;
+    this.i++;
+    this.skipWs();
+    if (this.i >= this.n || this.p[this.i] !== 0x7b) {
+      this.i = listPos;
+      return undefined;
+    }
+    this.enter(listPos);
     const v = this.parseB64Object() as { kind: 'b64'; b64: string; type?: string; shape?: number[] };
     this.skipWs();
     if (this.i < this.n && this.p[this.i] === 0x2c) this.fail(this.i, LISTED_B64);

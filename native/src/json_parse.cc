@@ -575,9 +575,11 @@ class Parser {
     if (i_ >= n_) return Fail(i_, kEndOfBody);
     const uint8_t c = p_[i_];
     if (c == '[') {
-      size_t j = i_ + 1;
-      while (j < n_ && (p_[j] == ' ' || p_[j] == '\n' || p_[j] == '\r' || p_[j] == '\t')) ++j;
-      if (j < n_ && p_[j] == '{') return ParseListedB64(v, j);
+      const size_t list_pos = i_;
+      ++i_;
+      SkipWs();
+      if (i_ < n_ && p_[i_] == '{') return ParseListedB64(v, list_pos);
+      i_ = list_pos;
       leaf_depth_ = -1;
       leaf_kind_ = LeafKind::kUnknown;
       dims_.assign(kMaxJsonDepth + 1, -1);
@@ -770,12 +772,11 @@ class Parser {
     }
   }
 
-  // At '[' of an input's value whose first element (at `object_pos`) is an object:
+  // At the first element, an object, of the list that opens an input's value at `list_pos`:
   // `[{"b64": ...}]` (MindSpore's form of a bytes tensor of shape [1]) is the object with a
   // leading dim of 1 added to its shape.
-  bool ParseListedB64(ParsedValue* v, size_t object_pos) {
-    if (!Enter(i_)) return false;
-    i_ = object_pos;
+  bool ParseListedB64(ParsedValue* v, size_t list_pos) {
+    if (!Enter(list_pos)) return false;
     if (!ParseB64Object(v)) return false;
     SkipWs();
     if (i_ < n_ && p_[i_] == ',') return Fail(i_, kListedB64);
