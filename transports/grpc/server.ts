@@ -221,8 +221,10 @@ class GrpcJsServer implements GrpcServer {
     const cancellation = new Cancellation();
     call.on('cancelled', () => cancellation.cancel());
     const req = call.request;
-    // The client's x-request-id, or (for the access log) a new one; it comes back as a trailer.
-    const requestId = clientRequestId(call.metadata.get(REQUEST_ID_KEY)[0]) ?? (this.engine.requestLog ? requestIdOf(undefined) : undefined);
+    // The client's x-request-id; while the access log is on, a new one when it sent none. It
+    // comes back as a trailer.
+    const sent = call.metadata.get(REQUEST_ID_KEY)[0];
+    const requestId = this.engine.requestLog ? requestIdOf(sent) : clientRequestId(sent);
     runPredict(this.engine, req.servable_spec, req.instances, {
       deadlineMs: remainingMs(call.getDeadline()),
       signal: cancellation,
