@@ -21,8 +21,15 @@ export interface SSLConfig {
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 
-/** `server` names the transport in messages ("RESTful server", "gRPC server"). */
-export function checkSslConfig(ssl: SSLConfig, server: string): void {
+/** The contents of an SSLConfig's files, as checked (the servers build their TLS contexts from them). */
+export interface TlsPem {
+  readonly certificate: Buffer;
+  readonly privateKey: Buffer;
+  readonly customCa?: Buffer;
+}
+
+/** `server` names the transport in messages ("RESTful server", "gRPC server"). Returns the files read. */
+export function checkSslConfig(ssl: SSLConfig, server: string): TlsPem {
   const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `${server} sslConfig: ${message}`);
   const read = (field: keyof SSLConfig, path: unknown): Buffer => {
     if (typeof path !== 'string' || path.length === 0) throw bad(`${field} must be the path of a PEM file`);
@@ -33,8 +40,8 @@ export function checkSslConfig(ssl: SSLConfig, server: string): void {
     }
   };
   /** The certificates of a PEM file, in order; at least one. */
-  const certificates = (field: 'certificate' | 'customCa', path: string): X509Certificate[] => {
-    const blocks = read(field, path).toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  const certificates = (field: 'certificate' | 'customCa', path: string, pem: Buffer): X509Certificate[] => {
+    const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
     if (blocks.length === 0) throw bad(`${field} file ${path} holds no PEM certificate`);
     return blocks.map((pem) => {
       try {
@@ -44,7 +51,8 @@ export function checkSslConfig(ssl: SSLConfig, server: string): void {
       }
     });
   };
-  const [leaf] = certificates('certificate', ssl.certificate);
+  const certificatePem = read('certificate', ssl.certificate);
+  const [leaf] = certificates('certificate', ssl.certificate, certificatePem);
   const keyPem = read('privateKey', ssl.privateKey);
   let key: ReturnType<typeof createPrivateKey>;
   try {
@@ -55,5 +63,8 @@ export function checkSslConfig(ssl: SSLConfig, server: string): void {
   if (!leaf!.checkPrivateKey(key)) throw bad(`privateKey file ${ssl.privateKey} does not match the certificate in ${ssl.certificate}`);
   if (ssl.verifyClient !== undefined && typeof ssl.verifyClient !== 'boolean') throw bad('verifyClient must be a boolean');
   if (ssl.verifyClient && ssl.customCa === undefined) throw bad('verifyClient needs customCa, the CA that client certificates must chain to');
-  if (ssl.customCa !== undefined) certificates('customCa', ssl.customCa);
+  if (ssl.customCa === undefined) return { certificate: certificatePem, privateKey: keyPem };
+  const customCa = read('customCa', ssl.customCa);
+  certificates('customCa', ssl.customCa, customCa);
+  return { certificate: certificatePem, privateKey: keyPem, customCa };
 }

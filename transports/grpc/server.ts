@@ -17,7 +17,7 @@
  *   ...
  *   await grpc.close();
  */
-import { readFileSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import {
   Metadata,
   Server,
@@ -28,7 +28,7 @@ import {
 } from '@grpc/grpc-js';
 import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
-import { type SSLConfig, checkSslConfig } from '../ssl-config.js';
+import { type SSLConfig, type TlsPem, checkSslConfig } from '../ssl-config.js';
 import type { ServingServer } from '../../engine/server.js';
 import { type GrpcListenAddress, bindTarget, claimSocketPath, formatGrpcAddress, parseGrpcAddress } from './address.js';
 import { restrictSocketFile } from '../listen-address.js';
@@ -89,6 +89,8 @@ const MIB = 1024 * 1024;
 
 interface Settings {
   readonly ssl: SSLConfig | undefined;
+  /** The TLS files' contents, read once by the start-up check. */
+  readonly pem: TlsPem | undefined;
   readonly maxMsgBytes: number;
   readonly maxConcurrentStreams: number;
   readonly keepaliveTimeMs: number;
@@ -124,9 +126,10 @@ function checkOptions(o: GrpcServerOptions): Settings {
     if (!Number.isInteger(value) || value < min || value > max) throw bad(`${name} must be an integer in [${min}, ${max}], got ${value}`);
     return value;
   };
-  if (o.sslConfig !== undefined) checkSslConfig(o.sslConfig, 'gRPC server');
+  const pem = o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'gRPC server') : undefined;
   return {
     ssl: o.sslConfig,
+    pem,
     maxMsgBytes: Math.floor(mb * MIB),
     maxConcurrentStreams: int('maxConcurrentStreams', o.maxConcurrentStreams ?? DEFAULTS.maxConcurrentStreams, 1),
     keepaliveTimeMs: int('keepaliveTimeMs', o.keepaliveTimeMs ?? DEFAULTS.keepaliveTimeMs, 1000),
@@ -137,14 +140,10 @@ function checkOptions(o: GrpcServerOptions): Settings {
   };
 }
 
-function credentials(ssl: SSLConfig | undefined): ServerCredentials {
-  if (!ssl) return ServerCredentials.createInsecure();
+function credentials(ssl: SSLConfig | undefined, pem: TlsPem | undefined): ServerCredentials {
+  if (!ssl || !pem) return ServerCredentials.createInsecure();
   try {
-    return ServerCredentials.createSsl(
-      ssl.customCa ? readFileSync(ssl.customCa) : null,
-      [{ cert_chain: readFileSync(ssl.certificate), private_key: readFileSync(ssl.privateKey) }],
-      ssl.verifyClient === true,
-    );
+    return ServerCredentials.createSsl(pem.customCa ?? null, [{ cert_chain: pem.certificate, private_key: pem.privateKey }], ssl.verifyClient === true);
   } catch (err) {
     throw new ServingError(
       'E_INVALID_ARGUMENT',
@@ -195,7 +194,7 @@ class GrpcJsServer implements GrpcServer {
 
   async start(): Promise<void> {
     const l = this.listen;
-    const creds = credentials(this.settings.ssl);
+    const creds = credentials(this.settings.ssl, this.settings.pem);
     if (l.kind === 'unix') await claimSocketPath(l.path);
     const where = l.kind === 'unix' ? `unix:${l.path}` : formatGrpcAddress(l, l.port);
     const port = await new Promise<number>((resolve, reject) => {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
-import { type SSLConfig, checkSslConfig } from '../ssl-config.js';
+import { type SSLConfig, type TlsPem, checkSslConfig } from '../ssl-config.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
 import type { ServingServer } from '../../engine/server.js';
 import { type ListenAddress, formatAddress, parseAddress } from './address.js';
@@ -79,6 +79,8 @@ export async function startRestfulServer(engine: ServingServer, address: string,
 
 interface Settings {
   readonly ssl: SSLConfig | undefined;
+  /** The TLS files' contents, read once by the start-up check (uWS reads the files itself). */
+  readonly pem: TlsPem | undefined;
   readonly bodyLimit: number;
   readonly maxHeaderBytes: number;
   readonly closeTimeoutMs: number;
@@ -98,8 +100,8 @@ function checkOptions(o: RestServerOptions): Settings {
   if (!(closeTimeoutMs >= 0) || !Number.isFinite(closeTimeoutMs)) throw bad(`closeTimeoutMs must be a number >= 0, got ${closeTimeoutMs}`);
   const bodyTimeoutMs = o.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
   if (!(bodyTimeoutMs > 0) || !Number.isFinite(bodyTimeoutMs)) throw bad(`bodyTimeoutMs must be a positive number, got ${bodyTimeoutMs}`);
-  if (o.sslConfig !== undefined) checkSslConfig(o.sslConfig, 'RESTful server');
-  return { ssl: o.sslConfig, bodyLimit, maxHeaderBytes, closeTimeoutMs, bodyTimeoutMs, parseInstances: o.parseInstances };
+  const pem = o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'RESTful server') : undefined;
+  return { ssl: o.sslConfig, pem, bodyLimit, maxHeaderBytes, closeTimeoutMs, bodyTimeoutMs, parseInstances: o.parseInstances };
 }
 
 class UwsRestServer implements RestServer {
@@ -125,7 +127,8 @@ class UwsRestServer implements RestServer {
     if (ssl?.verifyClient) {
       this.privateDir = mkdtempSync(join(tmpdir(), 'actorserve-rest-'));
       try {
-        this.front = new TlsFront({ certificate: ssl.certificate, privateKey: ssl.privateKey, customCa: ssl.customCa! }, join(this.privateDir, 'app.sock'));
+        const pem = settings.pem!; // checked: verifyClient comes with a customCa
+        this.front = new TlsFront({ ...pem, customCa: pem.customCa! }, join(this.privateDir, 'app.sock'));
       } catch (err) {
         rmSync(this.privateDir, { recursive: true, force: true });
         throw new ServingError(

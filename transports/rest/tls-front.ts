@@ -5,16 +5,11 @@
  * a Node TLS server terminates TLS — requiring a client certificate that chains to customCa —
  * and pipes each connection to the plain-HTTP uWS app on a private unix socket.
  */
-import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
+import type { TlsPem } from '../ssl-config.js';
 import type { ListenAddress } from './address.js';
 
-export interface TlsFrontFiles {
-  readonly certificate: string;
-  readonly privateKey: string;
-  readonly customCa: string;
-}
 
 /**
  * The ECDHE AEAD suites MindSpore Serving allows for TLS 1.2; being TLS 1.2-only suites they also
@@ -33,13 +28,13 @@ export class TlsFront {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
 
-  /** Throws when the files cannot be read or do not form a valid TLS context. */
-  constructor(files: TlsFrontFiles, private readonly backendPath: string) {
+  /** Throws when the PEM contents do not form a valid TLS context. */
+  constructor(pem: TlsPem & { readonly customCa: Buffer }, private readonly backendPath: string) {
     this.server = createServer(
       {
-        cert: readFileSync(files.certificate),
-        key: readFileSync(files.privateKey),
-        ca: readFileSync(files.customCa),
+        cert: pem.certificate,
+        key: pem.privateKey,
+        ca: pem.customCa,
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.2',
