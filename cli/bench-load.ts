@@ -118,13 +118,7 @@ export async function runLevel(plan: Plan, options: LevelOptions): Promise<Level
   const shared = new SharedArrayBuffer(SHARED_SLOTS * 4);
   const counters = new Int32Array(shared);
   const jobs: WorkerJob[] = Array.from({ length: workers }, (_, i) => ({
-    protocol: plan.protocol,
-    ...(plan.rest ? { rest: plan.rest } : {}),
-    ...(plan.grpc ? { grpc: plan.grpc } : {}),
-    httpClient: plan.httpClient ?? 'raw',
-    path: plan.payload.path,
-    headers: plan.payload.headers,
-    payload: plan.payload.bytes,
+    ...target(plan),
     loops: Math.floor(concurrency / workers) + (i < concurrency % workers ? 1 : 0),
     timeoutMs: plan.timeoutMs,
     warmupMs: options.warmupMs ?? 0,
@@ -220,13 +214,9 @@ function merge(plan: Plan, concurrency: number, workers: number, reports: readon
   };
 }
 
-/**
- * One request from this thread before any load, with the same client: a target that is
- * unreachable, or that refuses the request as a whole (unknown servable, bad input), throws a
- * BenchError with one line.
- */
-export async function preflight(plan: Plan, timeoutMs = Math.min(plan.timeoutMs, 10_000)): Promise<void> {
-  const client = await makeClient({
+/** What a load client needs to reach the plan's target and send its request. */
+function target(plan: Plan) {
+  return {
     protocol: plan.protocol,
     ...(plan.rest ? { rest: plan.rest } : {}),
     ...(plan.grpc ? { grpc: plan.grpc } : {}),
@@ -234,9 +224,16 @@ export async function preflight(plan: Plan, timeoutMs = Math.min(plan.timeoutMs,
     path: plan.payload.path,
     headers: plan.payload.headers,
     payload: plan.payload.bytes,
-    loops: 1,
-    timeoutMs,
-  });
+  };
+}
+
+/**
+ * One request from this thread before any load, with the same client: a target that is
+ * unreachable, or that refuses the request as a whole (unknown servable, bad input), throws a
+ * BenchError with one line.
+ */
+export async function preflight(plan: Plan, timeoutMs = Math.min(plan.timeoutMs, 10_000)): Promise<void> {
+  const client = await makeClient({ ...target(plan), loops: 1, timeoutMs });
   try {
     const f = await client.sender(0)();
     if (!f) return;
