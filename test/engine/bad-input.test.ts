@@ -4,20 +4,10 @@ import { ServingServer } from '../../dist/engine/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { InstanceErrors, ServingError } from '../../dist/engine/errors.js';
 import { addModel } from '../../dist/servables/example-models.js';
-import { f32, servableFixture } from '../helpers/fixtures.js';
+import { ADD_CONFIG, f32, servableFixture } from '../helpers/fixtures.js';
 
 const fx = servableFixture('badinput');
-fx.config(
-  'add',
-  `import { register, type Tensor } from 'actorserve';
-const model = register.declareModel({ modelFile: 'add.onnx' });
-export async function sleepy(x: Tensor): Promise<Tensor> {
-  await new Promise((r) => setTimeout(r, (x.data as Float32Array)[0]));
-  return x;
-}
-register.method('add_common', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));
-register.method('slow', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [register.addStage(sleepy, [x1]), x2]));`,
-);
+fx.config('add', ADD_CONFIG);
 fx.model('add', 1, 'add.onnx', addModel({ batch: 'N' }));
 
 const engine = new ServingServer();

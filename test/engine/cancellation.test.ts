@@ -4,7 +4,7 @@ import { Cancellation } from '../../dist/engine/cancellation.js';
 import { ServingServer } from '../../dist/engine/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
-import { f32, servableFixture } from '../helpers/fixtures.js';
+import { ADD_CONFIG, f32, servableFixture } from '../helpers/fixtures.js';
 
 t.test('listeners run once, in order; removed ones and late ones do not run', async (t) => {
   const c = new Cancellation();
@@ -26,16 +26,7 @@ t.test('listeners run once, in order; removed ones and late ones do not run', as
 });
 
 const fx = servableFixture('cancellation');
-fx.config(
-  'add',
-  `import { register, type Tensor } from 'actorserve';
-const model = register.declareModel({ modelFile: 'add.onnx' });
-export async function slow(x: Tensor): Promise<Tensor> {
-  await new Promise((r) => setTimeout(r, 1000));
-  return x;
-}
-register.method('slow_add', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [register.addStage(slow, [x1]), x2]));`,
-);
+fx.config('add', ADD_CONFIG);
 fx.model('add', 1, 'add.onnx', addModel({ batch: 'N' }));
 
 t.test('the engine takes a Cancellation as its signal', async (t) => {
@@ -46,9 +37,9 @@ t.test('the engine takes a Cancellation as its signal', async (t) => {
     await engine.stop();
     fx.remove();
   });
-  const good = { x1: f32([1, 2, 3, 4]), x2: f32([1, 1, 1, 1]) };
+  const slow = { x1: f32([1000, 2, 3, 4]), x2: f32([1, 1, 1, 1]) }; // its stage takes x1[0] ms
   const c = new Cancellation();
-  const pending = engine.infer('add', 'slow_add', [good], { signal: c });
+  const pending = engine.infer('add', 'slow', [slow], { signal: c });
   await new Promise((r) => setTimeout(r, 100));
   const t0 = performance.now();
   c.cancel();
@@ -57,7 +48,7 @@ t.test('the engine takes a Cancellation as its signal', async (t) => {
   t.equal(engine.runtime('add').figures.inflight, 0);
   const done = new Cancellation();
   done.cancel();
-  await t.rejects(engine.infer('add', 'slow_add', [good], { signal: done }), { code: 'E_CANCELLED' }, 'an already-cancelled signal');
-  const [out] = await engine.infer('add', 'slow_add', [good], { signal: new Cancellation() });
-  t.same([...(out!.y!.data as Float32Array)], [2, 3, 4, 5], 'a signal that is never cancelled changes nothing');
+  await t.rejects(engine.infer('add', 'slow', [slow], { signal: done }), { code: 'E_CANCELLED' }, 'an already-cancelled signal');
+  const [out] = await engine.infer('add', 'slow', [{ x1: f32([5, 2, 3, 4]), x2: f32([1, 1, 1, 1]) }], { signal: new Cancellation() });
+  t.same([...(out!.y!.data as Float32Array)], [6, 3, 4, 5], 'a signal that is never cancelled changes nothing');
 });

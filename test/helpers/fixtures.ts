@@ -46,3 +46,17 @@ export function servableFixture(name: string): ServableFixture {
 export function f32(values: readonly number[], shape: readonly number[] = [2, 2]) {
   return { dtype: 'float32' as const, shape: [...shape], data: Float32Array.from(values) };
 }
+
+/**
+ * The `add` servable config of the engine tests, for add.onnx: `add_common` (x1 + x2), and
+ * `slow`, whose stage `sleepy` waits x1[0] ms before the add (deadlines, cancellation).
+ */
+export const ADD_CONFIG = `import { register, type Tensor } from 'actorserve';
+const model = register.declareModel({ modelFile: 'add.onnx' });
+export async function sleepy(x: Tensor): Promise<Tensor> {
+  await new Promise((r) => setTimeout(r, (x.data as Float32Array)[0]));
+  return x;
+}
+register.method('add_common', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));
+register.method('slow', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [register.addStage(sleepy, [x1]), x2]));
+`;
