@@ -41,6 +41,38 @@ export function conversionTarget<S extends ArrayBufferView & { length: number },
   return dst;
 }
 
+/** Most characters of one element's JSON text, per element type (json_write.cc MaxElementChars). */
+function maxElementChars(data: ArrayBufferView, asBool: boolean): number {
+  if (asBool) return 5; // false
+  if (data instanceof Float32Array) return 24; // -123456789012345678900.0
+  if (data instanceof Float64Array) return 25; // -0.0000012345678901234567
+  if (data instanceof Int8Array) return 4;
+  if (data instanceof Uint8Array || data instanceof Uint8ClampedArray) return 3;
+  if (data instanceof Int16Array) return 6;
+  if (data instanceof Uint16Array) return 5;
+  if (data instanceof Int32Array) return 11;
+  if (data instanceof Uint32Array) return 10;
+  return 20; // 64-bit integers
+}
+
+/** Room the native writer asks for beyond the text: it reserves 34 bytes before each element. */
+const WRITE_SLACK = 34;
+
+/**
+ * Room after which writeJsonInto(data, shape, ...) always fits: the longest text any values of
+ * this type and shape can give, plus the writer's slack. `charsPerElement` replaces the longest
+ * element text by a guess (float32 outputs mostly take 12 characters or fewer with their comma).
+ */
+export function jsonTextBound(data: ArrayBufferView & { length: number }, shape: readonly number[], asBool = false, charsPerElement?: number): number {
+  let elements = 1;
+  let lists = 0;
+  for (const d of shape) {
+    lists += elements;
+    elements *= d;
+  }
+  return data.length * (charsPerElement ?? maxElementChars(data, asBool) + 1) + 2 * lists + WRITE_SLACK;
+}
+
 /** Checks a writer's shape against the element count (same rules as json_write.cc CheckJsonShape). */
 export function checkJsonShape(shape: readonly number[], count: number): void {
   if (!Array.isArray(shape)) throw codecError('shape must be an array of numbers', undefined, TypeError);
@@ -57,4 +89,20 @@ export function checkJsonShape(shape: readonly number[], count: number): void {
   }
   if (elements !== count) throw codecError(`shape does not match the data length ${count}`);
   if (2 * lists + elements > MAX_JSON_OUTPUT) throw codecError('JSON output too large');
+}
+
+/**
+ * Checks writeJsonInto's arguments: a writer's typed array (a Uint8Array when `asBool`), its
+ * shape, a Uint8Array target and an integer offset within it.
+ */
+export function checkJsonInto(data: unknown, shape: readonly number[], target: unknown, offset: number, asBool: boolean): void {
+  const typedArray = ArrayBuffer.isView(data) && !(data instanceof DataView);
+  if (!typedArray || (asBool && !(data instanceof Uint8Array))) {
+    throw codecError(`writeJsonInto: data must be a ${asBool ? 'Uint8Array (asBool)' : 'float or integer typed array'}`, undefined, TypeError);
+  }
+  if (!(target instanceof Uint8Array)) throw codecError('writeJsonInto: the target must be a Uint8Array', undefined, TypeError);
+  if (!Number.isInteger(offset) || offset < 0 || offset > target.length) {
+    throw codecError(`writeJsonInto: offset ${offset} is outside the target (length ${target.length})`, undefined, RangeError);
+  }
+  checkJsonShape(shape, (data as ArrayBufferView & { length: number }).length);
 }

@@ -15,15 +15,16 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkJsonShape, codecError, conversionTarget } from './checks.js';
+import { checkJsonInto, checkJsonShape, codecError, conversionTarget } from './checks.js';
 import * as jsCodec from './js-codec.js';
 import * as jsFloat16 from './js-float16.js';
-import type { CodecFunctions, IntArray, ParsedInstance, ParsedRequest, ParsedValue } from './types.js';
+import type { CodecFunctions, IntArray, JsonWritable, ParsedInstance, ParsedRequest, ParsedValue } from './types.js';
 
 export type {
   CodecError,
   CodecFunctions,
   IntArray,
+  JsonWritable,
   ParsedB64,
   ParsedBools,
   ParsedInstance,
@@ -32,7 +33,7 @@ export type {
   ParsedStrings,
   ParsedValue,
 } from './types.js';
-export { MAX_JSON_OUTPUT, MAX_JSON_RANK } from './checks.js';
+export { MAX_JSON_OUTPUT, MAX_JSON_RANK, jsonTextBound } from './checks.js';
 export { MAX_JSON_DEPTH } from './js-codec.js';
 
 /** The raw addon exports (arguments already checked by the wrappers below). */
@@ -41,6 +42,8 @@ interface NativeAddon {
   float32ToFloat16(src: Float32Array, dst: Uint16Array): void;
   parseInstances(body: Uint8Array): ParseTape;
   writeJson(data: ArrayBufferView, shape: readonly number[], asBool?: boolean): string;
+  /** The end offset, or -1 when the text did not fit. */
+  writeJsonInto(data: ArrayBufferView, shape: readonly number[], asBool: boolean, target: Uint8Array, offset: number): number;
   /** An ArrayBuffer, recycled (contents NOT initialised) when >= 256 KiB: overwrite it all. */
   allocPooled(bytes: number): ArrayBuffer;
 }
@@ -132,7 +135,7 @@ function loadAddon(): { addon?: NativeAddon; error?: string } {
   if (!existsSync(file)) return { error: `${file} is missing (run \`npm install\` or \`npx cmake-js compile --out native/build\`)` };
   try {
     const addon = createRequire(import.meta.url)(file) as Partial<NativeAddon>;
-    for (const name of ['float16ToFloat32', 'float32ToFloat16', 'parseInstances', 'writeJson', 'allocPooled'] as const) {
+    for (const name of ['float16ToFloat32', 'float32ToFloat16', 'parseInstances', 'writeJson', 'writeJsonInto', 'allocPooled'] as const) {
       if (typeof addon[name] !== 'function') return { error: `${file} has no ${name}() (stale build? rebuild it)` };
     }
     return { addon: addon as NativeAddon };
@@ -158,6 +161,7 @@ export const js: CodecFunctions = {
   writeFloat64Json: jsCodec.writeFloat64Json,
   writeIntJson: jsCodec.writeIntJson,
   writeBoolJson: jsCodec.writeBoolJson,
+  writeJsonInto: jsCodec.writeJsonInto,
 };
 
 function nativeFunctions(a: NativeAddon): CodecFunctions {
@@ -198,6 +202,10 @@ function nativeFunctions(a: NativeAddon): CodecFunctions {
       checkJsonShape(shape, data.length);
       return a.writeJson(data, shape, true);
     },
+    writeJsonInto(data: JsonWritable, shape: readonly number[], target: Uint8Array, offset: number, asBool = false): number {
+      checkJsonInto(data, shape, target, offset, asBool);
+      return a.writeJsonInto(data, shape, asBool, target, offset);
+    },
   };
 }
 
@@ -232,3 +240,10 @@ export const writeFloat64Json: (data: Float64Array, shape: readonly number[]) =>
 export const writeIntJson: (data: IntArray, shape: readonly number[]) => string = impl.writeIntJson;
 /** Nested JSON lists of true/false from 0/non-0 bytes. */
 export const writeBoolJson: (data: Uint8Array, shape: readonly number[]) => string = impl.writeBoolJson;
+/**
+ * One of the writers above (writeBoolJson when `asBool`) into `target` from `offset` as bytes,
+ * with no string made; returns the end offset, or -1 when the text did not fit. With
+ * jsonTextBound(data, shape, asBool) bytes of room it always fits.
+ */
+export const writeJsonInto: (data: JsonWritable, shape: readonly number[], target: Uint8Array, offset: number, asBool?: boolean) => number =
+  impl.writeJsonInto;

@@ -9,8 +9,8 @@
  * positions — so behaviour does not depend on whether the addon loaded. Change both together.
  */
 import { Buffer } from 'node:buffer';
-import { checkJsonShape, codecError, MAX_JSON_OUTPUT } from './checks.js';
-import type { IntArray, ParsedInstance, ParsedRequest, ParsedValue } from './types.js';
+import { checkJsonInto, checkJsonShape, codecError, MAX_JSON_OUTPUT } from './checks.js';
+import type { IntArray, JsonWritable, ParsedInstance, ParsedRequest, ParsedValue } from './types.js';
 
 export const MAX_JSON_DEPTH = 64;
 
@@ -971,4 +971,18 @@ export function writeIntJson(data: IntArray, shape: readonly number[]): string {
 export function writeBoolJson(data: Uint8Array, shape: readonly number[]): string {
   if (!(data instanceof Uint8Array)) throw codecError('writeBoolJson: data must be a Uint8Array', undefined, TypeError);
   return writeNested(data.length, shape, (i) => (data[i] !== 0 ? 'true' : 'false'));
+}
+
+/** The JS twin of writeJsonInto: the writer's string, copied in as Latin-1 (the text is ASCII), or -1. */
+export function writeJsonInto(data: JsonWritable, shape: readonly number[], target: Uint8Array, offset: number, asBool = false): number {
+  checkJsonInto(data, shape, target, offset, asBool);
+  const text = asBool
+    ? writeBoolJson(data as Uint8Array, shape)
+    : data instanceof Float32Array
+      ? writeFloat32Json(data, shape)
+      : data instanceof Float64Array
+        ? writeFloat64Json(data, shape)
+        : writeIntJson(data, shape);
+  if (text.length > target.length - offset) return -1;
+  return offset + Buffer.from(target.buffer, target.byteOffset, target.byteLength).write(text, offset, 'latin1');
 }

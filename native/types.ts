@@ -80,4 +80,14 @@ export interface CodecFunctions {
   writeFloat64Json(data: Float64Array, shape: readonly number[]): string;
   writeIntJson(data: IntArray, shape: readonly number[]): string;
   writeBoolJson(data: Uint8Array, shape: readonly number[]): string;
+  /**
+   * The text of the matching write*Json (writeBoolJson when `asBool`), as bytes into `target`
+   * from `offset`, without making a string; returns the end offset, or -1 when the text did not
+   * fit (what was written is garbage). With jsonTextBound(data, shape, asBool) bytes of room it
+   * always fits.
+   */
+  writeJsonInto(data: JsonWritable, shape: readonly number[], target: Uint8Array, offset: number, asBool?: boolean): number;
 }
+
+/** What writeJsonInto writes: the typed arrays of the four writers. */
+export type JsonWritable = Float32Array | Float64Array | IntArray;

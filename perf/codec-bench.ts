@@ -5,8 +5,9 @@
  * (a) parse a ~0.7 MB image-like body {"instances":[{"image": 224x224x3 ints}]}:
  *     native parseInstances vs JSON.parse + flatten into a Float64Array (the usual JS way,
  *     no ragged check), vs our JS twin (same checks as native).
- * (b) write 100k float32 model outputs as JSON: native vs a correct shortest-float32 JS writer
- *     (our JS twin) vs JSON.stringify(Array.from(f32)) (fast but wrong: 3.200000047683716).
+ * (b) write 100k float32 model outputs as JSON: native (as a string, and as bytes into a reused
+ *     buffer, which is what the REST server sends) vs JSON.stringify(Array.from(f32)) (the
+ *     usual JS way; fast but wrong: 3.200000047683716) vs a correct shortest-float32 JS writer.
  * (c) the rest of the codec surface: float64/int32/bool writers, and small and medium bodies
  *     (per-call cost; bodies under SMALL_BODY bytes go to the JS twin).
  * Prints one table; ratios are "times faster than the baseline named in the row group".
@@ -15,7 +16,18 @@ import { Buffer } from 'node:buffer';
 import os from 'node:os';
 import { type TimedResult, measureGroup } from './harness.js';
 import { mulberry32 } from '../servables/onnx-builder.js';
-import { js, nativeLoaded, nativeLoadError, parseInstances, writeBoolJson, writeFloat32Json, writeFloat64Json, writeIntJson } from '../native/index.js';
+import {
+  js,
+  jsonTextBound,
+  nativeLoaded,
+  nativeLoadError,
+  parseInstances,
+  writeBoolJson,
+  writeFloat32Json,
+  writeFloat64Json,
+  writeIntJson,
+  writeJsonInto,
+} from '../native/index.js';
 
 const quick = process.argv.includes('--quick');
 const MIN_MS = quick ? 300 : 2000;
@@ -83,14 +95,20 @@ for (let i = 0; i < N; i++) {
 {
   const nativeText = writeFloat32Json(outputs, [N]);
   if (nativeText !== js.writeFloat32Json(outputs, [N])) throw new Error('writer texts differ');
+  // What the REST server does (transports/rest/reply-writer.ts): bytes into a buffer reused by
+  // every reply, no string made.
+  const target = new Uint8Array(jsonTextBound(outputs, [N]));
+  const end = writeJsonInto(outputs, [N], target, 0);
+  if (Buffer.from(target.subarray(0, end)).toString('latin1') !== nativeText) throw new Error('writeJsonInto differs');
   rows.push({
     group: `(b) write 100k float32 (${(nativeText.length / 1e6).toFixed(2)} MB of JSON)`,
-    baseline: 'js.writeFloat32Json (correct JS)',
+    baseline: 'JSON.stringify(Array.from) (wrong: long form)',
     results: await measureGroup(
       [
-        { name: 'js.writeFloat32Json (correct JS)', fn: () => js.writeFloat32Json(outputs, [N]) },
         { name: 'JSON.stringify(Array.from) (wrong: long form)', fn: () => JSON.stringify(Array.from(outputs)) },
-        { name: 'writeFloat32Json (native)', fn: () => writeFloat32Json(outputs, [N]) },
+        { name: 'js.writeFloat32Json (correct JS)', fn: () => js.writeFloat32Json(outputs, [N]) },
+        { name: 'writeFloat32Json (native, a string)', fn: () => writeFloat32Json(outputs, [N]) },
+        { name: 'writeJsonInto (native, bytes; REST path)', fn: () => writeJsonInto(outputs, [N], target, 0) },
       ],
       { minMs: MIN_MS, bytes: nativeText.length },
     ),

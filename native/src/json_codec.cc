@@ -162,30 +162,51 @@ bool ElementTypeOf(napi_typedarray_type t, bool as_bool, ElementType* out) {
   }
 }
 
-// writeJson(data: TypedArray, shape: number[], asBool?: boolean): string
-Napi::Value WriteJsonBinding(const Napi::CallbackInfo& info) {
+// The (typed array, shape, asBool) arguments both writers take, checked.
+struct WriteArgs {
+  ElementType type;
+  const uint8_t* bytes;
+  double shape[kMaxJsonRank];
+  uint32_t rank;
+};
+
+bool ReadWriteArgs(const Napi::CallbackInfo& info, const char* name, WriteArgs* args) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsArray()) {
-    return Throw(env, "writeJson: expected (typed array, shape)", -1, true);
+    Throw(env, std::string(name) + ": expected (typed array, shape)", -1, true);
+    return false;
   }
   Napi::TypedArray data = info[0].As<Napi::TypedArray>();
   const bool as_bool = info.Length() > 2 && info[2].ToBoolean().Value();
-  ElementType type;
-  if (!ElementTypeOf(data.TypedArrayType(), as_bool, &type)) {
-    return Throw(env, "writeJson: unsupported typed array", -1, true);
+  if (!ElementTypeOf(data.TypedArrayType(), as_bool, &args->type)) {
+    Throw(env, std::string(name) + ": unsupported typed array", -1, true);
+    return false;
   }
   Napi::Array shape_array = info[1].As<Napi::Array>();
-  const uint32_t rank = shape_array.Length();
-  if (rank > kMaxJsonRank) return Throw(env, "shape has more than 64 dimensions");
-  double shape[kMaxJsonRank];
-  for (uint32_t k = 0; k < rank; ++k) {
-    Napi::Value d = shape_array.Get(k);
-    if (env.IsExceptionPending()) return env.Undefined();
-    shape[k] = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
+  args->rank = shape_array.Length();
+  if (args->rank > kMaxJsonRank) {
+    Throw(env, "shape has more than 64 dimensions");
+    return false;
   }
-  const std::string problem = CheckJsonShape(shape, rank, data.ElementLength());
-  if (!problem.empty()) return Throw(env, problem);
-  const uint8_t* bytes = static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
+  for (uint32_t k = 0; k < args->rank; ++k) {
+    Napi::Value d = shape_array.Get(k);
+    if (env.IsExceptionPending()) return false;
+    args->shape[k] = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
+  }
+  const std::string problem = CheckJsonShape(args->shape, args->rank, data.ElementLength());
+  if (!problem.empty()) {
+    Throw(env, problem);
+    return false;
+  }
+  args->bytes = static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
+  return true;
+}
+
+// writeJson(data: TypedArray, shape: number[], asBool?: boolean): string
+Napi::Value WriteJsonBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  WriteArgs args;
+  if (!ReadWriteArgs(info, "writeJson", &args)) return env.Undefined();
   // Kept per thread between calls (see ParseInstances); released past 64 MiB.
   thread_local JsonBuffer out;
   struct Trim {
@@ -193,7 +214,7 @@ Napi::Value WriteJsonBinding(const Napi::CallbackInfo& info) {
       if (out.capacity() > (size_t{64} << 20)) out.Release();
     }
   } trim;
-  if (!WriteJson(type, bytes, shape, rank, &out)) return Throw(env, "JSON output too large");
+  if (!WriteJson(args.type, args.bytes, args.shape, args.rank, &out)) return Throw(env, "JSON output too large");
   napi_value s;
   if (napi_create_string_latin1(env, out.data(), out.size(), &s) != napi_ok) {
     return Throw(env, "JSON output too large");
@@ -201,11 +222,35 @@ Napi::Value WriteJsonBinding(const Napi::CallbackInfo& info) {
   return Napi::Value(env, s);
 }
 
+// writeJsonInto(data, shape, asBool, target: Uint8Array, offset: number): number
+// The same text straight into target[offset..]; returns the end offset, or -1 when the text
+// did not fit (native/checks.ts jsonTextBound says how much room always suffices).
+Napi::Value WriteJsonIntoBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  WriteArgs args;
+  if (!ReadWriteArgs(info, "writeJsonInto", &args)) return env.Undefined();
+  if (info.Length() < 5 || !info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      !info[4].IsNumber()) {
+    return Throw(env, "writeJsonInto: expected (typed array, shape, asBool, target Uint8Array, offset)", -1, true);
+  }
+  Napi::Uint8Array target = info[3].As<Napi::Uint8Array>();
+  const double offset = info[4].As<Napi::Number>().DoubleValue();
+  if (!(offset >= 0 && offset <= static_cast<double>(target.ElementLength())) || offset != static_cast<double>(static_cast<size_t>(offset))) {
+    return Throw(env, "writeJsonInto: offset out of range", -1, true);
+  }
+  const size_t start = static_cast<size_t>(offset);
+  char* window = reinterpret_cast<char*>(target.Data()) + start;
+  JsonBuffer out(window, target.ElementLength() - start);
+  if (!WriteJson(args.type, args.bytes, args.shape, args.rank, &out)) return Napi::Number::New(env, -1);
+  return Napi::Number::New(env, static_cast<double>(start + out.size()));
+}
+
 }  // namespace
 
 void InitJsonCodec(Napi::Env env, Napi::Object exports) {
   exports.Set("parseInstances", Napi::Function::New(env, ParseInstances, "parseInstances"));
   exports.Set("writeJson", Napi::Function::New(env, WriteJsonBinding, "writeJson"));
+  exports.Set("writeJsonInto", Napi::Function::New(env, WriteJsonIntoBinding, "writeJsonInto"));
 }
 
 }  // namespace actorserve

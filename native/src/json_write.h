@@ -28,33 +28,47 @@ std::string CheckJsonShape(const double* shape, size_t rank, size_t count);
 
 // Output text: a growable byte buffer that is never zero-filled and keeps its memory between
 // uses (a thread_local one spares the page faults of a fresh multi-megabyte buffer per call).
+// Or a fixed window of someone else's memory (a JS Uint8Array): then Reserve fails instead of
+// growing.
 class JsonBuffer {
  public:
-  const char* data() const { return data_.get(); }
+  JsonBuffer() = default;
+  JsonBuffer(char* window, size_t capacity) : data_(window), cap_(capacity), fixed_(true) {}
+  JsonBuffer(const JsonBuffer&) = delete;
+  JsonBuffer& operator=(const JsonBuffer&) = delete;
+  const char* data() const { return data_; }
   size_t size() const { return len_; }
   size_t capacity() const { return cap_; }
   void Clear() { len_ = 0; }
   void Release() {
-    data_.reset();
+    if (fixed_) return;
+    owned_.reset();
+    data_ = nullptr;
     cap_ = len_ = 0;
   }
-  // Room for `k` more bytes; nullptr once the text would pass kMaxJsonOutput.
+  // Room for `k` more bytes; nullptr once the text would pass kMaxJsonOutput (or the window).
   char* Reserve(size_t k) {
     if (len_ + k > cap_) return Grow(k);
-    return data_.get() + len_;
+    return data_ + len_;
   }
-  void Commit(char* end) { len_ = static_cast<size_t>(end - data_.get()); }
+  void Commit(char* end) { len_ = static_cast<size_t>(end - data_); }
 
  private:
   char* Grow(size_t k);
-  std::unique_ptr<char[]> data_;
+  std::unique_ptr<char[]> owned_;
+  char* data_ = nullptr;
   size_t cap_ = 0;
   size_t len_ = 0;
+  bool fixed_ = false;
 };
 
 // Writes data (row-major, `shape` already checked) as nested JSON lists into *out (cleared
 // first). Returns false when the text would exceed kMaxJsonOutput.
 bool WriteJson(ElementType type, const void* data, const double* shape, size_t rank, JsonBuffer* out);
+
+// Most bytes one element's text can take (without its comma): "-123456789012345678900.0" for
+// float32, "-0.0000012345678901234567" for float64, "-9223372036854775808" for int64, ...
+size_t MaxElementChars(ElementType type);
 
 // The same into a std::string (tests, fuzzing).
 bool WriteJson(ElementType type, const void* data, const double* shape, size_t rank, std::string* out);

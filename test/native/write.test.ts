@@ -2,7 +2,10 @@
 // NaN/Infinity as strings, shapes (zero dims, scalars), and native output byte-identical to JS.
 import t from 'tap';
 import {
+  type JsonWritable,
   js,
+  jsonTextBound,
+  native as nativeCodec,
   nativeLoaded,
   parseInstances,
   writeBoolJson,
@@ -96,6 +99,32 @@ t.test('float32: random values round-trip through JSON.parse + Math.fround, nati
   if (nativeLoaded) t.equal(texts.get('native'), texts.get('js'), 'native and JS texts are identical');
 });
 
+t.test('float32: every place of the point and every digit count, both signs, native = JS', async (t) => {
+  // The plain-notation layouts are written branch-free in native (json_write.cc
+  // WriteFloat32Shortest): sweep n = -7..22 (point position) against 1..9 significant digits.
+  const values: number[] = [];
+  const digits = '123456789';
+  for (let k = 1; k <= 9; k++) {
+    for (let e = -12; e <= 22; e++) {
+      const v = Math.fround(Number(`${digits.slice(0, k)}e${e}`));
+      values.push(v, -v);
+    }
+  }
+  const data = Float32Array.from(values);
+  const texts = new Map<string, string>();
+  for (const [which, w] of impls) {
+    const out = w.writeFloat32Json(data, [data.length]);
+    texts.set(which, out);
+    const back = readBack(out) as number[];
+    t.equal(back.filter((x, i) => !Object.is(Math.fround(x), data[i])).length, 0, `${which}: every value reads back`);
+  }
+  if (nativeLoaded) t.equal(texts.get('native'), texts.get('js'), 'native and JS texts are identical');
+  t.match(texts.get('js'), /,0\.00000123,/, 'a fraction with leading zeros');
+  t.match(texts.get('js'), /,-123\.45678,/, 'digits on both sides of the point');
+  t.match(texts.get('js'), /,1\.23e-7,/, 'exponent form below 1e-6');
+  t.match(texts.get('js'), /,-123456790000000000000\.0,/, 'an integral value with zeros');
+});
+
 t.test('float64: random values round-trip exactly, native = JS', async (t) => {
   const rand = prng(64);
   const n = 50000;
@@ -180,5 +209,45 @@ t.test('argument errors are the same with and without the addon', async (t) => {
     for (const [which, w] of impls) {
       t.throws(() => make(w), { name: cls, code: 'E_INVALID_ARGUMENT', message }, `${which}: ${name}`);
     }
+  }
+});
+
+t.test('writeJsonInto: the same text as bytes, at an offset, -1 when it does not fit', async (t) => {
+  type Into = (data: JsonWritable, shape: readonly number[], target: Uint8Array, offset: number, asBool?: boolean) => number;
+  const intos: ReadonlyArray<readonly [string, Into]> = nativeCodec ? [['native', nativeCodec.writeJsonInto], ['js', js.writeJsonInto]] : [['js', js.writeJsonInto]];
+  const rand = prng(11);
+  // Each writer's longest element texts too, so that jsonTextBound is seen to hold.
+  const cases: Array<[string, JsonWritable, number[], boolean, string]> = [
+    ['float32', Float32Array.from({ length: 600 }, () => (rand() - 0.5) * 100), [20, 30], false, ''],
+    ['float32 longest', Float32Array.of(-123456789e12, -0.00000123456789, -1.2345678e-38), [3], false, ''],
+    ['float64 longest', Float64Array.of(-0.0000012345678901234567, -123456789012345678900, -1.2345678901234567e-100), [3], false, ''],
+    ['int64', BigInt64Array.of(-9223372036854775808n, 7n), [2], false, ''],
+    ['uint8', Uint8Array.of(0, 255, 7), [3, 1], false, ''],
+    ['bool', Uint8Array.of(0, 1, 0, 0), [2, 2], true, ''],
+    ['empty', new Float32Array(0), [4, 0], false, ''],
+  ];
+  for (const c of cases) {
+    const [, data, shape, asBool] = c;
+    c[4] = asBool ? js.writeBoolJson(data as Uint8Array, shape) : data instanceof Float32Array ? js.writeFloat32Json(data, shape) : data instanceof Float64Array ? js.writeFloat64Json(data, shape) : js.writeIntJson(data, shape);
+  }
+  for (const [which, into] of intos) {
+    for (const [name, data, shape, asBool, text] of cases) {
+      const bound = jsonTextBound(data, shape, asBool);
+      t.ok(bound >= text.length, `${which} ${name}: the bound covers the text`);
+      const target = new Uint8Array(7 + bound).fill(0x2a);
+      const end = into(data, shape, target, 7, asBool);
+      t.equal(end, 7 + text.length, `${which} ${name}: end offset`);
+      t.equal(Buffer.from(target.subarray(7, end)).toString('latin1'), text, `${which} ${name}: the writer's text`);
+      t.same([...target.subarray(0, 7)], new Array(7).fill(0x2a), `${which} ${name}: bytes before the offset untouched`);
+      if (text.length > 0) t.equal(into(data, shape, new Uint8Array(7 + text.length - 1), 7, asBool), -1, `${which} ${name}: one byte short`);
+    }
+    const bad: Array<[string, () => unknown, RegExp, string]> = [
+      ['offset past the end', () => into(Float32Array.of(1), [1], new Uint8Array(4), 5), /offset 5 is outside/, 'RangeError'],
+      ['fractional offset', () => into(Float32Array.of(1), [1], new Uint8Array(40), 0.5), /offset 0.5 is outside/, 'RangeError'],
+      ['target not bytes', () => into(Float32Array.of(1), [1], new Uint16Array(40) as unknown as Uint8Array, 0), /target must be a Uint8Array/, 'TypeError'],
+      ['asBool with floats', () => into(Float32Array.of(1), [1], new Uint8Array(40), 0, true), /Uint8Array \(asBool\)/, 'TypeError'],
+      ['shape mismatch', () => into(Float32Array.of(1, 2), [3], new Uint8Array(400), 0), /^shape does not match the data length 2$/, 'Error'],
+    ];
+    for (const [name, make, message, cls] of bad) t.throws(make, { name: cls, code: 'E_INVALID_ARGUMENT', message }, `${which}: ${name}`);
   }
 });
