@@ -25,6 +25,17 @@ export function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;
 }
 
+/**
+ * A body made while it is sent, for bodies written into a buffer that the next reply reuses
+ * (reply-writer.ts): `encode` runs inside `send`, and uWS has sent or copied the bytes before
+ * `end` returns. Never called when the client went away first.
+ */
+export interface DeferredBody {
+  encode(): Uint8Array;
+}
+
+export type Body = string | Uint8Array | DeferredBody;
+
 export interface SendOptions {
   /** Close the connection after this response (the body was not read, or the server drains). */
   readonly close?: boolean;
@@ -54,14 +65,23 @@ export class Exchange {
     return !this.aborted && !this.ended;
   }
 
-  send(status: number, contentType: string, body: string | Uint8Array, options: SendOptions = {}): void {
+  send(status: number, contentType: string, body: Body, options: SendOptions = {}): void {
     if (!this.open) return;
     this.ended = true;
     const close = options.close === true || this.forceClose();
+    let bytes: string | Uint8Array;
+    try {
+      bytes = typeof body === 'string' || body instanceof Uint8Array ? body : body.encode();
+    } catch (err) {
+      // A bug in an encoder: the client still gets an answer.
+      status = 500;
+      contentType = JSON_TYPE;
+      bytes = JSON.stringify({ error_msg: `internal error: the reply could not be encoded: ${(err as Error)?.message ?? String(err)}` });
+    }
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType);
       for (const [k, v] of Object.entries(options.headers ?? {})) this.res.writeHeader(k, v);
-      this.res.end(body, close);
+      this.res.end(bytes, close);
     });
     this.finish();
   }

@@ -3,7 +3,7 @@
  * our decisions), as pure functions:
  *
  *   body ──parseInstances──► ParsedRequest ──toTensor(value, model dtype)──► Instance[]
- *   InstanceOutcome[] ──encodeJsonReply──► {"instances": [...]}
+ *   InstanceOutcome[] ──writeJsonReply──► {"instances": [...]} (bytes, reply-writer.ts)
  *
  * Step 1 (`parseInstances`) is native/index.ts's (the C++ addon, or its byte-identical JS twin
  * when the addon is absent); `startRestfulServer`'s `parseInstances` option can replace it.
@@ -15,6 +15,7 @@
  *
  * Replies: numbers and bools by native/index.ts's writers (float16 by json-writer.ts).
  */
+import { Buffer } from 'node:buffer';
 import { type DType, type NumericDType, TYPED_ARRAY, isDType, isNumericDType } from '../../engine/dtypes.js';
 import { ServingError } from '../../engine/errors.js';
 import { type Instance, type Tensor, elementCount } from '../../engine/tensor.js';
@@ -30,6 +31,7 @@ import {
   writeIntJson,
 } from '../../native/index.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
+import { ReplyWriter } from './reply-writer.js';
 import { writeFloat16Json, writeNested } from './json-writer.js';
 import { badRequest, preview } from './parsed-value.js';
 
@@ -270,29 +272,57 @@ export function encodeJsonError(message: string): string {
   return `{"error_msg":${JSON.stringify(message)}}`;
 }
 
-/** `{"instances": [{"<output>": value, ...} | {"error_msg": "..."}, ...]}` in request order. */
-export function encodeJsonReply(outcomes: readonly InstanceOutcome[]): string {
-  let out = '{"instances":[';
+/**
+ * `{"instances": [{"<output>": value, ...} | {"error_msg": "..."}, ...]}` in request order,
+ * written into `out` (reset first); returns its bytes, valid until `out` is reset again.
+ */
+export function writeJsonReply(outcomes: readonly InstanceOutcome[], out: ReplyWriter): Uint8Array {
+  out.reset().ascii('{"instances":[');
   for (let i = 0; i < outcomes.length; i++) {
-    if (i > 0) out += ',';
+    if (i > 0) out.ascii(',');
     const o = outcomes[i]!;
-    out += o instanceof ServingError ? encodeJsonError(o.message) : instanceJson(o);
+    if (o instanceof ServingError) out.text(encodeJsonError(o.message));
+    else writeInstance(o, out);
   }
-  return `${out}]}`;
+  out.ascii(']}');
+  return out.bytes();
 }
 
-function instanceJson(inst: Instance): string {
-  let out = '{';
-  let first = true;
+/** The same reply as a string (tests, tools). */
+export function encodeJsonReply(outcomes: readonly InstanceOutcome[]): string {
+  return Buffer.from(writeJsonReply(outcomes, new ReplyWriter())).toString('utf8');
+}
+
+/** One instance's outputs; an output that cannot be written makes the instance an error_msg. */
+function writeInstance(inst: Instance, out: ReplyWriter): void {
+  const start = out.length;
   try {
+    let first = true;
     for (const [name, t] of Object.entries(inst)) {
-      out += `${first ? '' : ','}${JSON.stringify(name)}:${tensorJson(t, name)}`;
+      out.text(`${first ? '{' : ','}${JSON.stringify(name)}:`);
+      writeTensor(t, name, out);
       first = false;
     }
+    out.ascii(first ? '{}' : '}');
   } catch (err) {
-    return encodeJsonError((err as Error).message);
+    out.truncate(start);
+    out.text(encodeJsonError((err as Error).message));
   }
-  return `${out}}`;
+}
+
+/** Numbers and bools go straight from their typed arrays into the reply bytes. */
+function writeTensor(t: Tensor, name: string, out: ReplyWriter): void {
+  switch (t.dtype) {
+    case 'float16':
+    case 'string':
+    case 'bytes':
+      return out.text(tensorJson(t, name));
+    case 'bool':
+      if (!out.typed(t.data, t.shape, true)) out.ascii(tensorJson(t, name));
+      return;
+    default:
+      if (!out.typed(t.data, t.shape)) out.ascii(tensorJson(t, name));
+  }
 }
 
 /** One tensor as a JSON value (numbers: native/index.ts, float16: json-writer.ts; strings as JSON strings, bytes as {"b64"}). */

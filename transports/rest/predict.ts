@@ -12,9 +12,10 @@ import { ServingError, toServingError } from '../../engine/errors.js';
 import type { ServingServer } from '../../engine/server.js';
 import type { InstanceOutcome, MethodInfo } from '../../actors/servable-runtime.js';
 import type { Instance } from '../../engine/tensor.js';
-import { JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
-import { type InputSpec, type InstancesParser, decodeJsonRequest, encodeJsonError, encodeJsonReply } from './json-codec.js';
+import { type Body, JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
+import { type InputSpec, type InstancesParser, decodeJsonRequest, encodeJsonError, writeJsonReply } from './json-codec.js';
 import { decodeMsgpackRequest, encodeMsgpackError, encodeMsgpackReply } from './msgpack-codec.js';
+import { ReplyWriter } from './reply-writer.js';
 
 export interface PredictCall {
   readonly servable: string;
@@ -36,8 +37,12 @@ export interface PredictCall {
 export interface Reply {
   readonly status: number;
   readonly contentType: string;
-  readonly body: string | Uint8Array;
+  /** JSON replies are written when sent, into this thread's ReplyWriter. */
+  readonly body: Body;
 }
+
+/** Every JSON reply of this thread is written here, one at a time, as it is sent. */
+const replyWriter = new ReplyWriter();
 
 export interface PredictOptions {
   /** Step 1 of JSON decoding (default: native/index.ts `parseInstances`). */
@@ -101,7 +106,7 @@ export function outcomeReply(outcomes: readonly InstanceOutcome[], msgpack: bool
 function encoded(status: number, outcomes: readonly InstanceOutcome[], msgpack: boolean): Reply {
   return msgpack
     ? { status, contentType: MSGPACK_TYPE, body: encodeMsgpackReply(outcomes) }
-    : { status, contentType: JSON_TYPE, body: encodeJsonReply(outcomes) };
+    : { status, contentType: JSON_TYPE, body: { encode: () => writeJsonReply(outcomes, replyWriter) } };
 }
 
 export function errorReply(status: number, message: string, msgpack: boolean): Reply {
