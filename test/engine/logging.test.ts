@@ -5,7 +5,7 @@ import { Logger } from '../../dist/engine/logger.js';
 import { ServingServer, type RequestLogEntry } from '../../dist/engine/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
-import { ROOT, f32, servableFixture } from '../helpers/fixtures.js';
+import { ADD_CONFIG, ROOT, f32, servableFixture } from '../helpers/fixtures.js';
 
 t.test('json format writes one object per line; level filters', async (t) => {
   const lines: string[] = [];
@@ -26,9 +26,7 @@ t.test('text format is one readable line', async (t) => {
 
 t.test('every finished request reaches the access log with its request id', async (t) => {
   const fx = servableFixture('logging');
-  fx.config('add', `import { register } from 'actorserve';
-const model = register.declareModel({ modelFile: 'add.onnx' });
-register.method('add_common', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`);
+  fx.config('add', ADD_CONFIG);
   fx.model('add', 1, 'add.onnx', addModel({ batch: 'N' }));
   const engine = new ServingServer();
   engine.log = () => {};

@@ -3,12 +3,10 @@ import t from 'tap';
 import { ServingServer } from '../../../dist/engine/server.js';
 import { ServableStartConfig } from '../../../dist/engine/start-config.js';
 import { addModel } from '../../../dist/servables/example-models.js';
-import { servableFixture } from '../../helpers/fixtures.js';
+import { ADD_CONFIG, servableFixture } from '../../helpers/fixtures.js';
 
 const fx = servableFixture('rest-ops');
-fx.config('add', `import { register } from 'actorserve';
-const model = register.declareModel({ modelFile: 'add.onnx' });
-register.method('add_common', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`);
+fx.config('add', ADD_CONFIG);
 fx.model('add', 1, 'add.onnx', addModel({ batch: 'N' }));
 const engine = new ServingServer();
 engine.log = () => {};
