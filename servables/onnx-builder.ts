@@ -14,6 +14,7 @@ import { endianness } from 'node:os';
 // type-checks but fails at runtime under ESM. Take the default export (= module.exports) instead.
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxNs } from 'onnx-proto';
+import type { TypedArrayByDType } from '../engine/dtypes.js';
 
 export const onnx = onnxProto.onnx;
 
@@ -92,21 +93,7 @@ const ELEMENT_SIZE: Readonly<Record<Exclude<OnnxDType, 'string'>, number>> = {
  * Typed-array kind accepted for each dtype's initializer data. bool is one byte per element
  * (0/1) and float16 is the raw IEEE half bits, matching onnxruntime-node's tensor conventions.
  */
-export interface OnnxDTypeArrayMap {
-  bool: Uint8Array;
-  int8: Int8Array;
-  int16: Int16Array;
-  int32: Int32Array;
-  int64: BigInt64Array;
-  uint8: Uint8Array;
-  uint16: Uint16Array;
-  uint32: Uint32Array;
-  uint64: BigUint64Array;
-  float16: Uint16Array;
-  float32: Float32Array;
-  float64: Float64Array;
-  string: readonly string[];
-}
+export type OnnxDTypeArrayMap = TypedArrayByDType & { string: readonly string[] };
 
 /** One dimension: a fixed size, or a symbolic name (e.g. 'N') for a dynamic dim. */
 export type Dim = number | string;

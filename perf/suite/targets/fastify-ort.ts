@@ -13,15 +13,12 @@
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import * as ort from 'onnxruntime-node';
-import { baselineSessionOptions } from './session-options.js';
+import { MODEL_ARGS, baselineSessionOptions } from './session-options.js';
 import sharp from 'sharp';
 
 const { values } = parseArgs({
   options: {
-    add: { type: 'string' },
-    mlp: { type: 'string' },
-    resnet: { type: 'string' },
-    'intra-op-threads': { type: 'string', default: '1' },
+    ...MODEL_ARGS,
   },
 });
 const sessionOptions = baselineSessionOptions(Number(values['intra-op-threads']));

@@ -10,14 +10,11 @@
  */
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { baselineSessionOptions } from './session-options.js';
+import { MODEL_ARGS, baselineSessionOptions } from './session-options.js';
 
 const { values } = parseArgs({
   options: {
-    add: { type: 'string' },
-    mlp: { type: 'string' },
-    resnet: { type: 'string' },
-    'intra-op-threads': { type: 'string', default: '1' },
+    ...MODEL_ARGS,
     'duration-ms': { type: 'string', default: '2000' },
     repeats: { type: 'string', default: '3' },
     batches: { type: 'string', default: '{"add":[1,16],"mlp":[1,64],"resnet":[1,8]}' },
