@@ -1,9 +1,12 @@
 // Sanitizer fuzz loop for the pure C++ codec (no Node): random mutations of seed bodies
-// through ParseRequestBody, random shapes/values through WriteJson. Not part of the addon
+// through ParseRequestBody, random shapes/values through WriteJson (growing and fixed-window
+// buffers). Not part of the addon
 // build (CMakeLists.txt globs native/src only). Build and run from the repository root:
 //   g++ -std=c++17 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
 //     -Inative/src native/fuzz/fuzz_codec.cc native/src/json_parse.cc native/src/json_write.cc
+//     native/src/float32_decimal.cc
 //     -o /tmp/fuzz_codec && /tmp/fuzz_codec 2000000
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -71,6 +74,18 @@ int main(int argc, char** argv) {
       std::string out;
       const auto type = static_cast<actorserve::ElementType>(rng() % 11);
       if (!actorserve::WriteJson(type, data.data(), shape, rank, &out)) return 1;
+      // Into a fixed window (writeJsonInto): a heap block of exactly its size, so ASan sees any
+      // write past it. Big enough (text + the writer's 34-byte slack) it must fit; smaller it
+      // must refuse.
+      const size_t cut = rng() % 40;
+      const size_t room = out.size() + 34 - std::min(cut, out.size() + 34);
+      char* window = static_cast<char*>(std::malloc(room));
+      actorserve::JsonBuffer fixed(window, room);
+      const bool fits = actorserve::WriteJson(type, data.data(), shape, rank, &fixed);
+      if (room >= out.size() + 34 && !fits) return 2;
+      if (fits && (fixed.size() != out.size() || std::memcmp(window, out.data(), out.size()) != 0)) return 3;
+      if (room < out.size() && fits) return 4;
+      std::free(window);
     }
   }
   std::printf("%ld iterations, %ld accepted\n", iterations, accepted);

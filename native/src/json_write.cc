@@ -104,9 +104,9 @@ inline void WriteNineDigits(char* out, uint32_t v) {
 
 // A finite, non-zero float32: Schubfach's digits (float32_decimal.h) in LayOut's format. The
 // usual case for model outputs, 1e-6 <= |v| with a fraction ("-12.5", "0.0125"), is written
-// with fixed-size copies and no data-dependent branch: the sign, the digit count and the
-// position of the point of neighbouring outputs are as good as random, and a misprediction
-// costs about as much as the whole conversion. `out` needs 32 bytes.
+// with fixed-size copies and no branch on the sign, the digit count or the position of the
+// point: those are as good as random from one output to the next, and a misprediction costs
+// about as much as the whole conversion. `out` needs 32 bytes (the copies write past the text).
 char* WriteFloat32Shortest(char* out, float v) {
   uint32_t bits;
   std::memcpy(&bits, &v, sizeof bits);
@@ -234,23 +234,6 @@ char* JsonBuffer::Grow(size_t k) {
   data_ = owned_.get();
   cap_ = cap;
   return data_ + len_;
-}
-
-size_t MaxElementChars(ElementType type) {
-  switch (type) {
-    case ElementType::kFloat32: return 24;
-    case ElementType::kFloat64: return 25;
-    case ElementType::kInt8: return 4;
-    case ElementType::kUint8: return 3;
-    case ElementType::kInt16: return 6;
-    case ElementType::kUint16: return 5;
-    case ElementType::kInt32: return 11;
-    case ElementType::kUint32: return 10;
-    case ElementType::kInt64: return 20;
-    case ElementType::kUint64: return 20;
-    case ElementType::kBool: return 5;
-  }
-  return kMaxElementChars;
 }
 
 char* WriteFloat32(char* out, float v) {

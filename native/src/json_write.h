@@ -66,10 +66,6 @@ class JsonBuffer {
 // first). Returns false when the text would exceed kMaxJsonOutput.
 bool WriteJson(ElementType type, const void* data, const double* shape, size_t rank, JsonBuffer* out);
 
-// Most bytes one element's text can take (without its comma): "-123456789012345678900.0" for
-// float32, "-0.0000012345678901234567" for float64, "-9223372036854775808" for int64, ...
-size_t MaxElementChars(ElementType type);
-
 // The same into a std::string (tests, fuzzing).
 bool WriteJson(ElementType type, const void* data, const double* shape, size_t rank, std::string* out);
 
