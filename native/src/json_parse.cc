@@ -636,6 +636,59 @@ class Parser {
     return s;
   }
 
+  // At an element of a list at `level` whose elements are a numeric tensor's numbers (an
+  // earlier leaf said so): parses the rest of the list, its ']' included, counting the
+  // elements in *count. The checks are ParseElement's, which still takes any element that is
+  // not a number (and reports it).
+  bool ParseNumberElements(int level, int64_t* count) {
+    for (;;) {
+      if (!ParseNumberElement(level, *count)) return false;
+      ++*count;
+      SkipWs();
+      if (i_ < n_ && p_[i_] == ',') {
+        ++i_;
+        SkipWs();
+        continue;
+      }
+      if (i_ < n_ && p_[i_] == ']') {
+        ++i_;
+        return true;
+      }
+      return FailExpected("',' or ']' after a list element");
+    }
+  }
+
+  // Element `index` of such a list.
+  bool ParseNumberElement(int level, int64_t index) {
+    const uint8_t* const p = p_;
+    const size_t n = n_;
+    // Quickest case inline: an integer of at most 15 digits ending at a separator.
+    size_t i = i_;
+    const bool neg = i < n && p[i] == '-';
+    if (neg) ++i;
+    const size_t digits_start = i;
+    uint64_t v = 0;
+    while (i < n && IsDigit(p[i]) && i - digits_start < 16) v = v * 10 + (p[i++] - '0');
+    const size_t len = i - digits_start;
+    if (len > 0 && len <= 15 && (p[digits_start] != '0' || len == 1) &&
+        (i >= n || (p[i] != '.' && p[i] != 'e' && p[i] != 'E' && !IsDigit(p[i])))) {
+      const double d = static_cast<double>(v);
+      numbers_->push_back(neg ? -d : d);
+      i_ = i;
+      return true;
+    }
+    if (i_ < n && (IsDigit(p[i_]) || p[i_] == '-')) {
+      double d;
+      bool is_int;
+      if (!ParseNumber(&d, &is_int)) return false;
+      numbers_->push_back(d);
+      if (!is_int) value_->integers = false;
+      return true;
+    }
+    path_[level] = static_cast<size_t>(index);
+    return ParseElement(level + 1);
+  }
+
   // At '[' of a list at `level` (0 = the input's value itself); path_[0..level) locates it.
   bool ParseList(int level) {
     const size_t list_pos = i_;
@@ -648,52 +701,14 @@ class Parser {
     SkipWs();
     if (i_ < n_ && p_[i_] == ']') {
       ++i_;
-    } else if (level + 1 == leaf_depth_ && leaf_kind_ == LeafKind::kNumber) {
-      // Fast path, same checks: an innermost list of a numeric tensor (ParseElement would
-      // find nothing to say about a number here; anything else still goes through it).
-      std::vector<double>& numbers = *numbers_;
-      const uint8_t* const p = p_;
-      const size_t n = n_;
-      for (;;) {
-        SkipWs();
-        // Quickest case inline: an integer of at most 15 digits ending at a separator.
-        size_t i = i_;
-        const bool neg = i < n && p[i] == '-';
-        if (neg) ++i;
-        const size_t digits_start = i;
-        uint64_t v = 0;
-        while (i < n && IsDigit(p[i]) && i - digits_start < 16) v = v * 10 + (p[i++] - '0');
-        const size_t len = i - digits_start;
-        if (len > 0 && len <= 15 && (p[digits_start] != '0' || len == 1) &&
-            (i >= n || (p[i] != '.' && p[i] != 'e' && p[i] != 'E' && !IsDigit(p[i])))) {
-          const double d = static_cast<double>(v);
-          numbers.push_back(neg ? -d : d);
-          i_ = i;
-        } else if (i_ < n && (IsDigit(p[i_]) || p[i_] == '-')) {
-          double d;
-          bool is_int;
-          if (!ParseNumber(&d, &is_int)) return false;
-          numbers.push_back(d);
-          if (!is_int) value_->integers = false;
-        } else {
-          path_[level] = static_cast<size_t>(count);
-          if (!ParseElement(level + 1)) return false;
-        }
-        ++count;
-        SkipWs();
-        if (i_ < n && p[i_] == ',') {
-          ++i_;
-          continue;
-        }
-        if (i_ < n && p[i_] == ']') {
-          ++i_;
-          break;
-        }
-        return FailExpected("',' or ']' after a list element");
-      }
     } else {
       for (;;) {
         SkipWs();
+        if (level + 1 == leaf_depth_ && leaf_kind_ == LeafKind::kNumber) {
+          // From the first leaf of the tensor on (in its first list: from the second element).
+          if (!ParseNumberElements(level, &count)) return false;
+          break;
+        }
         path_[level] = static_cast<size_t>(count);
         if (!ParseElement(level + 1)) return false;
         ++count;
