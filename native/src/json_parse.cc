@@ -7,6 +7,8 @@
 #include <system_error>
 #include <unordered_set>
 
+#include "json_scan.h"
+
 namespace actorserve {
 namespace {
 
@@ -636,14 +638,82 @@ class Parser {
     return s;
   }
 
+  // ---- the fast path of numeric lists -----------------------------------------------------
+  // Image-like bodies are mostly short integers, one after another. Read byte by byte, the end
+  // of each is a branch the CPU cannot predict, and the next number's position waits on it.
+  // Here a number's length is one count of trailing zeros in a bit mask of the digits of a
+  // 64-byte window (json_scan.h). The fast path takes only what is certainly valid and
+  // reports nothing: it stops before anything else (whitespace other than one space after a
+  // comma, floats, long numbers, errors, the end of the body where no window fits) and the
+  // general code goes on from there, so results, errors and their positions stay the same.
+
+  // Last window offset where a number may start: it reads 11 bytes from there (a sign, eight
+  // digits loaded at once, the byte after the digits, a space after a comma).
+  static constexpr size_t kMaxNumberOffset = kScanWindow - 11;
+
+  // At an element of a list whose elements are numbers: takes the integers of 1-8 digits,
+  // maybe negative, each followed by ',' or by the list's ']', counting them in *count. True
+  // when it stopped after an integer followed by ']' (i_ at the ']'); false when it stopped at
+  // an element it did not take (i_ at it or at whitespace before it).
+  bool TakeShortInts(int64_t* count) {
+    // Compact JSON (JSON.stringify) or ", " between elements (Python's json.dumps): the
+    // separator before this element tells. Two instances of one loop, so that the compact
+    // one does not pay for the other's check.
+    const bool spaced = i_ >= 2 && p_[i_ - 1] == ' ' && p_[i_ - 2] == ',';
+    return spaced ? TakeShortIntsSeparatedBy<true>(count) : TakeShortIntsSeparatedBy<false>(count);
+  }
+
+  template <bool kCommaSpace>
+  bool TakeShortIntsSeparatedBy(int64_t* count) {
+    std::vector<double>& numbers = *numbers_;
+    size_t i = i_;
+    for (;;) {
+      if (i < window_base_ || i - window_base_ > kMaxNumberOffset) {
+        if (n_ - i < kScanWindow) break;
+        window_base_ = i;
+        window_ = ClassifyWindow(p_ + i);
+      }
+      const size_t at = i - window_base_;
+      const bool neg = (window_.minus >> at) & 1;
+      const size_t first = at + neg;  // the first digit
+      // The digits from there; the bit at 9 stops the count where the window ends in digits.
+      const int len = __builtin_ctzll((~window_.digits >> first) | (uint64_t{1} << 9));
+      const size_t end = first + len;  // the byte after the digits
+      if (len == 0 || len > 8 || (((window_.comma | window_.close) >> end) & 1) == 0) break;
+      const uint8_t* digits = p_ + window_base_ + first;
+      if (digits[0] == '0' && len > 1) break;  // a leading zero: ParseNumber reports it
+      const double d = DigitsValue(digits, len);
+      numbers.push_back(neg ? -d : d);
+      ++*count;
+      if ((window_.close >> end) & 1) {
+        i_ = window_base_ + end;
+        return true;
+      }
+      i = window_base_ + end + 1;  // past the ','
+      if (kCommaSpace) {
+        if (((window_.space >> (end + 1)) & 1) == 0) break;
+        ++i;
+      }
+    }
+    i_ = i;
+    return false;
+  }
+
   // At an element of a list at `level` whose elements are a numeric tensor's numbers (an
   // earlier leaf said so): parses the rest of the list, its ']' included, counting the
   // elements in *count. The checks are ParseElement's, which still takes any element that is
   // not a number (and reports it).
   bool ParseNumberElements(int level, int64_t* count) {
+    bool try_fast = true;
     for (;;) {
-      if (!ParseNumberElement(level, *count)) return false;
-      ++*count;
+      if (!(try_fast && TakeShortInts(count))) {
+        SkipWs();
+        bool is_int = true;
+        if (!ParseNumberElement(level, *count, &is_int)) return false;
+        ++*count;
+        // Floats come in runs: after one, the fast path would only look at the next and stop.
+        try_fast = is_int;
+      }
       SkipWs();
       if (i_ < n_ && p_[i_] == ',') {
         ++i_;
@@ -658,31 +728,13 @@ class Parser {
     }
   }
 
-  // Element `index` of such a list.
-  bool ParseNumberElement(int level, int64_t index) {
-    const uint8_t* const p = p_;
-    const size_t n = n_;
-    // Quickest case inline: an integer of at most 15 digits ending at a separator.
-    size_t i = i_;
-    const bool neg = i < n && p[i] == '-';
-    if (neg) ++i;
-    const size_t digits_start = i;
-    uint64_t v = 0;
-    while (i < n && IsDigit(p[i]) && i - digits_start < 16) v = v * 10 + (p[i++] - '0');
-    const size_t len = i - digits_start;
-    if (len > 0 && len <= 15 && (p[digits_start] != '0' || len == 1) &&
-        (i >= n || (p[i] != '.' && p[i] != 'e' && p[i] != 'E' && !IsDigit(p[i])))) {
-      const double d = static_cast<double>(v);
-      numbers_->push_back(neg ? -d : d);
-      i_ = i;
-      return true;
-    }
-    if (i_ < n && (IsDigit(p[i_]) || p[i_] == '-')) {
+  // Element `index` of such a list; *is_int false after a float.
+  bool ParseNumberElement(int level, int64_t index, bool* is_int) {
+    if (i_ < n_ && (IsDigit(p_[i_]) || p_[i_] == '-')) {
       double d;
-      bool is_int;
-      if (!ParseNumber(&d, &is_int)) return false;
+      if (!ParseNumber(&d, is_int)) return false;
       numbers_->push_back(d);
-      if (!is_int) value_->integers = false;
+      if (!*is_int) value_->integers = false;
       return true;
     }
     path_[level] = static_cast<size_t>(index);
@@ -897,6 +949,10 @@ class Parser {
   LeafKind leaf_kind_ = LeafKind::kUnknown;
   std::vector<int64_t> dims_;
   std::vector<size_t> path_;
+
+  // The fast path's window: the classes of p_[window_base_, window_base_ + kScanWindow).
+  size_t window_base_ = SIZE_MAX;  // none yet
+  ByteClasses window_;
 };
 
 }  // namespace
