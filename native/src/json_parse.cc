@@ -656,11 +656,49 @@ class Parser {
   // when it stopped after an integer followed by ']' (i_ at the ']'); false when it stopped at
   // an element it did not take (i_ at it or at whitespace before it).
   bool TakeShortInts(int64_t* count) {
-    // Compact JSON (JSON.stringify) or ", " between elements (Python's json.dumps): the
-    // separator before this element tells. Two instances of one loop, so that the compact
-    // one does not pay for the other's check.
-    const bool spaced = i_ >= 2 && p_[i_ - 1] == ' ' && p_[i_ - 2] == ',';
-    return spaced ? TakeShortIntsSeparatedBy<true>(count) : TakeShortIntsSeparatedBy<false>(count);
+    // Compact JSON (JSON.stringify) or ", " between elements (Python's json.dumps), as the
+    // last comma seen said. Two instances of one loop, so that the compact one does not pay
+    // for the other's check.
+    return comma_space_ ? TakeShortIntsSeparatedBy<true>(count) : TakeShortIntsSeparatedBy<false>(count);
+  }
+
+  // After a ',' between numbers or rows: notes whether a space follows (TakeShortInts).
+  void NoteCommaStyle() { comma_space_ = i_ < n_ && p_[i_] == ' '; }
+
+  // At an element of a list whose elements are the rows (innermost lists, at `level`) of a
+  // numeric tensor: takes the rows that TakeShortInts takes whole, each followed by ',' (and
+  // maybe one space), counting them in *count. True when it stopped after a row (i_ just past
+  // its ']'); false when it stopped at a row it did not take (i_ at it or at whitespace
+  // before it), which the general code then parses, and reports what is wrong with it.
+  // The first row, parsed the general way, fixed their length and passed Enter() at the
+  // depth they all share.
+  bool TakeNumberRows(int level, int64_t* count) {
+    const int64_t length = dims_[level];
+    for (;;) {
+      if (!TakeNumberRow(length)) return false;
+      ++*count;
+      if (i_ >= n_ || p_[i_] != ',') return true;
+      ++i_;
+      NoteCommaStyle();
+      if (comma_space_) ++i_;
+    }
+  }
+
+  // At what may be a row of `length` numbers: takes all of it, its ']' included, or nothing.
+  bool TakeNumberRow(int64_t length) {
+    const size_t row = i_;
+    const size_t kept = numbers_->size();
+    if (i_ < n_ && p_[i_] == '[') {
+      ++i_;
+      int64_t taken = 0;
+      if (TakeShortInts(&taken) && taken == length) {
+        ++i_;
+        return true;
+      }
+    }
+    i_ = row;
+    numbers_->resize(kept);
+    return false;
   }
 
   template <bool kCommaSpace>
@@ -717,6 +755,7 @@ class Parser {
       SkipWs();
       if (i_ < n_ && p_[i_] == ',') {
         ++i_;
+        NoteCommaStyle();
         SkipWs();
         continue;
       }
@@ -761,9 +800,13 @@ class Parser {
           if (!ParseNumberElements(level, &count)) return false;
           break;
         }
-        path_[level] = static_cast<size_t>(count);
-        if (!ParseElement(level + 1)) return false;
-        ++count;
+        const bool rows_known = level + 2 == leaf_depth_ && leaf_kind_ == LeafKind::kNumber;
+        if (!(rows_known && TakeNumberRows(level + 1, &count))) {
+          SkipWs();
+          path_[level] = static_cast<size_t>(count);
+          if (!ParseElement(level + 1)) return false;
+          ++count;
+        }
         SkipWs();
         if (i_ < n_ && p_[i_] == ',') {
           ++i_;
@@ -953,6 +996,7 @@ class Parser {
   // The fast path's window: the classes of p_[window_base_, window_base_ + kScanWindow).
   size_t window_base_ = SIZE_MAX;  // none yet
   ByteClasses window_;
+  bool comma_space_ = false;  // the last ',' between numbers or rows had a space after it
 };
 
 }  // namespace
