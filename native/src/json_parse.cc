@@ -2,6 +2,7 @@
 // (same grammar, same checks in the same order, same error texts and byte positions).
 #include "json_parse.h"
 
+#include <cfloat>
 #include <charconv>
 #include <cstring>
 #include <system_error>
@@ -19,6 +20,21 @@ constexpr const char* kNanInf = "invalid JSON: NaN and Infinity are not JSON num
 constexpr size_t kMaxNameChars = 64;  // input names are cut to this many code points in messages
 
 inline bool IsDigit(uint8_t c) { return c >= '0' && c <= '9'; }
+
+// Clinger's fast path: the decimal significand w times 10^e as a double, when w and 10^|e| are
+// both exact doubles (w <= 2^53; |e| <= 22, as 5^22 < 2^53). One IEEE multiplication or
+// division of exact operands rounds once, to nearest, so it gives the correctly rounded value,
+// the same as from_chars. False otherwise (the caller falls back to from_chars).
+bool ExactDecimalToDouble(uint64_t w, int64_t e, double* out) {
+  static_assert(FLT_EVAL_METHOD == 0, "needs double arithmetic without excess precision");
+  static constexpr double kPowersOf10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                           1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                           1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  if (w > (uint64_t{1} << 53) || e < -22 || e > 22) return false;
+  const double x = static_cast<double>(w);
+  *out = e >= 0 ? x * kPowersOf10[e] : x / kPowersOf10[-e];
+  return true;
+}
 
 int HexValue(uint8_t c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -328,19 +344,19 @@ class Parser {
       if (i >= n || !IsDigit(p[i])) return Fail(start, "invalid JSON: invalid number (no digits after '-')");
     }
     const size_t int_start = i;
-    uint64_t mantissa = 0;  // exact while there are at most 19 digits; used for <= 15
+    uint64_t significand = 0;  // the digits before and after '.': exact while at most 19
     if (p[i] == '0') {
       ++i;
       if (i < n && IsDigit(p[i])) return Fail(start, "invalid JSON: invalid number (leading zero)");
     } else {
-      while (i < n && IsDigit(p[i])) mantissa = mantissa * 10 + (p[i++] - '0');
+      while (i < n && IsDigit(p[i])) significand = significand * 10 + (p[i++] - '0');
     }
     const size_t int_end = i;
+    double d;
     if (i >= n || (p[i] != '.' && p[i] != 'e' && p[i] != 'E')) {  // an integer: the common case
       i_ = i;
       *is_int = true;
-      if (int_end - int_start <= 15) {  // exact in a double
-        const double d = static_cast<double>(mantissa);
+      if (int_end - int_start <= 19 && ExactDecimalToDouble(significand, 0, &d)) {
         *value = neg ? -d : d;
         return true;
       }
@@ -351,7 +367,7 @@ class Parser {
       ++i;
       frac_start = i;
       if (i >= n || !IsDigit(p[i])) return Fail(start, "invalid JSON: invalid number (no digits after '.')");
-      while (i < n && IsDigit(p[i])) ++i;
+      while (i < n && IsDigit(p[i])) significand = significand * 10 + (p[i++] - '0');
       frac_end = i;
     }
     int64_t exp10 = 0;
@@ -371,6 +387,12 @@ class Parser {
     }
     i_ = i;
     *is_int = false;
+    const size_t frac_digits = frac_end - frac_start;
+    if ((int_end - int_start) + frac_digits <= 19 &&
+        ExactDecimalToDouble(significand, exp10 - static_cast<int64_t>(frac_digits), &d)) {
+      *value = neg ? -d : d;
+      return true;
+    }
     return ConvertNumber(start, int_start, int_end, frac_start, frac_end, exp10, neg, value);
   }
 
