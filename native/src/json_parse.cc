@@ -695,6 +695,41 @@ class Parser {
     return comma_space_ ? TakeShortIntsSeparatedBy<true>(count) : TakeShortIntsSeparatedBy<false>(count);
   }
 
+  template <bool kCommaSpace>
+  bool TakeShortIntsSeparatedBy(int64_t* count) {
+    std::vector<double>& numbers = *numbers_;
+    size_t i = i_;
+    for (;;) {
+      if (i < window_base_ || i - window_base_ > kMaxNumberOffset) {
+        if (n_ - i < kScanWindow) break;
+        window_base_ = i;
+        window_ = ClassifyWindow(p_ + i);
+      }
+      const size_t at = i - window_base_;
+      const bool neg = (window_.minus >> at) & 1;
+      const size_t first = at + neg;  // the first digit
+      // The digits from there; the bit at 9 stops the count where the window ends in digits.
+      const int len = __builtin_ctzll((~window_.digits >> first) | (uint64_t{1} << 9));
+      const size_t end = first + len;  // the byte after the digits
+      if (len == 0 || len > 8 || (((window_.comma | window_.close) >> end) & 1) == 0) break;
+      const uint8_t* digits = p_ + window_base_ + first;
+      if (digits[0] == '0' && len > 1) break;  // a leading zero: ParseNumber reports it
+      numbers.push_back(WithSign(DigitsValue(digits, len), neg));
+      ++*count;
+      if ((window_.close >> end) & 1) {
+        i_ = window_base_ + end;
+        return true;
+      }
+      i = window_base_ + end + 1;  // past the ','
+      if (kCommaSpace) {
+        if (((window_.space >> (end + 1)) & 1) == 0) break;
+        ++i;
+      }
+    }
+    i_ = i;
+    return false;
+  }
+
   // After a ',' between numbers or rows: notes whether a space follows (TakeShortInts).
   void NoteCommaStyle() { comma_space_ = i_ < n_ && p_[i_] == ' '; }
 
@@ -731,41 +766,6 @@ class Parser {
     }
     i_ = row;
     numbers_->resize(kept);
-    return false;
-  }
-
-  template <bool kCommaSpace>
-  bool TakeShortIntsSeparatedBy(int64_t* count) {
-    std::vector<double>& numbers = *numbers_;
-    size_t i = i_;
-    for (;;) {
-      if (i < window_base_ || i - window_base_ > kMaxNumberOffset) {
-        if (n_ - i < kScanWindow) break;
-        window_base_ = i;
-        window_ = ClassifyWindow(p_ + i);
-      }
-      const size_t at = i - window_base_;
-      const bool neg = (window_.minus >> at) & 1;
-      const size_t first = at + neg;  // the first digit
-      // The digits from there; the bit at 9 stops the count where the window ends in digits.
-      const int len = __builtin_ctzll((~window_.digits >> first) | (uint64_t{1} << 9));
-      const size_t end = first + len;  // the byte after the digits
-      if (len == 0 || len > 8 || (((window_.comma | window_.close) >> end) & 1) == 0) break;
-      const uint8_t* digits = p_ + window_base_ + first;
-      if (digits[0] == '0' && len > 1) break;  // a leading zero: ParseNumber reports it
-      numbers.push_back(WithSign(DigitsValue(digits, len), neg));
-      ++*count;
-      if ((window_.close >> end) & 1) {
-        i_ = window_base_ + end;
-        return true;
-      }
-      i = window_base_ + end + 1;  // past the ','
-      if (kCommaSpace) {
-        if (((window_.space >> (end + 1)) & 1) == 0) break;
-        ++i;
-      }
-    }
-    i_ = i;
     return false;
   }
 
@@ -832,6 +832,7 @@ class Parser {
           if (!ParseNumberElements(level, &count)) return false;
           break;
         }
+        // The rows of a numeric tensor (known once its first row is parsed) go the fast way.
         const bool rows_known = level + 2 == leaf_depth_ && leaf_kind_ == LeafKind::kNumber;
         if (!(rows_known && TakeNumberRows(level + 1, &count))) {
           SkipWs();
