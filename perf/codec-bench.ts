@@ -9,7 +9,8 @@
  *     buffer, which is what the REST server sends) vs JSON.stringify(Array.from(f32)) (the
  *     usual JS way; fast but wrong: 3.200000047683716) vs a correct shortest-float32 JS writer.
  * (c) the rest of the codec surface: float64/int32/bool writers, and small and medium bodies
- *     (per-call cost; bodies under SMALL_BODY bytes go to the JS twin).
+ *     (per-call cost; bodies under SMALL_BODY bytes go to the JS twin), and the MLP input
+ *     body (1024 float32 values as text: the float path of the parser).
  * Prints one table; ratios are "times faster than the baseline named in the row group".
  */
 import { Buffer } from 'node:buffer';
@@ -33,11 +34,11 @@ const quick = process.argv.includes('--quick');
 const MIN_MS = quick ? 300 : 2000;
 
 /** The usual JS decode: JSON.parse, then shape from the first elements and a flat copy. */
-function jsonParseAndFlatten(body: Uint8Array): { shape: number[]; data: Float64Array } {
+function jsonParseAndFlatten(body: Uint8Array, input = 'image'): { shape: number[]; data: Float64Array } {
   const doc = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')) as {
     instances: Array<Record<string, unknown>>;
   };
-  const value = doc.instances[0]!['image'];
+  const value = doc.instances[0]![input];
   const shape: number[] = [];
   for (let v = value; Array.isArray(v); v = v[0]) shape.push(v.length);
   const data = new Float64Array(shape.reduce((a, b) => a * b, 1));
@@ -187,6 +188,28 @@ for (let i = 0; i < N; i++) {
         { name: 'parseInstances (native)', fn: () => parseInstances(mid) },
       ],
       { minMs: MIN_MS, bytes: mid.length },
+    ),
+  });
+  // The REST MLP workload: one [1024] float32 instance per request, as a client writes it
+  // (shortest float32 text: up to 9 significant digits, e.g. -1.2345678).
+  const floatBody = new Uint8Array(Buffer.from(`{"instances":[{"x":${writeFloat32Json(outputs.subarray(0, 1024), [1024])}}]}`));
+  {
+    const check = parseInstances(floatBody).instances[0]!['x']!;
+    const ref = jsonParseAndFlatten(floatBody, 'x');
+    if (check.kind !== 'numbers' || check.data.length !== 1024 || check.data.some((v, i) => !Object.is(v, ref.data[i]))) {
+      throw new Error('float parse results differ');
+    }
+  }
+  rows.push({
+    group: `(c) parse a ${floatBody.length}-byte body, 1024 float32 texts (the MLP input)`,
+    baseline: 'JSON.parse + flatten',
+    results: await measureGroup(
+      [
+        { name: 'JSON.parse + flatten', fn: () => jsonParseAndFlatten(floatBody, 'x') },
+        { name: 'js.parseInstances', fn: () => js.parseInstances(floatBody) },
+        { name: 'parseInstances (native)', fn: () => parseInstances(floatBody) },
+      ],
+      { minMs: MIN_MS, bytes: floatBody.length },
     ),
   });
   const y = Float32Array.of(2, 2, 2, 2);

@@ -2,10 +2,13 @@
 // (same grammar, same checks in the same order, same error texts and byte positions).
 #include "json_parse.h"
 
+#include <cfloat>
 #include <charconv>
 #include <cstring>
 #include <system_error>
 #include <unordered_set>
+
+#include "json_scan.h"
 
 namespace actorserve {
 namespace {
@@ -17,6 +20,32 @@ constexpr const char* kNanInf = "invalid JSON: NaN and Infinity are not JSON num
 constexpr size_t kMaxNameChars = 64;  // input names are cut to this many code points in messages
 
 inline bool IsDigit(uint8_t c) { return c >= '0' && c <= '9'; }
+
+// -x when `neg` for x >= 0 (-0.0 for 0), by the sign bit rather than a branch: signs can be
+// as random as the data (a branch on them cost a third more on an image of values in
+// -255..255).
+inline double WithSign(double x, bool neg) {
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  bits |= static_cast<uint64_t>(neg) << 63;
+  std::memcpy(&x, &bits, sizeof bits);
+  return x;
+}
+
+// Clinger's fast path: the decimal significand w times 10^e as a double, when w and 10^|e| are
+// both exact doubles (w <= 2^53; |e| <= 22, as 5^22 < 2^53). One IEEE multiplication or
+// division of exact operands rounds once, to nearest, so it gives the correctly rounded value,
+// the same as from_chars. False otherwise (the caller falls back to from_chars).
+bool ExactDecimalToDouble(uint64_t w, int64_t e, double* out) {
+  static_assert(FLT_EVAL_METHOD == 0, "needs double arithmetic without excess precision");
+  static constexpr double kPowersOf10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                           1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                           1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  if (w > (uint64_t{1} << 53) || e < -22 || e > 22) return false;
+  const double x = static_cast<double>(w);
+  *out = e >= 0 ? x * kPowersOf10[e] : x / kPowersOf10[-e];
+  return true;
+}
 
 int HexValue(uint8_t c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -326,19 +355,19 @@ class Parser {
       if (i >= n || !IsDigit(p[i])) return Fail(start, "invalid JSON: invalid number (no digits after '-')");
     }
     const size_t int_start = i;
-    uint64_t mantissa = 0;  // exact while there are at most 19 digits; used for <= 15
+    uint64_t significand = 0;  // the digits before and after '.': exact while at most 19
     if (p[i] == '0') {
       ++i;
       if (i < n && IsDigit(p[i])) return Fail(start, "invalid JSON: invalid number (leading zero)");
     } else {
-      while (i < n && IsDigit(p[i])) mantissa = mantissa * 10 + (p[i++] - '0');
+      while (i < n && IsDigit(p[i])) significand = significand * 10 + (p[i++] - '0');
     }
     const size_t int_end = i;
+    double d;
     if (i >= n || (p[i] != '.' && p[i] != 'e' && p[i] != 'E')) {  // an integer: the common case
       i_ = i;
       *is_int = true;
-      if (int_end - int_start <= 15) {  // exact in a double
-        const double d = static_cast<double>(mantissa);
+      if (int_end - int_start <= 19 && ExactDecimalToDouble(significand, 0, &d)) {
         *value = neg ? -d : d;
         return true;
       }
@@ -349,7 +378,7 @@ class Parser {
       ++i;
       frac_start = i;
       if (i >= n || !IsDigit(p[i])) return Fail(start, "invalid JSON: invalid number (no digits after '.')");
-      while (i < n && IsDigit(p[i])) ++i;
+      while (i < n && IsDigit(p[i])) significand = significand * 10 + (p[i++] - '0');
       frac_end = i;
     }
     int64_t exp10 = 0;
@@ -369,6 +398,12 @@ class Parser {
     }
     i_ = i;
     *is_int = false;
+    const size_t frac_digits = frac_end - frac_start;
+    if ((int_end - int_start) + frac_digits <= 19 &&
+        ExactDecimalToDouble(significand, exp10 - static_cast<int64_t>(frac_digits), &d)) {
+      *value = neg ? -d : d;
+      return true;
+    }
     return ConvertNumber(start, int_start, int_end, frac_start, frac_end, exp10, neg, value);
   }
 
@@ -636,6 +671,147 @@ class Parser {
     return s;
   }
 
+  // ---- the fast path of numeric lists -----------------------------------------------------
+  // Image-like bodies are mostly short integers, one after another. Read byte by byte, the end
+  // of each is a branch the CPU cannot predict, and the next number's position waits on it.
+  // Here a number's length is one count of trailing zeros in a bit mask of the digits of a
+  // 64-byte window (json_scan.h). The fast path takes only what is certainly valid and
+  // reports nothing: it stops before anything else (whitespace other than one space after a
+  // comma, floats, long numbers, errors, the end of the body where no window fits) and the
+  // general code goes on from there, so results, errors and their positions stay the same.
+
+  // Last window offset where a number may start: it reads 11 bytes from there (a sign, eight
+  // digits loaded at once, the byte after the digits, a space after a comma).
+  static constexpr size_t kMaxNumberOffset = kScanWindow - 11;
+
+  // At an element of a list whose elements are numbers: takes the integers of 1-8 digits,
+  // maybe negative, each followed by ',' or by the list's ']', counting them in *count. True
+  // when it stopped after an integer followed by ']' (i_ at the ']'); false when it stopped at
+  // an element it did not take (i_ at it or at whitespace before it).
+  bool TakeShortInts(int64_t* count) {
+    // Compact JSON (JSON.stringify) or ", " between elements (Python's json.dumps), as the
+    // last comma seen said. Two instances of one loop, so that the compact one does not pay
+    // for the other's check.
+    return comma_space_ ? TakeShortIntsSeparatedBy<true>(count) : TakeShortIntsSeparatedBy<false>(count);
+  }
+
+  template <bool kCommaSpace>
+  bool TakeShortIntsSeparatedBy(int64_t* count) {
+    std::vector<double>& numbers = *numbers_;
+    size_t i = i_;
+    for (;;) {
+      if (i < window_base_ || i - window_base_ > kMaxNumberOffset) {
+        if (n_ - i < kScanWindow) break;
+        window_base_ = i;
+        window_ = ClassifyWindow(p_ + i);
+      }
+      const size_t at = i - window_base_;
+      const bool neg = (window_.minus >> at) & 1;
+      const size_t first = at + neg;  // the first digit
+      // The digits from there; the bit at 9 stops the count where the window ends in digits.
+      const int len = __builtin_ctzll((~window_.digits >> first) | (uint64_t{1} << 9));
+      const size_t end = first + len;  // the byte after the digits
+      if (len == 0 || len > 8 || (((window_.comma | window_.close) >> end) & 1) == 0) break;
+      const uint8_t* digits = p_ + window_base_ + first;
+      if (digits[0] == '0' && len > 1) break;  // a leading zero: ParseNumber reports it
+      numbers.push_back(WithSign(DigitsValue(digits, len), neg));
+      ++*count;
+      if ((window_.close >> end) & 1) {
+        i_ = window_base_ + end;
+        return true;
+      }
+      i = window_base_ + end + 1;  // past the ','
+      if (kCommaSpace) {
+        if (((window_.space >> (end + 1)) & 1) == 0) break;
+        ++i;
+      }
+    }
+    i_ = i;
+    return false;
+  }
+
+  // After a ',' between numbers or rows: notes whether a space follows (TakeShortInts).
+  void NoteCommaStyle() { comma_space_ = i_ < n_ && p_[i_] == ' '; }
+
+  // At an element of a list whose elements are the rows (innermost lists, at `level`) of a
+  // numeric tensor: takes the rows that TakeShortInts takes whole, each followed by ',' (and
+  // maybe one space), counting them in *count. True when it stopped after a row (i_ just past
+  // its ']'); false when it stopped at a row it did not take (i_ at it or at whitespace
+  // before it), which the general code then parses, and reports what is wrong with it.
+  // The first row, parsed the general way, fixed their length and passed Enter() at the
+  // depth they all share.
+  bool TakeNumberRows(int level, int64_t* count) {
+    const int64_t length = dims_[level];
+    for (;;) {
+      if (!TakeNumberRow(length)) return false;
+      ++*count;
+      if (i_ >= n_ || p_[i_] != ',') return true;
+      ++i_;
+      NoteCommaStyle();
+      if (comma_space_) ++i_;
+    }
+  }
+
+  // At what may be a row of `length` numbers: takes all of it, its ']' included, or nothing.
+  bool TakeNumberRow(int64_t length) {
+    const size_t row = i_;
+    const size_t kept = numbers_->size();
+    if (i_ < n_ && p_[i_] == '[') {
+      ++i_;
+      int64_t taken = 0;
+      if (TakeShortInts(&taken) && taken == length) {
+        ++i_;
+        return true;
+      }
+    }
+    i_ = row;
+    numbers_->resize(kept);
+    return false;
+  }
+
+  // At an element of a list at `level` whose elements are a numeric tensor's numbers (an
+  // earlier leaf said so): parses the rest of the list, its ']' included, counting the
+  // elements in *count. The checks are ParseElement's, which still takes any element that is
+  // not a number (and reports it).
+  bool ParseNumberElements(int level, int64_t* count) {
+    bool try_fast = true;
+    for (;;) {
+      if (!(try_fast && TakeShortInts(count))) {
+        SkipWs();
+        bool is_int = true;
+        if (!ParseNumberElement(level, *count, &is_int)) return false;
+        ++*count;
+        // Floats come in runs: after one, the fast path would only look at the next and stop.
+        try_fast = is_int;
+      }
+      SkipWs();
+      if (i_ < n_ && p_[i_] == ',') {
+        ++i_;
+        NoteCommaStyle();
+        SkipWs();
+        continue;
+      }
+      if (i_ < n_ && p_[i_] == ']') {
+        ++i_;
+        return true;
+      }
+      return FailExpected("',' or ']' after a list element");
+    }
+  }
+
+  // Element `index` of such a list; *is_int false after a float.
+  bool ParseNumberElement(int level, int64_t index, bool* is_int) {
+    if (i_ < n_ && (IsDigit(p_[i_]) || p_[i_] == '-')) {
+      double d;
+      if (!ParseNumber(&d, is_int)) return false;
+      numbers_->push_back(d);
+      if (!*is_int) value_->integers = false;
+      return true;
+    }
+    path_[level] = static_cast<size_t>(index);
+    return ParseElement(level + 1);
+  }
+
   // At '[' of a list at `level` (0 = the input's value itself); path_[0..level) locates it.
   bool ParseList(int level) {
     const size_t list_pos = i_;
@@ -648,55 +824,22 @@ class Parser {
     SkipWs();
     if (i_ < n_ && p_[i_] == ']') {
       ++i_;
-    } else if (level + 1 == leaf_depth_ && leaf_kind_ == LeafKind::kNumber) {
-      // Fast path, same checks: an innermost list of a numeric tensor (ParseElement would
-      // find nothing to say about a number here; anything else still goes through it).
-      std::vector<double>& numbers = *numbers_;
-      const uint8_t* const p = p_;
-      const size_t n = n_;
-      for (;;) {
-        SkipWs();
-        // Quickest case inline: an integer of at most 15 digits ending at a separator.
-        size_t i = i_;
-        const bool neg = i < n && p[i] == '-';
-        if (neg) ++i;
-        const size_t digits_start = i;
-        uint64_t v = 0;
-        while (i < n && IsDigit(p[i]) && i - digits_start < 16) v = v * 10 + (p[i++] - '0');
-        const size_t len = i - digits_start;
-        if (len > 0 && len <= 15 && (p[digits_start] != '0' || len == 1) &&
-            (i >= n || (p[i] != '.' && p[i] != 'e' && p[i] != 'E' && !IsDigit(p[i])))) {
-          const double d = static_cast<double>(v);
-          numbers.push_back(neg ? -d : d);
-          i_ = i;
-        } else if (i_ < n && (IsDigit(p[i_]) || p[i_] == '-')) {
-          double d;
-          bool is_int;
-          if (!ParseNumber(&d, &is_int)) return false;
-          numbers.push_back(d);
-          if (!is_int) value_->integers = false;
-        } else {
-          path_[level] = static_cast<size_t>(count);
-          if (!ParseElement(level + 1)) return false;
-        }
-        ++count;
-        SkipWs();
-        if (i_ < n && p[i_] == ',') {
-          ++i_;
-          continue;
-        }
-        if (i_ < n && p[i_] == ']') {
-          ++i_;
-          break;
-        }
-        return FailExpected("',' or ']' after a list element");
-      }
     } else {
       for (;;) {
         SkipWs();
-        path_[level] = static_cast<size_t>(count);
-        if (!ParseElement(level + 1)) return false;
-        ++count;
+        if (level + 1 == leaf_depth_ && leaf_kind_ == LeafKind::kNumber) {
+          // From the first leaf of the tensor on (in its first list: from the second element).
+          if (!ParseNumberElements(level, &count)) return false;
+          break;
+        }
+        // The rows of a numeric tensor (known once its first row is parsed) go the fast way.
+        const bool rows_known = level + 2 == leaf_depth_ && leaf_kind_ == LeafKind::kNumber;
+        if (!(rows_known && TakeNumberRows(level + 1, &count))) {
+          SkipWs();
+          path_[level] = static_cast<size_t>(count);
+          if (!ParseElement(level + 1)) return false;
+          ++count;
+        }
         SkipWs();
         if (i_ < n_ && p_[i_] == ',') {
           ++i_;
@@ -882,6 +1025,11 @@ class Parser {
   LeafKind leaf_kind_ = LeafKind::kUnknown;
   std::vector<int64_t> dims_;
   std::vector<size_t> path_;
+
+  // The fast path's window: the classes of p_[window_base_, window_base_ + kScanWindow).
+  size_t window_base_ = SIZE_MAX;  // none yet
+  ByteClasses window_;
+  bool comma_space_ = false;  // the last ',' between numbers or rows had a space after it
 };
 
 }  // namespace

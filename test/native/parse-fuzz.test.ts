@@ -180,3 +180,50 @@ t.test('numbers: random decimal texts parse exactly like JSON.parse', async (t) 
     t.equal(bad, 0, `${which}: every number equals JSON.parse's`);
   }
 });
+
+// json_parse.cc converts a number with one exact multiplication or division when its digits
+// form a significand w <= 2^53 and its power of ten e has |e| <= 22 (Clinger's fast path),
+// and with from_chars otherwise. Both sides of each limit, in a list and alone.
+t.test('numbers: both sides of the exact fast path (2^53, 10^22, 19 digits) equal Number(text)', async (t) => {
+  const edges = [
+    // significands around 2^53 = 9007199254740992
+    '9007199254740991', '9007199254740992', '9007199254740993', '9007199254740994', '9007199254740995',
+    '-9007199254740993', '900719925474099.2', '900719925474099.3', '90071992547409.93e2', '9007199254740992e22',
+    '9007199254740993e22', '9007199254740992e-22', '9007199254740993e-22',
+    // powers of ten around 22
+    '1e22', '1e23', '1e-22', '1e-23', '9e22', '9e23', '9.5e-22', '4.35e-23', '123456789e14', '123456789e15',
+    '1234567890123456e7', '0.1e23', '10e21', '100e-24',
+    // 17 to 20 significant digits (the exact accumulation stops after 19)
+    '1.0000000000000002', '0.30000000000000004', '12345678901234567', '1234567890123456789', '12345678901234567890',
+    '0.1234567890123456789', '9999999999999999999', '18446744073709551615', '18446744073709551616',
+    '1.8446744073709551616e19', '0.00000000000000000001234',
+    // everyday numbers
+    '0.1', '0.2', '0.3', '-0.1', '1e-7', '-1e-7', '1.5e-7', '0.000001', '3.141592653589793', '2.718281828459045e0',
+    '-0.12345678', '0.075910315', '-0.0015968527', '16777217', '0.0', '-0.0', '0e22', '-0e-23', '0e-400', '1E+2',
+    // subnormals and the ends of the range (from_chars)
+    '5e-324', '4.9e-324', '2.4703282292062328e-324', '2.2250738585072011e-308', '2.2250738585072014e-308', '1e-320',
+    '-1e-310', '1.7976931348623157e308',
+  ];
+  // Random texts on both sides: 1-19 digits with a '.' anywhere or none, exponents -30..30.
+  let exact = 0;
+  const random: string[] = [];
+  while (random.length < 4000) {
+    const digits = 1 + int(19);
+    let w = String(1 + int(9));
+    for (let j = 1; j < digits; j++) w += String(int(10));
+    const point = int(digits + 1); // digits: no '.'
+    const e = rand() < 0.5 ? int(61) - 30 : 0;
+    random.push(`${rand() < 0.5 ? '-' : ''}${point < digits ? `${w.slice(0, point) || '0'}.${w.slice(point)}` : w}${e !== 0 ? `e${e}` : ''}`);
+    const power = e - (point < digits ? digits - point : 0);
+    if (BigInt(w) <= 2n ** 53n && Math.abs(power) <= 22) exact++;
+  }
+  t.ok(exact > 1000 && random.length - exact > 1000, `both sides taken (${exact} of ${random.length} in reach of the exact path)`);
+  const texts = [...edges, ...random];
+  for (const [which, parse] of native ? ([['native', native.parseInstances], ['js', js.parseInstances]] as const) : ([['js', js.parseInstances]] as const)) {
+    const got = (parse(bytes(`{"instances":[{"x":[${texts.join(',')}]}]}`)).instances[0]!['x'] as { data: Float64Array }).data;
+    const bad = texts.filter((text, i) => !Object.is(got[i], Number(text)));
+    t.same(bad, [], `${which}: every number in a list equals Number(text)`);
+    const badAlone = edges.filter((text) => !Object.is((parse(bytes(`{"instances":{"x":${text}}}`)).instances[0]!['x'] as { data: Float64Array }).data[0], Number(text)));
+    t.same(badAlone, [], `${which}: every edge alone equals Number(text)`);
+  }
+});
