@@ -119,16 +119,15 @@ char* WriteFloat32Shortest(char* out, float v) {
   WriteNineDigits(nine, d.significand);
   const char* digits = nine + 9 - k;
   if (-6 < n && n < k) {
-    // zeros * "0" ++ digits, then the point after max(n, 1) characters: "12.5", "0.0125".
-    const int zeros = n > 0 ? 0 : 1 - n;
-    const int point = n > 0 ? n : 1;
-    std::memcpy(out, "00000000", 8);
-    std::memcpy(out + zeros, digits, 16);
-    char tail[16];
-    std::memcpy(tail, out + point, 16);
-    out[point] = '.';
-    std::memcpy(out + point + 1, tail, 16);
-    return out + zeros + k + 1;
+    // "12.5": the first digits, the point after n of them, the digits from n on. "0.0125":
+    // "0.0000..", then all digits after the 1 - n zeros. Both as two copies whose sources and
+    // destinations are picked without a branch; neither reads back what was just written
+    // (a load from fresh stores of other sizes would wait for them to retire).
+    const bool whole = n > 0;
+    std::memcpy(out, whole ? digits : "0.000000", 8);
+    out[whole ? n : 1] = '.';
+    std::memcpy(whole ? out + n + 1 : out + 2 - n, whole ? digits + n : digits, 16);
+    return out + (whole ? k + 1 : 2 - n + k);
   }
   return LayOut(out, digits, k, n);
 }
