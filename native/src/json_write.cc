@@ -121,8 +121,8 @@ char* WriteFloat32Shortest(char* out, float v) {
   if (-6 < n && n < k) {
     // "12.5": the first digits, the point after n of them, the digits from n on. "0.0125":
     // "0.0000..", then all digits after the 1 - n zeros. Both as two copies whose sources and
-    // destinations are picked without a branch; neither reads back what was just written
-    // (a load from fresh stores of other sizes would wait for them to retire).
+    // destinations are picked without a branch, and which never read the output back (moving
+    // the fraction digits by reading them from `out` again measured 5-7 % slower).
     const bool whole = n > 0;
     std::memcpy(out, whole ? digits : "0.000000", 8);
     out[whole ? n : 1] = '.';
