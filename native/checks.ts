@@ -41,7 +41,7 @@ export function conversionTarget<S extends ArrayBufferView & { length: number },
   return dst;
 }
 
-/** Most characters of one element's JSON text, per element type (json_write.cc MaxElementChars). */
+/** Most characters of one element's JSON text, per element type (the longest texts json_write.cc writes). */
 function maxElementChars(data: ArrayBufferView, asBool: boolean): number {
   if (asBool) return 5; // false
   if (data instanceof Float32Array) return 24; // -123456789012345678900.0
@@ -55,7 +55,7 @@ function maxElementChars(data: ArrayBufferView, asBool: boolean): number {
   return 20; // 64-bit integers
 }
 
-/** Room the native writer asks for beyond the text: it reserves 34 bytes before each element. */
+/** Room the native writer asks for beyond the text: it reserves kMaxElementChars + 2 = 34 bytes before each element (json_write.cc). */
 const WRITE_SLACK = 34;
 
 /**
