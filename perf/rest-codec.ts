@@ -1,6 +1,7 @@
 // Throughput of the REST transport's codec paths, as the server runs them: body → instances
-// (the default `parseInstances`, then the dtype step), tensors → JSON reply text (`tensorJson`),
-// and the msgpack request/reply codec on the same tensor.
+// (the default `parseInstances`, then the dtype step), outcomes → JSON reply bytes
+// (`writeJsonReply` into a reused ReplyWriter, as predict.ts sends them; one row of the older
+// string path `tensorJson` beside it), and the msgpack request/reply codec on the same tensor.
 //
 //   npm run build && node dist/perf/rest-codec.js [--elements 1000000]
 //
@@ -12,7 +13,8 @@
 import { Packr } from 'msgpackr';
 import { nativeLoaded } from '../native/index.js';
 import { parseInstances } from '../transports/rest/index.js';
-import { decodeJsonRequest, tensorJson } from '../transports/rest/json-codec.js';
+import { decodeJsonRequest, tensorJson, writeJsonReply } from '../transports/rest/json-codec.js';
+import { ReplyWriter } from '../transports/rest/reply-writer.js';
 import { decodeMsgpackRequest, encodeMsgpackReply } from '../transports/rest/msgpack-codec.js';
 import type { Tensor } from '../engine/tensor.js';
 
@@ -65,10 +67,16 @@ async function main(): Promise<void> {
   await bench('decodeJsonRequest → float16 tensor', jsonBody.length, N, () => decodeJsonRequest(jsonBody, [{ name: 'x', dtype: 'float16' }]));
   const manyBody = Buffer.from(JSON.stringify({ instances: Array.from({ length: N / 4 }, (_, i) => ({ x: [[i, 1.5], [2.5, i]] })) }));
   await bench(`decodeJsonRequest, ${N / 4} instances of [2,2]`, manyBody.length, N, () => decodeJsonRequest(manyBody, [{ name: 'x', dtype: 'float32' }]));
-  await bench('JSON reply float32, random values', tensorJson(t32).length, N, () => tensorJson(t32));
-  await bench('JSON reply float32, short decimals', tensorJson(tNice).length, N, () => tensorJson(tNice));
-  await bench('JSON reply float64, random values', tensorJson(t64).length, N, () => tensorJson(t64));
-  await bench('JSON reply float16, random values', tensorJson(t16).length, N, () => tensorJson(t16));
+  const writer = new ReplyWriter();
+  const reply = (t: Tensor) => {
+    const outcomes = [{ y: t }];
+    return [writeJsonReply(outcomes, writer).length, N, () => writeJsonReply(outcomes, writer)] as const;
+  };
+  await bench('JSON reply float32, random values', ...reply(t32));
+  await bench('  the same as a string (tensorJson)', tensorJson(t32).length, N, () => tensorJson(t32));
+  await bench('JSON reply float32, short decimals', ...reply(tNice));
+  await bench('JSON reply float64, random values', ...reply(t64));
+  await bench('JSON reply float16, random values', ...reply(t16));
   const packr = new Packr({ useRecords: false });
   const mpBody = packr.pack({ instances: [{ x: { dtype: 'float32', shape, data: Buffer.from(randomF32.buffer) } }] });
   await bench('decodeMsgpackRequest → float32 tensor', mpBody.length, N, () => decodeMsgpackRequest(mpBody, [{ name: 'x', dtype: 'float32' }]));
