@@ -59,7 +59,8 @@ function fromTape([metaBuffer, blob, buffers]: ParseTape): ParsedRequest {
   const meta = new Float64Array(metaBuffer);
   let m = 0;
   let at = 0; // position in blob
-  let b = 0; // next buffer
+  const shared = buffers[0]!; // the small numeric values, one after another
+  let b = 1; // next buffer of its own
   const text = (): string => {
     const len = meta[m++]!;
     const s = blob.slice(at, at + len);
@@ -84,7 +85,10 @@ function fromTape([metaBuffer, blob, buffers]: ParseTape): ParsedRequest {
       let value: ParsedValue;
       if (kind === 0) {
         const dims = shape();
-        value = { kind: 'numbers', shape: dims, data: new Float64Array(buffers[b++]!), integers: meta[m++] === 1 };
+        const integers = meta[m++] === 1;
+        const at = meta[m++]!;
+        const data = at < 0 ? new Float64Array(buffers[b++]!) : new Float64Array(shared, at * 8, dims.reduce((a, d) => a * d, 1));
+        value = { kind: 'numbers', shape: dims, data, integers };
       } else if (kind === 1) {
         value = { kind: 'bools', shape: shape(), data: new Uint8Array(buffers[b++]!) };
       } else if (kind === 2) {

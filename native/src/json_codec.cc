@@ -54,7 +54,9 @@ Napi::ArrayBuffer CopyToArrayBuffer(Napi::Env env, const void* data, size_t byte
 // JS is several times cheaper than one Node-API call per property. Layout (all doubles):
 //   single, instance count, then per instance: input count, then per input:
 //     name length, kind (0 numbers, 1 bools, 2 strings, 3 b64), then by kind:
-//     0: rank, dims..., integers         data: next buffer (float64)
+//     0: rank, dims..., integers, at     data: at < 0: next buffer (float64); at >= 0: the
+//                                        value's count doubles from element `at` of the
+//                                        shared buffer (buffers[0], small values only)
 //     1: rank, dims...                   data: next buffer (uint8)
 //     2: rank, dims..., count, lengths   data: next `count` strings of the blob
 //     3: b64 length, has type, type length, has shape, rank, dims...
@@ -84,7 +86,11 @@ Napi::Value ParseInstances(const Napi::CallbackInfo& info) {
   std::string blob;
   meta.push_back(req.single ? 1 : 0);
   meta.push_back(static_cast<double>(req.instances.size()));
-  size_t buffer_count = 0;
+  // Numeric values under kPoolMinBytes share one ArrayBuffer (buffers[0]): a body of many
+  // small instances would otherwise make one ArrayBuffer per value (~1 us each). Larger ones
+  // get their own pooled buffer, recycled when V8 collects it.
+  size_t buffer_count = 1;
+  size_t shared_count = 0;
   for (const ParsedInstance& inst : req.instances) {
     meta.push_back(static_cast<double>(inst.inputs.size()));
     for (const auto& input : inst.inputs) {
@@ -95,7 +101,13 @@ Napi::Value ParseInstances(const Napi::CallbackInfo& info) {
         case ParsedValue::Kind::kNumbers:
           PutShape(v.shape, &meta);
           meta.push_back(v.integers ? 1 : 0);
-          ++buffer_count;
+          if (v.number_count * sizeof(double) < kPoolMinBytes) {
+            meta.push_back(static_cast<double>(shared_count));
+            shared_count += v.number_count;
+          } else {
+            meta.push_back(-1);
+            ++buffer_count;
+          }
           break;
         case ParsedValue::Kind::kBools:
           PutShape(v.shape, &meta);
@@ -121,12 +133,22 @@ Napi::Value ParseInstances(const Napi::CallbackInfo& info) {
     }
   }
   Napi::Array buffers = Napi::Array::New(env, buffer_count);
-  uint32_t b = 0;
+  Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, shared_count * sizeof(double));
+  if (env.IsExceptionPending()) return env.Undefined();
+  buffers.Set(uint32_t{0}, shared);
+  double* shared_at = static_cast<double*>(shared.Data());
+  uint32_t b = 1;
   for (const ParsedInstance& inst : req.instances) {
     for (const auto& input : inst.inputs) {
       const ParsedValue& v = input.second;
       if (v.kind == ParsedValue::Kind::kNumbers) {
-        buffers.Set(b++, PooledArrayBufferCopy(env, req.numbers.data() + v.number_begin, v.number_count * sizeof(double)));
+        const double* numbers = req.numbers.data() + v.number_begin;
+        if (v.number_count * sizeof(double) < kPoolMinBytes) {
+          std::memcpy(shared_at, numbers, v.number_count * sizeof(double));
+          shared_at += v.number_count;
+        } else {
+          buffers.Set(b++, PooledArrayBufferCopy(env, numbers, v.number_count * sizeof(double)));
+        }
       } else if (v.kind == ParsedValue::Kind::kBools) {
         buffers.Set(b++, CopyToArrayBuffer(env, v.bools.data(), v.bools.size()));
       }

@@ -271,3 +271,39 @@ t.test('the top-level parseInstances: small bodies go to the JS twin, the same r
   }
   t.equal(nativeLoaded, native !== undefined);
 });
+
+t.test('numbers of many small values: each its own view of the right elements, large values apart', async (t) => {
+  // Native puts every numeric value under 256 KiB in one ArrayBuffer shared by the request
+  // (one ArrayBuffer per value costs ~1 us each), and gives larger ones their own.
+  const large = Array.from({ length: 40000 }, (_, i) => i % 7); // 320 KB of doubles
+  const body = JSON.stringify({
+    instances: [
+      ...Array.from({ length: 300 }, (_, i) => ({ a: [[i, 0.5], [-i, 2]], b: i * 0.25, c: [] })),
+      { a: [[1, 2], [3, 4]], b: 7, c: large },
+    ],
+  });
+  for (const [which, parse] of both) {
+    const { instances } = parse(bytes(body));
+    let wrong = 0;
+    instances.forEach((inst, i) => {
+      const a = inst['a']!;
+      const b = inst['b']!;
+      const want = i < 300 ? [i, 0.5, -i, 2] : [1, 2, 3, 4];
+      if (a.kind !== 'numbers' || a.data.length !== 4 || want.some((x, k) => a.data[k] !== x)) wrong++;
+      if (b.kind !== 'numbers' || b.data.length !== 1 || b.data[0] !== (i < 300 ? i * 0.25 : 7)) wrong++;
+    });
+    t.equal(wrong, 0, `${which}: every value holds its own elements`);
+    const big = instances[300]!['c']!;
+    t.ok(big.kind === 'numbers' && big.data.length === 40000 && big.data.every((x, i) => x === i % 7), `${which}: the large value`);
+    // Writing one value never shows in another (views do not overlap).
+    const first = instances[0]!['a']!.data as Float64Array;
+    first.fill(-99);
+    t.same([...(instances[0]!['b']!.data as Float64Array)], [0], `${which}: neighbours untouched`);
+    t.same([...(instances[1]!['a']!.data as Float64Array)], [1, 0.5, -1, 2], `${which}: the next instance untouched`);
+    if (which === 'native') {
+      t.equal((instances[5]!['a']!.data as Float64Array).buffer, first.buffer, 'native: small values share one buffer');
+      t.not((big.data as Float64Array).buffer, first.buffer, 'native: a large value has its own');
+      t.equal((big.data as Float64Array).byteOffset, 0);
+    }
+  }
+});

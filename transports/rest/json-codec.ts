@@ -188,7 +188,10 @@ function numbersTensor(src: Float64Array, shape: number[], dtype: Exclude<Numeri
     }
     return { dtype, shape, data } as Tensor;
   }
-  return { dtype: 'float64', shape, data: src }; // the parsed data is ours: no copy
+  // The parsed data is ours: no copy, unless it is a view into the buffer the request's small
+  // values share (native/README.md), which a postMessage to a stage thread would clone whole.
+  const owns = src.byteOffset === 0 && src.byteLength === src.buffer.byteLength;
+  return { dtype: 'float64', shape, data: owns ? src : src.slice() };
 }
 
 /** "element [1][0]": where the flat index `i` sits in `shape` ("the value" for a scalar). */

@@ -41,6 +41,17 @@ t.test('parseInstances: the ParsedRequest shapes', async (t) => {
   t.same(p.instances[0]!.e, { kind: 'numbers', shape: [2], data: Float64Array.of(1, 2), integers: false }, 'ints and floats may mix in one list');
 });
 
+t.test('float64 inputs own their buffers (parsed small values share one, which a postMessage would clone whole)', async (t) => {
+  const text = JSON.stringify({ instances: Array.from({ length: 200 }, (_, i) => ({ x: [i + 0.5, -i] })) });
+  const instances = decodeJsonRequest(body(text), [{ name: 'x', dtype: 'float64' }]);
+  const owning = instances.filter(({ x }) => {
+    const d = x!.data as Float64Array;
+    return d.byteOffset === 0 && d.buffer.byteLength === 16;
+  });
+  t.equal(owning.length, 200, 'every tensor owns exactly its 16 bytes');
+  t.same([...(instances[7]!['x']!.data as Float64Array)], [7.5, -7]);
+});
+
 t.test('decodeJsonRequest skips one UTF-8 byte order mark', async (t) => {
   const [inst] = decodeJsonRequest(body('\uFEFF{"instances":{"x":[1,2]}}'), [{ name: 'x', dtype: 'float32' }]);
   t.same([...(inst!.x!.data as Float32Array)], [1, 2]);
