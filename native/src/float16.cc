@@ -6,8 +6,9 @@
 #include "float16.h"
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
+
+#include "simd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -101,10 +102,9 @@ __attribute__((target("avx,f16c"))) void FloatToHalfF16C(const float* s, uint16_
   FloatToHalfScalar(s + i, d + i, n - i);
 }
 
-// ACTORSERVE_NATIVE_NO_SIMD=1 forces the scalar code (tests compare both paths with JS).
+// SimdAllowed() false forces the scalar code (tests compare both paths with JS).
 bool HasF16C() {
-  static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c") &&
-                          std::getenv("ACTORSERVE_NATIVE_NO_SIMD") == nullptr;
+  static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c") && SimdAllowed();
   return has;
 }
 #endif

@@ -43,6 +43,11 @@ void PutShape(const std::vector<double>& shape, std::vector<double>* meta) {
   meta->insert(meta->end(), shape.begin(), shape.end());
 }
 
+// Numeric values under kPoolMinBytes share one ArrayBuffer (buffers[0] of the tape): a body of
+// many small instances would otherwise make one ArrayBuffer per value (~1 us each). Larger ones
+// get their own pooled buffer, recycled when V8 collects it. Both passes over the values ask.
+bool InSharedBuffer(const ParsedValue& v) { return v.number_count * sizeof(double) < kPoolMinBytes; }
+
 Napi::ArrayBuffer CopyToArrayBuffer(Napi::Env env, const void* data, size_t bytes) {
   Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, bytes);
   if (bytes > 0 && !env.IsExceptionPending()) std::memcpy(ab.Data(), data, bytes);
@@ -86,10 +91,7 @@ Napi::Value ParseInstances(const Napi::CallbackInfo& info) {
   std::string blob;
   meta.push_back(req.single ? 1 : 0);
   meta.push_back(static_cast<double>(req.instances.size()));
-  // Numeric values under kPoolMinBytes share one ArrayBuffer (buffers[0]): a body of many
-  // small instances would otherwise make one ArrayBuffer per value (~1 us each). Larger ones
-  // get their own pooled buffer, recycled when V8 collects it.
-  size_t buffer_count = 1;
+  size_t buffer_count = 1;  // buffers[0] is the shared one (InSharedBuffer)
   size_t shared_count = 0;
   for (const ParsedInstance& inst : req.instances) {
     meta.push_back(static_cast<double>(inst.inputs.size()));
@@ -101,7 +103,7 @@ Napi::Value ParseInstances(const Napi::CallbackInfo& info) {
         case ParsedValue::Kind::kNumbers:
           PutShape(v.shape, &meta);
           meta.push_back(v.integers ? 1 : 0);
-          if (v.number_count * sizeof(double) < kPoolMinBytes) {
+          if (InSharedBuffer(v)) {
             meta.push_back(static_cast<double>(shared_count));
             shared_count += v.number_count;
           } else {
@@ -143,7 +145,7 @@ Napi::Value ParseInstances(const Napi::CallbackInfo& info) {
       const ParsedValue& v = input.second;
       if (v.kind == ParsedValue::Kind::kNumbers) {
         const double* numbers = req.numbers.data() + v.number_begin;
-        if (v.number_count * sizeof(double) < kPoolMinBytes) {
+        if (InSharedBuffer(v)) {
           std::memcpy(shared_at, numbers, v.number_count * sizeof(double));
           shared_at += v.number_count;
         } else {

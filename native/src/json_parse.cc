@@ -784,19 +784,29 @@ class Parser {
         // Floats come in runs: after one, the fast path would only look at the next and stop.
         try_fast = is_int;
       }
+      bool more = false;
+      if (!AfterElement(&more)) return false;
+      if (!more) return true;
       SkipWs();
-      if (i_ < n_ && p_[i_] == ',') {
-        ++i_;
-        NoteCommaStyle();
-        SkipWs();
-        continue;
-      }
-      if (i_ < n_ && p_[i_] == ']') {
-        ++i_;
-        return true;
-      }
-      return FailExpected("',' or ']' after a list element");
     }
+  }
+
+  // After a list element: past its ',' (*more true; the comma's style noted for the fast
+  // path) or past the list's ']' (*more false); false, with the error, at anything else.
+  bool AfterElement(bool* more) {
+    SkipWs();
+    if (i_ < n_ && p_[i_] == ',') {
+      ++i_;
+      NoteCommaStyle();
+      *more = true;
+      return true;
+    }
+    if (i_ < n_ && p_[i_] == ']') {
+      ++i_;
+      *more = false;
+      return true;
+    }
+    return FailExpected("',' or ']' after a list element");
   }
 
   // Element `index` of such a list; *is_int false after a float.
@@ -840,16 +850,9 @@ class Parser {
           if (!ParseElement(level + 1)) return false;
           ++count;
         }
-        SkipWs();
-        if (i_ < n_ && p_[i_] == ',') {
-          ++i_;
-          continue;
-        }
-        if (i_ < n_ && p_[i_] == ']') {
-          ++i_;
-          break;
-        }
-        return FailExpected("',' or ']' after a list element");
+        bool more = false;
+        if (!AfterElement(&more)) return false;
+        if (!more) break;
       }
     }
     --depth_;

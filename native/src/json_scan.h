@@ -5,8 +5,9 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
+
+#include "simd.h"
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -64,8 +65,7 @@ inline ByteClasses ClassifyWindowSse2(const uint8_t* p) {
 // The classes of p[0, kScanWindow).
 inline ByteClasses ClassifyWindow(const uint8_t* p) {
 #ifdef __SSE2__
-  static const bool simd = std::getenv("ACTORSERVE_NATIVE_NO_SIMD") == nullptr;
-  if (simd) return ClassifyWindowSse2(p);
+  if (SimdAllowed()) return ClassifyWindowSse2(p);
 #endif
   return ClassifyWindowPortable(p);
 }
