@@ -320,11 +320,8 @@ function writeTensor(t: Tensor, name: string, out: ReplyWriter): void {
     case 'string':
     case 'bytes':
       return out.text(tensorJson(t, name));
-    case 'bool':
-      if (!out.typed(t.data, t.shape, true)) out.ascii(tensorJson(t, name));
-      return;
     default:
-      if (!out.typed(t.data, t.shape)) out.ascii(tensorJson(t, name));
+      if (!out.typed(t.data, t.shape, t.dtype === 'bool')) out.ascii(tensorJson(t, name));
   }
 }
 
