@@ -1,6 +1,6 @@
 // `actorserve encrypt` and serving the bundled `add` servable encrypted from the CLI with a key file.
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -8,8 +8,8 @@ import path from 'node:path';
 import { ensureExampleModels } from '../../dist/servables/generate-models.js';
 import { isEncryptedModel } from '../../dist/engine/model-crypto.js';
 import { BUNDLED_SERVABLES, ROOT, servableFixture } from '../helpers/fixtures.js';
+import { BIN, REST_LISTENING, runCli } from '../helpers/cli.js';
 
-const BIN = path.join(ROOT, 'bin', 'actorserve.js');
 const fx = servableFixture('encrypt-cli');
 t.teardown(() => fx.remove());
 const key = randomBytes(32);
@@ -68,25 +68,16 @@ t.test('encrypt writes the container; bad keys and missing files are one-line er
 t.test('serve --dec-key-file serves the encrypted add servable; no plaintext file appears', async (t) => {
   const tmpBefore = listAll(os.tmpdir());
   const dirBefore = listAll(fx.dir);
-  const child = spawn(process.execPath, [BIN, 'serve', '--servable-dir', fx.dir, '--servables', 'add', '--dec-key-file', keyFile, '--rest-address', '127.0.0.1:0', '--no-grpc'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise((r) => child.on('exit', r));
-  const until = Date.now() + 60_000;
-  let port: string | undefined;
-  while (!port && Date.now() < until && child.exitCode === null) {
-    port = /REST listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1];
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  t.ok(port, `serving (${out.split('\n').slice(-3).join(' | ')})`);
+  const p = runCli(['serve', '--servable-dir', fx.dir, '--servables', 'add', '--dec-key-file', keyFile, '--rest-address', '127.0.0.1:0', '--no-grpc']);
+  const [, port] = await p.waitFor(REST_LISTENING, 60_000);
+  t.ok(port, `serving (${p.output().split('\n').slice(-3).join(' | ')})`);
   const r = await fetch(`http://127.0.0.1:${port}/model/add:add_common`, {
     method: 'POST',
     body: JSON.stringify({ instances: { x1: [[1, 2], [3, 4]], x2: [[1, 1], [1, 1]] } }),
   });
   t.same(await r.json(), { instances: [{ y: [[2, 3], [4, 5]] }] });
-  child.kill('SIGTERM');
-  t.equal(await exited, 0);
+  p.child.kill('SIGTERM');
+  t.equal(await p.exited, 0);
 
   // The first 40 bytes of the plaintext model (IR version, producer, graph header).
   const marker = readFileSync(path.join(BUNDLED_SERVABLES, 'add', '1', 'tensor_add.onnx')).subarray(0, 40);
@@ -104,5 +95,5 @@ t.test('serve --dec-key-file serves the encrypted add servable; no plaintext fil
     }
   });
   t.same(suspicious, [], 'no new file holds the plaintext model');
-  t.notOk(out.includes(key.toString('hex')), 'the key is not in the logs');
+  t.notOk(p.output().includes(key.toString('hex')), 'the key is not in the logs');
 });

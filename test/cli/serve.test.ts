@@ -1,37 +1,18 @@
 // `actorserve serve` (what `npm start` runs): starts the bundled servables and REST, answers the
 // README's example, drains on SIGINT/SIGTERM and exits 0; bad flags and busy ports exit non-zero.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, servableFixture } from '../helpers/fixtures.js';
+import { servableFixture } from '../helpers/fixtures.js';
+import { REST_LISTENING, runCli as run } from '../helpers/cli.js';
 import { Client } from '../../dist/transports/grpc/client.js';
 
-const BIN = path.join(ROOT, 'bin', 'actorserve.js');
 const SEED = JSON.stringify({ instances: { x1: [[1.0, 1.0], [1.0, 1.0]], x2: [[1.0, 1.0], [1.0, 1.0]] } });
-
-function run(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const waitFor = async (re: RegExp, ms = 90_000): Promise<RegExpMatchArray> => {
-    const until = Date.now() + ms;
-    while (Date.now() < until && child.exitCode === null) {
-      const m = re.exec(out);
-      if (m) return m;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`timed out waiting for ${re}; output:\n${out}`);
-  };
-  return { child, exited, output: () => out, waitFor };
-}
 
 t.test('serve starts the bundled servables, answers the README example, Ctrl-C drains and exits 0', async (t) => {
   const p = run(['serve', '--device-ids', '0,1', '--rest-address', '127.0.0.1:0', '--grpc-address', '127.0.0.1:0', '--access-log']);
-  const [, port] = await p.waitFor(/REST listening on http:\/\/127\.0\.0\.1:(\d+)/);
+  const [, port] = await p.waitFor(REST_LISTENING);
   const [, grpcPort] = await p.waitFor(/gRPC server listening on 127\.0\.0\.1:(\d+)/);
   await p.waitFor(/serving add, add_sub, matmul, resnet from/);
   t.match(p.output(), /servable 'add' version 1 started on devices \[0, 1\]/);
@@ -51,7 +32,7 @@ t.test('serve starts the bundled servables, answers the README example, Ctrl-C d
 
 t.test('SIGTERM under load: every accepted request gets its reply or an explicit error, exit 0', async (t) => {
   const p = run(['serve', '--servables', 'add', '--rest-address', '127.0.0.1:0', '--no-grpc', '--log-format', 'json']);
-  const [, port] = await p.waitFor(/REST listening on http:\/\/127\.0\.0\.1:(\d+)/);
+  const [, port] = await p.waitFor(REST_LISTENING);
   let stop = false;
   const outcomes = { ok: 0, explicit: 0, refused: 0, other: [] as string[] };
   const loops = Array.from({ length: 8 }, async () => {

@@ -4,13 +4,12 @@
 // the same detector against a method that leaks on purpose and must see it (Triton's memory
 // growth tests keep such a control, so a detector that can no longer fail is noticed).
 // The server is `actorserve serve` in a child process; its RSS comes from /proc (Linux).
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import t from 'tap';
 import { addModel } from '../../dist/servables/example-models.js';
-import { ADD_CONFIG, ROOT, servableFixture } from '../helpers/fixtures.js';
+import { ADD_CONFIG, servableFixture } from '../helpers/fixtures.js';
+import { REST_LISTENING, runCli } from '../helpers/cli.js';
 import { type HttpResult, request } from '../transports/rest/fixtures/rest.js';
 
 const MAX_GROWTH_MB = 24;
@@ -35,32 +34,18 @@ let port = 0;
 let pid = 0;
 
 t.before(async () => {
-  const child = spawn(
-    process.execPath,
-    [path.join(ROOT, 'bin', 'actorserve.js'), 'serve', '--servable-dir', fx.dir, '--servables', 'add', '--rest-address', '127.0.0.1:0', '--no-grpc', '--max-msg-mb', '1'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
+  const server = runCli(['serve', '--servable-dir', fx.dir, '--servables', 'add', '--rest-address', '127.0.0.1:0', '--no-grpc', '--max-msg-mb', '1']);
   t.teardown(async () => {
-    if (child.exitCode === null) {
-      child.kill('SIGINT');
-      await new Promise((r) => child.once('exit', r));
+    if (server.child.exitCode === null) {
+      server.child.kill('SIGINT');
+      await server.exited;
     }
     fx.remove();
   });
-  const until = Date.now() + 90_000;
-  for (;;) {
-    const listening = /REST listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1];
-    if (listening && /serving add from/.test(out)) {
-      port = Number(listening);
-      pid = child.pid!;
-      return;
-    }
-    if (Date.now() > until || child.exitCode !== null) throw new Error(`the server did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const [, listening] = await server.waitFor(REST_LISTENING);
+  await server.waitFor(/serving add from/);
+  port = Number(listening);
+  pid = server.child.pid!;
 });
 
 function rssMb(): number {
