@@ -29,7 +29,7 @@ import {
 import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
 import { type SSLConfig, type TlsPem, checkSslConfig } from '../ssl-config.js';
-import type { ServingServer } from '../../engine/server.js';
+import type { ServingEngine } from '../../facade/engine.js';
 import { type GrpcListenAddress, bindTarget, claimSocketPath, formatGrpcAddress, parseGrpcAddress } from './address.js';
 import { restrictSocketFile } from '../listen-address.js';
 import { clientRequestId, requestIdOf } from '../request-id.js';
@@ -110,7 +110,7 @@ const DEFAULTS = {
   closeTimeoutMs: 10_000,
 } as const;
 
-export async function startGrpcServer(engine: ServingServer, address: string, options: GrpcServerOptions = {}): Promise<GrpcServer> {
+export async function startGrpcServer(engine: ServingEngine, address: string, options: GrpcServerOptions = {}): Promise<GrpcServer> {
   const listen = parseGrpcAddress(address);
   const settings = checkOptions(options);
   const server = new GrpcJsServer(engine, listen, settings);
@@ -171,7 +171,7 @@ class GrpcJsServer implements GrpcServer {
   private ownsSocketFile = false;
 
   constructor(
-    private readonly engine: ServingServer,
+    private readonly engine: ServingEngine,
     private readonly listen: GrpcListenAddress,
     private readonly settings: Settings,
   ) {
