@@ -6,18 +6,21 @@
  * Two correlations of requests and replies, chosen per pool (StageWorkerData.modelCalls):
  * - 'posted' (the default): ModelCallRequest/ModelCallReply with a counter id per channel.
  * - 'comlink': the main thread exposes a ModelCallService and the worker wraps it.
- * perf/stage-model-call.ts measures both from a stage function (2 shared cores, Node 20, one
- * stage thread, model.call answered at once by the main thread):
+ * perf/stage-model-call.ts measures both from a stage function (one stage thread; 2 shared
+ * cores under load, Node 20; ranges over three runs of 9 rounds, 2000 calls each):
  *
- *   channel  | in flight | calls/s | p50 µs
- *   posted   | 1         |  ~14.5k |  ~60
- *   comlink  | 1         |  ~10.5k |  ~85
- *   posted   | 16        |  ~40k   | ~390
- *   comlink  | 16        |  ~25k   | ~620
+ *   main thread answers | in flight | posted: calls/s, p50 | comlink: calls/s, p50
+ *   at once (echo)      | 1         | 20-55k, 14-25 µs     | 19-30k, 26-27 µs
+ *   at once (echo)      | 16        | 57-83k, 173-183 µs   | 28-37k, 397-452 µs
+ *   add model (device)  | 1         | 6-12k,  75-78 µs     | 7-9k,   97-103 µs
+ *   add model (device)  | 16        | 17-40k, 356-387 µs   | 16-23k, 564-619 µs
  *
- * comlink costs a third more per round trip (a proxy and a FinalizationRegistry entry per call,
- * a random string id, its wire-value envelope both ways), and model.call is on the request
- * path, so the hand-written correlation stays; comlink carries the control plane instead.
+ * comlink adds 10-25 µs to a lone round trip and, at 16 in flight, gets about half the calls/s
+ * (per call: a proxy and a FinalizationRegistry entry, a random string id, a wire-value
+ * envelope each way).
+ * model.call is on the request path, so the hand-written correlation stays; comlink carries
+ * the stage workers' control plane instead (stage-worker-links.ts), where it costs nothing
+ * that matters.
  */
 import { expose, wrap } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
