@@ -69,7 +69,7 @@ export class StagePool {
   private readonly ended = new Int32Array(new SharedArrayBuffer(4 * ENDED_FLAGS));
   private readonly freeFlags: number[] = Array.from({ length: ENDED_FLAGS }, (_, i) => ENDED_FLAGS - 1 - i);
   /** The task holding each flag (a late hook of an earlier holder must not touch it). */
-  private readonly flagOwner: (object | undefined)[] = new Array(ENDED_FLAGS);
+  private readonly flagOwner: (object | undefined)[] = new Array<object | undefined>(ENDED_FLAGS);
   /** Set by drain(): run() answers E_STOPPED from then on. */
   private closing = false;
   private tasksInFlight = 0;

@@ -55,10 +55,11 @@ export async function runStageTask(task: RunStageTask, requestEnded: () => boole
 
 async function runInstances(task: RunStageTask, requestEnded: () => boolean): Promise<StageResult> {
   const mod = await loadModule(task.configPath);
-  const fn = mod[task.functionName];
-  if (typeof fn !== 'function') {
+  const exported = mod[task.functionName];
+  if (typeof exported !== 'function') {
     throw new ServingError('E_STAGE_FAILED', `${task.tag}: '${task.functionName}' is not an exported function of ${task.configPath}`);
   }
+  const fn = exported as (...args: unknown[]) => unknown;
   if (requestEnded()) return task.instances.map(() => SKIPPED);
   if (!task.batched) {
     const results: InstanceResult[] = [];
