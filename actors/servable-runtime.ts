@@ -87,7 +87,7 @@ export class ServableRuntime {
       log,
     });
     const hasFunctions = config.methods.some((m) => m.stages.some((s) => s.kind === 'function'));
-    this.stagePool = hasFunctions ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests) : undefined;
+    this.stagePool = hasFunctions ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests, { log }) : undefined;
   }
 
   /** Loads the models on every device actor and checks the methods against them. */

@@ -37,6 +37,8 @@ export interface StageRunOptions {
 export interface StagePoolOptions {
   /** How `model.call` requests travel; 'posted' unless measuring (perf/stage-model-call.ts). */
   readonly modelCalls?: ModelCallChannel;
+  /** Where a thread's failure outside any task is reported (stderr when not given). */
+  readonly log?: (line: string) => void;
 }
 
 /** The pool's figures: piscina's queue and every live thread's own stats. */
@@ -76,7 +78,7 @@ export class StagePool {
   /** Resolved (and emptied) when the last task in flight settles. */
   private idleWaiters: (() => void)[] = [];
 
-  constructor(threads: number, maxQueue: number, { modelCalls = 'posted' }: StagePoolOptions = {}) {
+  constructor(threads: number, maxQueue: number, { modelCalls = 'posted', log = (line) => process.stderr.write(`${line}\n`) }: StagePoolOptions = {}) {
     this.modelCalls = modelCalls;
     this.pool = new Piscina({
       filename: WORKER_ENTRY,
@@ -94,6 +96,10 @@ export class StagePool {
       closeTimeout: 10_000,
     });
     this.links = new StageWorkerLinks(this.pool, threads);
+    // piscina emits 'error' when a thread dies with no task in flight (a stage function's timer
+    // that throws after it returned, say) and starts a new thread; unheard, the event would
+    // take the whole server down.
+    this.pool.on('error', (err: unknown) => log(`a stage thread failed outside any task and was replaced: ${toServingError(err).message}`));
   }
 
   /**

@@ -23,6 +23,14 @@ export async function double(x: Tensor): Promise<Tensor> {
   return { dtype: 'float32', shape: x.shape, data: data.map((v) => v * 2) };
 }
 
+/** Returns x, then throws from a timer: the thread dies with no task in flight. */
+export function throwsLater(x: Tensor): Tensor {
+  setTimeout(() => {
+    throw new Error('thrown after the task');
+  }, 10);
+  return x;
+}
+
 export async function viaModel(x: Tensor): Promise<Tensor> {
   const [y] = await model.call([x, x]);
   return y!;
@@ -117,4 +125,21 @@ t.test('drain finishes the tasks in hand, refuses new ones, then stops the pool'
   t.equal(final.length, 2);
   t.equal(total(final, 'tasksRun'), 3, 'final stats count the admitted tasks');
   t.same(await pool.health(), [], 'no thread is left');
+});
+
+t.test('a thread that dies outside any task is logged and replaced; the pool serves on', async (t) => {
+  const lines: string[] = [];
+  const pool = new StagePool(1, 100, { log: (line) => lines.push(line) });
+  t.teardown(() => pool.destroy());
+  await pool.warmup(configPath);
+  const [before] = await pool.health();
+  const [out] = await pool.run(configPath, stage('throwsLater'), [[f32([1, 2, 3, 4])]]);
+  t.notOk(out instanceof ServingError, 'the task itself answered');
+  const deadline = Date.now() + 10_000;
+  while ((lines.length === 0 || (await pool.health()).length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.match(lines, [/a stage thread failed outside any task and was replaced: thrown after the task/]);
+  const [after] = await pool.health();
+  t.not(after?.threadId, before!.threadId, 'a new thread took its place');
+  const [again] = await pool.run(configPath, stage('double'), [[f32([1, 0, 0, 0])]]);
+  t.same([...(again as { data: Float32Array }[])[0]!.data], [2, 0, 0, 0]);
 });
