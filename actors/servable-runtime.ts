@@ -16,7 +16,7 @@ import { DeviceGroup } from './device-group.js';
 import { ModelScheduler, type RequestState } from './model-scheduler.js';
 import type { GraphInfo } from './protocol.js';
 import { StagePool } from './stage-pool.js';
-import type { ModelCallRequest } from './stage-protocol.js';
+import type { ModelCall } from './stage-protocol.js';
 import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
 import type { InferOptions, InstanceOutcome, MethodInfo } from '../engine/inference.js';
 
@@ -72,7 +72,7 @@ export class ServableRuntime {
       log,
     });
     const hasFunctions = config.methods.some((m) => m.stages.some((s) => s.kind === 'function'));
-    this.stagePool = hasFunctions ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests) : undefined;
+    this.stagePool = hasFunctions ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests, { log }) : undefined;
   }
 
   /** Loads the models on every device actor and checks the methods against them. */
@@ -307,7 +307,7 @@ export class ServableRuntime {
     }
     const chunk = stage.batchSize && stage.batchSize > 0 ? stage.batchSize : args.length;
     const parts: Promise<(Tensor[] | ServingError)[]>[] = [];
-    const caller = this.hasModels ? (req: ModelCallRequest) => this.callModel(req, ctx) : undefined;
+    const caller = this.hasModels ? (req: ModelCall) => this.callModel(req, ctx) : undefined;
     const requestEnded = (ctx.ended ??= new Cancellation());
     for (let i = 0; i < args.length; i += chunk) {
       parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), { callModel: caller, requestEnded }));
@@ -316,7 +316,7 @@ export class ServableRuntime {
   }
 
   /** `model.call` from a stage function of a request. */
-  private async callModel(req: ModelCallRequest, ctx: RequestCtx): Promise<Tensor[][]> {
+  private async callModel(req: ModelCall, ctx: RequestCtx): Promise<Tensor[][]> {
     const model = this.modelIndex.get(req.modelKey);
     if (model === undefined) throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is not declared`);
     if (ctx.done) throw new ServingError('E_DEADLINE_EXCEEDED', 'model.call after the request ended');

@@ -1,24 +1,51 @@
 /**
  * The stage pool: piscina threads that run a servable's TS stage functions off the main
  * thread (MindSpore's num_parallel_workers). A stage function may call `model.call`; those
- * calls come back over a per-task MessageChannel and go through the model scheduler, so they
- * batch with the rest of the traffic.
+ * calls come back over a per-task MessageChannel (stage-model-calls.ts) and go through the
+ * model scheduler, so they batch with the rest of the traffic. Each thread also has a control
+ * plane (load, health, stats, drain) reached through comlink (stage-worker-links.ts).
+ * The messages of this boundary are in stage-protocol.ts.
  */
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { CancelSignal } from '../engine/cancellation.js';
 import { ServingError, toServingError } from '../engine/errors.js';
 import type { FunctionStage } from '../engine/method-graph.js';
 import type { Tensor } from '../engine/tensor.js';
-import type { ModelCallReply, ModelCallRequest, StageResult, StageTask, StageWorkerData } from './stage-protocol.js';
+import { type ModelCaller, serveModelCalls } from './stage-model-calls.js';
+import {
+  STAGE_PROTOCOL_VERSION,
+  type ModelCallChannel,
+  type RunStageTask,
+  type StageResult,
+  type StageTask,
+  type StageWorkerData,
+  type StageWorkerHealth,
+  type StageWorkerStats,
+} from './stage-protocol.js';
+import { StageWorkerLinks } from './stage-worker-links.js';
 
-export type ModelCaller = (request: ModelCallRequest) => Promise<Tensor[][]>;
+export type { ModelCaller } from './stage-model-calls.js';
 
 export interface StageRunOptions {
   /** Given when stage functions may call models (`model.call`). */
   readonly callModel?: ModelCaller | undefined;
   /** Fires when the task's request has ended (answered, past its deadline, or cancelled). */
   readonly requestEnded?: CancelSignal;
+}
+
+export interface StagePoolOptions {
+  /** How `model.call` requests travel; 'posted' unless measuring (perf/stage-model-call.ts). */
+  readonly modelCalls?: ModelCallChannel;
+  /** Where a thread's failure outside any task is reported (stderr when not given). */
+  readonly log?: (line: string) => void;
+}
+
+/** The pool's figures: piscina's queue and every live thread's own stats. */
+export interface StagePoolStats {
+  /** Tasks waiting for a free slot on a thread. */
+  readonly queued: number;
+  readonly threads: readonly StageWorkerStats[];
 }
 
 /**
@@ -31,30 +58,48 @@ export const TASKS_PER_THREAD = 16;
 /** Tasks in flight that can be skipped once their request ends; more run without the check. */
 const ENDED_FLAGS = 4096;
 
+/** How long a thread may take to start and announce its control port (module import included). */
+const THREAD_START_TIMEOUT_MS = 60_000;
+
 const WORKER_ENTRY = new URL('./stage-worker.js', import.meta.url).href;
 
 export class StagePool {
   private readonly pool: Piscina<StageTask, StageResult>;
-  private readonly threads: number;
+  private readonly links: StageWorkerLinks;
+  private readonly modelCalls: ModelCallChannel;
   /** Shared with the workers: flag i = 1 once the request of the task holding slot i ended. */
   private readonly ended = new Int32Array(new SharedArrayBuffer(4 * ENDED_FLAGS));
   private readonly freeFlags: number[] = Array.from({ length: ENDED_FLAGS }, (_, i) => ENDED_FLAGS - 1 - i);
   /** The task holding each flag (a late hook of an earlier holder must not touch it). */
-  private readonly flagOwner: (object | undefined)[] = new Array(ENDED_FLAGS);
+  private readonly flagOwner: (object | undefined)[] = new Array<object | undefined>(ENDED_FLAGS);
+  /** Set by drain(): run() answers E_STOPPED from then on. */
+  private closing = false;
+  private tasksInFlight = 0;
+  /** Resolved (and emptied) when the last task in flight settles. */
+  private idleWaiters: (() => void)[] = [];
 
-  constructor(threads: number, maxQueue: number) {
-    this.threads = threads;
+  constructor(threads: number, maxQueue: number, { modelCalls = 'posted', log = (line) => process.stderr.write(`${line}\n`) }: StagePoolOptions = {}) {
+    this.modelCalls = modelCalls;
     this.pool = new Piscina({
       filename: WORKER_ENTRY,
-      workerData: { ended: this.ended.buffer as SharedArrayBuffer } satisfies StageWorkerData,
+      workerData: { protocolVersion: STAGE_PROTOCOL_VERSION, ended: this.ended.buffer as SharedArrayBuffer, modelCalls } satisfies StageWorkerData,
       minThreads: threads,
       maxThreads: threads,
       maxQueue,
       concurrentTasksPerWorker: TASKS_PER_THREAD,
+      // An idle thread must read its control port; 'sync' would block it in Atomics.wait. A stage
+      // task's round trip is the same either way within this machine's noise (perf/stage-model-call.ts,
+      // p50 sync vs disabled: 21-30 vs 24-30 µs alone, 324-333 vs 326-346 µs at 16 in flight).
+      atomics: 'disabled',
       idleTimeout: 60_000,
       execArgv: [],
       closeTimeout: 10_000,
     });
+    this.links = new StageWorkerLinks(this.pool, threads);
+    // piscina emits 'error' when a thread dies with no task in flight (a stage function's timer
+    // that throws after it returned, say) and starts a new thread; unheard, the event would
+    // take the whole server down.
+    this.pool.on('error', (err: unknown) => log(`a stage thread failed outside any task and was replaced: ${toServingError(err).message}`));
   }
 
   /**
@@ -69,6 +114,7 @@ export class StagePool {
     instances: readonly (readonly Tensor[])[],
     { callModel, requestEnded }: StageRunOptions = {},
   ): Promise<(Tensor[] | ServingError)[]> {
+    if (this.closing) return instances.map(() => new ServingError('E_STOPPED', `${stage.tag}: the stage pool is draining`));
     const flag = requestEnded ? this.freeFlags.pop() : undefined;
     const owner = {};
     if (flag !== undefined) {
@@ -77,6 +123,7 @@ export class StagePool {
         if (this.flagOwner[flag] === owner) Atomics.store(this.ended, flag, 1);
       });
     }
+    this.tasksInFlight++;
     try {
       return await this.runOnPool(configPath, stage, instances, callModel, flag);
     } finally {
@@ -84,6 +131,11 @@ export class StagePool {
         this.flagOwner[flag] = undefined;
         Atomics.store(this.ended, flag, 0);
         this.freeFlags.push(flag);
+      }
+      if (--this.tasksInFlight === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const wake of waiters) wake();
       }
     }
   }
@@ -95,7 +147,8 @@ export class StagePool {
     callModel: ModelCaller | undefined,
     endedFlag: number | undefined,
   ): Promise<(Tensor[] | ServingError)[]> {
-    const base = {
+    const task = {
+      kind: 'run',
       configPath,
       functionName: stage.functionName,
       tag: stage.tag,
@@ -103,28 +156,23 @@ export class StagePool {
       batched: stage.batchSize !== undefined,
       instances,
       ...(endedFlag !== undefined ? { endedFlag } : {}),
-    };
+    } satisfies RunStageTask;
     let result: StageResult;
     if (!callModel) {
-      result = await this.runTask(base, stage);
+      result = await this.runTask(task, stage);
     } else {
       const { port1, port2 } = new MessageChannel();
-      port1.on('message', (req: ModelCallRequest) => {
-        callModel(req).then(
-          (outputs) => port1.postMessage({ id: req.id, outputs } satisfies ModelCallReply),
-          (err: unknown) => port1.postMessage({ id: req.id, error: toServingError(err).toData() } satisfies ModelCallReply),
-        );
-      });
+      serveModelCalls(port1, this.modelCalls, callModel);
       try {
-        result = await this.runTask({ ...base, port: port2 }, stage, [port2]);
+        result = await this.runTask({ ...task, modelCalls: port2 } satisfies RunStageTask, stage, [port2]);
       } finally {
         port1.close();
       }
     }
-    return result.map((r) => ('error' in r ? ServingError.fromData(r.error) : (r.outputs as Tensor[])));
+    return result.map((r) => (r.kind === 'error' ? ServingError.fromData(r.error) : (r.outputs as Tensor[])));
   }
 
-  private async runTask(task: StageTask, stage: FunctionStage, transferList?: MessagePort[]): Promise<StageResult> {
+  private async runTask(task: RunStageTask, stage: FunctionStage, transferList?: MessagePort[]): Promise<StageResult> {
     try {
       return await this.pool.run(task, transferList ? { transferList } : {});
     } catch (err) {
@@ -132,23 +180,44 @@ export class StagePool {
       const e = toServingError(err, 'E_STAGE_FAILED');
       const message = /queue/i.test(e.message) ? `stage pool overloaded: ${e.message}` : `${stage.tag} failed: ${e.message}`;
       const code = /queue/i.test(e.message) ? 'E_OVERLOADED' : e.code;
-      return task.instances.map(() => ({ error: { code, message } }));
+      return task.instances.map(() => ({ kind: 'error', error: { code, message } }));
     }
   }
 
   /**
-   * Starts the threads and has each import the config module (tsx compile, the stage
-   * functions' own imports), so the first requests do not pay for it. Fails like a load error
-   * when the module cannot be imported in a worker.
+   * Waits for the threads to start and has each import the config module (tsx compile, the
+   * stage functions' own imports), so the first requests do not pay for it. Fails like a load
+   * error when the module cannot be imported in a worker.
    */
   async warmup(configPath: string): Promise<void> {
-    const task: StageTask = { configPath, warmup: true, functionName: '', tag: 'warm-up', outputsCount: 0, batched: false, instances: [] };
-    await Promise.all(Array.from({ length: this.threads }, () => this.pool.run(task)));
+    const links = await this.links.ready(THREAD_START_TIMEOUT_MS);
+    await Promise.all(links.map((link) => link.load(configPath)));
+  }
+
+  /** Each live thread's health (a thread busy in a synchronous stage function answers after it). */
+  health(): Promise<StageWorkerHealth[]> {
+    return Promise.all(this.links.all().map((link) => link.health()));
+  }
+
+  async stats(): Promise<StagePoolStats> {
+    const threads = await Promise.all(this.links.all().map((link) => link.stats()));
+    return { queued: this.pool.queueSize, threads };
+  }
+
+  /**
+   * Finishes the tasks in hand (queued ones included) and takes no new ones (run() answers
+   * E_STOPPED), then drains every thread and stops the pool. Resolves with each thread's final stats.
+   */
+  async drain(): Promise<StageWorkerStats[]> {
+    this.closing = true;
+    while (this.tasksInFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    const final = await Promise.all(this.links.all().map((link) => link.drain()));
+    await this.destroy();
+    return final;
   }
 
   destroy(): Promise<void> {
+    this.links.close();
     return this.pool.destroy();
   }
 }
-
-type MessagePort = import('node:worker_threads').MessagePort;

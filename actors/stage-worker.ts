@@ -1,120 +1,133 @@
 /**
- * Stage worker (a piscina thread): imports the servable's config module once per config
- * file and runs its exported stage functions on batches of instances. Per-instance functions
- * fail one instance at a time; a batched function that throws fails its whole batch.
+ * Stage worker entry (a piscina thread). Its default export answers the pool's tasks
+ * (stage-runner.ts runs them); when the module is evaluated it checks the pool's protocol
+ * version and announces its control plane (StageWorkerControl over comlink) on `parentPort`.
  */
+import { MessageChannel, parentPort, threadId } from 'node:worker_threads';
+import { expose } from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
-import { importConfigModule } from '../engine/config-loader.js';
 import { ServingError, toServingError } from '../engine/errors.js';
 import { type ModelCallBridge, runWithModelBridge } from '../engine/register.js';
-import { type Tensor, toTensor } from '../engine/tensor.js';
-import type { ModelCallReply, ModelCallRequest, StageResult, StageTask, StageWorkerData } from './stage-protocol.js';
+import { modelCallsOver } from './stage-model-calls.js';
+import {
+  STAGE_PROTOCOL_VERSION,
+  type InstanceResult,
+  type RunStageTask,
+  type StageResult,
+  type StageTask,
+  type StageWorkerAnnouncement,
+  type StageWorkerControl,
+  type StageWorkerData,
+  type StageWorkerStats,
+} from './stage-protocol.js';
+import { type RunCounts, loadModule, modulesLoaded, runStageTask } from './stage-runner.js';
 
-const modules = new Map<string, Promise<Record<string, unknown>>>();
-const ended = new Int32Array((workerData as StageWorkerData).ended);
+const data = workerData as StageWorkerData;
 
-/** The task's request was answered already (deadline, cancel): its work would be thrown away. */
-function requestEnded(task: StageTask): boolean {
-  return task.endedFlag !== undefined && Atomics.load(ended, task.endedFlag) === 1;
-}
+/** Set when the pool speaks another protocol version: this thread then runs nothing. */
+const refusal =
+  data.protocolVersion === STAGE_PROTOCOL_VERSION
+    ? undefined
+    : `stage protocol mismatch: the stage pool speaks version ${String(data.protocolVersion)}, this stage worker (${import.meta.url}) speaks version ${STAGE_PROTOCOL_VERSION}`;
 
-const SKIPPED: StageResult[number] = { error: { code: 'E_CANCELLED', message: 'skipped: the request had ended before this stage ran' } };
+const ended = refusal ? new Int32Array(0) : new Int32Array(data.ended);
+const startedAt = performance.now();
+const counts: RunCounts = { run: 0, failed: 0, skipped: 0 };
+let tasksRun = 0;
+let modelCalls = 0;
+let tasksInFlight = 0;
+let draining = false;
+/** Resolved (and emptied) when the last task in flight ends. */
+let idleWaiters: (() => void)[] = [];
 
-function loadModule(configPath: string): Promise<Record<string, unknown>> {
-  let m = modules.get(configPath);
-  if (!m) {
-    m = importConfigModule(configPath);
-    modules.set(configPath, m);
-    m.catch(() => modules.delete(configPath));
-  }
-  return m;
-}
-
-function bridgeOver(task: StageTask): ModelCallBridge {
-  const port = task.port;
-  const waiting = new Map<number, { resolve(v: Tensor[][]): void; reject(e: ServingError): void }>();
-  let nextId = 1;
-  port?.on('message', (reply: ModelCallReply) => {
-    const w = waiting.get(reply.id);
-    if (!w) return;
-    waiting.delete(reply.id);
-    if ('error' in reply) w.reject(ServingError.fromData(reply.error));
-    else w.resolve(reply.outputs as Tensor[][]);
-  });
-  return (modelKey, subgraph, instances) => {
-    if (!port) return Promise.reject(new ServingError('E_INTERNAL', 'model.call is not available to this stage'));
-    const id = nextId++;
-    const request: ModelCallRequest = { id, modelKey, subgraph, instances };
-    return new Promise((resolve, reject) => {
-      waiting.set(id, { resolve, reject });
-      port.postMessage(request);
-    });
+function stats(): StageWorkerStats {
+  return {
+    threadId,
+    tasksRun,
+    instancesRun: counts.run,
+    instancesFailed: counts.failed,
+    instancesSkipped: counts.skipped,
+    modelCalls,
+    modulesLoaded: modulesLoaded(),
   };
 }
 
-/** Normalises what a function returned for one instance into `outputsCount` tensors. */
-function outputsOf(value: unknown, task: StageTask): Tensor[] {
-  const list = task.outputsCount === 1 && !Array.isArray(value) ? [value] : value;
-  if (!Array.isArray(list) || list.length !== task.outputsCount) {
-    throw new ServingError(
-      'E_STAGE_FAILED',
-      `${task.tag} must return ${task.outputsCount} value${task.outputsCount > 1 ? 's (an array)' : ''}, got ${Array.isArray(value) ? `${value.length} values` : typeof value}`,
-    );
-  }
-  return list.map((v, i) => toTensor(v, `${task.tag} output ${i}`));
-}
-
-function failure(err: unknown, task: StageTask): { error: { code: ServingError['code']; message: string } } {
-  const e = toServingError(err, 'E_STAGE_FAILED');
-  const message = err instanceof ServingError ? e.message : `${task.tag} failed: ${e.message}`;
-  return { error: { code: e.code, message } };
-}
-
-async function runTask(task: StageTask): Promise<StageResult> {
-  const mod = await loadModule(task.configPath);
-  if (task.warmup) return [];
-  const fn = mod[task.functionName];
-  if (typeof fn !== 'function') {
-    throw new ServingError('E_STAGE_FAILED', `${task.tag}: '${task.functionName}' is not an exported function of ${task.configPath}`);
-  }
-  if (requestEnded(task)) return task.instances.map(() => SKIPPED);
-  if (!task.batched) {
-    const results: StageResult[number][] = [];
-    for (const inputs of task.instances) {
-      if (requestEnded(task)) {
-        results.push(SKIPPED);
-        continue;
-      }
-      try {
-        results.push({ outputs: outputsOf(await fn(...inputs), task) });
-      } catch (err) {
-        results.push(failure(err, task));
-      }
-    }
-    return results;
-  }
-  let returned: unknown;
-  try {
-    returned = await fn(task.instances.map((i) => [...i]));
-  } catch (err) {
-    const f = failure(err, task);
-    return task.instances.map(() => f);
-  }
-  const list = returned !== null && typeof returned === 'object' && Symbol.iterator in returned ? [...(returned as Iterable<unknown>)] : undefined;
-  if (!list || list.length < task.instances.length) {
-    const f = failure(
-      new ServingError('E_STAGE_FAILED', `${task.tag} must return one result per instance (${task.instances.length}), got ${list ? list.length : typeof returned}`),
-      task,
-    );
-    return task.instances.map(() => f);
-  }
-  return task.instances.map((_, i) => {
+const control: StageWorkerControl = {
+  async load(configPath) {
     try {
-      return { outputs: outputsOf(list[i], task) };
+      await loadModule(configPath);
+      return { kind: 'ok', value: null };
     } catch (err) {
-      return failure(err, task);
+      return { kind: 'error', error: toServingError(err, 'E_LOAD_FAILED').toData() };
     }
-  });
+  },
+  health: () => ({
+    threadId,
+    protocolVersion: STAGE_PROTOCOL_VERSION,
+    state: draining ? 'draining' : 'running',
+    tasksInFlight,
+    uptimeMs: performance.now() - startedAt,
+  }),
+  stats,
+  async drain() {
+    draining = true;
+    while (tasksInFlight > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+    return stats();
+  },
+};
+
+function announce(port: NonNullable<typeof parentPort>): void {
+  if (refusal) {
+    port.postMessage({ kind: 'stage-worker.refused', protocolVersion: STAGE_PROTOCOL_VERSION, threadId, reason: refusal } satisfies StageWorkerAnnouncement);
+    return;
+  }
+  const channel = new MessageChannel();
+  expose(control, nodeEndpoint(channel.port1));
+  channel.port1.unref(); // piscina's own port keeps this thread alive; the control port must not
+  port.postMessage(
+    { kind: 'stage-worker.ready', protocolVersion: STAGE_PROTOCOL_VERSION, threadId, control: channel.port2 } satisfies StageWorkerAnnouncement,
+    [channel.port2],
+  );
+}
+
+if (!parentPort) throw new Error('stage-worker.js is the entry of a stage pool thread; it cannot run on the main thread');
+announce(parentPort);
+
+const STOPPED: InstanceResult = { kind: 'error', error: { code: 'E_STOPPED', message: 'the stage thread is draining: it takes no new tasks' } };
+
+export default async function runStage(task: StageTask): Promise<StageResult> {
+  try {
+    if (refusal) throw new ServingError('E_INTERNAL', refusal);
+    switch (task.kind) {
+      case 'run':
+        return draining ? task.instances.map(() => STOPPED) : await run(task);
+      default:
+        throw new ServingError('E_INTERNAL', `stage worker: unknown task kind '${String((task as { kind?: unknown }).kind)}'`);
+    }
+  } finally {
+    task.modelCalls?.close();
+  }
+}
+
+async function run(task: RunStageTask): Promise<StageResult> {
+  tasksInFlight++;
+  try {
+    const bridge = modelCallsOver(task.modelCalls, data.modelCalls);
+    const counted: ModelCallBridge = (modelKey, subgraph, instances) => {
+      modelCalls++;
+      return bridge(modelKey, subgraph, instances);
+    };
+    const requestEnded = (): boolean => task.endedFlag !== undefined && Atomics.load(ended, task.endedFlag) === 1;
+    return movable(await runWithModelBridge(counted, () => runStageTask(task, requestEnded, counts)));
+  } finally {
+    tasksRun++;
+    if (--tasksInFlight === 0) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
 }
 
 /**
@@ -125,7 +138,7 @@ async function runTask(task: StageTask): Promise<StageResult> {
 function movable(result: StageResult): StageResult {
   const buffers = new Set<ArrayBuffer>();
   for (const r of result) {
-    if (!('outputs' in r)) continue;
+    if (r.kind !== 'outputs') continue;
     for (const t of r.outputs) {
       const d = t.data;
       if (ArrayBuffer.isView(d) && d.buffer instanceof ArrayBuffer && d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.byteLength >= 4096) {
@@ -135,12 +148,4 @@ function movable(result: StageResult): StageResult {
   }
   if (buffers.size === 0) return result;
   return move({ [transferableSymbol]: [...buffers], [valueSymbol]: result } as never) as unknown as StageResult;
-}
-
-export default async function runStage(task: StageTask): Promise<StageResult> {
-  try {
-    return movable(await runWithModelBridge(bridgeOver(task), () => runTask(task)));
-  } finally {
-    task.port?.close();
-  }
 }
