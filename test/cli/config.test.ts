@@ -47,10 +47,10 @@ t.test('JSON works too', async (t) => {
 const bad: [string, string, RegExp][] = [
   ['misspelled key', 'servables:\n  - name: add\n    deviceIdz: [0]\n', /config\.servables\[0\]: unknown key 'deviceIdz' \(did you mean 'deviceIds'\?\)/],
   ['misspelled top key', 'servableDirektory: x\n', /config: unknown key 'servableDirektory' \(did you mean 'servableDirectory'\?\)/],
-  ['wrong type', 'drainTimeoutMs: soon\n', /config\.drainTimeoutMs: expected a number, got string/],
-  ['negative device id', 'servables: [{ name: add, deviceIds: [-1] }]\n', /config\.servables\[0\]\.deviceIds\[0\]: must be >= 0/],
+  ['wrong type', 'drainTimeoutMs: soon\n', /config\.drainTimeoutMs: must be a number >= 0, got 'soon'/],
+  ['negative device id', 'servables: [{ name: add, deviceIds: [-1] }]\n', /config\.servables\[0\]\.deviceIds: must be integers >= 0, got \[-1\]/],
   ['missing name', 'servables: [{ version: 1 }]\n', /config\.servables\[0\]: missing required key 'name'/],
-  ['bad enum', 'log: { format: xml }\n', /config\.log\.format: 'xml' is not one of text, json/],
+  ['bad enum', 'log: { format: xml }\n', /config\.log\.format: 'xml' is not supported; use 'text' or 'json'/],
   ['ssl without key', 'rest: { address: "x:1", ssl: { certificate: c } }\n', /config\.rest\.ssl: missing required key 'privateKey'/],
   ['not YAML', 'a: [unclosed\n', /is not valid YAML/],
 ];
