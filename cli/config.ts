@@ -64,7 +64,7 @@ function listener<S extends Fields & { readonly sslConfig: Field }>(server: S, d
       ...data,
     },
     // absent = on, at the default address: every key of a listener has a default or is optional
-    { nullable: true, default: {} as never, doc: 'null disables it' },
+    { nullable: 'kept', default: {} as never, doc: 'null turns it off' },
   );
 }
 

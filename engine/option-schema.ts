@@ -23,8 +23,11 @@ interface FieldBase<In, Out> {
   /** One line for --help and docs. */
   readonly doc: string;
   readonly required?: boolean;
-  /** null is accepted: it means "the default" where there is one, else it is kept (e.g. `rest: null` = off). */
-  readonly nullable?: boolean;
+  /**
+   * Whether null is accepted: 'as-absent' = null means "not given" (MindSpore's None: the default
+   * applies); 'kept' = null is a value of its own (`rest: null` turns REST off).
+   */
+  readonly nullable?: 'as-absent' | 'kept';
   readonly default?: In;
   /** Type-level only (never set): what the field accepts and what checking yields. */
   readonly __in?: In;
@@ -123,16 +126,17 @@ export type OutOf<F> = F extends { readonly __out?: infer O } ? O : never;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 type RequiredKeys<S> = { [K in keyof S]: S[K] extends { required: true } ? K : never }[keyof S];
 type DefaultedKeys<S> = { [K in keyof S]: S[K] extends { default: unknown } ? K : never }[keyof S];
-type NullOf<F> = F extends { nullable: true } ? null : never;
+type NullIn<F> = F extends { nullable: string } ? null : never;
+type NullOut<F> = F extends { nullable: 'kept' } ? null : never;
 
 /** What a caller may pass: required keys, then optional ones (null where the field allows it). */
 export type OptionsIn<S> = Simplify<
-  { -readonly [K in RequiredKeys<S>]: InOf<S[K]> } & { -readonly [K in Exclude<keyof S, RequiredKeys<S>>]?: InOf<S[K]> | NullOf<S[K]> }
+  { -readonly [K in RequiredKeys<S>]: InOf<S[K]> } & { -readonly [K in Exclude<keyof S, RequiredKeys<S>>]?: InOf<S[K]> | NullIn<S[K]> }
 >;
 /** What `checkOptions` yields: defaults filled in; a key with none stays absent when not given. */
 export type OptionsOut<S> = Simplify<
-  { readonly [K in RequiredKeys<S> | DefaultedKeys<S>]: OutOf<S[K]> } & {
-    readonly [K in Exclude<keyof S, RequiredKeys<S> | DefaultedKeys<S>>]?: OutOf<S[K]> | NullOf<S[K]>;
+  { readonly [K in RequiredKeys<S> | DefaultedKeys<S>]: OutOf<S[K]> | NullOut<S[K]> } & {
+    readonly [K in Exclude<keyof S, RequiredKeys<S> | DefaultedKeys<S>>]?: OutOf<S[K]> | NullOut<S[K]>;
   }
 >;
 
@@ -187,7 +191,7 @@ function checkObject(fields: Fields, value: unknown, at: readonly PathStep[], fa
   }
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(fields)) {
-    const given = value[key];
+    const given = value[key] === null && field.nullable === 'as-absent' ? undefined : value[key];
     if (given === undefined) {
       if (field.required) fail({ kind: 'missing', path: at, key });
       if (mode.defaults && field.default !== undefined) out[key] = checkField(field, field.default, [...at, key], fail, mode);
@@ -200,10 +204,7 @@ function checkObject(fields: Fields, value: unknown, at: readonly PathStep[], fa
 
 function checkField(field: Field, value: unknown, at: readonly PathStep[], fail: OptionFailure, mode: Mode): unknown {
   const invalid = (message: string): never => fail({ kind: 'invalid', path: at, message });
-  if (value === null) {
-    if (!field.nullable) return invalid(`${requirement(field)}, got null`);
-    return field.default !== undefined && mode.defaults ? checkField(field, field.default, at, fail, mode) : null;
-  }
+  if (value === null) return field.nullable === 'kept' ? null : invalid(`${requirement(field)}, got null`);
   switch (field.kind) {
     case 'number':
       return isNumberOf(field, value) ? value : invalid(`${requirement(field)}, got ${show(value)}`);

@@ -35,12 +35,12 @@ export const SERVABLE_START_OPTIONS = {
     values: ['cpu', 'cuda'],
     aliases: { gpu: 'cuda' },
     ignoreCase: true,
-    nullable: true,
+    nullable: 'as-absent',
     default: 'cpu',
     doc: 'cpu or cuda (needs onnxruntime-node with CUDA; the device id picks the GPU)',
   }),
   numParallelWorkers: integer({ min: 0, max: 64, default: 0, doc: 'stage-pool threads for TS stages; 0 = 1 when the servable has function stages' }),
-  decKey: bytes({ lengths: [16, 24, 32], nullable: true, doc: 'key of encrypted model files' }),
+  decKey: bytes({ lengths: [16, 24, 32], nullable: 'as-absent', doc: 'key of encrypted model files' }),
   decMode: oneOf<DecMode>()({ values: ['AES-GCM', 'AES-CBC'], default: 'AES-GCM', doc: 'cipher of encrypted model files' }),
   intraOpThreads: integer({ min: 1, max: 256, default: 1, doc: 'ONNX Runtime threads per device actor' }),
   maxQueuedRequests: integer({ min: 1, default: 10_000, doc: 'requests admitted at once; beyond: E_OVERLOADED (HTTP 503)' }),
@@ -65,7 +65,7 @@ export class ServableStartConfig implements StartSettings {
   declare readonly versionNumber: number;
   declare readonly deviceType: DeviceType;
   declare readonly numParallelWorkers: number;
-  declare readonly decKey: Uint8Array | null | undefined;
+  declare readonly decKey: Uint8Array | undefined;
   declare readonly decMode: DecMode;
   declare readonly intraOpThreads: number;
   declare readonly maxQueuedRequests: number;

@@ -3,7 +3,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, SERVE_CONFIG_OPTIONS, loadConfigFile } from '../../dist/cli/config.js';
+import { ConfigError, SERVE_CONFIG_OPTIONS, loadConfigFile, resolveServeConfig } from '../../dist/cli/config.js';
 import { ROOT } from '../helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'actorserve-config-'));
@@ -73,6 +73,15 @@ t.test('every option of the servers is a key of their config entry (hooks except
   t.same(c.grpc, { streamWindow: 8, keepaliveTimeMs: 60000 });
   const err = await loadConfigFile(write('hook.yaml', 'rest: { parseInstances: x }\n')).catch((e: unknown) => e);
   t.match((err as Error).message, /config\.rest: unknown key 'parseInstances'/);
+});
+
+t.test('defaults are filled in once, after flags: a transport is on at its default address unless null', async (t) => {
+  const c = resolveServeConfig({ grpc: null, servables: [{ name: 'add' }] });
+  t.equal(c.grpc, null);
+  t.same(c.rest, { address: '127.0.0.1:1500', maxMsgMbSize: 100, maxHeaderBytes: 16384, closeTimeoutMs: 10000, bodyTimeoutMs: 60000 });
+  t.same(c.log, { format: 'text', level: 'info', accessLog: false });
+  t.same(c.servables![0], { name: 'add', version: 0, deviceIds: [0], deviceType: 'cpu', numParallelWorkers: 0, intraOpThreads: 1, maxQueuedRequests: 10000, defaultDeadlineMs: 30000, decMode: 'AES-GCM', batching: {} });
+  t.equal(c.drainTimeoutMs, 30000);
 });
 
 t.test('docs/configuration.md names every config key', async (t) => {

@@ -57,6 +57,7 @@ t.test('SIGTERM under load: every accepted request gets its reply or an explicit
   stop = true;
   await Promise.all(loops);
   t.ok(outcomes.ok > 0, `${outcomes.ok} answered before the drain`);
+  t.notMatch(p.output(), /gRPC server listening/, '--no-grpc: no gRPC server');
   t.same(outcomes.other, [], 'no reply was lost or malformed');
   const lines = p.output().trim().split('\n').filter((l) => l.startsWith('{'));
   t.ok(lines.length > 0 && lines.every((l) => typeof JSON.parse(l).msg === 'string'), 'json log lines');

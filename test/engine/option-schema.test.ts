@@ -26,11 +26,12 @@ const DEMO = {
   ids: list(integer({ min: 0, doc: 'an id' }), { single: true, unique: true, nonEmpty: true, item: 'id', default: [0], doc: 'ids' }),
   size: number({ min: 0, exclusiveMin: true, max: 512, default: 100, doc: 'size' }),
   threads: integer({ min: 1, max: 256, doc: 'threads' }),
-  mode: oneOf<'cpu' | 'cuda', string>()({ values: ['cpu', 'cuda'], aliases: { gpu: 'cuda' }, ignoreCase: true, nullable: true, default: 'cpu', doc: 'mode' }),
+  mode: oneOf<'cpu' | 'cuda', string>()({ values: ['cpu', 'cuda'], aliases: { gpu: 'cuda' }, ignoreCase: true, nullable: 'as-absent', default: 'cpu', doc: 'mode' }),
   verbose: boolean({ doc: 'verbose' }),
   file: path({ doc: 'a file' }),
   tls: object({ cert: path({ required: true, doc: 'cert' }), verifyClient: boolean({ doc: 'mTLS' }) }, { doc: 'tls' }),
   models: map(object({ maxBatchSize: integer({ min: 1, doc: 'batch' }) }, { doc: 'model' }), { default: {}, doc: 'models' }),
+  listener: object({ port: integer({ min: 0, default: 80, doc: 'port' }) }, { nullable: 'kept', default: {}, doc: 'null = off' }),
 } as const;
 
 /** The problem `checkOptions` reports for `input`, or undefined when it passes. */
@@ -51,15 +52,16 @@ const library = (input: unknown): string | undefined => {
 
 t.test('defaults are filled in and values normalised', async (t) => {
   const out = checkOptions(DEMO, { name: 'a', ids: 3, mode: 'GPU' }, invalidArgument('Demo options'));
-  t.same(out, { name: 'a', ids: [3], size: 100, mode: 'cuda', models: {} });
-  t.equal(checkOptions(DEMO, { name: 'a', mode: null }, invalidArgument('Demo options')).mode, 'cpu', 'null = the default');
+  t.same(out, { name: 'a', ids: [3], size: 100, mode: 'cuda', models: {}, listener: { port: 80 } }, 'an object default is checked too');
+  t.equal(checkOptions(DEMO, { name: 'a', mode: null }, invalidArgument('Demo options')).mode, 'cpu', "nullable 'as-absent': null = the default");
+  t.equal(checkOptions(DEMO, { name: 'a', listener: null }, invalidArgument('Demo options')).listener, null, "nullable 'kept': null stays null");
   t.equal('threads' in out, false, 'a key with no default stays absent');
 });
 
 t.test('unknown keys are refused with the closest known key, at any depth', async (t) => {
   t.equal(library({ name: 'a', sise: 1 }), "Demo options: unknown option 'sise' (did you mean 'size'?)");
   t.equal(library({ name: 'a', SIZE: 1 }), "Demo options: unknown option 'SIZE' (did you mean 'size'?)", 'case differences count as close');
-  t.equal(library({ name: 'a', zzzzzzzzzz: 1 }), 'Demo options: unknown option \'zzzzzzzzzz\' (known keys: name, ids, size, threads, mode, verbose, file, tls, models)');
+  t.equal(library({ name: 'a', zzzzzzzzzz: 1 }), 'Demo options: unknown option \'zzzzzzzzzz\' (known keys: name, ids, size, threads, mode, verbose, file, tls, models, listener)');
   t.equal(library({ name: 'a', tls: { cert: 'c', verifyClinet: true } }), "Demo options: tls has an unknown key 'verifyClinet' (did you mean 'verifyClient'?)");
   t.equal(library({ name: 'a', models: { 'm.onnx': { maxBatchSise: 2 } } }), "Demo options: models['m.onnx'] has an unknown key 'maxBatchSise' (did you mean 'maxBatchSize'?)");
   t.equal(library({ name: 'a', sise: undefined }), "Demo options: unknown option 'sise' (did you mean 'size'?)", 'even when its value is undefined');
