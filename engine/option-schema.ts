@@ -97,6 +97,8 @@ export type Field =
   | MapField<Field>;
 export type Fields = { readonly [key: string]: Field };
 
+// Field constructors. Their `const` type parameters keep `required: true`, `nullable` and the
+// presence of a `default` in the field's type, which is what OptionsIn/OptionsOut read.
 type Common = Pick<FieldBase<unknown, unknown>, 'doc' | 'required' | 'nullable'>;
 export const number = <const O extends Common & Omit<NumberField, 'kind' | '__in' | '__out'>>(o: O): NumberField & O => ({ kind: 'number', ...o });
 export const integer = <const O extends Common & Omit<NumberField, 'kind' | 'integer' | '__in' | '__out'>>(o: O): NumberField & O & { integer: true } => ({
@@ -114,6 +116,7 @@ export const oneOf = <const V extends string, I extends string = V>() =>
 export const list = <F extends Field, const O extends Common & { single?: boolean; nonEmpty?: boolean; unique?: boolean; item?: string; default?: readonly InOf<F>[] }>(
   of: F,
   o: O,
+  // (cast: TS cannot check an object literal against the conditional accepted type)
 ): ListField<F, O extends { single: true } ? InOf<F> | readonly InOf<F>[] : readonly InOf<F>[]> & O => ({ kind: 'list', of, ...o }) as never;
 export const object = <S extends Fields, const O extends Common & { default?: OptionsIn<S> }>(fields: S, o: O): ObjectField<S> & O => ({ kind: 'object', fields, ...o });
 export const map = <F extends Field, const O extends Common & { default?: Readonly<Record<string, InOf<F>>> }>(of: F, o: O): MapField<F> & O => ({ kind: 'map', of, ...o });
