@@ -4,7 +4,7 @@
  * A request's instances go through the stages in order; an instance that fails at a stage is
  * answered with that error and skips the rest, the others carry on.
  */
-import { type CancelSignal, Cancellation } from '../engine/cancellation.js';
+import { Cancellation } from '../engine/cancellation.js';
 import { ServingError, toServingError } from '../engine/errors.js';
 import type { MethodGraph, ModelStage, Stage, ValueRef } from '../engine/method-graph.js';
 import type { LoadedConfig } from '../engine/config-loader.js';
@@ -18,22 +18,7 @@ import type { GraphInfo } from './protocol.js';
 import { StagePool } from './stage-pool.js';
 import type { ModelCallRequest } from './stage-protocol.js';
 import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
-
-export interface InferOptions {
-  /** Milliseconds the request may take from now (default: the servable's defaultDeadlineMs). */
-  deadlineMs?: number;
-  /** Aborting it answers the request with E_CANCELLED and drops its queued work (a client went away). */
-  signal?: CancelSignal;
-}
-
-/** Per-instance outcome: the outputs by name, or the error that instance got. */
-export type InstanceOutcome = Instance | ServingError;
-
-export interface MethodInfo {
-  readonly name: string;
-  readonly inputs: readonly { readonly name: string; readonly dtype?: string; readonly dims?: readonly (number | string)[] }[];
-  readonly outputs: readonly string[];
-}
+import type { InferOptions, InstanceOutcome, MethodInfo } from '../engine/inference.js';
 
 const SLOTS_PER_ACTOR = 2;
 const INITIAL_SLOT_BYTES = 64 * 1024;
@@ -143,9 +128,22 @@ export class ServableRuntime {
     return this.group.graphs[this.modelIndex.get(stage.modelKey)!]![stage.subgraph]!;
   }
 
+  /** The method graph of that name, if the servable declares one. */
+  method(name: string): MethodGraph | undefined {
+    return this.methods.get(name);
+  }
+
+  methodNames(): string[] {
+    return [...this.methods.keys()];
+  }
+
   /** Methods with their inputs; where an input feeds a model directly, its model dtype and dims. */
   describe(): MethodInfo[] {
-    return [...this.methods.values()].map((m) => ({
+    return [...this.methods.values()].map((m) => this.describeMethod(m));
+  }
+
+  describeMethod(m: MethodGraph): MethodInfo {
+    return {
       name: m.name,
       inputs: m.inputs.map((name, i) => {
         for (const s of m.stages) {
@@ -158,16 +156,12 @@ export class ServableRuntime {
         return { name };
       }),
       outputs: m.outputs,
-    }));
+    };
   }
 
   /** Can serve now: not stopping, and a device actor is live (or the servable has no models). */
   get ready(): boolean {
     return !this.stopped && (!this.hasModels || this.group.liveCount > 0);
-  }
-
-  hasMethod(name: string): boolean {
-    return this.methods.has(name);
   }
 
   /** Figures for the metrics gauges. */
@@ -191,15 +185,9 @@ export class ServableRuntime {
     return this.group.handles();
   }
 
-  async inferEach(methodName: string, instances: readonly unknown[], options: InferOptions = {}): Promise<InstanceOutcome[]> {
+  /** Runs method `m` (one of this servable's, resolved by the facade) on a request's instances. */
+  async inferEach(m: MethodGraph, instances: readonly unknown[], options: InferOptions = {}): Promise<InstanceOutcome[]> {
     if (this.stopped) throw new ServingError('E_STOPPED', `servable '${this.name}' is stopping`);
-    const m = this.methods.get(methodName);
-    if (!m) {
-      throw new ServingError(
-        'E_UNKNOWN_METHOD',
-        `servable '${this.name}' has no method '${methodName}' (methods: ${[...this.methods.keys()].join(', ')})`,
-      );
-    }
     if (!Array.isArray(instances) || instances.length === 0) {
       throw new ServingError('E_NO_INSTANCES', 'the request holds no instances');
     }

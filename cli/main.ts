@@ -1,6 +1,6 @@
 /**
- * The `actorserve` command line: `serve` (and, as the transports land, `infer`, `bench`,
- * `encrypt`). Every command has --help; bad flags exit 2 with a one-line reason, failures exit 1.
+ * The `actorserve` command line: `serve`, `infer`, `bench` and `encrypt`, each in its own
+ * module. Every command has --help; bad flags exit 2 with a one-line reason, failures exit 1.
  */
 import { UsageError } from './args.js';
 import { ConfigError } from './config.js';

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ServingServer } from '../engine/server.js';
+import { ServingServer } from '../server.js';
 import { ServableStartConfig } from '../engine/start-config.js';
 import { listServableNames } from '../engine/servable-dir.js';
 import { Logger } from '../engine/logger.js';

@@ -19,6 +19,7 @@ import { checkJsonInto, checkJsonShape, codecError, conversionTarget } from './c
 import * as jsCodec from './js-codec.js';
 import * as jsFloat16 from './js-float16.js';
 import type { CodecFunctions, IntArray, JsonWritable, ParsedInstance, ParsedRequest, ParsedValue } from './types.js';
+import { findPackageRoot } from '../engine/package-root.js';
 
 export type {
   CodecError,
@@ -120,20 +121,9 @@ const ADDON_PATH = ['native', 'build', 'Release', 'actorserve_native.node'];
 /** Bodies shorter than this many bytes are parsed by the JS twin (measured crossover ~130-180 B). */
 export const SMALL_BODY = 128;
 
-/** The package root: the nearest folder above this file holding package.json (this file runs from dist/native/). */
-function packageRoot(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return undefined;
-    dir = up;
-  }
-}
-
 function loadAddon(): { addon?: NativeAddon; error?: string } {
   if (process.env['ACTORSERVE_NO_NATIVE'] === '1') return { error: 'disabled by ACTORSERVE_NO_NATIVE=1' };
-  const root = packageRoot();
+  const root = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
   if (root === undefined) return { error: 'package.json not found above ' + fileURLToPath(import.meta.url) };
   const file = join(root, ...ADDON_PATH);
   if (!existsSync(file)) return { error: `${file} is missing (run \`npm install\` or \`npx cmake-js compile --out native/build\`)` };

@@ -66,3 +66,17 @@ export function floatBitsToHalf(x: number): number {
   if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
   return sign | half;
 }
+
+const scratch = new Float32Array(1);
+const scratchBits = new Uint32Array(scratch.buffer);
+
+/** One number to float16 bits, rounded to float32 first (as a float32 tensor of it would be). */
+export function numberToHalf(v: number): number {
+  scratch[0] = v;
+  return floatBitsToHalf(scratchBits[0]!);
+}
+
+/** The value of one float16 bit pattern. */
+export function halfToNumber(h: number): number {
+  return table()[h & 0xffff]!;
+}

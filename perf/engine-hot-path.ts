@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { ServingServer } from '../engine/server.js';
+import { ServingServer } from '../server.js';
 import { ServableStartConfig } from '../engine/start-config.js';
 import { ensureExampleModels, findProjectRoot } from '../servables/generate-models.js';
 import { type LoadResult, closedLoop, table } from './harness.js';

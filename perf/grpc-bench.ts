@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { ServingServer } from '../engine/server.js';
+import { ServingServer } from '../server.js';
 import { ServableStartConfig } from '../engine/start-config.js';
 import { ensureExampleModels, findProjectRoot } from '../servables/generate-models.js';
 import { Client } from '../transports/grpc/client.js';

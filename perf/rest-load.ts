@@ -9,7 +9,7 @@
 // (bodies under native/index.ts SMALL_BODY bytes are parsed by its JS twin).
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
-import { ServingServer } from '../engine/server.js';
+import { ServingServer } from '../server.js';
 import { ServableStartConfig } from '../engine/start-config.js';
 import { ensureExampleModels, findProjectRoot } from '../servables/generate-models.js';
 import { startRestfulServer } from '../transports/rest/server.js';

@@ -12,6 +12,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { addModel, matmulSubgraphModel, resnetModel, subModel } from './example-models.js';
+import { findPackageRoot } from '../engine/package-root.js';
 
 export interface EnsureExampleModelsOptions {
   /** Rewrite every file even when it already exists. */
@@ -65,13 +66,9 @@ export async function ensureExampleModels(
 
 /** Walks up from `start` to the nearest folder holding a package.json. */
 export function findProjectRoot(start: string): string {
-  let dir = resolve(start);
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${start}`);
-    dir = parent;
-  }
+  const root = findPackageRoot(start);
+  if (root === undefined) throw new Error(`no package.json above ${start}`);
+  return root;
 }
 
 async function main(argv: readonly string[]): Promise<void> {

@@ -1,6 +1,6 @@
 // Request splitting, dynamic batching, padding of fixed-batch models, least-outstanding routing.
 import t from 'tap';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
 import { f32, servableFixture } from '../helpers/fixtures.js';

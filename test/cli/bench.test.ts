@@ -7,7 +7,7 @@ import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tmpdir } from 'node:os';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ensureExampleModels } from '../../dist/servables/generate-models.js';
 import { runBenchCommand, parseDuration } from '../../dist/cli/bench.js';

@@ -1,6 +1,6 @@
 // Every bad input to the engine API gets a typed, coded error, and the engine keeps serving.
 import t from 'tap';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { InstanceErrors, ServingError } from '../../dist/engine/errors.js';
 import { addModel } from '../../dist/servables/example-models.js';
@@ -29,7 +29,7 @@ async function stillServes(t: { same: (a: unknown, b: unknown, m?: string) => un
 
 const requestErrors: [string, () => Promise<unknown>, string, RegExp][] = [
   ['unknown servable', () => engine.infer('nope', 'add_common', [good()]), 'E_UNKNOWN_SERVABLE', /servable 'nope' is not loaded \(loaded: add\)/],
-  ['unknown method', () => engine.infer('add', 'nope', [good()]), 'E_UNKNOWN_METHOD', /no method 'nope' \(methods: add_common, slow\)/],
+  ['unknown method', () => engine.infer('add', 'nope', [good()]), 'E_UNKNOWN_METHOD', /no method "nope" \(methods: add_common, slow\)/],
   ['unknown version', () => engine.infer('add', 'add_common', [good()], { versionNumber: 9 }), 'E_UNKNOWN_VERSION', /no loaded version 9/],
   ['zero instances', () => engine.infer('add', 'add_common', []), 'E_NO_INSTANCES', /no instances/],
   ['instances not a list', () => engine.infer('add', 'add_common', 'x' as unknown as unknown[]), 'E_NO_INSTANCES', /no instances/],

@@ -1,7 +1,7 @@
 // Cancellation: the light CancelSignal the transports hand to the engine.
 import t from 'tap';
 import { Cancellation } from '../../dist/engine/cancellation.js';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
 import { ADD_CONFIG, f32, servableFixture } from '../helpers/fixtures.js';

@@ -1,6 +1,6 @@
 // Graceful drain: new requests refused, admitted ones finish, what cannot finish gets an explicit error.
 import t from 'tap';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ServingError } from '../../dist/engine/errors.js';
 import { addModel } from '../../dist/servables/example-models.js';

@@ -1,7 +1,7 @@
 // Encrypted model files: decrypted in memory with decKey/decMode; clear errors otherwise.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { decryptModel, encryptModel } from '../../dist/engine/model-crypto.js';
 import { addModel } from '../../dist/servables/example-models.js';

@@ -1,6 +1,6 @@
 // The bundled example servables answer through the engine API with the right numbers.
 import t from 'tap';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ensureExampleModels } from '../../dist/servables/generate-models.js';
 import { matmulWeight } from '../../dist/servables/example-models.js';

@@ -1,6 +1,6 @@
 // Version hot reload: a new version folder is loaded under load with zero failed requests.
 import t from 'tap';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ServingError } from '../../dist/engine/errors.js';
 import { addModel, subModel } from '../../dist/servables/example-models.js';

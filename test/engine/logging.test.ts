@@ -2,7 +2,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { Logger } from '../../dist/engine/logger.js';
-import { ServingServer, type RequestLogEntry } from '../../dist/engine/server.js';
+import { ServingServer, type RequestLogEntry } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
 import { ADD_CONFIG, ROOT, f32, servableFixture } from '../helpers/fixtures.js';
@@ -47,7 +47,7 @@ t.test('every finished request reaches the access log with its request id', asyn
 
 t.test('NODE_DEBUG=actorserve-scheduler prints batch decisions', async (t) => {
   const script = `
-    import { ServingServer } from './dist/engine/server.js';
+    import { ServingServer } from './dist/server.js';
     import { ServableStartConfig } from './dist/engine/start-config.js';
     import { ensureExampleModels } from './dist/servables/generate-models.js';
     await ensureExampleModels('servables');

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ROOT } from '../helpers/fixtures.js';
 
 t.test('every exposed metric is in the reference table, and nothing else is', async (t) => {

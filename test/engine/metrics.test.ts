@@ -1,6 +1,6 @@
 // Prometheus metrics move with traffic; histograms have buckets; gauges read live figures.
 import t from 'tap';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { MetricsRegistry } from '../../dist/engine/metrics.js';
 import { addModel } from '../../dist/servables/example-models.js';

@@ -1,6 +1,6 @@
 // The register API: method tracing into stage graphs and every config error it reports.
 import t from 'tap';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
 import { servableFixture } from '../helpers/fixtures.js';

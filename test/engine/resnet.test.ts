@@ -1,7 +1,7 @@
 // The resnet example: image bytes → sharp preprocessing stage → CNN → top-1 / top-5.
 import t from 'tap';
 import sharp from 'sharp';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ServingError } from '../../dist/engine/errors.js';
 import { ensureExampleModels } from '../../dist/servables/generate-models.js';

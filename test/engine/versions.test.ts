@@ -1,6 +1,6 @@
 // Version folders: 0 = newest, explicit versions, missing versions.
 import t from 'tap';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ServingError } from '../../dist/engine/errors.js';
 import { addModel, subModel } from '../../dist/servables/example-models.js';

@@ -1,6 +1,6 @@
 // A device actor that dies mid-load is replaced, and its in-flight requests are answered.
 import t from 'tap';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ServingError } from '../../dist/engine/errors.js';
 import { addModel, mlpModel } from '../../dist/servables/example-models.js';

@@ -4,7 +4,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { ServingServer } from '../../dist/engine/server.js';
+import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
 import { ADD_CONFIG, servableFixture } from '../helpers/fixtures.js';

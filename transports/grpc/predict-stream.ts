@@ -15,7 +15,7 @@
 import { Metadata, type ServerDuplexStream, status as grpcStatus } from '@grpc/grpc-js';
 import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
-import type { ServingServer } from '../../engine/server.js';
+import type { ServingEngine } from '../../facade/engine.js';
 import { encodeStreamReply, runPredict } from './predict.js';
 import { ERROR_CODE_TRAILER, type WireStreamReply, type WireStreamRequest } from './proto.js';
 
@@ -35,7 +35,7 @@ export class PredictStreamSession {
 
   constructor(
     private readonly call: ServerDuplexStream<WireStreamRequest, WireStreamReply>,
-    private readonly engine: ServingServer,
+    private readonly engine: ServingEngine,
     private readonly window: number,
     private readonly stats: StreamStats,
     private readonly onEnd: (session: PredictStreamSession) => void,

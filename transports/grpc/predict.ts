@@ -8,10 +8,9 @@
  * reference does; problems the engine finds per instance (missing or extra inputs, dtypes or
  * sizes the model does not take, a stage that throws) fail that instance only.
  */
-import type { InstanceOutcome, MethodInfo } from '../../actors/servable-runtime.js';
 import type { CancelSignal } from '../../engine/cancellation.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
-import type { EngineInferOptions, ServingServer } from '../../engine/server.js';
+import type { InstanceOutcome, ServingEngine, TargetInferOptions } from '../../facade/engine.js';
 import { decodeInstances, encodeItems, msErrorCode } from './codec.js';
 import type { WireErrorMsg, WireInstance, WirePredictReply, WireServableSpec, WireStreamReply } from './proto.js';
 
@@ -29,26 +28,10 @@ export interface PredictContext {
   readonly requestId?: string;
 }
 
-const methodTables = new WeakMap<object, ReadonlySet<string>>();
-
-/** Throws the engine's errors for an unknown servable, version or method. */
-function checkTarget(engine: ServingServer, servable: string, version: number, method: string): void {
-  const runtime = engine.runtime(servable, version);
-  let names = methodTables.get(runtime);
-  if (!names) {
-    names = new Set(runtime.describe().map((m: MethodInfo) => m.name));
-    methodTables.set(runtime, names);
-  }
-  if (!names.has(method)) {
-    throw new ServingError(
-      'E_UNKNOWN_METHOD',
-      `servable '${runtime.name}' has no method ${JSON.stringify(method)} (methods: ${[...names].join(', ')})`,
-    );
-  }
-}
+const GRPC = { transport: 'grpc' } as const;
 
 export async function runPredict(
-  engine: ServingServer,
+  engine: ServingEngine,
   spec: WireServableSpec | null | undefined,
   instances: readonly WireInstance[] | undefined,
   ctx: PredictContext = {},
@@ -57,7 +40,7 @@ export async function runPredict(
   const method = spec?.method_name ?? '';
   const version = spec?.version_number ?? 0;
   try {
-    checkTarget(engine, servable, version, method);
+    const target = engine.lookup(servable, method, version, ctx.requestId !== undefined ? { transport: 'grpc', requestId: ctx.requestId } : GRPC);
     if (!instances || instances.length === 0) {
       throw new ServingError('E_NO_INSTANCES', 'the request holds no instances');
     }
@@ -65,11 +48,11 @@ export async function runPredict(
       throw new ServingError('E_DEADLINE_EXCEEDED', 'the request arrived after its deadline');
     }
     const decoded = decodeInstances(instances);
-    const options: EngineInferOptions = { versionNumber: version, transport: 'grpc' };
+    const options: TargetInferOptions = { transport: 'grpc' };
     if (ctx.requestId !== undefined) options.requestId = ctx.requestId;
     if (ctx.deadlineMs !== undefined) options.deadlineMs = ctx.deadlineMs;
     if (ctx.signal) options.signal = ctx.signal;
-    const outcomes = await engine.inferEach(servable, method, decoded, options);
+    const outcomes = await target.inferEach(decoded, options);
     return { ok: true, outcomes };
   } catch (err) {
     const error = toServingError(err);

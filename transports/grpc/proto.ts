@@ -4,11 +4,10 @@
  * proto-loader hands them over (snake_case keys, enums and 64-bit integers as numbers, bytes
  * as Buffers, every field present with its default on the decoding side).
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
+import { packageRootOf } from '../../engine/package-root.js';
 
 export const MS_SERVICE = 'mindspore.serving.proto.MSService';
 export const ACTORSERVE_SERVICE = 'actorserve.v1.ActorServe';
@@ -95,18 +94,7 @@ export interface WireStreamReply {
   results?: WireInstanceResult[];
 }
 
-/** The folder holding package.json, found by walking up from this module (works from dist/ and from source). */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('actorserve: cannot find package.json above transports/grpc');
-    dir = up;
-  }
-}
-
-export const PROTO_DIR = path.join(packageRoot(), 'transports', 'grpc', 'protos');
+export const PROTO_DIR = path.join(packageRootOf(import.meta.url), 'transports', 'grpc', 'protos');
 
 export interface Protos {
   readonly msService: ServiceDefinition;

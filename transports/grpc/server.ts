@@ -30,7 +30,7 @@ import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
 import type { SSLConfig, TlsPem } from '../ssl-config.js';
 import { type GrpcServerOptions, type GrpcSettings, grpcSettings } from './options.js';
-import type { ServingServer } from '../../engine/server.js';
+import type { ServingEngine } from '../../facade/engine.js';
 import { type GrpcListenAddress, bindTarget, claimSocketPath, formatGrpcAddress, parseGrpcAddress } from './address.js';
 import { restrictSocketFile } from '../listen-address.js';
 import { clientRequestId, requestIdOf } from '../request-id.js';
@@ -67,7 +67,7 @@ export interface GrpcServer {
   close(): Promise<void>;
 }
 
-export async function startGrpcServer(engine: ServingServer, address: string, options: GrpcServerOptions = {}): Promise<GrpcServer> {
+export async function startGrpcServer(engine: ServingEngine, address: string, options: GrpcServerOptions = {}): Promise<GrpcServer> {
   const listen = parseGrpcAddress(address);
   const settings = grpcSettings(options);
   const server = new GrpcJsServer(engine, listen, settings);
@@ -106,7 +106,7 @@ class GrpcJsServer implements GrpcServer {
   private ownsSocketFile = false;
 
   constructor(
-    private readonly engine: ServingServer,
+    private readonly engine: ServingEngine,
     private readonly listen: GrpcListenAddress,
     private readonly settings: GrpcSettings,
   ) {

@@ -17,6 +17,7 @@
 import { type DType, type NumericDType, TYPED_ARRAY, dtypeOfTypedArray, isDType, isNumericDType } from '../../engine/dtypes.js';
 import { ServingError } from '../../engine/errors.js';
 import { type Tensor, checkTensor, describeValue, elementCount } from '../../engine/tensor.js';
+import { halfToNumber, numberToHalf } from '../../native/js-float16.js';
 
 /** A tensor written loosely: data may be a plain array, shape may be left out (1-D). */
 export interface TensorLike {
@@ -108,7 +109,7 @@ function numericArray(dtype: NumericDType, values: ArrayLike<unknown>, where: st
       }
       (out as BigInt64Array)[i] = BigInt(n);
     } else if (dtype === 'float16') {
-      (out as Uint16Array)[i] = floatToHalf(Number(n));
+      (out as Uint16Array)[i] = numberToHalf(Number(n));
     } else if (dtype === 'bool') {
       (out as Uint8Array)[i] = Number(n) !== 0 ? 1 : 0;
     } else if (dtype === 'float32' || dtype === 'float64') {
@@ -150,7 +151,7 @@ export function tensorToPlain(t: Tensor): PlainValue {
         return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
       }
       case 'float16':
-        return finite(halfToFloat(t.data[i]!));
+        return finite(halfToNumber(t.data[i]!));
       default:
         return finite(t.data[i] as number);
     }
@@ -167,45 +168,4 @@ export function tensorToPlain(t: Tensor): PlainValue {
 
 function finite(v: number): number | string {
   return Number.isFinite(v) ? v : String(v);
-}
-
-// ---- binary16 (float16 tensors hold raw bits) ----
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** Nearest binary16 bits of a number (round half to even, via float32). */
-export function floatToHalf(v: number): number {
-  f32[0] = v;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && (half & 1) !== 0)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (half & 1) !== 0)) half++;
-  return sign | half;
-}
-
-/** The value of binary16 bits. */
-export function halfToFloat(h: number): number {
-  const sign = (h & 0x8000) !== 0 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return sign * m * 2 ** -24;
-  if (e === 0x1f) return m !== 0 ? NaN : sign * Infinity;
-  return sign * (1 + m / 1024) * 2 ** (e - 15);
 }

@@ -19,7 +19,7 @@ import { Buffer } from 'node:buffer';
 import { type DType, type NumericDType, TYPED_ARRAY, isDType, isNumericDType } from '../../engine/dtypes.js';
 import { ServingError } from '../../engine/errors.js';
 import { type Instance, type Tensor, elementCount } from '../../engine/tensor.js';
-import type { InstanceOutcome } from '../../actors/servable-runtime.js';
+import type { InstanceOutcome } from '../../facade/engine.js';
 import {
   type ParsedRequest,
   type ParsedValue,

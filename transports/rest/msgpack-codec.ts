@@ -10,7 +10,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { DTYPES, type DType, type NumericDType, TYPED_ARRAY, isDType, isNumericDType } from '../../engine/dtypes.js';
 import { ServingError } from '../../engine/errors.js';
 import { type Instance, type Tensor, elementCount } from '../../engine/tensor.js';
-import type { InstanceOutcome } from '../../actors/servable-runtime.js';
+import type { InstanceOutcome } from '../../facade/engine.js';
 import { type InputSpec, type TensorValue, decodeInstances, readShape } from './json-codec.js';
 import { scanMsgpack } from './msgpack-scan.js';
 import type { ParsedValue } from '../../native/index.js';

@@ -9,11 +9,10 @@
  */
 import type { CancelSignal } from '../../engine/cancellation.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
-import type { ServingServer } from '../../engine/server.js';
-import type { InstanceOutcome, MethodInfo } from '../../actors/servable-runtime.js';
+import type { InstanceOutcome, ServingEngine } from '../../facade/engine.js';
 import type { Instance } from '../../engine/tensor.js';
 import { type Body, JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
-import { type InputSpec, type InstancesParser, decodeJsonRequest, encodeJsonError, writeJsonReply } from './json-codec.js';
+import { type InstancesParser, decodeJsonRequest, encodeJsonError, writeJsonReply } from './json-codec.js';
 import { decodeMsgpackRequest, encodeMsgpackError, encodeMsgpackReply } from './msgpack-codec.js';
 import { ReplyWriter } from './reply-writer.js';
 
@@ -44,6 +43,8 @@ export interface Reply {
 /** Every JSON reply of this thread is written here, one at a time, as it is sent. */
 const replyWriter = new ReplyWriter();
 
+const REST = { transport: 'rest' } as const;
+
 export interface PredictOptions {
   /** Step 1 of JSON decoding (default: native/index.ts `parseInstances`). */
   readonly parseInstances?: InstancesParser;
@@ -51,35 +52,15 @@ export interface PredictOptions {
   readonly log?: (line: string) => void;
 }
 
-type MethodTable = ReadonlyMap<string, MethodInfo>;
-const methodTables = new WeakMap<object, MethodTable>();
-
-/** The method's inputs (with model dtypes), from the runtime of (servable, version); throws the 404s. */
-function methodInputs(engine: ServingServer, servable: string, version: number, method: string): readonly InputSpec[] {
-  const runtime = engine.runtime(servable, version);
-  let table = methodTables.get(runtime);
-  if (!table) {
-    table = new Map(runtime.describe().map((m) => [m.name, m]));
-    methodTables.set(runtime, table);
-  }
-  const info = table.get(method);
-  if (!info) {
-    throw new ServingError(
-      'E_UNKNOWN_METHOD',
-      `servable '${runtime.name}' has no method ${JSON.stringify(method)} (methods: ${[...table.keys()].join(', ')})`,
-    );
-  }
-  return info.inputs;
-}
-
-export async function predict(engine: ServingServer, call: PredictCall, options: PredictOptions = {}): Promise<Reply> {
+export async function predict(engine: ServingEngine, call: PredictCall, options: PredictOptions = {}): Promise<Reply> {
   try {
-    const inputs = methodInputs(engine, call.servable, call.version, call.method);
+    const context = call.requestId !== undefined ? { transport: 'rest', requestId: call.requestId } as const : REST;
+    const target = engine.lookup(call.servable, call.method, call.version, context);
+    const inputs = target.info.inputs;
     const instances: Instance[] = call.msgpackBody
       ? decodeMsgpackRequest(call.body, inputs)
       : decodeJsonRequest(call.body, inputs, options.parseInstances);
-    const outcomes = await engine.inferEach(call.servable, call.method, instances, {
-      versionNumber: call.version,
+    const outcomes = await target.inferEach(instances, {
       transport: 'rest',
       ...(call.requestId !== undefined ? { requestId: call.requestId } : {}),
       ...(call.deadlineMs !== undefined ? { deadlineMs: call.deadlineMs } : {}),

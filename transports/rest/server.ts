@@ -16,7 +16,7 @@ import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
 import type { SSLConfig } from '../ssl-config.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
-import type { ServingServer } from '../../engine/server.js';
+import type { ServingEngine } from '../../facade/engine.js';
 import { type ListenAddress, formatAddress, parseAddress } from './address.js';
 import { claimSocketPath, restrictSocketFile } from '../listen-address.js';
 import { requestIdOf } from '../request-id.js';
@@ -45,7 +45,7 @@ type App = TemplatedApp & { close(): void };
 const MSGPACK_RE = /^application\/(?:x-|vnd\.)?msgpack\b/i;
 const ACCEPT_MSGPACK_RE = /\bapplication\/(?:x-|vnd\.)?msgpack\b/i;
 
-export async function startRestfulServer(engine: ServingServer, address: string, options: RestServerOptions = {}): Promise<RestServer> {
+export async function startRestfulServer(engine: ServingEngine, address: string, options: RestServerOptions = {}): Promise<RestServer> {
   const listen = parseAddress(address);
   const settings = restSettings(options);
   const server = new UwsRestServer(engine, listen, settings);
@@ -68,7 +68,7 @@ class UwsRestServer implements RestServer {
   private privateDir: string | undefined;
 
   constructor(
-    private readonly engine: ServingServer,
+    private readonly engine: ServingEngine,
     private readonly listen: ListenAddress,
     private readonly settings: RestSettings,
   ) {

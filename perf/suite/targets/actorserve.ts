@@ -9,7 +9,7 @@
  * Prints `READY {"rest": "127.0.0.1:P", "grpc": "127.0.0.1:Q"}` once serving; SIGTERM stops it.
  */
 import { parseArgs } from 'node:util';
-import { ServingServer } from '../../../engine/server.js';
+import { ServingServer } from '../../../server.js';
 import { ServableStartConfig } from '../../../engine/start-config.js';
 import { startGrpcServer } from '../../../transports/grpc/server.js';
 

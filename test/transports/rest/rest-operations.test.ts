@@ -1,6 +1,6 @@
 // Operations over REST: /metrics in Prometheus format, X-Request-Id echoed, server.startRestfulServer.
 import t from 'tap';
-import { ServingServer } from '../../../dist/engine/server.js';
+import { ServingServer } from '../../../dist/server.js';
 import { ServableStartConfig } from '../../../dist/engine/start-config.js';
 import { addModel } from '../../../dist/servables/example-models.js';
 import { ADD_CONFIG, servableFixture } from '../../helpers/fixtures.js';

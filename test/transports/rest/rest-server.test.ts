@@ -6,7 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { ServingServer } from '../../../dist/engine/server.js';
+import { ServingServer } from '../../../dist/server.js';
 import { startRestfulServer, type RestServer } from '../../../dist/transports/rest/server.js';
 import { SEED_BODY, SEED_REPLY, request, startEngine, type EngineFixture } from './fixtures/rest.js';
 

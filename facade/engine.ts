@@ -1,25 +1,56 @@
 /**
- * The server facade: starts servables (loading configs, resolving versions, starting the
- * supervisors) and serves the in-process engine API the transports call.
+ * The engine facade: the one object transports, the CLI and embedding programs hold. It owns
+ * the servable lifecycle (loading configs, resolving versions, starting and stopping the
+ * runtime's supervisors, hot reload, drain), resolves request targets (servable, version,
+ * method) in one place, and counts requests for metrics and the access log.
+ *
+ * Layer: above the runtime (actors/), below the transports. Transports import this module's
+ * types, never actors/; the MindSpore-shaped `startGrpcServer`/`startRestfulServer` are
+ * composed on top of it by the package entry (index.ts), so nothing here knows a transport.
  */
-import { loadServableConfig } from './config-loader.js';
-import { InstanceErrors, ServingError } from './errors.js';
-import { type InferOptions, type InstanceOutcome, type MethodInfo, ServableRuntime } from '../actors/servable-runtime.js';
-import { listVersions, locateServable, resolveVersion, type ServableLocation } from './servable-dir.js';
-import type { LoadedConfig } from './config-loader.js';
-import { ServableStartConfig } from './start-config.js';
-import type { Instance } from './tensor.js';
-import { ServingMetrics, type Transport } from './serving-metrics.js';
-import type { RestServer, RestServerOptions } from '../transports/rest/server.js';
-import type { GrpcServer, GrpcServerOptions } from '../transports/grpc/server.js';
+import { loadServableConfig, type LoadedConfig } from '../engine/config-loader.js';
+import { InstanceErrors, ServingError } from '../engine/errors.js';
+import type { InferOptions, InstanceOutcome, MethodInfo } from '../engine/inference.js';
+import { listVersions, locateServable, resolveVersion, type ServableLocation } from '../engine/servable-dir.js';
+import { ServableStartConfig } from '../engine/start-config.js';
+import type { MethodGraph } from '../engine/method-graph.js';
+import type { Instance } from '../engine/tensor.js';
+import { ServingMetrics, type Transport } from '../engine/serving-metrics.js';
+import { ServableRuntime } from '../actors/servable-runtime.js';
 
-export interface EngineInferOptions extends InferOptions {
-  /** 0 or absent: the newest loaded version. */
-  versionNumber?: number;
+export type { InferOptions, InstanceOutcome, MethodInfo, MethodInput } from '../engine/inference.js';
+export type { Transport } from '../engine/serving-metrics.js';
+
+/** Options of one request once its target is resolved. */
+export interface TargetInferOptions extends InferOptions {
   /** Which transport the request came through (a metrics label); default 'engine'. */
   transport?: Transport;
   /** Correlates logs and replies; transports generate one when the client sends none. */
   requestId?: string;
+}
+
+export interface EngineInferOptions extends TargetInferOptions {
+  /** 0 or absent: the newest loaded version. */
+  versionNumber?: number;
+}
+
+/** Who asks for a target, so a refused lookup is counted and logged like any failed request. */
+export interface LookupContext {
+  readonly transport?: Transport;
+  readonly requestId?: string;
+}
+
+/**
+ * A resolved (servable, version, method): what a transport decodes a request against
+ * (`info.inputs`: names, model dtypes and dims) and then runs. Resolve one per request: a
+ * target keeps the version it resolved to, even when a newer one is loaded meanwhile.
+ */
+export interface MethodTarget {
+  readonly servable: string;
+  readonly version: number;
+  readonly info: MethodInfo;
+  /** Runs the method; resolves with each instance's outcome, rejects for whole-request problems. */
+  inferEach(instances: readonly unknown[], options?: TargetInferOptions): Promise<InstanceOutcome[]>;
 }
 
 /** One finished request, as the access log sees it. */
@@ -35,7 +66,7 @@ export interface RequestLogEntry {
   readonly ms: number;
 }
 
-export interface ServingServerOptions {
+export interface ServingEngineOptions {
   /** Collect metrics (default true; off only to measure their cost). */
   metrics?: boolean;
 }
@@ -58,7 +89,7 @@ interface StartPlan {
   readonly location: ServableLocation;
 }
 
-export class ServingServer {
+export class ServingEngine {
   /** The start-config class, reachable as `server.ServableStartConfig` like MindSpore's module. */
   readonly ServableStartConfig = ServableStartConfig;
   private readonly servables = new Map<string, Map<number, ServableRuntime>>();
@@ -69,12 +100,20 @@ export class ServingServer {
   /** Prometheus metrics of this server (`metrics.render()` is what `/metrics` serves). */
   readonly metrics: ServingMetrics | undefined;
   log: LogFn = (line) => process.stderr.write(`[actorserve] ${line}\n`);
-  /** Transports started through this server; stopped with it. */
-  private readonly listeners: { close(): Promise<void> }[] = [];
+  /** Transports attached to this engine; closed first when it stops. */
+  private readonly listeners: Listener[] = [];
+  /** Resolved targets per runtime; they go with the runtime when its version unloads. */
+  private readonly targets = new WeakMap<ServableRuntime, Map<string, ResolvedMethod>>();
+  /** What a target needs to count requests and refuse them while draining. */
+  private readonly recorder: RequestRecorder = {
+    draining: () => this.draining,
+    metrics: () => this.metrics,
+    requestLog: () => this.requestLog,
+  };
   /** Called once per finished request when set (the access log). */
   requestLog: ((entry: RequestLogEntry) => void) | undefined;
 
-  constructor(options: ServingServerOptions = {}) {
+  constructor(options: ServingEngineOptions = {}) {
     this.metrics = options.metrics === false ? undefined : new ServingMetrics(() => this.runtimes().map((rt) => rt.figures));
   }
 
@@ -192,7 +231,10 @@ export class ServingServer {
     return () => clearInterval(timer);
   }
 
-  /** The runtime that serves (servable, version); version 0 = newest loaded. */
+  /**
+   * The runtime (supervisor) that serves (servable, version); version 0 = the newest loaded.
+   * For operators and tests (stats, device actors); requests go through `lookup`.
+   */
   runtime(servable: string, versionNumber = 0): ServableRuntime {
     const versions = this.servables.get(servable);
     if (!versions || versions.size === 0) {
@@ -205,8 +247,7 @@ export class ServingServer {
     if (!Number.isSafeInteger(versionNumber) || versionNumber < 0) {
       throw new ServingError('E_INVALID_ARGUMENT', `version must be an integer >= 0, got ${versionNumber}`);
     }
-    if (versionNumber === 0) return versions.get(Math.max(...versions.keys()))!;
-    const rt = versions.get(versionNumber);
+    const rt = versions.get(versionNumber === 0 ? Math.max(...versions.keys()) : versionNumber);
     if (!rt) {
       throw new ServingError(
         'E_UNKNOWN_VERSION',
@@ -217,45 +258,49 @@ export class ServingServer {
   }
 
   /**
+   * Resolves a request's target: the servable, its version (0 = newest loaded) and the method.
+   * The one place that raises E_UNKNOWN_SERVABLE, E_UNKNOWN_VERSION and E_UNKNOWN_METHOD; a
+   * refusal is counted in the metrics and the access log under `context`'s transport.
+   */
+  lookup(servable: string, method: string, versionNumber = 0, context: LookupContext = {}): MethodTarget {
+    try {
+      if (this.draining) throw stoppedError();
+      const rt = this.runtime(servable, versionNumber);
+      let targets = this.targets.get(rt);
+      if (!targets) this.targets.set(rt, (targets = new Map()));
+      let target = targets.get(method);
+      if (!target) {
+        const graph = rt.method(method);
+        if (!graph) {
+          throw new ServingError(
+            'E_UNKNOWN_METHOD',
+            `servable '${rt.name}' has no method ${JSON.stringify(method)} (methods: ${rt.methodNames().join(', ')})`,
+          );
+        }
+        target = new ResolvedMethod(this.recorder, rt, graph);
+        targets.set(method, target);
+      }
+      return target;
+    } catch (err) {
+      this.refused(err, servable, method, versionNumber, context, 0);
+      throw err;
+    }
+  }
+
+  /**
    * Runs a method on instances; resolves with each instance's outcome (outputs or error).
    * Whole-request problems (unknown servable/method/version, zero instances, overload,
    * deadline) reject.
    */
   inferEach(servable: string, method: string, instances: readonly unknown[], options: EngineInferOptions = {}): Promise<InstanceOutcome[]> {
-    let rt: ServableRuntime;
+    let target: MethodTarget;
     try {
-      if (this.draining) throw new ServingError('E_STOPPED', 'the server is draining and takes no new requests');
-      rt = this.runtime(servable, options.versionNumber ?? 0);
+      target = this.lookup(servable, method, options.versionNumber ?? 0, NOT_RECORDED);
     } catch (err) {
-      const code = (err as ServingError).code ?? 'E_INTERNAL';
-      // Unknown names are not used as label values: clients could grow the label set at will.
-      this.metrics?.request('', '', '', options.transport ?? 'engine', 0, code);
-      this.requestLog?.({ requestId: options.requestId, servable, method, version: options.versionNumber, transport: options.transport ?? 'engine', instances: Array.isArray(instances) ? instances.length : 0, code, ms: 0 });
+      this.refused(err, servable, method, options.versionNumber, options, Array.isArray(instances) ? instances.length : 0);
       return Promise.reject(err);
     }
-    const work = rt.inferEach(method, instances, options);
-    const metrics = this.metrics;
-    const requestLog = this.requestLog;
-    if (!metrics && !requestLog) return work;
-    const started = performance.now();
-    const known = rt.hasMethod(method) ? method : '';
-    const transport = options.transport ?? 'engine';
-    const record = (code: string | undefined): void => {
-      const seconds = (performance.now() - started) / 1000;
-      metrics?.request(rt.name, known, rt.version, transport, seconds, code);
-      requestLog?.({ requestId: options.requestId, servable: rt.name, method, version: rt.version, transport, instances: instances.length, code, ms: seconds * 1000 });
-    };
-    return work.then(
-      (outcomes) => {
-        const failed = outcomes.find((o) => o instanceof ServingError) as ServingError | undefined;
-        record(failed?.code);
-        return outcomes;
-      },
-      (err: unknown) => {
-        record((err as ServingError).code ?? 'E_INTERNAL');
-        throw err;
-      },
-    );
+    return target.inferEach(instances, options);
   }
 
   /** Like `inferEach`, but rejects with InstanceErrors when any instance failed. */
@@ -267,12 +312,22 @@ export class ServingServer {
     return outcomes as Instance[];
   }
 
+  /** Counts and logs a request refused before it reached a runtime. */
+  private refused(err: unknown, servable: string, method: string, version: number | undefined, context: LookupContext, instances: number): void {
+    if (context === NOT_RECORDED) return;
+    const code = (err as ServingError).code ?? 'E_INTERNAL';
+    const transport = context.transport ?? 'engine';
+    // Unknown names are not used as label values: clients could grow the label set at will.
+    this.metrics?.request('', '', '', transport, 0, code);
+    this.requestLog?.({ requestId: context.requestId, servable, method, version, transport, instances, code, ms: 0 });
+  }
+
   /** Loaded servables, their versions and methods. */
   describe(): ServableInfo[] {
     return [...this.servables.entries()].map(([name, versions]) => ({
       name,
       versions: [...versions.keys()].sort((a, b) => a - b),
-      methods: versions.get(Math.max(...versions.keys()))!.describe(),
+      methods: this.runtime(name).describe(),
     }));
   }
 
@@ -288,25 +343,11 @@ export class ServingServer {
   }
 
   /**
-   * Starts the REST transport (MindSpore RESTful protocol, msgpack, /healthz, /readyz,
-   * /metrics) on `host:port` or `unix:/path`. It stops with `stop()`/`drain()`.
+   * Hands a started listener (a transport's server) to the engine: `stop()` and `drain()` close
+   * it first, so no new request arrives while servables stop.
    */
-  async startRestfulServer(address: string, options?: RestServerOptions): Promise<RestServer> {
-    const rest = await import('../transports/rest/server.js');
-    const listener = await rest.startRestfulServer(this, address, options);
+  attachListener(listener: Listener): void {
     this.listeners.push(listener);
-    return listener;
-  }
-
-  /**
-   * Starts the gRPC transport (MindSpore-compatible `MSService.Predict` and our streaming
-   * `actorserve.v1` service) on `host:port` or `unix:/path`. It stops with `stop()`/`drain()`.
-   */
-  async startGrpcServer(address: string, options?: GrpcServerOptions): Promise<GrpcServer> {
-    const grpc = await import('../transports/grpc/server.js');
-    const listener = await grpc.startGrpcServer(this, address, options);
-    this.listeners.push(listener);
-    return listener;
   }
 
   /** Requests admitted and not yet answered, over every servable. */
@@ -351,7 +392,68 @@ export class ServingServer {
   }
 }
 
-/** A new, independent server (tests, or several engines in one process). */
-export function createServer(): ServingServer {
-  return new ServingServer();
+function stoppedError(): ServingError {
+  return new ServingError('E_STOPPED', 'the server is draining and takes no new requests');
+}
+
+/** Something that serves requests to the engine and can be closed (a transport's server). */
+export interface Listener {
+  close(): Promise<void>;
+}
+
+/** The lookup inside `inferEach` does not count a refusal itself: `inferEach` knows the instance count. */
+const NOT_RECORDED: LookupContext = Object.freeze({});
+
+interface RequestRecorder {
+  draining(): boolean;
+  metrics(): ServingMetrics | undefined;
+  requestLog(): ((entry: RequestLogEntry) => void) | undefined;
+}
+
+/** A target bound to its runtime and method graph; counts what it runs. */
+class ResolvedMethod implements MethodTarget {
+  readonly servable: string;
+  readonly version: number;
+  readonly info: MethodInfo;
+
+  constructor(
+    private readonly recorder: RequestRecorder,
+    private readonly rt: ServableRuntime,
+    private readonly graph: MethodGraph,
+  ) {
+    this.servable = rt.name;
+    this.version = rt.version;
+    this.info = rt.describeMethod(graph);
+  }
+
+  inferEach(instances: readonly unknown[], options: TargetInferOptions = {}): Promise<InstanceOutcome[]> {
+    const transport = options.transport ?? 'engine';
+    const metrics = this.recorder.metrics();
+    const requestLog = this.recorder.requestLog();
+    const count = Array.isArray(instances) ? instances.length : 0;
+    let work: Promise<InstanceOutcome[]>;
+    if (this.recorder.draining()) {
+      work = Promise.reject(stoppedError());
+    } else {
+      work = this.rt.inferEach(this.graph, instances, options);
+      if (!metrics && !requestLog) return work;
+    }
+    const started = performance.now();
+    const record = (code: string | undefined): void => {
+      const seconds = (performance.now() - started) / 1000;
+      metrics?.request(this.servable, this.info.name, this.version, transport, seconds, code);
+      requestLog?.({ requestId: options.requestId, servable: this.servable, method: this.info.name, version: this.version, transport, instances: count, code, ms: seconds * 1000 });
+    };
+    return work.then(
+      (outcomes) => {
+        const failed = outcomes.find((o) => o instanceof ServingError) as ServingError | undefined;
+        record(failed?.code);
+        return outcomes;
+      },
+      (err: unknown) => {
+        record((err as ServingError).code ?? 'E_INTERNAL');
+        throw err;
+      },
+    );
+  }
 }
