@@ -21,6 +21,7 @@ import {
   list,
   number,
   object,
+  omitFields,
   oneOf,
   path as pathField,
   string,
@@ -35,20 +36,15 @@ export const DEFAULT_GRPC_ADDRESS = '127.0.0.1:5500';
 
 export class ConfigError extends Error {}
 
-/** One entry of `servables`: ServableStartConfig's options, with MindSpore-style names for a file. */
+/**
+ * One entry of `servables`: ServableStartConfig's options (a new one is a key here at once), with
+ * MindSpore-style names for a file: `name`, `version`, and `decKeyFile` for the key's bytes.
+ */
 export const SERVABLE_ENTRY_OPTIONS = {
   name: START.servableName,
   version: START.versionNumber,
-  deviceIds: START.deviceIds,
-  deviceType: START.deviceType,
-  numParallelWorkers: START.numParallelWorkers,
-  intraOpThreads: START.intraOpThreads,
-  maxQueuedRequests: START.maxQueuedRequests,
-  defaultDeadlineMs: START.defaultDeadlineMs,
-  actorMaxOldGenerationMb: START.actorMaxOldGenerationMb,
+  ...omitFields(START, 'servableDirectory', 'servableName', 'versionNumber', 'decKey'),
   decKeyFile: pathField({ doc: 'file holding the key of encrypted model files (16, 24 or 32 bytes)' }),
-  decMode: START.decMode,
-  batching: START.batching,
 } as const;
 
 /**

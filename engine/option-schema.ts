@@ -121,6 +121,11 @@ export const list = <F extends Field, const O extends Common & { single?: boolea
 export const object = <S extends Fields, const O extends Common & { default?: OptionsIn<S> }>(fields: S, o: O): ObjectField<S> & O => ({ kind: 'object', fields, ...o });
 export const map = <F extends Field, const O extends Common & { default?: Readonly<Record<string, InOf<F>>> }>(of: F, o: O): MapField<F> & O => ({ kind: 'map', of, ...o });
 
+/** A schema without some of its fields (a surface built from another's, minus what it names otherwise). */
+export function omitFields<S extends Fields, K extends keyof S & string>(fields: S, ...keys: readonly K[]): Omit<S, K> {
+  return Object.fromEntries(Object.entries(fields).filter(([key]) => !(keys as readonly string[]).includes(key))) as Omit<S, K>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Types derived from a schema
 
