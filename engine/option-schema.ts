@@ -416,6 +416,6 @@ export function parseText(field: Field, text: string): unknown {
 /** A default as --help and docs write it (`0,1`, `30000`, `text`), or undefined when there is none. */
 export function defaultText(field: Field): string | undefined {
   const d: unknown = field.default;
-  if (d === undefined || d === null) return undefined;
-  return Array.isArray(d) ? d.join(',') : typeof d === 'object' ? undefined : String(d);
+  if (Array.isArray(d)) return d.join(',');
+  return typeof d === 'number' || typeof d === 'string' || typeof d === 'boolean' ? String(d) : undefined;
 }

@@ -36,14 +36,16 @@ const DEMO = {
 
 /** The problem `checkOptions` reports for `input`, or undefined when it passes. */
 function problemOf(input: unknown): OptionProblem | undefined {
+  let problem: OptionProblem | undefined;
   try {
     checkOptions(DEMO, input, (p) => {
-      throw p;
+      problem = p;
+      throw new Error('stop at the first problem');
     });
-    return undefined;
-  } catch (p) {
-    return p as OptionProblem;
+  } catch {
+    // `problem` holds it
   }
+  return problem;
 }
 const library = (input: unknown): string | undefined => {
   const p = problemOf(input);
