@@ -1,193 +1,104 @@
 /**
- * The `actorserve serve` configuration: a JSON or YAML file, validated against the schema
- * below (an unknown or misspelled key is an error that names it and suggests the closest
- * known key), then overridden by command-line flags. docs/configuration.md documents it.
+ * The `actorserve serve` configuration: a JSON or YAML file and command-line flags over it.
+ * Its schema is composed from the option schemas of what it starts (engine/start-config.ts,
+ * transports/rest/options.ts, transports/grpc/options.ts), so each limit, default and doc is
+ * written once; an unknown or misspelled key is an error naming its path and the closest known
+ * key. docs/configuration.md documents it.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import {
+  type Field,
+  type Fields,
+  type OptionFailure,
+  type OptionsIn,
+  type OptionsOut,
+  boolean,
+  checkFileOptions,
+  checkOptions,
+  fileMessage,
+  list,
+  number,
+  object,
+  omitFields,
+  oneOf,
+  path as pathField,
+  string,
+} from '../engine/option-schema.js';
+import { SERVABLE_START_OPTIONS as START } from '../engine/start-config.js';
+import { SSL_CONFIG_OPTIONS } from '../transports/server-options.js';
+import { REST_SERVER_OPTIONS } from '../transports/rest/options.js';
+import { GRPC_SERVER_OPTIONS } from '../transports/grpc/options.js';
 
-export interface SslEntry {
-  readonly certificate: string;
-  readonly privateKey: string;
-  readonly customCa?: string;
-  readonly verifyClient?: boolean;
-}
-
-export interface ListenerEntry {
-  readonly address: string;
-  readonly maxMsgMbSize?: number;
-  readonly ssl?: SslEntry;
-}
-
-export interface BatchingEntry {
-  readonly maxBatchSize?: number;
-  readonly maxQueueDelayMs?: number;
-}
-
-export interface ServableEntry {
-  readonly name: string;
-  readonly version?: number;
-  readonly deviceIds?: readonly number[];
-  readonly deviceType?: string;
-  readonly numParallelWorkers?: number;
-  readonly intraOpThreads?: number;
-  readonly maxQueuedRequests?: number;
-  readonly defaultDeadlineMs?: number;
-  readonly decKeyFile?: string;
-  readonly decMode?: 'AES-GCM' | 'AES-CBC';
-  readonly batching?: Readonly<Record<string, BatchingEntry>>;
-}
-
-export interface ServeConfig {
-  readonly servableDirectory?: string;
-  readonly servables?: readonly ServableEntry[];
-  readonly rest?: ListenerEntry | null;
-  readonly grpc?: ListenerEntry | null;
-  readonly log?: { readonly format?: 'text' | 'json'; readonly level?: 'debug' | 'info' | 'warn' | 'error'; readonly accessLog?: boolean };
-  readonly drainTimeoutMs?: number;
-  readonly watchVersionsMs?: number;
-}
+export const DEFAULT_REST_ADDRESS = '127.0.0.1:1500';
+export const DEFAULT_GRPC_ADDRESS = '127.0.0.1:5500';
 
 export class ConfigError extends Error {}
 
-// ---------------------------------------------------------------------------------------------
-// A small schema language: enough for this file, with precise paths in messages.
+/**
+ * One entry of `servables`: ServableStartConfig's options (a new one is a key here at once), with
+ * MindSpore-style names for a file: `name`, `version`, and `decKeyFile` for the key's bytes.
+ */
+export const SERVABLE_ENTRY_OPTIONS = {
+  name: START.servableName,
+  version: START.versionNumber,
+  ...omitFields(START, 'servableDirectory', 'servableName', 'versionNumber', 'decKey'),
+  decKeyFile: pathField({ doc: 'file holding the key of encrypted model files (16, 24 or 32 bytes)' }),
+} as const;
 
-type Schema =
-  | { readonly kind: 'string'; readonly enum?: readonly string[] }
-  | { readonly kind: 'int'; readonly min?: number; readonly max?: number }
-  | { readonly kind: 'number'; readonly min?: number }
-  | { readonly kind: 'boolean' }
-  | { readonly kind: 'array'; readonly of: Schema }
-  | { readonly kind: 'object'; readonly fields: Readonly<Record<string, Schema>>; readonly required?: readonly string[]; readonly nullable?: boolean }
-  | { readonly kind: 'map'; readonly of: Schema };
-
-const str = (values?: readonly string[]): Schema => ({ kind: 'string', ...(values ? { enum: values } : {}) });
-const int = (min?: number, max?: number): Schema => ({ kind: 'int', ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}) });
-const num = (min?: number): Schema => ({ kind: 'number', ...(min !== undefined ? { min } : {}) });
-const bool: Schema = { kind: 'boolean' };
-
-const SSL: Schema = {
-  kind: 'object',
-  fields: { certificate: str(), privateKey: str(), customCa: str(), verifyClient: bool },
-  required: ['certificate', 'privateKey'],
-};
-const LISTENER: Schema = {
-  kind: 'object',
-  nullable: true,
-  fields: { address: str(), maxMsgMbSize: num(0), ssl: SSL },
-  required: ['address'],
-};
-export const CONFIG_SCHEMA: Schema = {
-  kind: 'object',
-  fields: {
-    servableDirectory: str(),
-    servables: {
-      kind: 'array',
-      of: {
-        kind: 'object',
-        required: ['name'],
-        fields: {
-          name: str(),
-          version: int(0),
-          deviceIds: { kind: 'array', of: int(0) },
-          deviceType: str(['cpu', 'cuda', 'gpu', 'CPU', 'CUDA', 'GPU']),
-          numParallelWorkers: int(0, 64),
-          intraOpThreads: int(1, 256),
-          maxQueuedRequests: int(1),
-          defaultDeadlineMs: num(0),
-          decKeyFile: str(),
-          decMode: str(['AES-GCM', 'AES-CBC']),
-          batching: { kind: 'map', of: { kind: 'object', fields: { maxBatchSize: int(1), maxQueueDelayMs: num(0) } } },
-        },
-      },
+/**
+ * A transport's config entry: its address, TLS files under `ssl`, and every data option of its
+ * server (hooks such as `parseInstances` are library-only). `null` turns the transport off.
+ */
+function listener<S extends Fields & { readonly sslConfig: Field }>(server: S, defaultAddress: string) {
+  const data = Object.fromEntries(Object.entries(server).filter(([key, f]) => key !== 'sslConfig' && f.kind !== 'function')) as Omit<S, 'sslConfig' | 'parseInstances'>;
+  return object(
+    {
+      address: string({ default: defaultAddress, doc: 'host:port, [::1]:port, or unix:/path' }),
+      ssl: object(SSL_CONFIG_OPTIONS, { doc: 'TLS: certificate, privateKey, customCa, verifyClient (mutual TLS)' }),
+      ...data,
     },
-    rest: LISTENER,
-    grpc: LISTENER,
-    log: { kind: 'object', fields: { format: str(['text', 'json']), level: str(['debug', 'info', 'warn', 'error']), accessLog: bool } },
-    drainTimeoutMs: num(0),
-    watchVersionsMs: num(0),
-  },
-};
-
-function typeName(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v;
+    // absent = on, at the default address: every key of a listener has a default or is optional
+    { nullable: 'kept', default: {} as never, doc: 'null turns it off' },
+  );
 }
 
-function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
-}
+export const LOG_OPTIONS = {
+  format: oneOf<'text' | 'json'>()({ values: ['text', 'json'], default: 'text', doc: 'log line format' }),
+  level: oneOf<'debug' | 'info' | 'warn' | 'error'>()({ values: ['debug', 'info', 'warn', 'error'], default: 'info', doc: 'lowest level logged' }),
+  accessLog: boolean({ default: false, doc: 'log every request (with its request id)' }),
+} as const;
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
+export const SERVE_CONFIG_OPTIONS = {
+  servableDirectory: pathField({ doc: 'folder of servable folders' }),
+  servables: list(object(SERVABLE_ENTRY_OPTIONS, { doc: 'a servable to start' }), { doc: 'servables to start' }),
+  rest: listener(REST_SERVER_OPTIONS, DEFAULT_REST_ADDRESS),
+  grpc: listener(GRPC_SERVER_OPTIONS, DEFAULT_GRPC_ADDRESS),
+  log: object(LOG_OPTIONS, { default: {}, doc: 'logging' }),
+  drainTimeoutMs: number({ min: 0, default: 30_000, doc: 'how long a stop waits for in-flight work' }),
+  watchVersionsMs: number({ min: 0, default: 0, doc: 'poll for new version folders every N ms and hot-load them; 0 = off' }),
+} as const;
 
-/** Checks `value` against `schema`; throws a ConfigError naming the path of the first problem. */
-export function validate(value: unknown, schema: Schema, where = 'config'): void {
-  const fail = (message: string): never => {
-    throw new ConfigError(`${where}: ${message}`);
+/** A config file's content, checked (defaults are applied after flags are merged in). */
+export type ServeConfig = OptionsIn<typeof SERVE_CONFIG_OPTIONS>;
+export type ServableEntry = OptionsIn<typeof SERVABLE_ENTRY_OPTIONS>;
+export type ListenerEntry = Exclude<ServeConfig['rest'], null | undefined>;
+
+/** Config problems as ConfigErrors (exit code 2), worded from `root` (`config.servables[0]: ...`). */
+export function configFailure(root = 'config'): OptionFailure {
+  return (p) => {
+    throw new ConfigError(fileMessage(root, p));
   };
-  switch (schema.kind) {
-    case 'string':
-      if (typeof value !== 'string') fail(`expected a string, got ${typeName(value)}`);
-      if (schema.enum && !schema.enum.includes(value as string)) fail(`'${value}' is not one of ${schema.enum.join(', ')}`);
-      return;
-    case 'int':
-      if (typeof value !== 'number' || !Number.isInteger(value)) fail(`expected an integer, got ${typeName(value)} ${JSON.stringify(value)}`);
-      if (schema.min !== undefined && (value as number) < schema.min) fail(`must be >= ${schema.min}`);
-      if (schema.max !== undefined && (value as number) > schema.max) fail(`must be <= ${schema.max}`);
-      return;
-    case 'number':
-      if (typeof value !== 'number' || !Number.isFinite(value)) fail(`expected a number, got ${typeName(value)}`);
-      if (schema.min !== undefined && (value as number) < schema.min) fail(`must be >= ${schema.min}`);
-      return;
-    case 'boolean':
-      if (typeof value !== 'boolean') fail(`expected true or false, got ${typeName(value)}`);
-      return;
-    case 'array':
-      if (!Array.isArray(value)) fail(`expected a list, got ${typeName(value)}`);
-      (value as unknown[]).forEach((v, i) => validate(v, schema.of, `${where}[${i}]`));
-      return;
-    case 'map':
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`expected a mapping, got ${typeName(value)}`);
-      for (const [k, v] of Object.entries(value as object)) validate(v, schema.of, `${where}['${k}']`);
-      return;
-    case 'object': {
-      if (value === null && schema.nullable) return;
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`expected a mapping, got ${typeName(value)}`);
-      const known = Object.keys(schema.fields);
-      for (const [k, v] of Object.entries(value as object)) {
-        if (!Object.hasOwn(schema.fields, k)) {
-          const guess = closest(k, known);
-          fail(`unknown key '${k}'${guess ? ` (did you mean '${guess}'?)` : ` (known keys: ${known.join(', ')})`}`);
-        }
-        validate(v, schema.fields[k]!, `${where}.${k}`);
-      }
-      for (const r of schema.required ?? []) if (!Object.hasOwn(value as object, r)) fail(`missing required key '${r}'`);
-      return;
-    }
-  }
+}
+
+/** The config with every default filled in: what `serve` runs with, after flags are written over the file. */
+export function resolveServeConfig(config: ServeConfig): OptionsOut<typeof SERVE_CONFIG_OPTIONS> {
+  return checkOptions(SERVE_CONFIG_OPTIONS, config, configFailure());
 }
 
 /**
- * Reads and validates a config file (`.json`, `.yaml` or `.yml`). Relative paths inside it
+ * Reads and checks a config file (`.json`, `.yaml` or `.yml`). Relative paths inside it
  * (servableDirectory, key and certificate files) are resolved against the file's folder.
  */
 export async function loadConfigFile(file: string): Promise<ServeConfig> {
@@ -197,27 +108,13 @@ export async function loadConfigFile(file: string): Promise<ServeConfig> {
   } catch (err) {
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
+  const yaml = /\.ya?ml$/i.test(file);
   let value: unknown;
   try {
-    value = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+    value = yaml ? parseYaml(text) : JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`config file ${file} is not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
+    throw new ConfigError(`config file ${file} is not valid ${yaml ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
   }
-  validate(value ?? {}, CONFIG_SCHEMA);
-  return resolvePaths((value ?? {}) as ServeConfig, path.dirname(path.resolve(file)));
-}
-
-function resolvePaths(config: ServeConfig, base: string): ServeConfig {
-  const abs = (p: string | undefined): string | undefined => (p === undefined ? undefined : path.resolve(base, p));
-  const listener = (l: ListenerEntry | null | undefined): ListenerEntry | null | undefined =>
-    l && l.ssl
-      ? { ...l, ssl: { ...l.ssl, certificate: abs(l.ssl.certificate)!, privateKey: abs(l.ssl.privateKey)!, ...(l.ssl.customCa ? { customCa: abs(l.ssl.customCa)! } : {}) } }
-      : l;
-  return {
-    ...config,
-    ...(config.servableDirectory !== undefined ? { servableDirectory: abs(config.servableDirectory)! } : {}),
-    ...(config.servables ? { servables: config.servables.map((s) => (s.decKeyFile ? { ...s, decKeyFile: abs(s.decKeyFile)! } : s)) } : {}),
-    ...(config.rest !== undefined ? { rest: listener(config.rest) } : {}),
-    ...(config.grpc !== undefined ? { grpc: listener(config.grpc) } : {}),
-  };
+  const base = path.dirname(path.resolve(file));
+  return checkFileOptions(SERVE_CONFIG_OPTIONS, value, configFailure(), (p) => path.resolve(base, p));
 }

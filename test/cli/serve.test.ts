@@ -7,6 +7,8 @@ import path from 'node:path';
 import { servableFixture } from '../helpers/fixtures.js';
 import { REST_LISTENING, runCli as run } from '../helpers/cli.js';
 import { Client } from '../../dist/transports/grpc/client.js';
+import { ServingServer } from '../../dist/index.js';
+import { SERVABLE_START_OPTIONS } from '../../dist/engine/start-config.js';
 
 const SEED = JSON.stringify({ instances: { x1: [[1.0, 1.0], [1.0, 1.0]], x2: [[1.0, 1.0], [1.0, 1.0]] } });
 
@@ -55,6 +57,7 @@ t.test('SIGTERM under load: every accepted request gets its reply or an explicit
   stop = true;
   await Promise.all(loops);
   t.ok(outcomes.ok > 0, `${outcomes.ok} answered before the drain`);
+  t.notMatch(p.output(), /gRPC server listening/, '--no-grpc: no gRPC server');
   t.same(outcomes.other, [], 'no reply was lost or malformed');
   const lines = p.output().trim().split('\n').filter((l) => l.startsWith('{'));
   t.ok(lines.length > 0 && lines.every((l) => typeof JSON.parse(l).msg === 'string'), 'json log lines');
@@ -89,4 +92,46 @@ t.test('bad flags, bad config, unknown commands, busy ports exit non-zero with a
   const f = run(['serve', '--servables', 'add', '--no-grpc', '--rest-address', `127.0.0.1:${port}`]);
   t.equal(await f.exited, 1);
   t.match(f.output(), new RegExp(`actorserve: .*127\\.0\\.0\\.1:${port}`));
+});
+
+t.test('a limit written once reads the same from a flag, the config file and the library', async (t) => {
+  const fx = servableFixture('cli-limits');
+  t.teardown(() => fx.remove());
+  const flag = run(['serve', '--max-msg-mb', '513']);
+  t.equal(await flag.exited, 2);
+  const config = path.join(fx.dir, 'big.yaml');
+  writeFileSync(config, 'grpc:\n  maxMsgMbSize: 513\n');
+  const file = run(['serve', '--config', config]);
+  t.equal(await file.exited, 2);
+  const server = new ServingServer();
+  server.log = () => undefined;
+  t.teardown(() => server.stop());
+  const library = ((await server.startRestfulServer('127.0.0.1:0', { maxMsgMbSize: 513 }).catch((e: unknown) => e)) as Error).message;
+
+  const phrase = 'must be a number in (0, 512], got 513';
+  t.match(flag.output(), `actorserve: --max-msg-mb ${phrase}\n`);
+  t.match(file.output(), `actorserve: config.grpc.maxMsgMbSize: ${phrase}\n`);
+  t.equal(library, `RESTful server options: maxMsgMbSize ${phrase}`);
+});
+
+t.test('unknown flags and config keys are refused with the closest known one', async (t) => {
+  const flag = run(['serve', '--max-msg-mbs', '5']);
+  t.equal(await flag.exited, 2);
+  t.match(flag.output(), "actorserve: Unknown option '--max-msg-mbs' (did you mean '--max-msg-mb'?)");
+  const fx = servableFixture('cli-keys');
+  t.teardown(() => fx.remove());
+  const config = path.join(fx.dir, 'typo.yaml');
+  writeFileSync(config, 'rest:\n  maxMsgMBSize: 5\n');
+  const file = run(['serve', '--config', config]);
+  t.equal(await file.exited, 2);
+  t.match(file.output(), "actorserve: config.rest: unknown key 'maxMsgMBSize' (did you mean 'maxMsgMbSize'?)");
+});
+
+t.test('--help comes from the schema: each flag shows its field\'s doc and default', async (t) => {
+  const help = run(['serve', '--help']);
+  t.equal(await help.exited, 0);
+  const intra = SERVABLE_START_OPTIONS.intraOpThreads;
+  t.match(help.output(), `--intra-op-threads N    ${intra.doc} (default: ${intra.default})\n`);
+  const ids = SERVABLE_START_OPTIONS.deviceIds;
+  t.match(help.output(), `--device-ids 0,1        ${ids.doc} (default: ${ids.default.join(',')})\n`);
 });

@@ -78,7 +78,7 @@ t.test('ServableStartConfig checks every field', async (t) => {
     [{ ...base, versionNumber: 1.5 }, /versionNumber/],
     [{ ...base, deviceType: 'ascend' }, /deviceType 'ascend' is not supported/],
     [{ ...base, deviceType: '' }, /deviceType must not be empty/],
-    [{ ...base, numParallelWorkers: 65 }, /numParallelWorkers must be in \[0, 64\]/],
+    [{ ...base, numParallelWorkers: 65 }, /numParallelWorkers must be an integer in \[0, 64\], got 65/],
     [{ ...base, decKey: new Uint8Array(15) }, /decKey must be 16, 24 or 32 bytes/],
     [{ ...base, decMode: 'AES-ECB' }, /decMode 'AES-ECB' is not supported/],
     [{ ...base, intraOpThreads: 0 }, /intraOpThreads/],

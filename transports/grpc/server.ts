@@ -28,7 +28,8 @@ import {
 } from '@grpc/grpc-js';
 import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
-import { type SSLConfig, type TlsPem, checkSslConfig } from '../ssl-config.js';
+import type { SSLConfig, TlsPem } from '../ssl-config.js';
+import { type GrpcServerOptions, type GrpcSettings, grpcSettings } from './options.js';
 import type { ServingEngine } from '../../facade/engine.js';
 import { type GrpcListenAddress, bindTarget, claimSocketPath, formatGrpcAddress, parseGrpcAddress } from './address.js';
 import { restrictSocketFile } from '../listen-address.js';
@@ -44,26 +45,7 @@ import {
   protos,
 } from './proto.js';
 
-export type { SSLConfig };
-
-export interface GrpcServerOptions {
-  /** TLS with these files; plaintext when absent. */
-  sslConfig?: SSLConfig;
-  /** Largest message in MiB, received and sent (default 100, MindSpore's; at most 512). */
-  maxMsgMbSize?: number;
-  /** HTTP/2 streams (calls) at once per connection (default 256). */
-  maxConcurrentStreams?: number;
-  /** Interval of keepalive pings to each client (default 300000 ms: 5 min). */
-  keepaliveTimeMs?: number;
-  /** How long a keepalive ping may wait for its ack before the connection is dropped (default 20000 ms). */
-  keepaliveTimeoutMs?: number;
-  /** A connection with no calls for this long is closed with GOAWAY; clients reconnect (default 1800000 ms: 30 min). */
-  maxConnectionIdleMs?: number;
-  /** Requests of one PredictStream in the engine at once; reading pauses beyond it (default 128). */
-  streamWindow?: number;
-  /** How long `close()` lets calls in flight finish before cutting them off (default 10000 ms). */
-  closeTimeoutMs?: number;
-}
+export type { SSLConfig, GrpcServerOptions };
 
 export interface GrpcServerStats extends StreamStats {
   unaryCalls: number;
@@ -85,59 +67,12 @@ export interface GrpcServer {
   close(): Promise<void>;
 }
 
-const MIB = 1024 * 1024;
-
-interface Settings {
-  readonly ssl: SSLConfig | undefined;
-  /** The TLS files' contents, read once by the start-up check. */
-  readonly pem: TlsPem | undefined;
-  readonly maxMsgBytes: number;
-  readonly maxConcurrentStreams: number;
-  readonly keepaliveTimeMs: number;
-  readonly keepaliveTimeoutMs: number;
-  readonly maxConnectionIdleMs: number;
-  readonly streamWindow: number;
-  readonly closeTimeoutMs: number;
-}
-
-const DEFAULTS = {
-  maxMsgMbSize: 100,
-  maxConcurrentStreams: 256,
-  keepaliveTimeMs: 300_000,
-  keepaliveTimeoutMs: 20_000,
-  maxConnectionIdleMs: 1_800_000,
-  streamWindow: 128,
-  closeTimeoutMs: 10_000,
-} as const;
-
 export async function startGrpcServer(engine: ServingEngine, address: string, options: GrpcServerOptions = {}): Promise<GrpcServer> {
   const listen = parseGrpcAddress(address);
-  const settings = checkOptions(options);
+  const settings = grpcSettings(options);
   const server = new GrpcJsServer(engine, listen, settings);
   await server.start();
   return server;
-}
-
-function checkOptions(o: GrpcServerOptions): Settings {
-  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `gRPC server options: ${message}`);
-  const mb = o.maxMsgMbSize ?? DEFAULTS.maxMsgMbSize;
-  if (typeof mb !== 'number' || !(mb > 0) || mb > 512) throw bad(`maxMsgMbSize must be a number in (0, 512], got ${mb}`);
-  const int = (name: keyof GrpcServerOptions, value: number, min: number, max = 2 ** 31 - 1): number => {
-    if (!Number.isInteger(value) || value < min || value > max) throw bad(`${name} must be an integer in [${min}, ${max}], got ${value}`);
-    return value;
-  };
-  const pem = o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'gRPC server') : undefined;
-  return {
-    ssl: o.sslConfig,
-    pem,
-    maxMsgBytes: Math.floor(mb * MIB),
-    maxConcurrentStreams: int('maxConcurrentStreams', o.maxConcurrentStreams ?? DEFAULTS.maxConcurrentStreams, 1),
-    keepaliveTimeMs: int('keepaliveTimeMs', o.keepaliveTimeMs ?? DEFAULTS.keepaliveTimeMs, 1000),
-    keepaliveTimeoutMs: int('keepaliveTimeoutMs', o.keepaliveTimeoutMs ?? DEFAULTS.keepaliveTimeoutMs, 100),
-    maxConnectionIdleMs: int('maxConnectionIdleMs', o.maxConnectionIdleMs ?? DEFAULTS.maxConnectionIdleMs, 1000),
-    streamWindow: int('streamWindow', o.streamWindow ?? DEFAULTS.streamWindow, 1, 1_000_000),
-    closeTimeoutMs: int('closeTimeoutMs', o.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs, 0),
-  };
 }
 
 function credentials(ssl: SSLConfig | undefined, pem: TlsPem | undefined): ServerCredentials {
@@ -173,7 +108,7 @@ class GrpcJsServer implements GrpcServer {
   constructor(
     private readonly engine: ServingEngine,
     private readonly listen: GrpcListenAddress,
-    private readonly settings: Settings,
+    private readonly settings: GrpcSettings,
   ) {
     this.server = new Server({
       'grpc.max_receive_message_length': settings.maxMsgBytes,

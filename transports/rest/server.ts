@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
-import { type SSLConfig, type TlsPem, checkSslConfig } from '../ssl-config.js';
+import type { SSLConfig } from '../ssl-config.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
 import type { ServingEngine } from '../../facade/engine.js';
 import { type ListenAddress, formatAddress, parseAddress } from './address.js';
@@ -22,33 +22,13 @@ import { claimSocketPath, restrictSocketFile } from '../listen-address.js';
 import { requestIdOf } from '../request-id.js';
 import { readBody } from './body-reader.js';
 import { Exchange, JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
-import { type InstancesParser, encodeJsonError } from './json-codec.js';
+import { encodeJsonError } from './json-codec.js';
+import { type RestServerOptions, type RestSettings, restSettings } from './options.js';
 import { errorReply, predict } from './predict.js';
 import { route } from './router.js';
 import { TLS12_CIPHERS, TlsFront } from './tls-front.js';
 
-export type { SSLConfig };
-
-export interface RestServerOptions {
-  /** HTTPS with these files; plain HTTP when absent. */
-  sslConfig?: SSLConfig;
-  /** Largest request body in MiB (default 100, MindSpore's; at most 512). Larger bodies get 413. */
-  maxMsgMbSize?: number;
-  /** Largest request body in bytes; overrides `maxMsgMbSize` (tests use it for exact limits). */
-  maxBodyBytes?: number;
-  /** Largest request line + headers in bytes (default 16 KiB); larger requests get 431. */
-  maxHeaderBytes?: number;
-  /** How long `close()` waits for requests in flight before cutting them off (default 10000 ms). */
-  closeTimeoutMs?: number;
-  /** A request body must arrive completely within this time (default 60000 ms), else 408. */
-  bodyTimeoutMs?: number;
-  /**
-   * Step 1 of JSON decoding, body → ParsedRequest (default: native/index.ts `parseInstances`,
-   * the C++ addon or its JS twin). A replacement must keep that contract; a plain Error it
-   * throws becomes a 400 with its message.
-   */
-  parseInstances?: InstancesParser;
-}
+export type { SSLConfig, RestServerOptions };
 
 export interface RestServer {
   /** The address served, with the port actually bound: `127.0.0.1:1500`, `[::1]:1500`, `unix:/path`. */
@@ -62,46 +42,15 @@ export interface RestServer {
 /** uWS apps have `close()` (closes the listen sockets and every connection); its typings omit it. */
 type App = TemplatedApp & { close(): void };
 
-const MIB = 1024 * 1024;
-const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
-const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
-const DEFAULT_BODY_TIMEOUT_MS = 60_000;
 const MSGPACK_RE = /^application\/(?:x-|vnd\.)?msgpack\b/i;
 const ACCEPT_MSGPACK_RE = /\bapplication\/(?:x-|vnd\.)?msgpack\b/i;
 
 export async function startRestfulServer(engine: ServingEngine, address: string, options: RestServerOptions = {}): Promise<RestServer> {
   const listen = parseAddress(address);
-  const settings = checkOptions(options);
+  const settings = restSettings(options);
   const server = new UwsRestServer(engine, listen, settings);
   await server.start();
   return server;
-}
-
-interface Settings {
-  readonly ssl: SSLConfig | undefined;
-  /** The TLS files' contents, read once by the start-up check (uWS reads the files itself). */
-  readonly pem: TlsPem | undefined;
-  readonly bodyLimit: number;
-  readonly maxHeaderBytes: number;
-  readonly closeTimeoutMs: number;
-  readonly bodyTimeoutMs: number;
-  readonly parseInstances: InstancesParser | undefined;
-}
-
-function checkOptions(o: RestServerOptions): Settings {
-  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `RESTful server options: ${message}`);
-  const mb = o.maxMsgMbSize ?? 100;
-  if (typeof mb !== 'number' || !(mb > 0) || mb > 512) throw bad(`maxMsgMbSize must be a number in (0, 512], got ${mb}`);
-  const bodyLimit = o.maxBodyBytes ?? Math.floor(mb * MIB);
-  if (!Number.isSafeInteger(bodyLimit) || bodyLimit < 0 || bodyLimit > 512 * MIB) throw bad(`maxBodyBytes must be an integer in [0, 512 MiB], got ${bodyLimit}`);
-  const maxHeaderBytes = o.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
-  if (!Number.isSafeInteger(maxHeaderBytes) || maxHeaderBytes < 256) throw bad(`maxHeaderBytes must be an integer >= 256, got ${maxHeaderBytes}`);
-  const closeTimeoutMs = o.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-  if (!(closeTimeoutMs >= 0) || !Number.isFinite(closeTimeoutMs)) throw bad(`closeTimeoutMs must be a number >= 0, got ${closeTimeoutMs}`);
-  const bodyTimeoutMs = o.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
-  if (!(bodyTimeoutMs > 0) || !Number.isFinite(bodyTimeoutMs)) throw bad(`bodyTimeoutMs must be a positive number, got ${bodyTimeoutMs}`);
-  const pem = o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'RESTful server') : undefined;
-  return { ssl: o.sslConfig, pem, bodyLimit, maxHeaderBytes, closeTimeoutMs, bodyTimeoutMs, parseInstances: o.parseInstances };
 }
 
 class UwsRestServer implements RestServer {
@@ -121,7 +70,7 @@ class UwsRestServer implements RestServer {
   constructor(
     private readonly engine: ServingEngine,
     private readonly listen: ListenAddress,
-    private readonly settings: Settings,
+    private readonly settings: RestSettings,
   ) {
     const ssl = settings.ssl;
     if (ssl?.verifyClient) {
