@@ -105,7 +105,7 @@ export interface DeviceActorStats {
  */
 export interface DeviceControl {
   /** Creates every model's sessions. Rejects when a file cannot load or the versions differ. */
-  load(): LoadReply | Promise<LoadReply>;
+  load(): Promise<LoadReply>;
   health(): DeviceActorHealth;
   stats(): DeviceActorStats;
   /** Resolves once every batch up to run id `lastRunId` has been received and answered. */
