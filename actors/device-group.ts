@@ -105,7 +105,7 @@ export class DeviceGroup<D extends Device = Device> {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const m of this.members) clearTimeout(m.timer);
-    await Promise.all(this.members.map((m) => m.device?.stop()));
+    await Promise.all(this.devices().map((d) => d.stop()));
   }
 
   private spawn(m: Member<D>): D {

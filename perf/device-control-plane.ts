@@ -139,7 +139,8 @@ detached.detachControl();
 const handle = new DeviceHandle({ init, slots: 2, initialSlotBytes: 1024, events: { slotFreed: () => {}, died: () => {} } });
 await handle.ready;
 
-type Cell = { readonly name: string; readonly measure: () => Promise<{ result: LoadResult; note?: string }> };
+type Sample = { readonly result: LoadResult; readonly note?: string };
+type Cell = { readonly name: string; readonly measure: () => Promise<Sample> };
 const cells: Cell[] = [
   { name: 'bare data path, control port attached (idle)', measure: async () => ({ result: await closedLoop(() => attached.run(), { concurrency: 1, durationMs }) }) },
   { name: 'bare data path, control port detached', measure: async () => ({ result: await closedLoop(() => detached.run(), { concurrency: 1, durationMs }) }) },
@@ -162,15 +163,14 @@ const cells: Cell[] = [
   { name: 'control call: DeviceHandle.stats()', measure: async () => ({ result: await closedLoop(() => handle.stats(), { concurrency: 1, durationMs }) }) },
 ];
 
-const samples: { result: LoadResult; note?: string }[][] = cells.map(() => []);
+const measured = cells.map((cell) => ({ cell, samples: [] as Sample[] }));
 for (let r = 0; r < rounds; r++) {
-  for (const [k, cell] of cells.entries()) samples[k]!.push(await cell.measure());
+  for (const { cell, samples } of measured) samples.push(await cell.measure());
 }
 await Promise.all([attached.stop(), detached.stop(), handle.stop()]);
 
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-const rows = cells.map((cell, k) => {
-  const s = samples[k]!;
+const rows = measured.map(({ cell, samples: s }) => {
   return [
     cell.name,
     median(s.map((x) => x.result.rps)),
