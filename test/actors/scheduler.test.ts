@@ -226,3 +226,11 @@ t.test('tasks of requests that already ended are dropped before they reach a dev
   t.notOk(settled, 'dropped tasks are not answered again');
   t.equal(r.scheduler.stats.instances, 2);
 });
+
+t.test('a group whose device cannot load fails to start and stops the devices that did', async (t) => {
+  const fakes = fakeDevices((deviceId) => (deviceId === 1 ? { failLoad: 'broken.onnx is not a model' } : {}));
+  const group = new DeviceGroup<FakeDevice>({ label: 'servable fake', deviceIds: [0, 1], spawn: fakes.factory, onCapacity: () => {}, log: () => {} });
+  await t.rejects(group.start(), { code: 'E_LOAD_FAILED', message: 'device 1: broken.onnx is not a model' });
+  t.same(fakes.spawned.map((d) => d.state), ['dead', 'dead'], 'the device that loaded was stopped');
+  t.notOk(group.available, 'a group that failed to start is not available');
+});
