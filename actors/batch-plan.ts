@@ -8,7 +8,7 @@ import { type NumericArray, type NumericDType, isNumericDType } from '../engine/
 import { ServingError } from '../engine/errors.js';
 import type { ModelDeclaration } from '../engine/register.js';
 import { type Tensor, elementCount } from '../engine/tensor.js';
-import type { BatchInput, BatchOutput } from './device-handle.js';
+import type { BatchInput, BatchOutput } from './device.js';
 import type { GraphInfo, ValueInfo } from './protocol.js';
 
 interface InputPlan {

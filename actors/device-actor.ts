@@ -2,32 +2,45 @@
  * Device actor: the worker-thread entry. Owns one ONNX Runtime session per model subgraph,
  * created inside this thread, and runs batches described by the supervisor. Inputs are read
  * from, and outputs written to, the slot's SharedArrayBuffer; only descriptors travel in
- * messages.
+ * messages. Control calls (load, health, stats, drain, stop, crash) arrive through comlink on
+ * the control port of the start-up data (see protocol.ts).
  */
 import { readFile } from 'node:fs/promises';
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as ort from 'onnxruntime-node';
 import { type DType, type NumericDType, TYPED_ARRAY, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
 import { decryptModel, isEncryptedModel } from '../engine/model-crypto.js';
 import {
-  type DeviceActorInit,
-  type FromDevice,
+  DEVICE_PROTOCOL_VERSION,
+  type DeviceActorHealth,
+  type DeviceControl,
+  type DeviceThreadData,
   type GraphInfo,
+  type LoadReply,
+  type ResultMessage,
+  type RunErrorMessage,
   type RunMessage,
   type TensorRef,
   type ToDevice,
   type ValueInfo,
   align8,
+  protocolMismatch,
 } from './protocol.js';
 
-const init = workerData as DeviceActorInit;
-const port = parentPort!;
+const init = workerData as DeviceThreadData;
+if (!parentPort) throw new Error('device-actor.js is a worker thread entry');
+const port = parentPort;
+const startedAt = performance.now();
 const sessions: ort.InferenceSession[][] = [];
 const slotBuffers = new Map<number, SharedArrayBuffer>();
-
-function send(message: FromDevice, transfer?: readonly ArrayBuffer[]): void {
-  port.postMessage(message, transfer as ArrayBuffer[] | undefined);
-}
+let phase: DeviceActorHealth['phase'] = 'loading';
+let lastReceivedId = 0;
+let queuedBatches = 0;
+let batchesRun = 0;
+let batchesFailed = 0;
 
 function sessionOptions(): ort.InferenceSession.SessionOptions {
   return {
@@ -61,7 +74,9 @@ function valueInfo(meta: ort.InferenceSession.ValueMetadata, file: string): Valu
   return { name: meta.name, dtype, dims: meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : String(d))) };
 }
 
-async function load(): Promise<void> {
+async function load(): Promise<LoadReply> {
+  const mismatch = protocolMismatch(init.protocolVersion, DEVICE_PROTOCOL_VERSION);
+  if (mismatch) throw new Error(mismatch);
   const graphs: GraphInfo[][] = [];
   for (const model of init.models) {
     const subs: ort.InferenceSession[] = [];
@@ -82,7 +97,8 @@ async function load(): Promise<void> {
     sessions.push(subs);
     graphs.push(infos);
   }
-  send({ type: 'ready', graphs });
+  phase = 'ready';
+  return { protocolVersion: DEVICE_PROTOCOL_VERSION, graphs };
 }
 
 /**
@@ -156,26 +172,65 @@ async function run(msg: RunMessage): Promise<void> {
     return ref;
   });
   for (const t of outs) t.dispose();
-  send(grown ? { type: 'result', id: msg.id, buffer: grown, outputs } : { type: 'result', id: msg.id, outputs });
+  port.postMessage(
+    grown
+      ? ({ type: 'result', id: msg.id, buffer: grown, outputs } satisfies ResultMessage)
+      : ({ type: 'result', id: msg.id, outputs } satisfies ResultMessage),
+  );
 }
 
-port.on('message', (msg: ToDevice) => {
-  if (msg.type === 'crash') throw new Error('device actor crashed on request (fault injection)');
-  if (msg.type === 'stop') {
-    chain = chain.then(async () => {
+/** `drain` calls whose last batch has not arrived yet (the data port is not ordered with the control port). */
+const drains: { lastRunId: number; resolve: (done: Promise<void>) => void }[] = [];
+
+port.on('message', (batch: ToDevice) => {
+  lastReceivedId = batch.id;
+  queuedBatches++;
+  chain = chain.then(() =>
+    run(batch).then(
+      () => {
+        queuedBatches--;
+        batchesRun++;
+      },
+      (err: unknown) => {
+        queuedBatches--;
+        batchesFailed++;
+        port.postMessage({ type: 'run-error', id: batch.id, message: err instanceof Error ? err.message : String(err) } satisfies RunErrorMessage);
+      },
+    ),
+  );
+  if (drains.length > 0) {
+    for (const d of drains.filter((d) => d.lastRunId <= batch.id)) d.resolve(chain);
+    drains.splice(0, drains.length, ...drains.filter((d) => d.lastRunId > batch.id));
+  }
+});
+
+let loading: Promise<LoadReply> | undefined;
+let stopping: Promise<void> | undefined;
+
+const control = {
+  load: () => (loading ??= load()),
+  health: () => ({ phase, queuedBatches }),
+  stats: () => ({ batchesRun, batchesFailed, heapUsedBytes: getHeapStatistics().used_heap_size, uptimeMs: performance.now() - startedAt }),
+  drain(lastRunId: number): Promise<void> {
+    if (lastRunId <= lastReceivedId) return chain; // the chain holds every batch received
+    return new Promise<void>((resolve) => drains.push({ lastRunId, resolve }));
+  },
+  stop(): Promise<void> {
+    phase = 'stopping';
+    // After the batches already in the mailbox, never inside one; batches arriving later
+    // queue behind the exit and never run.
+    stopping ??= chain = chain.then(async () => {
       for (const subs of sessions) for (const s of subs) await s.release().catch(() => undefined);
       process.exit(0);
     });
-    return;
-  }
-  const batch: RunMessage = msg;
-  chain = chain.then(() =>
-    run(batch).catch((err: unknown) => {
-      send({ type: 'run-error', id: batch.id, message: err instanceof Error ? err.message : String(err) });
-    }),
-  );
-});
+    return stopping;
+  },
+  crash(): void {
+    // After the reply is posted, as an uncaught error of this thread (what a real crash is).
+    setImmediate(() => {
+      throw new Error('device actor crashed on request (fault injection)');
+    });
+  },
+} satisfies DeviceControl;
 
-load().catch((err: unknown) => {
-  send({ type: 'load-error', message: err instanceof Error ? err.message : String(err) });
-});
+Comlink.expose(control, nodeEndpoint(init.control));

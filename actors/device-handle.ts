@@ -1,28 +1,29 @@
 /**
- * Main-thread side of one device actor: starts the worker, waits for its models to load,
- * writes batches into slot buffers, and turns the actor's death into an explicit
- * E_ACTOR_DIED rejection of everything it had in flight.
+ * The local device kind: one device actor, a worker thread in this process. Starts the worker,
+ * loads its models over the control plane (comlink on a dedicated port), writes batches into
+ * slot buffers and reads results back on the worker's own port (the data path), and turns the
+ * actor's death into an explicit E_ACTOR_DIED rejection of everything it had in flight.
  */
-import { Worker } from 'node:worker_threads';
-import { type NumericArray, type NumericDType, TYPED_ARRAY } from '../engine/dtypes.js';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { type NumericDType, TYPED_ARRAY } from '../engine/dtypes.js';
 import { ServingError } from '../engine/errors.js';
-import { type DeviceActorInit, type FromDevice, type GraphInfo, type TensorRef, align8 } from './protocol.js';
-
-/** One model input of a batch: the instances' data in order (padding included), or strings. */
-export type BatchInput =
-  | { readonly dtype: NumericDType; readonly dims: readonly number[]; readonly parts: readonly NumericArray[] }
-  | { readonly dtype: 'string' | 'bytes'; readonly dims: readonly number[]; readonly strings: readonly Uint8Array[] };
-
-/** A batch output as the actor wrote it: a view on the slot buffer (valid until release) or strings. */
-export type BatchOutput =
-  | { readonly dtype: NumericDType; readonly dims: readonly number[]; readonly data: NumericArray }
-  | { readonly dtype: 'string'; readonly dims: readonly number[]; readonly strings: readonly Uint8Array[] };
-
-export interface BatchResult {
-  readonly outputs: readonly BatchOutput[];
-  /** Frees the slot; call once the outputs have been copied out. */
-  release(): void;
-}
+import type { BatchInput, BatchOutput, BatchResult, Device, DeviceEvents, DeviceFactory, DeviceState } from './device.js';
+import {
+  DEVICE_PROTOCOL_VERSION,
+  type DeviceActorHealth,
+  type DeviceActorInit,
+  type DeviceActorStats,
+  type DeviceControl,
+  type DeviceGraphs,
+  type DeviceThreadData,
+  type FromDevice,
+  type RunMessage,
+  type TensorRef,
+  align8,
+  protocolMismatch,
+} from './protocol.js';
 
 interface Slot {
   readonly index: number;
@@ -38,30 +39,42 @@ interface Pending {
   reject(err: ServingError): void;
 }
 
-export interface DeviceHandleOptions {
-  readonly init: DeviceActorInit;
+/** What every device actor of a group shares. */
+export interface LocalDeviceOptions {
+  readonly init: Omit<DeviceActorInit, 'deviceId' | 'protocolVersion'>;
   /** Batches in flight at once (one runs, the others wait in the actor's mailbox). */
   readonly slots: number;
   readonly initialSlotBytes: number;
   readonly resourceLimits?: { maxOldGenerationSizeMb?: number };
-  /** Called once when the actor stops for any reason other than `stop()`. */
-  readonly onDeath: (handle: DeviceHandle, reason: string) => void;
-  /** Called whenever a slot frees up. */
-  readonly onSlotFree: () => void;
+}
+
+export interface DeviceHandleOptions extends Omit<LocalDeviceOptions, 'init'> {
+  readonly init: DeviceActorInit;
+  readonly events: DeviceEvents;
+}
+
+/** The factory a DeviceGroup spawns worker-thread device actors with. */
+export function localDeviceFactory(options: LocalDeviceOptions): DeviceFactory<DeviceHandle> {
+  return (deviceId, events) =>
+    new DeviceHandle({ ...options, init: { ...options.init, deviceId, protocolVersion: DEVICE_PROTOCOL_VERSION }, events });
 }
 
 const ACTOR_ENTRY = new URL('./device-actor.js', import.meta.url);
 /** How long a stopping actor may take to finish its batches before its thread is terminated. */
 export const STOP_GRACE_MS = 10_000;
 
-export class DeviceHandle {
+export class DeviceHandle implements Device {
   readonly deviceId: number;
-  readonly ready: Promise<readonly (readonly GraphInfo[])[]>;
+  readonly ready: Promise<DeviceGraphs>;
   private readonly worker: Worker;
+  private readonly controlPort: MessagePort;
+  private readonly control: Comlink.Remote<DeviceControl>;
+  /** Rejecters of control calls awaiting an answer: the actor's exit answers them. */
+  private readonly controlCalls = new Set<(err: ServingError) => void>();
   private readonly slots: Slot[];
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  private state: 'starting' | 'ready' | 'dead' = 'starting';
+  private current: DeviceState = 'starting';
   private stopping = false;
   /** Batches this actor completed (for stats and the restart policy). */
   completed = 0;
@@ -74,29 +87,40 @@ export class DeviceHandle {
       shared: false,
       busy: false,
     }));
+    const channel = new MessageChannel();
+    this.controlPort = channel.port1;
+    this.control = Comlink.wrap<DeviceControl>(nodeEndpoint(channel.port1));
     this.worker = new Worker(ACTOR_ENTRY, {
-      workerData: options.init,
+      workerData: { ...options.init, control: channel.port2 } satisfies DeviceThreadData,
+      transferList: [channel.port2],
       execArgv: [],
       resourceLimits: options.resourceLimits,
       name: `actorserve-device-${options.init.deviceId}`,
     });
-    let settleReady!: { resolve: (g: readonly (readonly GraphInfo[])[]) => void; reject: (e: ServingError) => void };
+    let settleReady!: { resolve: (g: DeviceGraphs) => void; reject: (e: ServingError) => void };
     this.ready = new Promise((resolve, reject) => {
       settleReady = { resolve, reject };
     });
     this.ready.catch(() => undefined); // observed by the group; avoid unhandled rejections
+    const failLoad = (message: string): void => {
+      settleReady.reject(new ServingError('E_LOAD_FAILED', `device ${this.deviceId}: ${message}`));
+      this.stopping = true;
+      void this.worker.terminate(); // no session is running: safe
+    };
+    this.call((c) => c.load()).then(
+      (reply) => {
+        const mismatch = protocolMismatch(DEVICE_PROTOCOL_VERSION, reply.protocolVersion);
+        if (mismatch) return failLoad(mismatch);
+        this.current = 'ready';
+        settleReady.resolve(reply.graphs);
+      },
+      (err: Error) => {
+        if (this.current !== 'dead') failLoad(err.message); // a death rejects `ready` on exit
+      },
+    );
     let lastError = '';
     this.worker.on('message', (msg: FromDevice) => {
       switch (msg.type) {
-        case 'ready':
-          this.state = 'ready';
-          settleReady.resolve(msg.graphs);
-          break;
-        case 'load-error':
-          settleReady.reject(new ServingError('E_LOAD_FAILED', `device ${this.deviceId}: ${msg.message}`));
-          this.stopping = true;
-          void this.worker.terminate(); // no session is running: safe
-          break;
         case 'result':
           this.settle(msg.id, (p) => {
             if (msg.buffer) {
@@ -118,21 +142,25 @@ export class DeviceHandle {
       lastError = err.message;
     });
     this.worker.on('exit', (code) => {
-      const wasStarting = this.state === 'starting';
-      this.state = 'dead';
+      const wasStarting = this.current === 'starting';
+      this.current = 'dead';
+      this.controlPort.close();
       const reason = lastError || (this.stopping ? 'stopped' : `exited with code ${code}`);
       const err = new ServingError('E_ACTOR_DIED', `device actor ${this.deviceId} died while running the batch (${reason})`);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
+      const gone = new ServingError('E_ACTOR_DIED', `device actor ${this.deviceId} died (${reason})`);
+      for (const reject of this.controlCalls) reject(gone);
+      this.controlCalls.clear();
       if (wasStarting) {
         settleReady.reject(new ServingError('E_LOAD_FAILED', `device actor ${this.deviceId} died while loading (${reason})`));
       }
-      if (!this.stopping) this.options.onDeath(this, reason);
+      if (!this.stopping) this.options.events.died(reason);
     });
   }
 
-  get isReady(): boolean {
-    return this.state === 'ready';
+  get state(): DeviceState {
+    return this.current;
   }
 
   get outstanding(): number {
@@ -140,13 +168,13 @@ export class DeviceHandle {
   }
 
   hasFreeSlot(): boolean {
-    return this.state === 'ready' && this.slots.some((s) => !s.busy);
+    return this.current === 'ready' && this.slots.some((s) => !s.busy);
   }
 
   /** Sends one batch. Requires `hasFreeSlot()`. Rejects with E_ACTOR_DIED if the actor dies first. */
   run(model: number, subgraph: number, inputs: readonly BatchInput[]): Promise<BatchResult> {
     const slot = this.slots.find((s) => !s.busy);
-    if (!slot || this.state !== 'ready') {
+    if (!slot || this.current !== 'ready') {
       return Promise.reject(new ServingError('E_INTERNAL', `device actor ${this.deviceId} has no free slot`));
     }
     slot.busy = true;
@@ -179,8 +207,8 @@ export class DeviceHandle {
     });
     this.worker.postMessage(
       slot.shared
-        ? { type: 'run', id, slot: slot.index, model, subgraph, inputs: refs }
-        : { type: 'run', id, slot: slot.index, buffer: slot.buffer, model, subgraph, inputs: refs },
+        ? ({ type: 'run', id, slot: slot.index, model, subgraph, inputs: refs } satisfies RunMessage)
+        : ({ type: 'run', id, slot: slot.index, buffer: slot.buffer, model, subgraph, inputs: refs } satisfies RunMessage),
     );
     slot.shared = true;
     return promise;
@@ -192,16 +220,35 @@ export class DeviceHandle {
    */
   stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.stopping = true;
-    if (this.state === 'dead') return Promise.resolve();
+    if (this.current === 'dead') return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => void this.worker.terminate(), graceMs);
       this.worker.once('exit', () => {
         clearTimeout(timer);
         resolve();
       });
-      if (this.state === 'starting') void this.worker.terminate();
-      else this.worker.postMessage({ type: 'stop' });
+      if (this.current === 'starting') {
+        void this.worker.terminate();
+        return;
+      }
+      // The control port is not ordered with the data port: drain names the last batch sent,
+      // so the actor finishes every batch posted before this call, then stops. The exit
+      // answers both calls (the actor does not reply to `stop`).
+      const lastRunId = this.nextId - 1;
+      this.call((c) => c.drain(lastRunId))
+        .then(() => this.call((c) => c.stop()))
+        .catch(() => undefined);
     });
+  }
+
+  /** Asks the actor how it is (a control round trip); rejects with E_ACTOR_DIED once it is gone. */
+  health(): Promise<DeviceActorHealth> {
+    return this.call((c) => c.health());
+  }
+
+  /** The actor's own counters (a control round trip). */
+  stats(): Promise<DeviceActorStats> {
+    return this.call((c) => c.stats());
   }
 
   /**
@@ -210,9 +257,20 @@ export class DeviceHandle {
    */
   kill(): Promise<void> {
     return new Promise<void>((resolve) => {
-      if (this.state === 'dead') return resolve();
+      if (this.current === 'dead') return resolve();
       this.worker.once('exit', () => resolve());
-      this.worker.postMessage({ type: 'crash' });
+      this.call((c) => c.crash()).catch(() => undefined);
+    });
+  }
+
+  /** One control call, answered with E_ACTOR_DIED if the actor exits first (comlink would wait forever). */
+  private call<T>(op: (control: Comlink.Remote<DeviceControl>) => Promise<T>): Promise<T> {
+    if (this.current === 'dead') return Promise.reject(new ServingError('E_ACTOR_DIED', `device actor ${this.deviceId} is not running`));
+    return new Promise<T>((resolve, reject) => {
+      this.controlCalls.add(reject);
+      op(this.control)
+        .then(resolve, reject)
+        .finally(() => this.controlCalls.delete(reject));
     });
   }
 
@@ -227,7 +285,7 @@ export class DeviceHandle {
   private release(slot: Slot): void {
     if (!slot.busy) return;
     slot.busy = false;
-    if (this.state === 'ready') this.options.onSlotFree();
+    if (this.current === 'ready') this.options.events.slotFreed();
   }
 
   private outputOf(ref: TensorRef, buffer: SharedArrayBuffer): BatchOutput {

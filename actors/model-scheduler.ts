@@ -10,9 +10,17 @@
 import { ServingError } from '../engine/errors.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { BatchPlan } from './batch-plan.js';
-import type { DeviceGroup } from './device-group.js';
+import type { Device } from './device.js';
 import type { BatchObserver } from '../engine/serving-metrics.js';
 import { debugScheduler } from '../engine/logger.js';
+
+/** Where the scheduler gets devices from (a DeviceGroup). */
+export interface DeviceSource {
+  /** False once no device is up or coming back: queued work fails with E_UNAVAILABLE. */
+  readonly available: boolean;
+  /** A ready device with a free slot, or undefined when none has room now. */
+  pick(): Device | undefined;
+}
 
 /** What the scheduler needs to know of the request a task belongs to. */
 export interface RequestState {
@@ -101,7 +109,7 @@ export class ModelScheduler {
   readonly stats: SchedulerStats = { batches: 0, instances: 0, batchSizes: new Map(), batchesByDevice: new Map(), retried: 0 };
 
   constructor(
-    private readonly group: DeviceGroup,
+    private readonly group: DeviceSource,
     plans: readonly (readonly BatchPlan[])[],
     private readonly observer?: BatchObserver,
   ) {
@@ -223,7 +231,7 @@ export class ModelScheduler {
     return false;
   }
 
-  private dispatch(q: GraphQueue, actor: ReturnType<DeviceGroup['pick']> & object): void {
+  private dispatch(q: GraphQueue, actor: Device): void {
     const batch: Task[] = [];
     const signature = q.tasks.peek()!.signature;
     while (batch.length < q.plan.batchSize && q.tasks.size > 0) {

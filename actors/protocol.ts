@@ -1,13 +1,45 @@
 /**
- * The messages between the supervisor (main thread) and a device actor (worker thread).
- * Tensor data never travels inside these messages for numeric dtypes: it sits in the slot's
- * SharedArrayBuffer and the message carries only where (offset, element count). String and
- * bytes tensors, rare as model inputs, travel inline.
+ * The device thread protocol: what the supervisor (main thread) and a device actor (worker
+ * thread) say to each other, on two channels.
+ *
+ * - The data path, on the worker's own port: `run` batches go in, `result` / `run-error` come
+ *   out. Numeric tensor data never travels inside these messages: it sits in the slot's
+ *   SharedArrayBuffer and the message carries only where (offset, element count). String and
+ *   bytes tensors, rare as model inputs, travel inline.
+ * - The control plane, on a dedicated MessageChannel port: `DeviceControl`, called through
+ *   comlink (load, health, stats, drain, stop, crash). Control calls are rare and may cost a
+ *   round trip of their own; keeping them off the data port leaves the batch mailbox as cheap
+ *   as it was (perf/device-control-plane.ts measures it).
+ *
+ * Each message says whether it may cross a network later, when agents host devices on other
+ * hosts. Shared memory is one process's: a remote data path carries the tensor bytes in place
+ * of slot offsets, so the offset-based messages here stay between threads.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { DType } from '../engine/dtypes.js';
 
-/** Start-up data of a device actor (workerData). */
+/**
+ * Version of the messages and control calls below. Both sides compare it at start-up (the
+ * supervisor sends it in the start-up data, the actor answers `load` with its own) and a
+ * mismatch fails the load. Bump it on any change of a shape below.
+ */
+export const DEVICE_PROTOCOL_VERSION = 2;
+
+/** The load error both sides raise when their versions differ; undefined when they agree. */
+export function protocolMismatch(supervisorVersion: number, actorVersion: number): string | undefined {
+  if (supervisorVersion === actorVersion) return undefined;
+  return (
+    `device protocol version mismatch: the supervisor speaks version ${supervisorVersion}, ` +
+    `the device actor version ${actorVersion} (both sides must come from the same build)`
+  );
+}
+
+/**
+ * Start-up data of a device actor. Network: yes (an agent gets the same description of what
+ * to load; the decryption key then needs the TLS channel it travels on).
+ */
 export interface DeviceActorInit {
+  readonly protocolVersion: number;
   readonly deviceId: number;
   readonly deviceType: 'cpu' | 'cuda';
   readonly intraOpThreads: number;
@@ -15,6 +47,12 @@ export interface DeviceActorInit {
   readonly models: readonly { readonly key: string; readonly files: readonly string[] }[];
   /** Present for encrypted model files. */
   readonly decryption?: { readonly key: Uint8Array; readonly mode: 'AES-GCM' | 'AES-CBC' };
+}
+
+/** What a worker thread gets as workerData. Network: no (it holds the control port). */
+export interface DeviceThreadData extends DeviceActorInit {
+  /** The actor's end of the control channel: it exposes `DeviceControl` there. */
+  readonly control: MessagePort;
 }
 
 /** Shape of a model input or output as ONNX Runtime reports it; a string or -1 is a dynamic dim. */
@@ -29,13 +67,67 @@ export interface GraphInfo {
   readonly outputs: readonly ValueInfo[];
 }
 
+/** [model][subgraph] descriptions of the graphs a device loaded. */
+export type DeviceGraphs = readonly (readonly GraphInfo[])[];
+
+// ---------------------------------------------------------------------------------------------
+// Control plane (comlink, on DeviceThreadData.control)
+
+/** The answer to `load`. Network: yes. */
+export interface LoadReply {
+  /** The actor's DEVICE_PROTOCOL_VERSION (the supervisor checks it as well). */
+  readonly protocolVersion: number;
+  readonly graphs: DeviceGraphs;
+}
+
+/** The answer to `health`. Network: yes (an agent's liveness probe). */
+export interface DeviceActorHealth {
+  readonly phase: 'loading' | 'ready' | 'stopping';
+  /** Batches received and not yet answered. */
+  readonly queuedBatches: number;
+}
+
+/** The answer to `stats`. Network: yes. */
+export interface DeviceActorStats {
+  readonly batchesRun: number;
+  readonly batchesFailed: number;
+  readonly heapUsedBytes: number;
+  readonly uptimeMs: number;
+}
+
+/**
+ * The control operations a device actor exposes through comlink. Each is handled between
+ * batches, never while ONNX Runtime is running: a JS handler cannot run while `session.run`
+ * holds the thread, and `stop` waits for the batches in the mailbox. The supervisor never
+ * terminates a thread inside `session.run` (onnxruntime-node then throws a C++ exception during
+ * teardown, which aborts the whole process), only a starting one or one that ignored `stop`
+ * for the grace period. Network: yes, every call (an agent hosts the same operations).
+ */
+export interface DeviceControl {
+  /** Creates every model's sessions. Rejects when a file cannot load or the versions differ. */
+  load(): Promise<LoadReply>;
+  health(): DeviceActorHealth;
+  stats(): DeviceActorStats;
+  /** Resolves once every batch up to run id `lastRunId` has been received and answered. */
+  drain(lastRunId: number): Promise<void>;
+  /** Releases the sessions once the mailbox is empty, then exits the thread. */
+  stop(): Promise<void>;
+  /** Dies of an uncaught error right after answering (fault injection for tests and operators). */
+  crash(): void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data path (the worker's own port)
+
 /** A tensor placed in a slot buffer, or carried inline for string/bytes. */
 export type TensorRef =
   | { readonly dtype: DType; readonly dims: readonly number[]; readonly offset: number; readonly length: number }
   | { readonly dtype: 'string' | 'bytes'; readonly dims: readonly number[]; readonly strings: readonly Uint8Array[] };
 
+/** One batch to run, its inputs in the slot buffer. Network: no (slot offsets). */
 export interface RunMessage {
   readonly type: 'run';
+  /** Increasing from 1 per actor; `drain` counts on it. */
   readonly id: number;
   readonly slot: number;
   /** Sent only when the slot's buffer is new to the actor. */
@@ -45,28 +137,10 @@ export interface RunMessage {
   readonly inputs: readonly TensorRef[];
 }
 
-/**
- * `stop`: finish the batches already received, release the sessions and exit.
- * `crash`: die at once by an uncaught error (fault injection for tests and operators).
- * Both are handled between batches, never while ONNX Runtime is running: terminating a
- * thread inside `session.run` makes onnxruntime-node throw a C++ exception during teardown,
- * which aborts the whole process.
- */
-export type ControlMessage = { readonly type: 'stop' } | { readonly type: 'crash' };
+/** Supervisor → device actor, data path. */
+export type ToDevice = RunMessage;
 
-export type ToDevice = RunMessage | ControlMessage;
-
-export interface ReadyMessage {
-  readonly type: 'ready';
-  /** [model][subgraph] */
-  readonly graphs: readonly (readonly GraphInfo[])[];
-}
-
-export interface LoadErrorMessage {
-  readonly type: 'load-error';
-  readonly message: string;
-}
-
+/** A batch's outputs, written into the slot buffer. Network: no (slot offsets). */
 export interface ResultMessage {
   readonly type: 'result';
   readonly id: number;
@@ -75,13 +149,15 @@ export interface ResultMessage {
   readonly outputs: readonly TensorRef[];
 }
 
+/** A batch the model refused or failed on (the actor lives on). Network: yes. */
 export interface RunErrorMessage {
   readonly type: 'run-error';
   readonly id: number;
   readonly message: string;
 }
 
-export type FromDevice = ReadyMessage | LoadErrorMessage | ResultMessage | RunErrorMessage;
+/** Device actor → supervisor, data path. */
+export type FromDevice = ResultMessage | RunErrorMessage;
 
 /** Byte offsets in slot buffers are aligned to 8 so every typed-array view is legal. */
 export function align8(n: number): number {

@@ -13,6 +13,7 @@ import type { ServableStartConfig } from '../engine/start-config.js';
 import { type Instance, type Tensor, checkTensor } from '../engine/tensor.js';
 import { BatchPlan } from './batch-plan.js';
 import { DeviceGroup } from './device-group.js';
+import { type DeviceHandle, localDeviceFactory } from './device-handle.js';
 import { ModelScheduler, type RequestState } from './model-scheduler.js';
 import type { GraphInfo } from './protocol.js';
 import { StagePool } from './stage-pool.js';
@@ -34,7 +35,7 @@ export class ServableRuntime {
   readonly version: number;
   private readonly methods: Map<string, MethodGraph>;
   private readonly modelIndex: Map<string, number>;
-  private readonly group: DeviceGroup;
+  private readonly group: DeviceGroup<DeviceHandle>;
   private scheduler!: ModelScheduler;
   private readonly stagePool: StagePool | undefined;
   private readonly hasModels: boolean;
@@ -59,15 +60,17 @@ export class ServableRuntime {
     this.group = new DeviceGroup({
       label,
       deviceIds: this.hasModels ? start.deviceIds : [],
-      init: {
-        deviceType: start.deviceType,
-        intraOpThreads: start.intraOpThreads,
-        models: config.models.map((m) => ({ key: m.key, files: m.declaration.files.map((f) => modelFilePath(location, version, f)) })),
-        ...(start.decKey ? { decryption: { key: start.decKey, mode: start.decMode } } : {}),
-      },
-      slotsPerActor: SLOTS_PER_ACTOR,
-      initialSlotBytes: INITIAL_SLOT_BYTES,
-      ...(start.actorMaxOldGenerationMb ? { maxOldGenerationSizeMb: start.actorMaxOldGenerationMb } : {}),
+      spawn: localDeviceFactory({
+        init: {
+          deviceType: start.deviceType,
+          intraOpThreads: start.intraOpThreads,
+          models: config.models.map((m) => ({ key: m.key, files: m.declaration.files.map((f) => modelFilePath(location, version, f)) })),
+          ...(start.decKey ? { decryption: { key: start.decKey, mode: start.decMode } } : {}),
+        },
+        slots: SLOTS_PER_ACTOR,
+        initialSlotBytes: INITIAL_SLOT_BYTES,
+        ...(start.actorMaxOldGenerationMb ? { resourceLimits: { maxOldGenerationSizeMb: start.actorMaxOldGenerationMb } } : {}),
+      }),
       onCapacity: () => this.scheduler?.pump(),
       log,
     });
@@ -181,8 +184,8 @@ export class ServableRuntime {
   }
 
   /** Device actors, for fault tests and operators. */
-  deviceHandles() {
-    return this.group.handles();
+  deviceHandles(): DeviceHandle[] {
+    return this.group.devices();
   }
 
   /** Runs method `m` (one of this servable's, resolved by the facade) on a request's instances. */
