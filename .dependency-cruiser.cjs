@@ -86,7 +86,8 @@ module.exports = {
   options: {
     // Cruise our folders (facade/ included once it exists); dist/ is a leaf target only.
     includeOnly: OURS,
-    exclude: { path: '^native/build/' },
+    // What .gitignore ignores besides dist/: build output, test fixtures and run output.
+    exclude: { path: '^(native/build|test/\\.tmp|\\.tap|perf/out|tmpexp)/' },
     doNotFollow: { path: ['node_modules', '^dist/'] },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.lint.json' },

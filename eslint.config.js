@@ -6,7 +6,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'native/build/'] },
+  // What .gitignore ignores: build output, test fixtures and run output.
+  { ignores: ['dist/', 'node_modules/', 'native/build/', 'servables/*/[0-9]*/', '.tap/', 'perf/out/', 'tmpexp/', 'test/.tmp/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
