@@ -3,13 +3,14 @@
 // Type information comes from tsconfig.lint.json: sources, tests and servable configs in one
 // program; the tests' ../../dist imports resolve to dist/ when it is built, to the sources otherwise.
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   // What .gitignore ignores: build output, test fixtures and run output.
   { ignores: ['dist/', 'node_modules/', 'native/build/', 'servables/*/[0-9]*/', '.tap/', 'perf/out/', 'tmpexp/', 'test/.tmp/'] },
   js.configs.recommended,
-  ...tseslint.configs.recommendedTypeChecked,
+  tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
       parserOptions: { project: './tsconfig.lint.json', tsconfigRootDir: import.meta.dirname },
@@ -35,9 +36,9 @@ export default tseslint.config(
       // Passing a caught value on (`Promise.reject(err)` in a catch) is fine; a literal is not.
       '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingUnknown: true }],
       // `_`-prefixed parameters are placeholders of a callback's signature.
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', caughtErrors: 'none' }],
-      // Off: it flags every `!` after an indexed access (about 560), which the project keeps for
-      // noUncheckedIndexedAccess (issue 12); under that option they stop being unnecessary.
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      // Off until tsconfig has noUncheckedIndexedAccess (issue 12): without it the rule flags the
+      // ~560 `!` after indexed accesses, which that option makes necessary (15 stay unnecessary).
       '@typescript-eslint/no-unnecessary-type-assertion': 'off',
     },
   },
@@ -49,9 +50,9 @@ export default tseslint.config(
     },
   },
   {
-    // Plain JavaScript here is the bin launcher and this file: no type information.
+    // Plain JavaScript here is the bin launcher and the tool configs: no type information.
     files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
-    ...tseslint.configs.disableTypeChecked,
+    extends: [tseslint.configs.disableTypeChecked],
     languageOptions: {
       parserOptions: { project: null },
       // The Node globals they use (the `globals` package is not a dependency).
