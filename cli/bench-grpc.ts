@@ -60,8 +60,8 @@ function grpcTimeout(ms: number): string {
   return t < 1e8 ? `${t}m` : `${Math.min(99_999_999, Math.ceil(t / 1000))}S`;
 }
 
-function decodeMessage(value: unknown): string {
-  const s = Array.isArray(value) ? String(value[0]) : value === undefined ? '' : String(value);
+function decodeMessage(value: string | string[] | undefined): string {
+  const s = (Array.isArray(value) ? value[0] : value) ?? '';
   try {
     return decodeURIComponent(s);
   } catch {
@@ -143,7 +143,7 @@ export class GrpcSession {
         }
       });
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('trailers', (t) => {
+      req.on('trailers', (t: http2.IncomingHttpHeaders) => {
         status = Number(t['grpc-status']);
         message = decodeMessage(t['grpc-message']);
         const c = t[ERROR_CODES_TRAILER];
@@ -256,7 +256,7 @@ export class PipelinedStream {
         w.resolve(streamReplyFailure(reply));
       }
     });
-    req.on('trailers', (t) => {
+    req.on('trailers', (t: http2.IncomingHttpHeaders) => {
       status = Number(t['grpc-status']);
       message = decodeMessage(t['grpc-message']);
     });

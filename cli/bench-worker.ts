@@ -10,6 +10,7 @@
  * With the parent: workerData = WorkerJob → the worker posts 'ready' once its clients exist →
  * the parent posts 'go' → warm-up, measurement → the worker posts its WorkerReport.
  */
+import { once } from 'node:events';
 import http from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Histogram, type HistogramData } from './bench-histogram.js';
@@ -183,10 +184,10 @@ if (parentPort && workerData && (workerData as { protocol?: unknown }).protocol)
   const job = workerData as WorkerJob;
   const port = parentPort;
   const client = await makeClient(job);
-  port.once('message', async () => {
-    const report = await run(job, client);
-    client.close();
-    port.postMessage(report, [report.histogram.counts.buffer as ArrayBuffer]);
-  });
+  const go = once(port, 'message'); // listening before 'ready' goes out
   port.postMessage('ready');
+  await go;
+  const report = await run(job, client);
+  client.close();
+  port.postMessage(report, [report.histogram.counts.buffer as ArrayBuffer]);
 }

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 import { ServingError } from './errors.js';
 import type { MethodGraph } from './method-graph.js';
-import { type Model, type ServableDeclarations, collectDeclarations, newDeclarations } from './register.js';
+import { type Model, type ServableDeclarations, type StageFunction, collectDeclarations, newDeclarations } from './register.js';
 
 export interface LoadedConfig {
   readonly configPath: string;
@@ -46,7 +46,7 @@ async function load(configPath: string, servableName: string): Promise<LoadedCon
   for (const [name, value] of Object.entries(exports)) if (typeof value === 'function') exportNames.set(value, name);
 
   const methods = declared.methods.map((graph) => {
-    const functions = declared.stageFunctions.get(graph.name) ?? new Map<number, Function>();
+    const functions = declared.stageFunctions.get(graph.name) ?? new Map<number, StageFunction>();
     const stages = graph.stages.map((stage, i) => {
       if (stage.kind !== 'function') {
         if (!declared.models.some((m) => m.key === stage.modelKey)) {

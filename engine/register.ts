@@ -134,6 +134,8 @@ function isPlaceholder(value: unknown): value is Placeholder {
 export type InstanceStageFunction = (...inputs: Tensor[]) => unknown;
 /** A batched stage function: a list of instances (each a list of inputs) in, one result per instance out. */
 export type BatchStageFunction = (instances: Tensor[][]) => unknown;
+/** What `addStage` accepts besides a model (which of the two it is shows in its StageOptions.batchSize). */
+export type StageFunction = InstanceStageFunction | BatchStageFunction;
 
 export interface StageOptions {
   /** Number of outputs (default 1). With 1, `addStage` returns one placeholder; otherwise an array. */
@@ -150,7 +152,7 @@ export interface StageOptions {
 interface MethodTrace {
   readonly name: string;
   readonly stages: Stage[];
-  readonly functions: Map<number, Function>;
+  readonly functions: Map<number, StageFunction>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,7 +163,7 @@ export interface ServableDeclarations {
   readonly models: Model[];
   readonly methods: MethodGraph[];
   /** Stage index → function object, per method (resolved to export names by the loader). */
-  readonly stageFunctions: Map<string, Map<number, Function>>;
+  readonly stageFunctions: Map<string, Map<number, StageFunction>>;
 }
 
 interface GlobalRegisterState {
@@ -304,10 +306,10 @@ export function method(
   into.stageFunctions.set(name, trace.functions);
 }
 
-export function addStage(stage: Model | Function, args: readonly Placeholder[], options?: StageOptions & { outputsCount?: 1 }): Placeholder;
-export function addStage(stage: Model | Function, args: readonly Placeholder[], options: StageOptions & { outputsCount: number }): Placeholder[];
+export function addStage(stage: Model | StageFunction, args: readonly Placeholder[], options?: StageOptions & { outputsCount?: 1 }): Placeholder;
+export function addStage(stage: Model | StageFunction, args: readonly Placeholder[], options: StageOptions & { outputsCount: number }): Placeholder[];
 export function addStage(
-  stage: Model | Function,
+  stage: Model | StageFunction,
   args: readonly Placeholder[],
   options: StageOptions = {},
 ): Placeholder | Placeholder[] {
@@ -373,7 +375,7 @@ function checkNames(names: readonly string[], where: string): void {
 }
 
 /** Parameter names of a plain `(a, b) => ...` or `function (a, b) {...}`; destructuring and rest are refused. */
-function parameterNames(fn: Function, method: string): string[] {
+function parameterNames(fn: (...inputs: Placeholder[]) => unknown, method: string): string[] {
   const src = Function.prototype.toString.call(fn);
   const match = /^(?:async\s*)?(?:function\b[^(]*)?\(([^)]*)\)|^(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>/.exec(src);
   const list = match ? (match[1] ?? match[2] ?? '') : undefined;

@@ -80,7 +80,7 @@ export function checkJsonShape(shape: readonly number[], count: number): void {
   let elements = 1;
   let lists = 0;
   for (let k = 0; k < shape.length; k++) {
-    const d = shape[k];
+    const d: unknown = shape[k]; // callers may be plain JS: check the element, not its declared type
     if (typeof d !== 'number' || !(d >= 0 && d <= Number.MAX_SAFE_INTEGER) || Math.floor(d) !== d) {
       throw codecError(`shape dimension ${k} is not a non-negative integer`);
     }

@@ -96,6 +96,10 @@ function displayName(name: string): string {
   return name;
 }
 
+/**
+ * The parser's internal failure, thrown from deep in the recursion and turned into a CodecError
+ * by parseInstances; not an Error, so that throwing it captures no stack trace.
+ */
 class ParseFailure {
   constructor(
     readonly position: number,
@@ -132,6 +136,7 @@ class Parser {
   // ---- errors ---------------------------------------------------------------------------
   private fail(pos: number, problem: string): never {
     const text = pos >= this.n ? END_OF_BODY : problem;
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- caught in parseInstances (see ParseFailure)
     throw new ParseFailure(pos, `${this.context}${text} (at byte ${pos})`);
   }
 

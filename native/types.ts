@@ -71,22 +71,25 @@ export type IntArray =
   | BigInt64Array
   | BigUint64Array;
 
-/** The functions both the addon and the JS fallback provide. */
+/**
+ * The functions both the addon and the JS fallback provide. Free functions (function-typed
+ * properties, not methods): none uses `this`, so they are exported and passed around detached.
+ */
 export interface CodecFunctions {
-  float16ToFloat32(src: Uint16Array, dst?: Float32Array): Float32Array;
-  float32ToFloat16(src: Float32Array, dst?: Uint16Array): Uint16Array;
-  parseInstances(body: Uint8Array): ParsedRequest;
-  writeFloat32Json(data: Float32Array, shape: readonly number[]): string;
-  writeFloat64Json(data: Float64Array, shape: readonly number[]): string;
-  writeIntJson(data: IntArray, shape: readonly number[]): string;
-  writeBoolJson(data: Uint8Array, shape: readonly number[]): string;
+  readonly float16ToFloat32: (src: Uint16Array, dst?: Float32Array) => Float32Array;
+  readonly float32ToFloat16: (src: Float32Array, dst?: Uint16Array) => Uint16Array;
+  readonly parseInstances: (body: Uint8Array) => ParsedRequest;
+  readonly writeFloat32Json: (data: Float32Array, shape: readonly number[]) => string;
+  readonly writeFloat64Json: (data: Float64Array, shape: readonly number[]) => string;
+  readonly writeIntJson: (data: IntArray, shape: readonly number[]) => string;
+  readonly writeBoolJson: (data: Uint8Array, shape: readonly number[]) => string;
   /**
    * The text of the matching write*Json (writeBoolJson when `asBool`), as bytes into `target`
    * from `offset`, without making a string; returns the end offset, or -1 when the text did not
    * fit (what was written is garbage). With jsonTextBound(data, shape, asBool) bytes of room it
    * always fits.
    */
-  writeJsonInto(data: JsonWritable, shape: readonly number[], target: Uint8Array, offset: number, asBool?: boolean): number;
+  readonly writeJsonInto: (data: JsonWritable, shape: readonly number[], target: Uint8Array, offset: number, asBool?: boolean) => number;
 }
 
 /** What writeJsonInto writes: the typed arrays of the four writers. */

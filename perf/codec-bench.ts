@@ -77,7 +77,7 @@ const imageBody = new Uint8Array(Buffer.from(JSON.stringify({ instances: [{ imag
     results: await measureGroup(
       [
         { name: 'JSON.parse + flatten', fn: () => jsonParseAndFlatten(imageBody) },
-        { name: 'JSON.parse only (string given)', fn: () => JSON.parse(decodedText) },
+        { name: 'JSON.parse only (string given)', fn: (): unknown => JSON.parse(decodedText) },
         { name: 'js.parseInstances (JS twin)', fn: () => js.parseInstances(imageBody) },
         { name: 'parseInstances (native)', fn: () => parseInstances(imageBody) },
       ],
@@ -167,8 +167,8 @@ for (let i = 0; i < N; i++) {
     baseline: 'JSON.parse (no tensors)',
     results: await measureGroup(
       [
-        { name: 'JSON.parse (no tensors)', fn: () => JSON.parse(Buffer.from(small.buffer, small.byteOffset, small.length).toString('utf8')) },
-        { name: 'string given: JSON.parse only', fn: () => JSON.parse(smallText) },
+        { name: 'JSON.parse (no tensors)', fn: (): unknown => JSON.parse(Buffer.from(small.buffer, small.byteOffset, small.length).toString('utf8')) },
+        { name: 'string given: JSON.parse only', fn: (): unknown => JSON.parse(smallText) },
         { name: 'js.parseInstances', fn: () => js.parseInstances(small) },
         { name: 'parseInstances (< SMALL_BODY: JS twin)', fn: () => parseInstances(small) },
       ],
@@ -182,8 +182,8 @@ for (let i = 0; i < N; i++) {
     baseline: 'JSON.parse (no tensors)',
     results: await measureGroup(
       [
-        { name: 'JSON.parse (no tensors)', fn: () => JSON.parse(Buffer.from(mid.buffer, mid.byteOffset, mid.length).toString('utf8')) },
-        { name: 'string given: JSON.parse only', fn: () => JSON.parse(midText) },
+        { name: 'JSON.parse (no tensors)', fn: (): unknown => JSON.parse(Buffer.from(mid.buffer, mid.byteOffset, mid.length).toString('utf8')) },
+        { name: 'string given: JSON.parse only', fn: (): unknown => JSON.parse(midText) },
         { name: 'js.parseInstances', fn: () => js.parseInstances(mid) },
         { name: 'parseInstances (native)', fn: () => parseInstances(mid) },
       ],

@@ -1,5 +1,5 @@
 // Every bad input to the engine API gets a typed, coded error, and the engine keeps serving.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { InstanceErrors, ServingError } from '../../dist/engine/errors.js';
@@ -22,7 +22,7 @@ t.teardown(async () => {
 
 const good = () => ({ x1: f32([1, 2, 3, 4]), x2: f32([1, 1, 1, 1]) });
 
-async function stillServes(t: { same: (a: unknown, b: unknown, m?: string) => unknown }) {
+async function stillServes(t: Test) {
   const [o] = await engine.infer('add', 'add_common', [good()]);
   t.same([...(o!.y!.data as Float32Array)], [2, 3, 4, 5], 'the engine still serves');
 }

@@ -13,7 +13,7 @@ t.test('json format writes one object per line; level filters', async (t) => {
   log.debug('hidden');
   log.info('served', { requestId: 'r1', ms: 1.5 });
   t.equal(lines.length, 1);
-  const record = JSON.parse(lines[0]!);
+  const record = JSON.parse(lines[0]!) as Record<string, unknown>;
   t.match(record, { level: 'info', msg: 'served', requestId: 'r1', ms: 1.5 });
   t.match(record.time, /^\d{4}-\d\d-\d\dT/);
 });
@@ -21,7 +21,7 @@ t.test('json format writes one object per line; level filters', async (t) => {
 t.test('text format is one readable line', async (t) => {
   const lines: string[] = [];
   new Logger({ format: 'text', write: (l) => lines.push(l) }).warn('slow request', { requestId: 'r2', note: 'two words' });
-  t.match(lines[0], /^\S+ WARN  slow request requestId=r2 note="two words"$/);
+  t.match(lines[0], /^\S+ WARN {2}slow request requestId=r2 note="two words"$/);
 });
 
 t.test('every finished request reaches the access log with its request id', async (t) => {

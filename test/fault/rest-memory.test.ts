@@ -6,7 +6,7 @@
 // The server is `actorserve serve` in a child process; its RSS comes from /proc (Linux).
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { addModel } from '../../dist/servables/example-models.js';
 import { ADD_CONFIG, servableFixture } from '../helpers/fixtures.js';
 import { REST_LISTENING, runCli } from '../helpers/cli.js';
@@ -76,14 +76,14 @@ function oversize(): Promise<{ status: number | string }> {
 }
 
 /** One round: large replies, then each kind of rejection; statuses checked as it goes. */
-async function round(t: Tap.Test, extra?: () => Promise<void>): Promise<void> {
+async function round(t: Test, extra?: () => Promise<void>): Promise<void> {
   const bad: string[] = [];
   const expect = async (what: string, r: Promise<Pick<HttpResult, 'status'> | { status: number | string }>, status: number) => {
     const res = await r.catch((e: Error) => ({ status: e.message }));
     if (res.status !== status) bad.push(`${what}: ${res.status}`);
   };
   for (let k = 0; k < 60; k += 6) {
-    await Promise.all(Array.from({ length: 6 }, (_, j) => expect('large reply', post('/model/add:add_common', BIG_BODY), 200)));
+    await Promise.all(Array.from({ length: 6 }, () => expect('large reply', post('/model/add:add_common', BIG_BODY), 200)));
   }
   for (let k = 0; k < 20; k++) {
     await Promise.all([
@@ -102,7 +102,7 @@ async function round(t: Tap.Test, extra?: () => Promise<void>): Promise<void> {
  * grows and shrinks its heap, with a period of about two rounds), so phases are compared by
  * their final troughs, which a leak lifts and the sawtooth does not.
  */
-async function phaseTroughMb(t: Tap.Test, rounds: number, extra?: () => Promise<void>): Promise<{ trough: number; curve: string }> {
+async function phaseTroughMb(t: Test, rounds: number, extra?: () => Promise<void>): Promise<{ trough: number; curve: string }> {
   const samples: number[] = [];
   for (let i = 0; i < rounds; i++) {
     await round(t, extra);

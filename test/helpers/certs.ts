@@ -85,9 +85,9 @@ function openssl(dir: string, args: readonly string[]): void {
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
     if (e.code === 'ENOENT') {
-      throw new Error('openssl is not installed (apt-get install openssl): the TLS tests need the openssl CLI to make their certificates');
+      throw new Error('openssl is not installed (apt-get install openssl): the TLS tests need the openssl CLI to make their certificates', { cause: err });
     }
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr?.toString().trim() || e.message}`);
+    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr?.toString().trim() || e.message}`, { cause: err });
   }
 }
 

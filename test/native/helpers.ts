@@ -28,7 +28,7 @@ export function outcome(parse: (b: Uint8Array) => ParsedRequest, body: Uint8Arra
     parts.push(`#${k} proto=${Object.getPrototypeOf(inst) === null ? 'null' : 'object'}`);
     for (const [name, v] of Object.entries(inst)) {
       const fields = Object.keys(v).join(',');
-      let data = '';
+      let data: string;
       if (v.kind === 'numbers') data = `${v.data.constructor.name}[${Array.from(v.data, num).join(',')}] int=${v.integers}`;
       else if (v.kind === 'bools') data = `${v.data.constructor.name}[${Array.from(v.data).join(',')}]`;
       else if (v.kind === 'strings') data = JSON.stringify(v.data);

@@ -1,12 +1,18 @@
 // parseInstances: a table of good and bad REST bodies; the addon and the JS twin must give
 // the same result, or the same error (class, code, byte position and message).
 import t from 'tap';
-import { js, native, nativeLoaded, parseInstances, SMALL_BODY } from '../../dist/native/index.js';
+import { js, native, nativeLoaded, parseInstances, SMALL_BODY, type ParsedValue } from '../../dist/native/index.js';
 import { bytes, outcome } from './helpers.js';
 
 // The addon's parser itself (the top-level parseInstances hands bodies under SMALL_BODY bytes
 // to the JS twin), and the JS twin.
 const both = native ? ([['native', native.parseInstances], ['js', js.parseInstances]] as const) : ([['js', js.parseInstances]] as const);
+
+/** A value that must be numbers: its data. */
+function numbers(v: ParsedValue | undefined): Float64Array {
+  if (v?.kind !== 'numbers') throw new Error(`expected numbers, got ${v?.kind}`);
+  return v.data;
+}
 
 /** Per input: the value with `data` as a plain array. */
 type Expect = Record<string, Record<string, unknown>>;
@@ -296,14 +302,14 @@ t.test('numbers of many small values: each its own view of the right elements, l
     const big = instances[300]!['c']!;
     t.ok(big.kind === 'numbers' && big.data.length === 40000 && big.data.every((x, i) => x === i % 7), `${which}: the large value`);
     // Writing one value never shows in another (views do not overlap).
-    const first = instances[0]!['a']!.data as Float64Array;
+    const first = numbers(instances[0]!['a']);
     first.fill(-99);
-    t.same([...(instances[0]!['b']!.data as Float64Array)], [0], `${which}: neighbours untouched`);
-    t.same([...(instances[1]!['a']!.data as Float64Array)], [1, 0.5, -1, 2], `${which}: the next instance untouched`);
+    t.same([...numbers(instances[0]!['b'])], [0], `${which}: neighbours untouched`);
+    t.same([...numbers(instances[1]!['a'])], [1, 0.5, -1, 2], `${which}: the next instance untouched`);
     if (which === 'native') {
-      t.equal((instances[5]!['a']!.data as Float64Array).buffer, first.buffer, 'native: small values share one buffer');
-      t.not((big.data as Float64Array).buffer, first.buffer, 'native: a large value has its own');
-      t.equal((big.data as Float64Array).byteOffset, 0);
+      t.equal(numbers(instances[5]!['a']).buffer, first.buffer, 'native: small values share one buffer');
+      t.not(numbers(big).buffer, first.buffer, 'native: a large value has its own');
+      t.equal(numbers(big).byteOffset, 0);
     }
   }
 });

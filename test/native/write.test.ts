@@ -220,7 +220,7 @@ t.test('writeJsonInto: the same text as bytes, at an offset, -1 when it does not
   const cases: Array<[string, JsonWritable, number[], boolean, string]> = [
     ['float32', Float32Array.from({ length: 600 }, () => (rand() - 0.5) * 100), [20, 30], false, ''],
     ['float32 longest', Float32Array.of(-123456789e12, -0.00000123456789, -1.2345678e-38), [3], false, ''],
-    ['float64 longest', Float64Array.of(-0.0000012345678901234567, -123456789012345678900, -1.2345678901234567e-100), [3], false, ''],
+    ['float64 longest', Float64Array.of(-0.0000012345678901234567, -123456789012345680000, -1.2345678901234567e-100), [3], false, ''],
     ['int64', BigInt64Array.of(-9223372036854775808n, 7n), [2], false, ''],
     ['uint8', Uint8Array.of(0, 255, 7), [3, 1], false, ''],
     ['bool', Uint8Array.of(0, 1, 0, 0), [2, 2], true, ''],

@@ -23,6 +23,7 @@ import {
   type ServiceError,
   type StatusObject,
   credentials,
+  status as grpcStatus,
 } from '@grpc/grpc-js';
 import { InstanceErrors, ServingError, isErrorCode } from '../../engine/errors.js';
 import type { Instance, Tensor } from '../../engine/tensor.js';
@@ -104,7 +105,7 @@ function channelCredentials(ssl: SSLConfig | undefined): ChannelCredentials {
 }
 
 function toInstances(instances: InputInstance | readonly InputInstance[]): WireInstance[] {
-  const list = Array.isArray(instances) ? instances : [instances as InputInstance];
+  const list = Array.isArray(instances) ? (instances as readonly InputInstance[]) : [instances as InputInstance];
   return list.map((inst, i) => {
     if (typeof inst !== 'object' || inst === null || Array.isArray(inst)) {
       throw bad(`instance ${i} must be an object of named inputs`);
@@ -231,7 +232,7 @@ export class Client {
         },
       );
       call.on('status', (s: StatusObject) => {
-        if (s.code !== 0 || reply === undefined) return; // the callback rejected
+        if (s.code !== grpcStatus.OK || reply === undefined) return; // the callback rejected
         try {
           resolve(decodeMsReply(reply, s.metadata, wire.length));
         } catch (err) {
@@ -368,7 +369,7 @@ export class ClientStream {
   }
 
   private onStatus(s: StatusObject): void {
-    if (s.code === 0) {
+    if (s.code === grpcStatus.OK) {
       this.failAll(new ServingError('E_UNAVAILABLE', 'the stream ended before this request was answered'));
       this.settle();
       return;

@@ -36,5 +36,5 @@ process.stdout.write(`READY ${JSON.stringify({ rest: rest.address, grpc: `127.0.
 
 for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => {
   setTimeout(() => process.exit(0), 5000).unref();
-  Promise.all([grpc.close(), server.stop()]).finally(() => process.exit(0));
+  void Promise.all([grpc.close(), server.stop()]).finally(() => process.exit(0)); // exits either way
 });

@@ -113,5 +113,5 @@ const port = typeof address === 'object' && address ? address.port : 0;
 process.stdout.write(`READY ${JSON.stringify({ rest: `127.0.0.1:${port}` })}\n`);
 process.once('SIGTERM', () => {
   setTimeout(() => process.exit(0), 3000).unref();
-  app.close().finally(() => process.exit(0));
+  void app.close().finally(() => process.exit(0)); // exits either way
 });

@@ -22,7 +22,7 @@ async function run(...argv: string[]) {
   let stdout = '';
   let stderr = '';
   const code = await runInferCommand(argv, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
-  return { code, stdout, stderr, json: stdout.startsWith('{') ? JSON.parse(stdout) : undefined };
+  return { code, stdout, stderr, json: stdout.startsWith('{') ? (JSON.parse(stdout) as unknown) : undefined };
 }
 
 t.test('.npy files: every supported dtype reads back', async (t) => {

@@ -270,7 +270,7 @@ t.test('replies: outputs, per-instance errors, strings and bytes', async (t) => 
     { b: { dtype: 'bytes', shape: [], data: [Buffer.from([0xff])] }, i: { dtype: 'int64', shape: [], data: BigInt64Array.of(-(2n ** 63n)) } },
   ]);
   t.equal(out, '{"instances":[{"y":[0.5],"s":["a\\"b","ü"]},{"error_msg":"bad \\"shape\\""},{"b":{"b64":"/w=="},"i":-9223372036854775808}]}');
-  t.same(JSON.parse(out).instances.length, 3);
+  t.same((JSON.parse(out) as { instances: unknown[] }).instances.length, 3);
   const notUtf8 = encodeJsonReply([{ s: { dtype: 'string', shape: [], data: [Buffer.from([0xff])] } }]);
   t.match(JSON.parse(notUtf8), { instances: [{ error_msg: /output 's' element 0 is not valid UTF-8.*msgpack/ }] });
   t.equal(tensorJson({ dtype: 'bool', shape: [2], data: Uint8Array.of(0, 1) }), '[false,true]');

@@ -24,7 +24,7 @@ t.test('scanMsgpack refuses', async (t) => {
     ['a truncated str', Uint8Array.of(0xd9, 10, 0x61), /ends in the middle/],
     ['an unused byte', Uint8Array.of(0xc1), /byte 0xc1 starts no msgpack value/],
     ['a huge map', Uint8Array.of(0xdf, 0x10, 0, 0, 0, 1, 2), /a map announces 268435456 entries but only 2 bytes follow/],
-    ['depth 65', Uint8Array.from([...new Array(65).fill(0x91), 0x01]), /nest deeper than 64 levels/],
+    ['depth 65', Uint8Array.from([...new Array<number>(65).fill(0x91), 0x01]), /nest deeper than 64 levels/],
     ['two values', Uint8Array.of(0x01, 0x02), /1 bytes follow the end of the value/],
     ['a record definition', new Packr({ useRecords: true }).pack([{ a: 1 }]), /extension type 114 is not accepted/],
     ['bundled strings', new Packr({ bundleStrings: true, useRecords: false }).pack({ a: 'a long enough string to bundle' }), /extension type/],
@@ -78,12 +78,13 @@ t.test('encodeMsgpackReply', async (t) => {
       { y: { dtype: 'float32', shape: [2], data: Float32Array.of(NaN, 1) }, s: { dtype: 'string', shape: [2], data: [Buffer.from('ok'), Buffer.from([0xff])] } },
       new ServingError('E_INVALID_SHAPE', 'no'),
     ]),
-  ) as { instances: any[] };
-  t.equal(out.instances[0].y.dtype, 'float32');
-  t.same(out.instances[0].y.shape, [2]);
-  const y = new Float32Array(Uint8Array.from(out.instances[0].y.data).buffer);
+  ) as { instances: [{ y: { dtype: string; shape: number[]; data: Uint8Array }; s: { data: [string, Uint8Array] } }, unknown] };
+  const [first] = out.instances;
+  t.equal(first.y.dtype, 'float32');
+  t.same(first.y.shape, [2]);
+  const y = new Float32Array(Uint8Array.from(first.y.data).buffer);
   t.ok(Number.isNaN(y[0]) && y[1] === 1, 'NaN travels as bits');
-  t.equal(out.instances[0].s.data[0], 'ok');
-  t.same([...out.instances[0].s.data[1]], [0xff], 'a string element that is not UTF-8 travels as bin');
+  t.equal(first.s.data[0], 'ok');
+  t.same([...first.s.data[1]], [0xff], 'a string element that is not UTF-8 travels as bin');
   t.same(out.instances[1], { error_msg: 'no' });
 });

@@ -4,7 +4,7 @@ import t, { type Test } from 'tap';
 import http from 'node:http';
 import { Packr } from 'msgpackr';
 import { startRestfulServer, type RestServer } from '../../../dist/transports/rest/server.js';
-import { SEED_BODY, SEED_REPLY, request, startEngine, type EngineFixture, type RequestOptions } from './fixtures/rest.js';
+import { SEED_BODY, SEED_REPLY, request, startEngine, type EngineFixture, type PredictReply, type RequestOptions } from './fixtures/rest.js';
 
 let env: EngineFixture;
 let rest: RestServer;
@@ -90,7 +90,7 @@ t.test('body errors', async (t) => {
   ];
   for (const c of cases) await expectError(t, ...c);
   const ok64 = await call('/model/add:add_common', post(deep(62)));
-  t.notMatch(ok64.json.error_msg, /deeper/, 'nesting of exactly 64 passes the depth check');
+  t.notMatch((ok64.json as PredictReply).error_msg, /deeper/, 'nesting of exactly 64 passes the depth check');
 });
 
 t.test('dtype, shape and b64 errors', async (t) => {
@@ -136,10 +136,10 @@ t.test('every instance failing: error status; one message when they agree', asyn
   let r = await call('/model/add:add_common', post(`{"instances":[${bad},${bad}]}`));
   t.equal(r.status, 400);
   t.match(r.json, { error_msg: /takes 4 elements per instance/ });
-  t.notOk('instances' in r.json, 'identical failures collapse into one error_msg');
+  t.notOk('instances' in (r.json as PredictReply), 'identical failures collapse into one error_msg');
   r = await call('/model/add:add_common', post(`{"instances":[${bad},{"x1":[[1.0,1.0],[1.0,1.0]]}]}`));
   t.equal(r.status, 400);
-  t.equal(r.json.instances.length, 2, 'different failures keep the per-instance list');
+  t.equal((r.json as PredictReply).instances?.length, 2, 'different failures keep the per-instance list');
 });
 
 t.test('msgpack errors', async (t) => {

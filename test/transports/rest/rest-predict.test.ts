@@ -4,7 +4,7 @@
 import t from 'tap';
 import { Packr, Unpackr } from 'msgpackr';
 import { startRestfulServer, type RestServer } from '../../../dist/transports/rest/server.js';
-import { SEED_BODY, SEED_REPLY, request, startEngine, type EngineFixture } from './fixtures/rest.js';
+import { SEED_BODY, SEED_REPLY, request, startEngine, type EngineFixture, type PredictReply } from './fixtures/rest.js';
 
 let env: EngineFixture;
 let rest: RestServer;
@@ -175,7 +175,7 @@ t.test('1000 instances in one request come back in order', async (t) => {
   const instances = Array.from({ length: 1000 }, (_, i) => ({ x1: [[i, i], [i, -i]], x2: [[1, 1], [1, 1]] }));
   const r = await post('/model/add:add_common', JSON.stringify({ instances }));
   t.equal(r.status, 200);
-  const out = r.json.instances as { y: number[][] }[];
+  const out = (r.json as PredictReply).instances as { y: number[][] }[];
   t.equal(out.length, 1000);
   const wrong = out.findIndex((o, i) => o.y[0]![0] !== i + 1 || o.y[1]![1] !== 1 - i);
   t.equal(wrong, -1, 'every instance i has y = i + 1 (and 1 - i)');
@@ -184,9 +184,10 @@ t.test('1000 instances in one request come back in order', async (t) => {
 t.test('some instances fail: 200, error_msg in their place', async (t) => {
   const r = await post('/model/add:add_common', '{"instances":[{"x1":[[1,1],[1,1]],"x2":[[1,1],[1,1]]},{"x1":[1,2],"x2":[[1,1],[1,1]]},{"x1":[[0,0],[0,0]],"x2":[[1,1],[1,1]]}]}');
   t.equal(r.status, 200);
-  t.same(r.json.instances[0], { y: [[2, 2], [2, 2]] });
-  t.match(r.json.instances[1], { error_msg: /takes 4 elements per instance/ });
-  t.same(r.json.instances[2], { y: [[1, 1], [1, 1]] });
+  const { instances } = r.json as PredictReply;
+  t.same(instances?.[0], { y: [[2, 2], [2, 2]] });
+  t.match(instances?.[1], { error_msg: /takes 4 elements per instance/ });
+  t.same(instances?.[2], { y: [[1, 1], [1, 1]] });
 });
 
 t.test('msgpack request and reply: every dtype round-trips bit for bit', async (t) => {
@@ -207,9 +208,9 @@ t.test('msgpack request and reply: every dtype round-trips bit for bit', async (
   t.same(unpackr.unpack(r.body), { instances: [{ y: { dtype: 'string', shape: [2], data: ['ab', 'ü'] } }] });
   const raw = packr.pack({ instances: { x: Buffer.from([0, 255]) } });
   const r2 = await post('/model/ident:echo', raw, { 'content-type': 'application/msgpack', accept: 'application/msgpack' });
-  const y2 = (unpackr.unpack(r2.body) as any).instances[0].y;
+  const y2 = (unpackr.unpack(r2.body) as { instances: { y: { dtype: string; data: Uint8Array[] } }[] }).instances[0]!.y;
   t.equal(y2.dtype, 'bytes', 'a bare bin value is a bytes scalar');
-  t.ok(Buffer.from(y2.data[0]).equals(Buffer.from([0, 255])));
+  t.ok(Buffer.from(y2.data[0]!).equals(Buffer.from([0, 255])));
 });
 
 t.test('msgpack: plain values, typed arrays, JSON reply, and the seed example', async (t) => {
@@ -227,7 +228,7 @@ t.test('msgpack: plain values, typed arrays, JSON reply, and the seed example', 
   t.same(r.json, { instances: [{ y: [[2, 3], [4, 5]] }] });
   // a JSON request with a msgpack reply
   r = await post('/model/add:add_common', SEED_BODY, { accept: 'application/msgpack' });
-  const y = (unpackr.unpack(r.body) as any).instances[0].y;
+  const y = (unpackr.unpack(r.body) as { instances: { y: { shape: number[]; data: Uint8Array } }[] }).instances[0]!.y;
   t.same(y.shape, [2, 2]);
   t.same([...new Float32Array(new Uint8Array(y.data).buffer)], [2, 2, 2, 2]);
   // a msgpack error reply
@@ -240,6 +241,6 @@ t.test('float32 outputs print shortest round-trip', async (t) => {
   const values = Float32Array.from([0.1, 1 / 3, 123456.789, 1e-30, 3.4028234663852886e38, 16777216, 2 ** -149, 7]);
   const r = await post('/model/ident:echo', JSON.stringify({ instances: { x: { b64: b64(values), type: 'fp32', shape: [values.length] } } }));
   t.equal(r.text, '{"instances":[{"y":[0.1,0.33333334,123456.79,1e-30,3.4028235e+38,16777216.0,1e-45,7.0]}]}');
-  const back = Float32Array.from(r.json.instances[0].y as number[]);
+  const back = Float32Array.from((r.json as PredictReply).instances?.[0]?.y as number[]);
   t.same([...back], [...values], 'every printed value reads back to the same float32');
 });

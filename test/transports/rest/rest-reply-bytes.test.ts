@@ -8,7 +8,7 @@ import net from 'node:net';
 import t from 'tap';
 import { Packr } from 'msgpackr';
 import { startRestfulServer, type RestServer } from '../../../dist/transports/rest/server.js';
-import { request, startEngine, type EngineFixture } from './fixtures/rest.js';
+import { request, startEngine, type EngineFixture, type PredictReply } from './fixtures/rest.js';
 
 let env: EngineFixture;
 let rest: RestServer;
@@ -75,7 +75,7 @@ t.test('a large reply its client does not read yet survives the replies written 
     const other = new Float32Array(200_000).fill(7.75 + k);
     const r = await echo(other);
     t.equal(r.status, 200);
-    t.equal(mismatches(r.json?.instances?.[0]?.y, other), 0, `later reply ${k} carries its own values`);
+    t.equal(mismatches((r.json as PredictReply | undefined)?.instances?.[0]?.y, other), 0, `later reply ${k} carries its own values`);
   }
 
   const { head, body: replyBody } = await readResponse(sock);
@@ -91,6 +91,6 @@ t.test('replies that finish together each carry their own values', async (t) => 
   const replies = await Promise.all(inputs.map((x) => echo(x)));
   replies.forEach((r, k) => {
     t.equal(r.status, 200);
-    t.equal(mismatches(r.json?.instances?.[0]?.y, inputs[k]!), 0, `reply ${k}`);
+    t.equal(mismatches((r.json as PredictReply | undefined)?.instances?.[0]?.y, inputs[k]!), 0, `reply ${k}`);
   });
 });

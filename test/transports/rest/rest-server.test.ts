@@ -240,7 +240,7 @@ t.test('a body that trickles in too slowly gets 408 and the connection closes', 
   const out = await new Promise<string>((resolve) => {
     const c = net.connect(rest.port, '127.0.0.1');
     let text = '';
-    c.on('data', (d) => (text += d));
+    c.on('data', (d: Buffer) => (text += d.toString()));
     c.on('close', () => resolve(text));
     c.write('POST /model/add:add_common HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"in');
     const drip = setInterval(() => c.write(' '), 50); // keeps uWS's idle timer from firing
