@@ -86,7 +86,7 @@ async function load(): Promise<LoadReply> {
       try {
         session = await loadModelFile(file);
       } catch (err) {
-        throw new Error(`loading ${file} failed: ${err instanceof Error ? err.message : String(err)}`);
+        throw new Error(`loading ${file} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
       subs.push(session);
       infos.push({

@@ -240,7 +240,7 @@ export class ServableRuntime {
 
   private async execute(m: MethodGraph, instances: readonly unknown[], ctx: RequestCtx): Promise<InstanceOutcome[]> {
     const n = instances.length;
-    const errors: (ServingError | undefined)[] = new Array(n).fill(undefined);
+    const errors = new Array<ServingError | undefined>(n).fill(undefined);
     // values[i][stage] = that stage's outputs for instance i (stage 0 = method inputs)
     const values: Tensor[][][] = instances.map((inst, i) => {
       try {

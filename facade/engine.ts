@@ -186,7 +186,7 @@ export class ServingEngine {
 
   private register(rt: ServableRuntime): void {
     let versions = this.servables.get(rt.name);
-    if (!versions) this.servables.set(rt.name, (versions = new Map()));
+    if (!versions) this.servables.set(rt.name, (versions = new Map<number, ServableRuntime>()));
     versions.set(rt.version, rt);
   }
 
@@ -267,7 +267,7 @@ export class ServingEngine {
       if (this.draining) throw stoppedError();
       const rt = this.runtime(servable, versionNumber);
       let targets = this.targets.get(rt);
-      if (!targets) this.targets.set(rt, (targets = new Map()));
+      if (!targets) this.targets.set(rt, (targets = new Map<string, ResolvedMethod>()));
       let target = targets.get(method);
       if (!target) {
         const graph = rt.method(method);

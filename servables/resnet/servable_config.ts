@@ -18,7 +18,7 @@ export async function preprocess(image: Tensor): Promise<Tensor> {
   try {
     rgb = await sharp(image.data[0]!).removeAlpha().resize(SIDE, SIDE, { fit: 'fill' }).toColourspace('srgb').raw().toBuffer();
   } catch (err) {
-    throw new Error(`cannot decode the image: ${(err as Error).message}`);
+    throw new Error(`cannot decode the image: ${(err as Error).message}`, { cause: err });
   }
   const plane = SIDE * SIDE;
   const x = new Float32Array(3 * plane);

@@ -1,5 +1,5 @@
 // Request splitting, dynamic batching, padding of fixed-batch models, least-outstanding routing.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
@@ -36,7 +36,7 @@ t.teardown(async () => {
 });
 
 const instance = (k: number) => ({ x1: f32([k, k + 1, k + 2, k + 3]), x2: f32([100, 100, 100, 100]) });
-const expectY = (t: { same: (a: unknown, b: unknown, m?: string) => unknown }, y: unknown, k: number) =>
+const expectY = (t: Test, y: unknown, k: number) =>
   t.same([...((y as { data: Float32Array }).data)], [k + 100, k + 101, k + 102, k + 103], `instance ${k}`);
 
 t.test('3 instances with a fixed model batch of 2 become 2 batches; the padding is dropped', async (t) => {

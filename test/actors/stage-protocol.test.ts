@@ -92,7 +92,10 @@ t.test('a draining worker finishes its tasks in flight and refuses new ones with
   const pool = workerPool(STAGE_PROTOCOL_VERSION);
   t.teardown(() => pool.destroy());
   const said = await announcement(pool);
-  if (said.kind !== 'stage-worker.ready') return t.fail(said.kind);
+  if (said.kind !== 'stage-worker.ready') {
+    t.fail(said.kind);
+    return;
+  }
   const control = wrap<StageWorkerControl>(nodeEndpoint(said.control));
   t.teardown(() => said.control.close());
 
@@ -110,7 +113,10 @@ t.test('a draining worker finishes its tasks in flight and refuses new ones with
 t.test("a control call to a thread that has exited fails instead of waiting forever", async (t) => {
   const pool = workerPool(STAGE_PROTOCOL_VERSION);
   const said = await announcement(pool);
-  if (said.kind !== 'stage-worker.ready') return t.fail(said.kind);
+  if (said.kind !== 'stage-worker.ready') {
+    t.fail(said.kind);
+    return;
+  }
   const link = new StageWorkerLink(said.threadId, said.control as MessagePort);
   t.equal((await link.health()).threadId, said.threadId);
   await pool.destroy();

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ServingError } from '../../dist/engine/errors.js';
+import type { Instance } from '../../dist/engine/tensor.js';
 import { TASKS_PER_THREAD } from '../../dist/actors/stage-pool.js';
 import { addModel, matmulSubgraphModel, matmulWeight } from '../../dist/servables/example-models.js';
 import { f32, servableFixture } from '../helpers/fixtures.js';
@@ -109,11 +110,11 @@ t.test('a per-instance stage runs for each instance; a throw fails only its inst
     { x1: f32([-1, 2, 3, 4]), x2: f32([1, 1, 1, 1]) },
     { x1: f32([0, 0, 0, 0]), x2: f32([5, 5, 5, 5]) },
   ]);
-  t.same([...(out[0] as { y: { data: Float32Array } }).y.data], [3, 5, 7, 9]);
+  t.same([...((out[0] as Instance).y!.data as Float32Array)], [3, 5, 7, 9]);
   t.ok(out[1] instanceof ServingError, 'instance 1 failed');
   t.equal((out[1] as ServingError).code, 'E_STAGE_FAILED');
   t.match((out[1] as ServingError).message, /Function 'double' failed: negative input/);
-  t.same([...(out[2] as { y: { data: Float32Array } }).y.data], [5, 5, 5, 5]);
+  t.same([...((out[2] as Instance).y!.data as Float32Array)], [5, 5, 5, 5]);
 });
 
 t.test('a batched stage receives lists of up to batchSize instances', async (t) => {

@@ -19,7 +19,7 @@ writeFileSync(keyFile, key);
 function listAll(dir: string): Map<string, number> {
   const out = new Map<string, number>();
   const walk = (d: string): void => {
-    let entries: string[] = [];
+    let entries: string[];
     try {
       entries = readdirSync(d);
     } catch {

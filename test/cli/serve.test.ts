@@ -21,11 +21,11 @@ t.test('serve starts the bundled servables, answers the README example, Ctrl-C d
   const r = await fetch(`http://127.0.0.1:${port}/model/add:add_common`, { method: 'POST', body: SEED, headers: { 'x-request-id': 'readme-1' } });
   t.equal(r.status, 200);
   t.same(await r.json(), { instances: [{ y: [[2, 2], [2, 2]] }] });
-  await p.waitFor(/INFO  request requestId=readme-1 servable=add method=add_common version=1 transport=rest instances=1 code=OK/);
+  await p.waitFor(/INFO {2}request requestId=readme-1 servable=add method=add_common version=1 transport=rest instances=1 code=OK/);
   const client = new Client(`127.0.0.1:${grpcPort}`, 'add', 'add_common');
   const x = { dtype: 'float32' as const, shape: [2, 2], data: Float32Array.of(1, 2, 3, 4) };
   const [out] = await client.infer([{ x1: x, x2: x }]);
-  t.same([...((out as { y: { data: Float32Array } }).y.data)], [2, 4, 6, 8], 'gRPC answers too');
+  t.same([...((out!.y!.data as Float32Array))], [2, 4, 6, 8], 'gRPC answers too');
   client.close();
   p.child.kill('SIGINT');
   t.equal(await p.exited, 0, 'exit code 0');
@@ -60,7 +60,7 @@ t.test('SIGTERM under load: every accepted request gets its reply or an explicit
   t.notMatch(p.output(), /gRPC server listening/, '--no-grpc: no gRPC server');
   t.same(outcomes.other, [], 'no reply was lost or malformed');
   const lines = p.output().trim().split('\n').filter((l) => l.startsWith('{'));
-  t.ok(lines.length > 0 && lines.every((l) => typeof JSON.parse(l).msg === 'string'), 'json log lines');
+  t.ok(lines.length > 0 && lines.every((l) => typeof (JSON.parse(l) as { msg?: unknown }).msg === 'string'), 'json log lines');
 });
 
 t.test('bad flags, bad config, unknown commands, busy ports exit non-zero with a one-line reason', async (t) => {

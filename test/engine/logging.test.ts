@@ -2,7 +2,8 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { Logger } from '../../dist/engine/logger.js';
-import { ServingServer, type RequestLogEntry } from '../../dist/server.js';
+import { ServingServer } from '../../dist/server.js';
+import type { RequestLogEntry } from '../../dist/facade/engine.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
 import { ADD_CONFIG, ROOT, f32, servableFixture } from '../helpers/fixtures.js';

@@ -32,20 +32,22 @@ t.teardown(async () => {
 async function counting(fn: () => Promise<unknown>): Promise<{ lookups: string[]; runtimes: number }> {
   const lookups: string[] = [];
   let runtimes = 0;
-  const { lookup, runtime } = server;
-  server.lookup = function (this: ServingServer, ...args: Parameters<ServingServer['lookup']>) {
+  const lookup = server.lookup.bind(server);
+  const runtime = server.runtime.bind(server);
+  // Own properties shadow the prototype's methods while `fn` runs; every internal call goes through them.
+  server.lookup = (...args) => {
     lookups.push(`${args[0]}:${args[1]}@${args[2] ?? 0}`);
-    return lookup.apply(this, args);
+    return lookup(...args);
   };
-  server.runtime = function (this: ServingServer, ...args: Parameters<ServingServer['runtime']>) {
+  server.runtime = (...args) => {
     runtimes++;
-    return runtime.apply(this, args);
+    return runtime(...args);
   };
   try {
     await fn();
   } finally {
-    server.lookup = lookup;
-    server.runtime = runtime;
+    Reflect.deleteProperty(server, 'lookup');
+    Reflect.deleteProperty(server, 'runtime');
   }
   return { lookups, runtimes };
 }

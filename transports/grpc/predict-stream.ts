@@ -85,7 +85,7 @@ export class PredictStreamSession {
         message = encodeStreamReply(id, { ok: false, error });
       }
       this.reply(id, message);
-    });
+    }).catch((err: unknown) => this.engine.log(`gRPC PredictStream: replying to request ${id} failed: ${(err as Error)?.stack ?? String(err)}`));
   }
 
   /** The request's time budget: its own timeout_ms, capped by the stream's deadline. */

@@ -179,7 +179,7 @@ class GrpcJsServer implements GrpcServer {
       if (encoded.codes.length > 0) trailer.set(ERROR_CODES_TRAILER, encoded.codes.join(','));
       if (requestId !== undefined) trailer.set(REQUEST_ID_KEY, requestId);
       callback(null, encoded.reply, trailer);
-    });
+    }).catch((err: unknown) => this.engine.log(`gRPC predict: answering the call failed: ${(err as Error)?.stack ?? String(err)}`));
   }
 
   private predictStream(call: ServerDuplexStream<WireStreamRequest, WireStreamReply>): void {

@@ -257,7 +257,7 @@ export function readShape(value: unknown, where: string): number[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw new ServingError('E_INVALID_SHAPE', `${where}: "shape" must be a list of non-negative integers`);
   if (value.length > 64) throw new ServingError('E_INVALID_SHAPE', `${where}: "shape" has ${value.length} dims, at most 64 are allowed`);
-  return value.map((d) => {
+  return (value as unknown[]).map((d) => {
     const n = typeof d === 'bigint' ? Number(d) : d;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0xffffffff) {
       throw new ServingError('E_INVALID_SHAPE', `${where}: "shape" must be a list of non-negative integers, got [${value.map((x) => JSON.stringify(typeof x === 'bigint' ? Number(x) : x) ?? String(x)).join(', ')}]`);

@@ -93,8 +93,8 @@ class UwsRestServer implements RestServer {
   async start(): Promise<void> {
     const l = this.listen;
     const where = l.kind === 'unix' ? `unix:${l.path}` : formatAddress(l, l.port);
-    const failed = async (detail: string): Promise<never> => {
-      await this.release();
+    const failed = (detail: string): never => {
+      this.release();
       throw new ServingError('E_UNAVAILABLE', `RESTful server could not bind to ${where} (${detail})`);
     };
     if (l.kind === 'unix') await claimSocketPath(l.path, 'RESTful server');
@@ -139,11 +139,11 @@ class UwsRestServer implements RestServer {
       });
       clearTimeout(timer);
     }
-    await this.release();
+    this.release();
   }
 
   /** Closes every connection and listener, and removes the files this server made. */
-  private async release(): Promise<void> {
+  private release(): void {
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = undefined;
     this.app.close(); // closes idle keep-alive connections and cuts off anything left
