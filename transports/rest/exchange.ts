@@ -42,6 +42,8 @@ export interface Reply {
   readonly contentType: string;
   /** A DeferredBody is written when sent (JSON replies: into the thread's ReplyWriter). */
   readonly body: Body;
+  /** Further response headers (KServe v2's binary extension sets Inference-Header-Content-Length). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface SendOptions {

@@ -9,9 +9,9 @@ import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
 import { JSON_TYPE } from './exchange.js';
 import { encodeJsonError } from './json-codec.js';
 import { exactPath } from './path-pattern.js';
-import type { HeadRoute } from './route-table.js';
+import type { NoBodyRoute } from './route-table.js';
 
-type Probe = HeadRoute<Readonly<Record<string, never>>>;
+type Probe = NoBodyRoute<Readonly<Record<string, never>>>;
 
 const LIVE = '{"live":true}';
 

@@ -23,7 +23,7 @@ import { PathError, type PathPattern } from './path-pattern.js';
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 /** A route answered from the request line alone (probes); a body, if sent, is not read. */
-export interface HeadRoute<P> {
+export interface NoBodyRoute<P> {
   readonly method: HttpMethod;
   readonly path: PathPattern<P>;
   readonly codecs?: undefined;
@@ -44,6 +44,8 @@ export interface BodyRequest<P> {
   readonly deadlineMs: number | undefined;
   /** Aborted when the client goes away before the reply. */
   readonly signal: CancelSignal;
+  /** The headers the route named in `headers` ('' when absent), by their lowercase names. */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 /**
@@ -54,11 +56,17 @@ export interface BodyRoute<P> {
   readonly method: HttpMethod;
   readonly path: PathPattern<P>;
   readonly codecs: CodecSet;
+  /**
+   * Further request headers the handler reads (lowercase names; KServe v2's binary extension
+   * needs `inference-header-content-length`). uWS's request object is gone once the body
+   * arrives, so the server copies them first.
+   */
+  readonly headers?: readonly string[];
   /** A request's problems are replies; a rejection is a bug (answered 500). */
   answer(engine: ServingEngine, request: BodyRequest<P>): Promise<Reply>;
 }
 
-export type Route<P> = HeadRoute<P> | BodyRoute<P>;
+export type Route<P> = NoBodyRoute<P> | BodyRoute<P>;
 
 /** A request the table answers itself. */
 export interface RouteRefusal {

@@ -267,7 +267,7 @@ class UwsRestServer implements RestServer {
     const { route, params } = found;
     if (route.codecs === undefined) {
       const out = route.answer(this.engine, params);
-      return ex.send(out.status, out.contentType, out.body, { close: hasBody });
+      return ex.send(out.status, out.contentType, out.body, out.headers ? { close: hasBody, headers: out.headers } : { close: hasBody });
     }
     this.readAndAnswer(ex, req, route, params, contentLength, hasBody);
   }
@@ -281,6 +281,7 @@ class UwsRestServer implements RestServer {
       ex.send(e.status, e.contentType, e.body, { close });
     };
     const requestId = requestIdOf(req.getHeader('x-request-id'));
+    const headers = route.headers === undefined ? NO_HEADERS : copyHeaders(req, route.headers);
     const deadlineText = req.getHeader('x-deadline-ms');
     let deadlineMs: number | undefined;
     if (deadlineText !== '') {
@@ -300,8 +301,9 @@ class UwsRestServer implements RestServer {
         // A client that goes away cancels its request (after a reply this finds nothing to do).
         const signal = new Cancellation();
         ex.onFinished(() => signal.cancel());
-        route.answer(this.engine, { params, body, decoder, encoder, requestId, deadlineMs, signal }).then(
-          (out: Reply) => ex.send(out.status, out.contentType, out.body, { headers: { 'X-Request-Id': requestId } }),
+        route.answer(this.engine, { params, body, decoder, encoder, requestId, deadlineMs, signal, headers }).then(
+          (out: Reply) =>
+            ex.send(out.status, out.contentType, out.body, { headers: out.headers ? { ...out.headers, 'X-Request-Id': requestId } : { 'X-Request-Id': requestId } }),
           (err: unknown) => reply(500, `internal error: ${(err as Error)?.message ?? String(err)}`),
         );
       },
@@ -315,6 +317,14 @@ class UwsRestServer implements RestServer {
         reply(408, `the request body did not arrive within ${this.settings.bodyTimeoutMs} ms (${received} bytes received)`, true),
     });
   }
+}
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+function copyHeaders(req: HttpRequest, names: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name of names) headers[name] = req.getHeader(name);
+  return headers;
 }
 
 function sslApp(ssl: SSLConfig): TemplatedApp {

@@ -32,9 +32,12 @@ t.test("the module's head routes", async (t) => {
   t.match(r.text, /servable 'nope' is not loaded/);
 });
 
-t.test("the module's body route: codecs negotiated, request id returned", async (t) => {
+t.test("the module's body route: codecs negotiated, request id returned, the headers it declared", async (t) => {
   let r = await call('/demo/models/add/infer', { body: SEED_BODY, headers: { 'x-request-id': 'demo-1' } });
   t.same([r.status, r.headers['content-type'], r.headers['x-request-id'], r.json], [200, 'application/json', 'demo-1', SEED_REPLY]);
+  t.equal(r.headers['x-demo-tag'], undefined, 'no header, no reply header');
+  r = await call('/demo/models/add/infer', { body: SEED_BODY, headers: { 'x-request-id': 'demo-2', 'X-Demo-Tag': 'blue' } });
+  t.same([r.status, r.headers['x-request-id'], r.headers['x-demo-tag']], [200, 'demo-2', 'blue'], 'a declared request header reaches the handler; its reply headers are sent');
   const f = Buffer.from(Float32Array.of(1, 2, 3, 4).buffer);
   const body = new Packr({ useRecords: false }).pack({ instances: { x1: { dtype: 'float32', shape: [2, 2], data: f }, x2: { dtype: 'float32', shape: [2, 2], data: f } } });
   r = await call('/demo/models/add/infer', { body, headers: { 'content-type': 'application/msgpack', accept: 'application/msgpack' } });

@@ -2,10 +2,10 @@
 // what is served, 405 with Allow, 400 from a pattern, registration order, duplicates.
 import t from 'tap';
 import { PathError, type PathPattern, exactPath, pathTemplate } from '../../../dist/transports/rest/path-pattern.js';
-import { type HeadRoute, type Route, RouteTable } from '../../../dist/transports/rest/route-table.js';
+import { type NoBodyRoute, type Route, RouteTable } from '../../../dist/transports/rest/route-table.js';
 
 /** A head route answering with its own name, so a test can see which route matched. */
-function named<P>(method: 'get' | 'post' | 'put' | 'delete', path: PathPattern<P>, name: string): HeadRoute<P> {
+function named<P>(method: 'get' | 'post' | 'put' | 'delete', path: PathPattern<P>, name: string): NoBodyRoute<P> {
   return { method, path, answer: () => ({ status: 200, contentType: 'text/plain', body: name }) };
 }
 
