@@ -36,6 +36,16 @@ export interface DeferredBody {
 
 export type Body = string | Uint8Array | DeferredBody;
 
+/** A complete answer, as route handlers (route-table.ts) return it. */
+export interface Reply {
+  readonly status: number;
+  readonly contentType: string;
+  /** A DeferredBody is written when sent (JSON replies: into the thread's ReplyWriter). */
+  readonly body: Body;
+  /** Further response headers (KServe v2's binary extension sets Inference-Header-Content-Length). */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
 export interface SendOptions {
   /** Close the connection after this response (the body was not read, or the server drains). */
   readonly close?: boolean;

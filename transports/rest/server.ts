@@ -1,8 +1,12 @@
 /**
  * The RESTful transport on uWebSockets.js: MindSpore Serving's REST API
- * (`POST /model/<servable>[/version/<n>]:<method>`, JSON or msgpack) plus `GET /healthz` and
- * `GET /readyz` for probes. It only decodes, calls the engine and encodes; model work runs in
- * the engine's device actors, never on this thread.
+ * (`POST /model/<servable>[/version/<n>]:<method>`, JSON or msgpack) plus `GET /healthz`,
+ * `GET /readyz` and `GET /metrics`. It only decodes, calls the engine and encodes; model work
+ * runs in the engine's device actors, never on this thread.
+ *
+ * This file is the HTTP framing: listening, TLS, header and body limits, the deadline and
+ * request-id headers, draining. What is served is the route table's (route-table.ts), filled
+ * by the protocol modules (mindspore-routes.ts, probe-routes.ts).
  *
  *   const rest = await startRestfulServer(engine, '127.0.0.1:1500', { maxMsgMbSize: 100 });
  *   ...
@@ -15,17 +19,18 @@ import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_li
 import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
 import type { SSLConfig } from '../ssl-config.js';
-import { PROMETHEUS_CONTENT_TYPE } from '../../engine/metrics.js';
 import type { ServingEngine } from '../../facade/engine.js';
 import { type ListenAddress, formatAddress, parseAddress } from './address.js';
 import { claimSocketPath, restrictSocketFile } from '../listen-address.js';
 import { requestIdOf } from '../request-id.js';
 import { readBody } from './body-reader.js';
-import { Exchange, JSON_TYPE, MSGPACK_TYPE } from './exchange.js';
+import { errorReply } from './codec.js';
+import { Exchange, JSON_TYPE, MSGPACK_TYPE, type Reply } from './exchange.js';
 import { encodeJsonError } from './json-codec.js';
+import { mindsporeRoutes } from './mindspore-routes.js';
 import { type RestServerOptions, type RestSettings, restSettings } from './options.js';
-import { errorReply, predict } from './predict.js';
-import { route } from './router.js';
+import { PROBE_ROUTES } from './probe-routes.js';
+import { type BodyRoute, type Route, RouteTable } from './route-table.js';
 import { TLS12_CIPHERS, TlsFront } from './tls-front.js';
 
 export type { SSLConfig, RestServerOptions };
@@ -42,13 +47,19 @@ export interface RestServer {
 /** uWS apps have `close()` (closes the listen sockets and every connection); its typings omit it. */
 type App = TemplatedApp & { close(): void };
 
-const MSGPACK_RE = /^application\/(?:x-|vnd\.)?msgpack\b/i;
-const ACCEPT_MSGPACK_RE = /\bapplication\/(?:x-|vnd\.)?msgpack\b/i;
-
-export async function startRestfulServer(engine: ServingEngine, address: string, options: RestServerOptions = {}): Promise<RestServer> {
+/**
+ * Serves MindSpore's REST API and the probes on `address`. `extraRoutes` are served besides
+ * them: a further protocol's routes (route-table.ts says how to declare them).
+ */
+export async function startRestfulServer(
+  engine: ServingEngine,
+  address: string,
+  options: RestServerOptions = {},
+  extraRoutes: readonly Route<unknown>[] = [],
+): Promise<RestServer> {
   const listen = parseAddress(address);
   const settings = restSettings(options);
-  const server = new UwsRestServer(engine, listen, settings);
+  const server = new UwsRestServer(engine, listen, settings, extraRoutes);
   await server.start();
   return server;
 }
@@ -57,6 +68,7 @@ class UwsRestServer implements RestServer {
   address = '';
   port = 0;
   private readonly app: App;
+  private readonly routes: RouteTable;
   private listenSocket: us_listen_socket | undefined;
   private readonly inflight = new Set<Exchange>();
   private draining = false;
@@ -71,7 +83,9 @@ class UwsRestServer implements RestServer {
     private readonly engine: ServingEngine,
     private readonly listen: ListenAddress,
     private readonly settings: RestSettings,
+    extraRoutes: readonly Route<unknown>[],
   ) {
+    this.routes = new RouteTable([...mindsporeRoutes({ parseInstances: settings.parseInstances }), ...PROBE_ROUTES, ...extraRoutes]);
     const ssl = settings.ssl;
     if (ssl?.verifyClient) {
       this.privateDir = mkdtempSync(join(tmpdir(), 'actorserve-rest-'));
@@ -196,29 +210,26 @@ class UwsRestServer implements RestServer {
       return json(431, `the request line and headers take ${headerBytes} bytes, more than the limit of ${this.settings.maxHeaderBytes}`, { close: true });
     }
 
-    const r = route(method, url);
-    switch (r.kind) {
-      case 'error':
-        return json(r.status, r.message, r.allow ? { headers: { Allow: r.allow } } : {});
-      case 'healthz':
-        return ex.send(200, JSON_TYPE, '{"live":true}', { close: hasBody });
-      case 'readyz': {
-        const h = this.engine.health();
-        return ex.send(h.ready ? 200 : 503, JSON_TYPE, JSON.stringify(h), { close: hasBody });
-      }
-      case 'metrics':
-        if (!this.engine.metrics) return json(404, 'metrics are disabled on this server');
-        return ex.send(200, PROMETHEUS_CONTENT_TYPE, this.engine.metrics.render(), { close: hasBody });
-      case 'predict':
-        break;
+    const found = this.routes.match(method, url);
+    if (found.kind === 'refused') return json(found.status, found.message, found.allow ? { headers: { Allow: found.allow } } : {});
+    const { route, params } = found;
+    if (route.codecs === undefined) {
+      const out = route.answer(this.engine, params);
+      return ex.send(out.status, out.contentType, out.body, out.headers ? { close: hasBody, headers: out.headers } : { close: hasBody });
     }
-    const msgpackBody = MSGPACK_RE.test(req.getHeader('content-type'));
-    const msgpackReply = ACCEPT_MSGPACK_RE.test(req.getHeader('accept'));
+    this.readAndAnswer(ex, req, route, params, contentLength, hasBody);
+  }
+
+  /** A BodyRoute: codecs from the headers, the deadline and length headers checked, the body read, then the handler. */
+  private readAndAnswer(ex: Exchange, req: HttpRequest, route: BodyRoute<unknown>, params: unknown, contentLength: string, hasBody: boolean): void {
+    const decoder = route.codecs.decoderFor(req.getHeader('content-type'));
+    const encoder = route.codecs.encoderFor(req.getHeader('accept'));
     const reply = (status: number, message: string, close = false): void => {
-      const e = errorReply(status, message, msgpackReply);
+      const e = errorReply(status, message, encoder);
       ex.send(e.status, e.contentType, e.body, { close });
     };
     const requestId = requestIdOf(req.getHeader('x-request-id'));
+    const headers = route.headers === undefined ? NO_HEADERS : copyHeaders(req, route.headers);
     const deadlineText = req.getHeader('x-deadline-ms');
     let deadlineMs: number | undefined;
     if (deadlineText !== '') {
@@ -236,24 +247,11 @@ class UwsRestServer implements RestServer {
     readBody(ex, { limit, declaredLength, timeoutMs: this.settings.bodyTimeoutMs }, {
       onBody: (body) => {
         // A client that goes away cancels its request (after a reply this finds nothing to do).
-        const cancellation = new Cancellation();
-        ex.onFinished(() => cancellation.cancel());
-        predict(
-          this.engine,
-          {
-            servable: r.servable,
-            version: r.version,
-            method: r.method,
-            body,
-            msgpackBody,
-            msgpackReply,
-            requestId,
-            signal: cancellation,
-            ...(deadlineMs !== undefined ? { deadlineMs } : {}),
-          },
-          { log: this.engine.log, ...(this.settings.parseInstances ? { parseInstances: this.settings.parseInstances } : {}) },
-        ).then(
-          (out) => ex.send(out.status, out.contentType, out.body, { headers: { 'X-Request-Id': requestId } }),
+        const signal = new Cancellation();
+        ex.onFinished(() => signal.cancel());
+        route.answer(this.engine, { params, body, decoder, encoder, requestId, deadlineMs, signal, headers }).then(
+          (out: Reply) =>
+            ex.send(out.status, out.contentType, out.body, { headers: out.headers ? { ...out.headers, 'X-Request-Id': requestId } : { 'X-Request-Id': requestId } }),
           (err: unknown) => reply(500, `internal error: ${(err as Error)?.message ?? String(err)}`),
         );
       },
@@ -267,6 +265,14 @@ class UwsRestServer implements RestServer {
         reply(408, `the request body did not arrive within ${this.settings.bodyTimeoutMs} ms (${received} bytes received)`, true),
     });
   }
+}
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+function copyHeaders(req: HttpRequest, names: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name of names) headers[name] = req.getHeader(name);
+  return headers;
 }
 
 function sslApp(ssl: SSLConfig): TemplatedApp {

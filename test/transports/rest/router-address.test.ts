@@ -1,16 +1,33 @@
-// URL routing and listen-address parsing (pure functions).
-import t from 'tap';
-import { route } from '../../../dist/transports/rest/router.js';
+// MindSpore's URL routing through the route table, and listen-address parsing (pure functions).
+import t, { type Test } from 'tap';
+import { mindsporeRoutes } from '../../../dist/transports/rest/mindspore-routes.js';
+import { PROBE_ROUTES } from '../../../dist/transports/rest/probe-routes.js';
+import { RouteTable } from '../../../dist/transports/rest/route-table.js';
 import { formatAddress, parseAddress } from '../../../dist/transports/rest/address.js';
 
+/** The table a server builds (server.ts): MindSpore's routes, then the probes. */
+const table = new RouteTable([...mindsporeRoutes(), ...PROBE_ROUTES]);
+const USAGE = 'use POST /model/<servable>[/version/<n>]:<method>';
+
+/** The parameters of a predict URL (failing the test when it is not one). */
+function predictParams(t: Test, url: string): unknown {
+  const m = table.match('post', url);
+  if (m.kind !== 'route') {
+    t.fail(`${url}: ${m.message}`);
+    return undefined;
+  }
+  t.equal(m.route.path.text, '/model/<servable>[/version/<n>]:<method>', `${url} is the predict route`);
+  return m.params;
+}
+
 t.test('predict routes', async (t) => {
-  t.same(route('post', '/model/add:add_common'), { kind: 'predict', servable: 'add', version: 0, method: 'add_common' });
-  t.same(route('post', '/model/add/version/3:add_common'), { kind: 'predict', servable: 'add', version: 3, method: 'add_common' });
-  t.same(route('post', '/version/3/model/add:add_common'), { kind: 'predict', servable: 'add', version: 3, method: 'add_common' });
-  t.same(route('post', '/model/my%20servable:do%3Ait'), { kind: 'predict', servable: 'my servable', version: 0, method: 'do:it' });
-  t.same(route('post', '/model/add:a:b'), { kind: 'predict', servable: 'add', version: 0, method: 'a:b' }, 'the method is everything after the first colon');
-  t.same(route('post', '/model/version_test:m'), { kind: 'predict', servable: 'version_test', version: 0, method: 'm' }, "a servable named with 'version' is fine");
-  t.same(route('post', '/model/add/version/007:m'), { kind: 'predict', servable: 'add', version: 7, method: 'm' });
+  t.same(predictParams(t, '/model/add:add_common'), { servable: 'add', version: 0, method: 'add_common' });
+  t.same(predictParams(t, '/model/add/version/3:add_common'), { servable: 'add', version: 3, method: 'add_common' });
+  t.same(predictParams(t, '/version/3/model/add:add_common'), { servable: 'add', version: 3, method: 'add_common' });
+  t.same(predictParams(t, '/model/my%20servable:do%3Ait'), { servable: 'my servable', version: 0, method: 'do:it' });
+  t.same(predictParams(t, '/model/add:a:b'), { servable: 'add', version: 0, method: 'a:b' }, 'the method is everything after the first colon');
+  t.same(predictParams(t, '/model/version_test:m'), { servable: 'version_test', version: 0, method: 'm' }, "a servable named with 'version' is fine");
+  t.same(predictParams(t, '/model/add/version/007:m'), { servable: 'add', version: 7, method: 'm' });
 });
 
 t.test('bad predict URLs are 400 with the reason', async (t) => {
@@ -30,17 +47,27 @@ t.test('bad predict URLs are 400 with the reason', async (t) => {
     ['/version/1/model/add', /does not have the expected form/],
     ['/model/%E0%A4%A:m', /invalid percent-encoding/],
   ];
-  for (const [url, message] of cases) t.match(route('post', url), { kind: 'error', status: 400, message }, url);
+  for (const [url, message] of cases) t.match(table.match('post', url), { kind: 'refused', status: 400, message }, url);
+  t.same(
+    table.match('post', '/model/add'),
+    { kind: 'refused', status: 400, message: `bad predict URL "/model/add": it names no method (expected ':<method>' at the end); ${USAGE}` },
+    'the whole message',
+  );
 });
 
 t.test('other routes', async (t) => {
-  t.same(route('get', '/healthz'), { kind: 'healthz' });
-  t.same(route('get', '/readyz'), { kind: 'readyz' });
-  t.match(route('post', '/readyz'), { kind: 'error', status: 405, allow: 'GET' });
-  t.match(route('get', '/model/add:m'), { kind: 'error', status: 405, allow: 'POST' });
-  t.match(route('delete', '/model'), { kind: 'error', status: 405 }, 'the method is checked before the URL form');
-  t.match(route('post', '/models/add:m'), { kind: 'error', status: 404 });
-  t.match(route('get', '/x'.repeat(200)), { kind: 'error', status: 404, message: /…" \(400 characters\)/ }, 'long URLs are cut in messages');
+  t.match(table.match('get', '/healthz'), { kind: 'route', route: { method: 'get', path: { text: '/healthz' } } });
+  t.match(table.match('get', '/readyz'), { kind: 'route', route: { method: 'get', path: { text: '/readyz' } } });
+  t.match(table.match('get', '/metrics'), { kind: 'route', route: { method: 'get', path: { text: '/metrics' } } });
+  t.same(table.match('post', '/readyz'), { kind: 'refused', status: 405, message: '/readyz only answers GET', allow: 'GET' });
+  t.same(table.match('get', '/model/add:m'), { kind: 'refused', status: 405, message: `predict URLs only answer POST; ${USAGE}`, allow: 'POST' });
+  t.match(table.match('delete', '/model'), { kind: 'refused', status: 405 }, 'the method is checked before the URL form');
+  t.same(table.match('post', '/models/add:m'), {
+    kind: 'refused',
+    status: 404,
+    message: `there is nothing at "/models/add:m"; ${USAGE}, or GET /healthz, /readyz, /metrics`,
+  });
+  t.match(table.match('get', '/x'.repeat(200)), { kind: 'refused', status: 404, message: /…" \(400 characters\)/ }, 'long URLs are cut in messages');
 });
 
 t.test('addresses', async (t) => {
