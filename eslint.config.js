@@ -39,9 +39,9 @@ export default defineConfig(
       '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingUnknown: true }],
       // `_`-prefixed parameters are placeholders of a callback's signature.
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
-      // Off until tsconfig has noUncheckedIndexedAccess (issue 12): without it the rule flags the
-      // ~560 `!` after indexed accesses, which that option makes necessary (15 stay unnecessary).
-      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
+      // With noUncheckedIndexedAccess on (tsconfig.json), a `!` after an indexed access states a
+      // checked fact; one the compiler already knows is noise, and this rule removes it.
+      '@typescript-eslint/no-unnecessary-type-assertion': 'error',
     },
   },
   {

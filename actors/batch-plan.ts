@@ -4,7 +4,7 @@
  * concatenated (and padded for fixed-batch models), and how outputs are cut back into
  * instances with the padding dropped.
  */
-import { type NumericArray, type NumericDType, isNumericDType } from '../engine/dtypes.js';
+import { type NumericArray, isNumericDType } from '../engine/dtypes.js';
 import { ServingError } from '../engine/errors.js';
 import type { ModelDeclaration } from '../engine/register.js';
 import { type Tensor, elementCount } from '../engine/tensor.js';
@@ -62,7 +62,7 @@ export class BatchPlan {
       if (batched) noteBatchDim(info, 'input');
       const dims = batched ? info.dims.slice(1) : info.dims;
       const instanceDims = dims.map((d) => (typeof d === 'number' ? d : undefined));
-      const staticCount = instanceDims.every((d) => d !== undefined) ? (instanceDims as number[]).reduce((a, b) => a * b, 1) : undefined;
+      const staticCount = instanceDims.every((d) => d !== undefined) ? (instanceDims).reduce((a, b) => a * b, 1) : undefined;
       return { info, batched, instanceDims, staticCount };
     });
     if (decl.withBatchDim) for (const o of graph.outputs) noteBatchDim(o, 'output');
@@ -181,5 +181,5 @@ export class BatchPlan {
 
 function copyWhole(out: BatchOutput): Tensor {
   if ('strings' in out) return { dtype: 'string', shape: [...out.dims], data: [...out.strings] };
-  return { dtype: out.dtype as NumericDType, shape: [...out.dims], data: out.data.slice() } as Tensor;
+  return { dtype: out.dtype, shape: [...out.dims], data: out.data.slice() } as Tensor;
 }

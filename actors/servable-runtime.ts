@@ -265,7 +265,7 @@ export class ServableRuntime {
       if (ctx.done) break;
     }
     return instances.map((_, i) => {
-      if (errors[i]) return errors[i]!;
+      if (errors[i]) return errors[i];
       const out: Instance = {};
       m.outputs.forEach((name, k) => {
         out[name] = argsOf(i, [m.returns[k]!])[0]!;

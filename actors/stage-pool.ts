@@ -82,7 +82,7 @@ export class StagePool {
     this.modelCalls = modelCalls;
     this.pool = new Piscina({
       filename: WORKER_ENTRY,
-      workerData: { protocolVersion: STAGE_PROTOCOL_VERSION, ended: this.ended.buffer as SharedArrayBuffer, modelCalls } satisfies StageWorkerData,
+      workerData: { protocolVersion: STAGE_PROTOCOL_VERSION, ended: this.ended.buffer, modelCalls } satisfies StageWorkerData,
       minThreads: threads,
       maxThreads: threads,
       maxQueue,

@@ -147,5 +147,5 @@ function movable(result: StageResult): StageResult {
     }
   }
   if (buffers.size === 0) return result;
-  return move({ [transferableSymbol]: [...buffers], [valueSymbol]: result } as never) as unknown as StageResult;
+  return move({ [transferableSymbol]: [...buffers], [valueSymbol]: result }) as unknown as StageResult;
 }

@@ -26,7 +26,7 @@ const ERROR_MSG = Buffer.from('error_msg');
 export function socketFailure(err: NodeJS.ErrnoException): Failure {
   // node:http2 wraps a connection error in ERR_HTTP2_STREAM_CANCEL with the socket error as cause
   const cause = (err as { cause?: unknown }).cause;
-  if (err.code === 'ERR_HTTP2_STREAM_CANCEL' && cause instanceof Error) return socketFailure(cause as NodeJS.ErrnoException);
+  if (err.code === 'ERR_HTTP2_STREAM_CANCEL' && cause instanceof Error) return socketFailure(cause);
   const code = err.code ?? '';
   const kind =
     code === 'ECONNREFUSED' ? 'connection refused'

@@ -53,7 +53,7 @@ function countInstances(parsed: unknown, where: string): number {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || !('instances' in parsed)) {
     throw new InputError(`${where} must be a JSON object with an "instances" key`);
   }
-  const instances = (parsed as { instances: unknown }).instances;
+  const instances = (parsed).instances;
   if (Array.isArray(instances)) {
     if (instances.length === 0) throw new InputError(`${where}: "instances" is an empty list`);
     return instances.length;

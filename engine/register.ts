@@ -306,8 +306,22 @@ export function method(
   into.stageFunctions.set(name, trace.functions);
 }
 
+/**
+ * What `addStage` returns for `outputsCount: N`: a tuple of N placeholders when N is a literal
+ * (so `const [a, b] = addStage(f, [x], { outputsCount: 2 })` is typed), else a list.
+ */
+export type Placeholders<N extends number, Acc extends Placeholder[] = []> = number extends N
+  ? Placeholder[]
+  : Acc['length'] extends N
+    ? Acc
+    : Placeholders<N, [...Acc, Placeholder]>;
+
 export function addStage(stage: Model | StageFunction, args: readonly Placeholder[], options?: StageOptions & { outputsCount?: 1 }): Placeholder;
-export function addStage(stage: Model | StageFunction, args: readonly Placeholder[], options: StageOptions & { outputsCount: number }): Placeholder[];
+export function addStage<N extends number>(
+  stage: Model | StageFunction,
+  args: readonly Placeholder[],
+  options: StageOptions & { outputsCount: N },
+): Placeholders<N>;
 export function addStage(
   stage: Model | StageFunction,
   args: readonly Placeholder[],

@@ -90,10 +90,10 @@ export function checkTensor(value: unknown, what: string): Tensor {
         `${what}: dtype ${dtype} needs data in a ${TYPED_ARRAY[dtype].name}, got ${describeValue(data)}`,
       );
     }
-    if ((data as NumericArray).length !== count) {
+    if ((data).length !== count) {
       throw new ServingError(
         'E_INVALID_SHAPE',
-        `${what}: shape [${shape.join(', ')}] needs ${count} elements, data has ${(data as NumericArray).length}`,
+        `${what}: shape [${shape.join(', ')}] needs ${count} elements, data has ${(data).length}`,
       );
     }
   } else {
@@ -114,7 +114,7 @@ export function checkTensor(value: unknown, what: string): Tensor {
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value !== 'object') return typeof value;
-  return (value as object).constructor?.name ?? 'object';
+  return (value).constructor?.name ?? 'object';
 }
 
 /** Byte size of a tensor's data (for binary dtypes, the sum of element lengths). */

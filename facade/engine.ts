@@ -446,7 +446,7 @@ class ResolvedMethod implements MethodTarget {
     };
     return work.then(
       (outcomes) => {
-        const failed = outcomes.find((o) => o instanceof ServingError) as ServingError | undefined;
+        const failed = outcomes.find((o): o is ServingError => o instanceof ServingError);
         record(failed?.code);
         return outcomes;
       },

@@ -92,7 +92,7 @@ interface Sample {
 async function sample(pool: StagePool, callModel: ModelCaller, inFlight: number): Promise<Sample> {
   const spec: Tensor = { dtype: 'int32', shape: [2], data: Int32Array.of(calls, inFlight) };
   const [out] = await pool.run(configPath, callLoop, [[spec]], { callModel });
-  if (!Array.isArray(out)) throw out;
+  if (!Array.isArray(out)) throw out ?? new Error('the stage returned no result');
   const ms = Float64Array.from(out[0]!.data as Float64Array).sort();
   const totalMs = (out[1]!.data as Float64Array)[0]!;
   return { callsPerSec: calls / (totalMs / 1000), p50Us: ms[Math.floor(ms.length / 2)]! * 1000, p99Us: ms[Math.floor(ms.length * 0.99)]! * 1000 };

@@ -151,13 +151,14 @@ export function makeTensor<T extends OnnxDType>(
 ): OnnxNs.ITensorProto {
   const count = checkDims(dims);
   const tensor: OnnxNs.ITensorProto = { name, dataType: ONNX_DATA_TYPE[dtype], dims: [...dims] };
-  if (dtype === 'string') {
+  const kind: OnnxDType = dtype;
+  if (kind === 'string') {
     const strings = data as readonly string[];
     if (strings.length !== count) throw new RangeError(`${name}: ${strings.length} strings for ${count} elements`);
     tensor.stringData = strings.map((s) => utf8.encode(s));
   } else {
     const view = data as ArrayBufferView;
-    const size = ELEMENT_SIZE[dtype as Exclude<OnnxDType, 'string'>];
+    const size = ELEMENT_SIZE[kind];
     if (view.byteLength !== count * size) {
       throw new RangeError(`${name}: ${view.byteLength} bytes of ${dtype} data for ${count} elements`);
     }

@@ -13,9 +13,9 @@ export async function predictStage(x: Tensor, y: Tensor): Promise<Tensor> {
   const [a] = await model.call([x], { subgraph: 0 });
   const [b] = await model.call([y], { subgraph: 1 });
   if (a!.dtype !== 'float32' || b!.dtype !== 'float32') throw new Error('matmul subgraphs must output float32');
-  const z = new Float32Array(a!.data.length);
-  for (let i = 0; i < z.length; i++) z[i] = a!.data[i]! + b!.data[i]!;
-  return { dtype: 'float32', shape: a!.shape, data: z };
+  const z = new Float32Array(a.data.length);
+  for (let i = 0; i < z.length; i++) z[i] = a.data[i]! + b.data[i]!;
+  return { dtype: 'float32', shape: a.shape, data: z };
 }
 
 register.method('predict', { outputs: ['z'] }, (x, y) => {

@@ -16,7 +16,7 @@ export async function preprocess(image: Tensor): Promise<Tensor> {
   if (image.data.length !== 1) throw new Error(`image must hold one encoded picture, got ${image.data.length}`);
   let rgb: Buffer;
   try {
-    rgb = await sharp(image.data[0]!).removeAlpha().resize(SIDE, SIDE, { fit: 'fill' }).toColourspace('srgb').raw().toBuffer();
+    rgb = await sharp(image.data[0]).removeAlpha().resize(SIDE, SIDE, { fit: 'fill' }).toColourspace('srgb').raw().toBuffer();
   } catch (err) {
     throw new Error(`cannot decode the image: ${(err as Error).message}`, { cause: err });
   }

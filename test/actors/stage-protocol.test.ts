@@ -1,7 +1,6 @@
 // The stage worker's side of its thread protocol, spoken to directly over piscina: the version
 // check, the announcement of its control port, and control calls over that port.
 import t from 'tap';
-import type { MessagePort } from 'node:worker_threads';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { wrap } from 'comlink';
@@ -117,7 +116,7 @@ t.test("a control call to a thread that has exited fails instead of waiting fore
     t.fail(said.kind);
     return;
   }
-  const link = new StageWorkerLink(said.threadId, said.control as MessagePort);
+  const link = new StageWorkerLink(said.threadId, said.control);
   t.equal((await link.health()).threadId, said.threadId);
   await pool.destroy();
   await t.rejects(link.health(), { code: 'E_STAGE_FAILED', message: `stage thread ${said.threadId} has exited` });

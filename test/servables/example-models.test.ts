@@ -123,8 +123,8 @@ for (const rows of [128, 8]) {
       for (let i = 0; i < 96; i++) {
         for (let j = 0; j < 16; j++) {
           const term = x[r * 96 + i]! * Math.fround((((i * 16 + j) % 7) - 3) / 10);
-          expected[j] += term;
-          scale[j] += Math.abs(term);
+          expected[j]! += term;
+          scale[j]! += Math.abs(term);
         }
       }
     }
@@ -177,7 +177,7 @@ function comparable(dtype: OnnxDType, data: OrtData): ArrayLike<unknown> {
   if (dtype === 'float16' && ArrayBuffer.isView(data)) {
     return new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
   }
-  return data as ArrayLike<unknown>;
+  return data;
 }
 
 t.test('ONNX_DTYPES lists the 13 supported dtypes', async (tt) => {
@@ -188,7 +188,7 @@ for (const dtype of ONNX_DTYPES) {
   t.test(`identity round-trip: ${dtype}`, async (tt) => {
     const s = await session(identityModel(dtype, { batch: 'N', shape: [2] }));
     const input = SAMPLE[dtype]();
-    const { y } = await s.run({ x: new ort.Tensor(dtype, input as never, [3, 2]) });
+    const { y } = await s.run({ x: new ort.Tensor(dtype, input, [3, 2]) });
     tt.equal(y!.type, dtype);
     tt.same(y!.dims, [3, 2]);
     tt.ok(sameValues(comparable(dtype, y!.data) as OrtData, comparable(dtype, input)), `${dtype} values round-trip`);
@@ -210,7 +210,7 @@ t.test('initializers of every dtype encode correctly (y = Identity(constant))', 
   for (const dtype of ONNX_DTYPES) {
     const data = SAMPLE[dtype]();
     const bytes = new OnnxGraphBuilder(`const_${dtype}`)
-      .addInitializer('c', dtype, [3, 2], data as never)
+      .addInitializer('c', dtype, [3, 2], data)
       .addNode('Identity', ['c'], ['y'])
       .addOutput('y', dtype, [3, 2])
       .toBytes();

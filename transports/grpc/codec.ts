@@ -86,7 +86,7 @@ export function decodeTensor(t: WireTensor, where: string): Tensor {
       `${where}: a ${dtype} tensor of shape [${shape.join(', ')}] needs ${count} value${count === 1 ? '' : 's'} in bytes_val, got ${values.length}`,
     );
   }
-  return { dtype, shape, data: values.map(asBuffer) } as Tensor;
+  return { dtype, shape, data: values.map(asBuffer) };
 }
 
 function numericView(dtype: NumericDType, bytes: Uint8Array, count: number) {

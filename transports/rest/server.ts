@@ -127,7 +127,7 @@ class UwsRestServer implements RestServer {
         return failed((err as Error).message);
       }
     } else {
-      this.port = l.kind === 'unix' ? 0 : uWS.us_socket_local_port(socket as never);
+      this.port = l.kind === 'unix' ? 0 : uWS.us_socket_local_port(socket);
     }
     this.ownsSocketFile = l.kind === 'unix';
     if (l.kind === 'unix') restrictSocketFile(l.path);

@@ -21,7 +21,7 @@ const { values } = parseArgs({
     'intra-op-threads': { type: 'string', default: '1' },
   },
 });
-const deviceIds = values['device-ids']!.split(',').map(Number);
+const deviceIds = values['device-ids'].split(',').map(Number);
 const intraOpThreads = Number(values['intra-op-threads']);
 const server = new ServingServer();
 server.log = (line) => process.stderr.write(`${line}\n`);

@@ -22,7 +22,7 @@ const { values } = parseArgs({
 });
 const durationMs = Number(values['duration-ms']);
 const repeats = Number(values.repeats);
-const batches = JSON.parse(values.batches!) as Record<'add' | 'mlp' | 'resnet', number[]>;
+const batches = JSON.parse(values.batches) as Record<'add' | 'mlp' | 'resnet', number[]>;
 const options = baselineSessionOptions(Number(values['intra-op-threads']));
 
 function filled(n: number): Float32Array {

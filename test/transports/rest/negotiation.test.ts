@@ -65,7 +65,7 @@ t.test('the msgpack codec', async (t) => {
   const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
   t.equal(MSGPACK_CODEC.contentType, 'application/msgpack');
   t.same(unpackr.unpack(MSGPACK_CODEC.encodeError('no') as Uint8Array), { error_msg: 'no' });
-  const reply = unpackr.unpack(MSGPACK_CODEC.encodeOutcomes([{ y: { dtype: 'int32', shape: [], data: Int32Array.of(7) } }]) as Uint8Array);
+  const reply: unknown = unpackr.unpack(MSGPACK_CODEC.encodeOutcomes([{ y: { dtype: 'int32', shape: [], data: Int32Array.of(7) } }]) as Uint8Array);
   t.match(reply, { instances: [{ y: { dtype: 'int32', shape: [] } }] });
 });
 
