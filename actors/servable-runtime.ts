@@ -14,12 +14,17 @@ import { type Instance, type Tensor, checkTensor } from '../engine/tensor.js';
 import { BatchPlan } from './batch-plan.js';
 import { DeviceGroup } from './device-group.js';
 import { type DeviceHandle, localDeviceFactory } from './device-handle.js';
-import { ModelScheduler, type RequestState } from './model-scheduler.js';
+import { ModelScheduler, type RequestState, type SchedulerStats } from './model-scheduler.js';
 import type { GraphInfo } from './protocol.js';
 import { StagePool } from './stage-pool.js';
 import type { ModelCall } from './stage-protocol.js';
 import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
 import type { InferOptions, InstanceOutcome, MethodInfo } from '../engine/inference.js';
+
+/** One loaded servable version's live figures (ServableRuntime.stats). */
+export interface RuntimeStats extends RuntimeFigures, SchedulerStats {}
+
+const NO_BATCHES: SchedulerStats = Object.freeze({ batches: 0, instances: 0, batchSizes: new Map(), batchesByDevice: new Map(), retried: 0 });
 
 const SLOTS_PER_ACTOR = 2;
 const INITIAL_SLOT_BYTES = 64 * 1024;
@@ -167,20 +172,18 @@ export class ServableRuntime {
     return !this.stopped && (!this.hasModels || this.group.liveCount > 0);
   }
 
-  /** Figures for the metrics gauges. */
-  get figures(): RuntimeFigures {
+  /** Live figures: what the metrics gauges read, and the scheduler's batch counters (tests, operators). */
+  get stats(): RuntimeStats {
+    const scheduler = this.scheduler as ModelScheduler | undefined; // unset while create() loads the devices
     return {
       name: this.name,
       version: this.version,
       inflight: this.inflight,
-      queued: this.scheduler?.queued ?? 0,
+      queued: scheduler?.queued ?? 0,
       restarts: this.group.restarts,
       liveActors: this.group.liveCount,
+      ...(scheduler?.stats ?? NO_BATCHES),
     };
-  }
-
-  get stats() {
-    return { inflight: this.inflight, restarts: this.group.restarts, liveActors: this.group.liveCount, ...this.scheduler.stats };
   }
 
   /** Device actors, for fault tests and operators. */

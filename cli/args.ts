@@ -5,8 +5,8 @@
  * as `startRestfulServer(..., { maxMsgMbSize: 513 })`.
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { type Field, type OutOf, checkValue, closest, defaultText, parseText } from '../engine/option-schema.js';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { type Field, type OutOf, checkValue, defaultText, parseText, unknownFlagMessage } from '../engine/option-schema.js';
 
 /** A user error in the command line: printed with a pointer to --help, exit code 2. */
 export class UsageError extends Error {}
@@ -32,6 +32,20 @@ export type FlagValues<F extends FlagSpecs> = {
 const isSwitch = (spec: FlagSpec): boolean => spec.field === undefined || spec.field.kind === 'boolean';
 
 /**
+ * node:util's parseArgs in strict mode, with an unknown flag refused as a UsageError naming the
+ * closest known flag (every command parses its flags through this).
+ */
+export function parseArgsStrict<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    const unknown = (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec((err as Error).message)?.[1] : undefined;
+    if (unknown === undefined) throw err;
+    throw new UsageError(unknownFlagMessage(unknown, Object.keys(config.options ?? {})));
+  }
+}
+
+/**
  * Parses `argv` against `specs`: an unknown flag is refused with the closest known one, each
  * value is checked against its field (paths resolved against the working directory).
  */
@@ -39,15 +53,7 @@ export function parseFlags<F extends FlagSpecs>(specs: F, argv: readonly string[
   const options = Object.fromEntries(
     Object.entries(specs).map(([name, spec]) => [name, { type: isSwitch(spec) ? ('boolean' as const) : ('string' as const), ...(spec.short ? { short: spec.short } : {}) }]),
   );
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
-  } catch (err) {
-    const unknown = (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec((err as Error).message)?.[1] : undefined;
-    if (unknown === undefined) throw err;
-    const guess = closest(unknown.replace(/^-+/, ''), Object.keys(specs));
-    throw new UsageError(`Unknown option '${unknown}'${guess ? ` (did you mean '--${guess}'?)` : ''}`);
-  }
+  const { values } = parseArgsStrict({ args: [...argv], options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> };
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(specs)) {
     const given = values[name];

@@ -9,8 +9,8 @@
  * request of a level succeeded; 2 bad flags or input.
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import { UsageError } from './args.js';
+
+import { UsageError, parseArgsStrict } from './args.js';
 import { type Protocol, InputError, PROTOCOLS, buildPayload, defaultInput } from './bench-input.js';
 import { BenchError, type LevelResult, type Plan, TargetError, defaultWorkers, parseTarget, preflight, runLevel } from './bench-load.js';
 import { isDType } from '../engine/dtypes.js';
@@ -101,7 +101,7 @@ export interface BenchOptions {
 
 /** Parses the command line; undefined for --help. Throws UsageError. */
 export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseArgsStrict({
     args: argv,
     options: {
       servable: { type: 'string' },

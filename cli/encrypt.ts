@@ -4,9 +4,9 @@
  * with `decKeyFile`/`decMode` in the config or --dec-key-file/--dec-mode on `serve`.
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+
 import { type CipherMode, encryptModel } from '../engine/model-crypto.js';
-import { UsageError } from './args.js';
+import { UsageError, parseArgsStrict } from './args.js';
 
 export const ENCRYPT_USAGE = `Usage: actorserve encrypt --key-file KEY [--mode AES-GCM|AES-CBC] IN OUT
 
@@ -42,7 +42,7 @@ export function cipherMode(value: string | undefined, flag: string): CipherMode 
 }
 
 export async function encryptCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseArgsStrict({
     args: argv,
     options: { 'key-file': { type: 'string' }, mode: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,

@@ -61,6 +61,10 @@ export interface BytesField extends FieldBase<Uint8Array, Uint8Array> {
   readonly kind: 'bytes';
   readonly lengths: readonly number[];
 }
+/** A string or a finite number (values of a pass-through map such as grpc-js channel options). */
+export interface ScalarField extends FieldBase<string | number, string | number> {
+  readonly kind: 'scalar';
+}
 /** A function the caller supplies (a hook); only its being a function is checked. */
 export interface FunctionField<T> extends FieldBase<T, T> {
   readonly kind: 'function';
@@ -91,6 +95,7 @@ export type Field =
   | EnumField<string, string>
   | BooleanField
   | BytesField
+  | ScalarField
   | FunctionField<unknown>
   | ListField<Field, unknown>
   | ObjectField<Fields>
@@ -110,6 +115,7 @@ export const string = <const O extends Common & { default?: string; isPath?: boo
 export const path = <const O extends Common & { default?: string }>(o: O): StringField & O => ({ kind: 'string', isPath: true, ...o });
 export const boolean = <const O extends Common & { default?: boolean }>(o: O): BooleanField & O => ({ kind: 'boolean', ...o });
 export const bytes = <const O extends Common & { lengths: readonly number[] }>(o: O): BytesField & O => ({ kind: 'bytes', ...o });
+export const scalar = <const O extends Common>(o: O): ScalarField & O => ({ kind: 'scalar', ...o });
 export const fn = <T>() => <const O extends Common>(o: O): FunctionField<T> & O => ({ kind: 'function', ...o });
 export const oneOf = <const V extends string, I extends string = V>() =>
   <const O extends Common & { values: readonly V[]; default?: I; aliases?: Readonly<Record<string, V>>; ignoreCase?: boolean }>(o: O): EnumField<V, I> & O => ({ kind: 'enum', ...o });
@@ -229,6 +235,8 @@ function checkField(field: Field, value: unknown, at: readonly PathStep[], fail:
       return typeof value === 'boolean' ? value : invalid(`${requirement(field)}, got ${show(value)}`);
     case 'bytes':
       return value instanceof Uint8Array && field.lengths.includes(value.byteLength) ? value : invalid(requirement(field));
+    case 'scalar':
+      return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value)) ? value : invalid(`${requirement(field)}, got ${show(value)}`);
     case 'function':
       return typeof value === 'function' ? value : invalid(`${requirement(field)}, got ${show(value)}`);
     case 'list': {
@@ -278,6 +286,8 @@ export function requirement(f: Field): string {
       return 'must be true or false';
     case 'bytes':
       return `must be ${either(f.lengths.map(String), false)} bytes`;
+    case 'scalar':
+      return 'must be a string or a finite number';
     case 'function':
       return 'must be a function';
     case 'list':
@@ -392,6 +402,12 @@ export function invalidArgument(where: string): OptionFailure {
 }
 
 // ---------------------------------------------------------------------------------------------
+/** An unknown command-line flag, with the closest known one: `Unknown option '--max-msg-mbs' (did you mean '--max-msg-mb'?)`. */
+export function unknownFlagMessage(flag: string, known: readonly string[]): string {
+  const guess = closest(flag.replace(/^-+/, ''), known);
+  return `Unknown option '${flag}'${guess ? ` (did you mean '--${guess}'?)` : ''}`;
+}
+
 // Text (CLI flags)
 
 /**

@@ -114,7 +114,7 @@ export class ServingEngine {
   requestLog: ((entry: RequestLogEntry) => void) | undefined;
 
   constructor(options: ServingEngineOptions = {}) {
-    this.metrics = options.metrics === false ? undefined : new ServingMetrics(() => this.runtimes().map((rt) => rt.figures));
+    this.metrics = options.metrics === false ? undefined : new ServingMetrics(() => this.runtimes().map((rt) => rt.stats));
   }
 
   private runtimes(): ServableRuntime[] {
@@ -352,7 +352,7 @@ export class ServingEngine {
 
   /** Requests admitted and not yet answered, over every servable. */
   get inflight(): number {
-    return this.runtimes().reduce((n, rt) => n + rt.figures.inflight, 0);
+    return this.runtimes().reduce((n, rt) => n + rt.stats.inflight, 0);
   }
 
   /**

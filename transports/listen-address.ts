@@ -53,6 +53,11 @@ export function formatListenAddress(a: ListenAddress, port: number): string {
   return a.host.includes(':') ? `[${a.host}]:${port}` : `${a.host}:${port}`;
 }
 
+/** The address as configured (port 0 stays 0): for messages, and the bind target grpc-js takes. */
+export function configuredAddress(a: ListenAddress): string {
+  return formatListenAddress(a, a.kind === 'unix' ? 0 : a.port);
+}
+
 /**
  * Makes `path` free for a new unix socket: refuses when another server listens on it or when
  * it is not a socket; removes a stale socket file left by a server that died.

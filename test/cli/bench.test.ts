@@ -191,6 +191,7 @@ t.test('bad flags exit 2 with a reason and a pointer to --help', async (t) => {
     [[...base, '--dtype', 'string', '--protocol', 'grpc'], /--dtype takes a numeric dtype/],
     [[...base, '--http-client', 'curl'], /--http-client takes raw or node/],
     [[...base, '--frobnicate'], /Unknown option '--frobnicate'/],
+    [[...base, '--concurency', '8'], /Unknown option '--concurency' \(did you mean '--concurrency'\?\)/],
     [['127.0.0.1:1500', '--servable', 'resnet', '--method', 'classify_top1'], /--input is required for resnet\/classify_top1/],
     [[...base, '--input', '/no/such/file.json'], /cannot read --input/],
     [['https://127.0.0.1:1500', '--servable', 'add', '--method', 'add_common'], /TLS targets/],

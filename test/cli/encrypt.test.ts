@@ -60,6 +60,9 @@ t.test('encrypt writes the container; bad keys and missing files are one-line er
   const hex = spawnSync(process.execPath, [BIN, 'encrypt', '--key-file', path.join(fx.dir, 'hex.key'), plain, path.join(fx.dir, 'x.enc')], { encoding: 'utf8' });
   t.equal(hex.status, 2);
   t.match(hex.stderr, /holds 65 bytes; a key is 16, 24 or 32 raw bytes \(it looks like hex text: store the raw bytes/, 'hex text gets a hint');
+  const typo = spawnSync(process.execPath, [BIN, 'encrypt', '--keyfile', keyFile, plain, path.join(fx.dir, 'x.enc')], { encoding: 'utf8' });
+  t.equal(typo.status, 2, 'a mistyped flag is a usage error');
+  t.match(typo.stderr, "Unknown option '--keyfile' (did you mean '--key-file'?)");
   const missing = spawnSync(process.execPath, [BIN, 'encrypt', '--key-file', keyFile, path.join(fx.dir, 'nope.onnx'), path.join(fx.dir, 'x.enc')], { encoding: 'utf8' });
   t.equal(missing.status, 2);
   t.match(missing.stderr, /cannot read .*nope\.onnx: ENOENT/);

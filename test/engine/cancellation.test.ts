@@ -45,7 +45,7 @@ t.test('the engine takes a Cancellation as its signal', async (t) => {
   c.cancel();
   await t.rejects(pending, { code: 'E_CANCELLED' });
   t.ok(performance.now() - t0 < 500, 'rejected when cancelled, not when the stage finished');
-  t.equal(engine.runtime('add').figures.inflight, 0);
+  t.equal(engine.runtime('add').stats.inflight, 0);
   const done = new Cancellation();
   done.cancel();
   await t.rejects(engine.infer('add', 'slow', [slow], { signal: done }), { code: 'E_CANCELLED' }, 'an already-cancelled signal');

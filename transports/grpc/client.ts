@@ -16,7 +16,6 @@
 import { readFileSync } from 'node:fs';
 import {
   type ChannelCredentials,
-  type ChannelOptions,
   Client as GrpcClient,
   type ClientDuplexStream,
   Metadata,
@@ -42,33 +41,13 @@ import {
   protos,
 } from './proto.js';
 import { type InputInstance, toInputTensor } from './values.js';
+import { type ClientOptions, type SSLConfig, clientSettings } from './client-options.js';
 
 export type { InputInstance, InputValue, TensorLike } from './values.js';
 export { ServingError, InstanceErrors };
 export type { Instance, Tensor };
 
-/** Client-side TLS. Without `customCa` the system's default roots verify the server. */
-export interface SSLConfig {
-  /** Path of the client's PEM certificate (mutual TLS; with `privateKey`). */
-  certificate?: string;
-  /** Path of the client's PEM private key (with `certificate`). */
-  privateKey?: string;
-  /** Path of the PEM CA bundle the server's certificate must chain to. */
-  customCa?: string;
-}
-
-export interface ClientOptions {
-  /** 0 (default) = the newest loaded version. */
-  versionNumber?: number;
-  /** TLS; plaintext when absent. */
-  sslConfig?: SSLConfig;
-  /** Deadline of each call in milliseconds, sent to the server as the request's deadline (default: none; the servable's default applies). */
-  timeoutMs?: number;
-  /** Largest message sent or received, in MiB (default 512, as MindSpore's client). */
-  maxMsgMbSize?: number;
-  /** Extra grpc-js channel options (e.g. 'grpc.keepalive_time_ms', 'grpc.ssl_target_name_override'). */
-  channelOptions?: ChannelOptions;
-}
+export type { ClientOptions, SSLConfig };
 
 /** Per-instance outcome: the outputs by name, or the error of that instance. */
 export type InstanceOutcome = Instance | ServingError;
@@ -87,7 +66,6 @@ function nonEmpty(name: string, value: unknown): string {
 
 function readPem(field: string, path: string | undefined): Buffer | null {
   if (path === undefined) return null;
-  if (typeof path !== 'string' || path.length === 0) throw bad(`sslConfig.${field} must be the path of a PEM file`);
   try {
     return readFileSync(path);
   } catch (err) {
@@ -97,7 +75,6 @@ function readPem(field: string, path: string | undefined): Buffer | null {
 
 function channelCredentials(ssl: SSLConfig | undefined): ChannelCredentials {
   if (ssl === undefined) return credentials.createInsecure();
-  if (typeof ssl !== 'object' || ssl === null) throw bad('sslConfig must be an object { certificate?, privateKey?, customCa? }');
   if ((ssl.certificate === undefined) !== (ssl.privateKey === undefined)) {
     throw bad('sslConfig.certificate and sslConfig.privateKey must be given together');
   }
@@ -176,20 +153,16 @@ export class Client {
     this.address = nonEmpty('address', address);
     this.servableName = nonEmpty('servableName', servableName);
     this.methodName = nonEmpty('methodName', methodName);
-    const version = options.versionNumber ?? 0;
-    if (!Number.isSafeInteger(version) || version < 0) throw bad(`versionNumber must be an integer >= 0, got ${version}`);
-    this.versionNumber = version;
-    const timeout = options.timeoutMs;
-    if (timeout !== undefined && (!(timeout > 0) || !Number.isFinite(timeout))) throw bad(`timeoutMs must be a positive number, got ${timeout}`);
-    this.timeoutMs = timeout;
-    const mb = options.maxMsgMbSize ?? 512;
-    if (!(mb > 0) || mb > 2047) throw bad(`maxMsgMbSize must be a number in (0, 2047], got ${mb}`);
-    this.grpc = new GrpcClient(address, channelCredentials(options.sslConfig), {
-      'grpc.max_send_message_length': Math.floor(mb * MIB),
-      'grpc.max_receive_message_length': Math.floor(mb * MIB),
-      ...options.channelOptions,
+    const o = clientSettings(options);
+    this.versionNumber = o.versionNumber;
+    this.timeoutMs = o.timeoutMs;
+    const maxBytes = Math.floor(o.maxMsgMbSize * MIB);
+    this.grpc = new GrpcClient(address, channelCredentials(o.sslConfig), {
+      'grpc.max_send_message_length': maxBytes,
+      'grpc.max_receive_message_length': maxBytes,
+      ...o.channelOptions,
     });
-    this.spec = { name: servableName, method_name: methodName, version_number: version };
+    this.spec = { name: servableName, method_name: methodName, version_number: o.versionNumber };
     protos(); // fail here, not on the first call, if the protos cannot be loaded
   }
 

@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { type DType, isDType, isNumericDType } from '../../engine/dtypes.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
 import type { Tensor } from '../../engine/tensor.js';
+import { unknownFlagMessage } from '../../engine/option-schema.js';
 import { Client, type SSLConfig } from './client.js';
 import { readNpy } from './npy.js';
 import { type InputValue, type PlainValue, tensorToPlain, toInputTensor } from './values.js';
@@ -117,6 +118,9 @@ export async function runInferCommand(argv: readonly string[], io: CommandIO = D
   }
 }
 
+/** The flags `infer` takes (for the suggestion when one is mistyped). */
+const INFER_FLAGS = ['input', 'version', 'timeout-ms', 'ca', 'cert', 'key', 'help'];
+
 function parseArgs(args: readonly string[]): Parsed {
   const positional: string[] = [];
   const inputs: Record<string, InputValue> = {};
@@ -154,7 +158,7 @@ function parseArgs(args: readonly string[]): Parsed {
         ssl.privateKey = value();
         break;
       default:
-        if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg}`);
+        if (arg.startsWith('-') && arg !== '-') throw new UsageError(unknownFlagMessage(arg, INFER_FLAGS));
         positional.push(arg);
     }
   }

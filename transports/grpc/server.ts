@@ -31,7 +31,7 @@ import { ServingError } from '../../engine/errors.js';
 import type { SSLConfig, TlsPem } from '../ssl-config.js';
 import { type GrpcServerOptions, type GrpcSettings, grpcSettings } from './options.js';
 import type { ServingEngine } from '../../facade/engine.js';
-import { type GrpcListenAddress, bindTarget, claimSocketPath, formatGrpcAddress, parseGrpcAddress } from './address.js';
+import { type ListenAddress, claimSocketPath, configuredAddress, formatListenAddress, parseListenAddress } from '../listen-address.js';
 import { restrictSocketFile } from '../listen-address.js';
 import { clientRequestId, requestIdOf } from '../request-id.js';
 import { encodeMsReply, runPredict } from './predict.js';
@@ -68,7 +68,7 @@ export interface GrpcServer {
 }
 
 export async function startGrpcServer(engine: ServingEngine, address: string, options: GrpcServerOptions = {}): Promise<GrpcServer> {
-  const listen = parseGrpcAddress(address);
+  const listen = parseListenAddress(address, 'gRPC server');
   const settings = grpcSettings(options);
   const server = new GrpcJsServer(engine, listen, settings);
   await server.start();
@@ -107,7 +107,7 @@ class GrpcJsServer implements GrpcServer {
 
   constructor(
     private readonly engine: ServingEngine,
-    private readonly listen: GrpcListenAddress,
+    private readonly listen: ListenAddress,
     private readonly settings: GrpcSettings,
   ) {
     this.server = new Server({
@@ -130,10 +130,10 @@ class GrpcJsServer implements GrpcServer {
   async start(): Promise<void> {
     const l = this.listen;
     const creds = credentials(this.settings.ssl, this.settings.pem);
-    if (l.kind === 'unix') await claimSocketPath(l.path);
-    const where = l.kind === 'unix' ? `unix:${l.path}` : formatGrpcAddress(l, l.port);
+    if (l.kind === 'unix') await claimSocketPath(l.path, 'gRPC server');
+    const where = configuredAddress(l);
     const port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(bindTarget(l), creds, (err, bound) => {
+      this.server.bindAsync(configuredAddress(l), creds, (err, bound) => {
         if (err) {
           reject(new ServingError('E_UNAVAILABLE', `gRPC server could not bind to ${where} (${err.message})`, { cause: err }));
         } else {
@@ -144,7 +144,7 @@ class GrpcJsServer implements GrpcServer {
     this.ownsSocketFile = l.kind === 'unix';
     if (l.kind === 'unix') restrictSocketFile(l.path);
     this.port = l.kind === 'unix' ? 0 : port;
-    this.address = formatGrpcAddress(l, this.port);
+    this.address = formatListenAddress(l, this.port);
     this.engine.log(`gRPC server listening on ${this.address}${this.settings.ssl ? ' (TLS)' : ''}`);
   }
 

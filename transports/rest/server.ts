@@ -20,8 +20,7 @@ import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
 import type { SSLConfig } from '../ssl-config.js';
 import type { ServingEngine } from '../../facade/engine.js';
-import { type ListenAddress, formatAddress, parseAddress } from './address.js';
-import { claimSocketPath, restrictSocketFile } from '../listen-address.js';
+import { type ListenAddress, claimSocketPath, configuredAddress, formatListenAddress, parseListenAddress, restrictSocketFile } from '../listen-address.js';
 import { requestIdOf } from '../request-id.js';
 import { readBody } from './body-reader.js';
 import { errorReply } from './codec.js';
@@ -57,7 +56,7 @@ export async function startRestfulServer(
   options: RestServerOptions = {},
   extraRoutes: readonly Route<unknown>[] = [],
 ): Promise<RestServer> {
-  const listen = parseAddress(address);
+  const listen = parseListenAddress(address, 'RESTful server');
   const settings = restSettings(options);
   const server = new UwsRestServer(engine, listen, settings, extraRoutes);
   await server.start();
@@ -106,7 +105,7 @@ class UwsRestServer implements RestServer {
 
   async start(): Promise<void> {
     const l = this.listen;
-    const where = l.kind === 'unix' ? `unix:${l.path}` : formatAddress(l, l.port);
+    const where = configuredAddress(l);
     const failed = (detail: string): never => {
       this.release();
       throw new ServingError('E_UNAVAILABLE', `RESTful server could not bind to ${where} (${detail})`);
@@ -131,7 +130,7 @@ class UwsRestServer implements RestServer {
     }
     this.ownsSocketFile = l.kind === 'unix';
     if (l.kind === 'unix') restrictSocketFile(l.path);
-    this.address = formatAddress(l, this.port);
+    this.address = formatListenAddress(l, this.port);
     this.engine.log(`RESTful server listening on ${this.settings.ssl ? 'https' : 'http'}://${this.address}${this.front ? ' (client certificates required)' : ''}`);
   }
 

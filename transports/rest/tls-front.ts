@@ -8,7 +8,7 @@
 import { connect, type Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { TlsPem } from '../ssl-config.js';
-import type { ListenAddress } from './address.js';
+import type { ListenAddress } from '../listen-address.js';
 
 
 /**

@@ -119,7 +119,8 @@ t.test('infer: usage errors exit 2 with the usage text', async (t) => {
     [[server.address, 'add', 'm', '--input', 'x1=@/nonexistent.npy'], /cannot read \/nonexistent.npy/],
     [[server.address, 'add', 'm', '--input', 'x=1', '--input', 'x=2'], /given twice/],
     [[server.address, 'add', 'm', '--input', 'x=1', '--version', '-1'], /--version must be an integer >= 0/],
-    [[server.address, 'add', 'm', '--input', 'x=1', '--bogus'], /unknown option --bogus/],
+    [[server.address, 'add', 'm', '--input', 'x=1', '--bogus'], /Unknown option '--bogus'/],
+    [[server.address, 'add', 'm', '--input', 'x=1', '--timout-ms', '5'], /Unknown option '--timout-ms' \(did you mean '--timeout-ms'\?\)/],
     [[server.address, 'add', 'm', '--input', 'x=1', '--cert', '/c.pem'], /together/],
   ];
   for (const [argv, message] of cases) {

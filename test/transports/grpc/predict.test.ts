@@ -311,6 +311,18 @@ t.test('client argument checks', async (t) => {
   t.throws(() => new Client('127.0.0.1:1', 'add', 'm', { versionNumber: -1 }), { message: /versionNumber must be an integer >= 0/ });
   t.throws(() => new Client('127.0.0.1:1', 'add', 'm', { timeoutMs: 0 }), { message: /timeoutMs/ });
   t.throws(() => new Client('127.0.0.1:1', 'add', 'm', { sslConfig: { certificate: '/x' } }), { message: /together/ });
+  t.throws(() => new Client('127.0.0.1:1', 'add', 'm', { maxMsgMbSize: 4096 }), { message: /^Client options: maxMsgMbSize must be a number in \(0, 2047\], got 4096$/ });
+  // a typo is refused with the closest key, never silently ignored
+  t.throws(() => new Client('127.0.0.1:1', 'add', 'm', { timeoutMS: 100 } as never), {
+    code: 'E_INVALID_ARGUMENT',
+    message: "Client options: unknown option 'timeoutMS' (did you mean 'timeoutMs'?)",
+  });
+  t.throws(() => new Client('127.0.0.1:1', 'add', 'm', { sslConfig: { customCA: '/ca.pem' } } as never), {
+    message: "Client options: sslConfig has an unknown key 'customCA' (did you mean 'customCa'?)",
+  });
+  t.throws(() => new Client('127.0.0.1:1', 'add', 'm', { channelOptions: { 'grpc.keepalive_time_ms': {} } } as never), {
+    message: /channelOptions\.grpc\.keepalive_time_ms must be a string or a finite number|channelOptions.*must be a string or a finite number/,
+  });
 });
 
 t.test('an unreachable server is E_UNAVAILABLE', async (t) => {

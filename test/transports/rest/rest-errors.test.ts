@@ -194,12 +194,12 @@ t.test('a client that goes away mid-request cancels it and does not disturb the 
   const pending = fetch(`http://127.0.0.1:${rest.port}/model/ident:slow`, { method: 'POST', body: '{"instances":{"x":1}}', signal: ac.signal }).catch((e: Error) => e.name);
   await new Promise((r) => setTimeout(r, 200));
   const ident = env.engine.runtime('ident');
-  t.equal(ident.figures.inflight, 1, 'the slow request is in flight');
+  t.equal(ident.stats.inflight, 1, 'the slow request is in flight');
   ac.abort();
   t.equal(await pending, 'AbortError');
   // the engine ends the request when its client leaves (long before the 1.5 s stage is done)
-  for (let i = 0; i < 50 && ident.figures.inflight > 0; i++) await new Promise((r) => setTimeout(r, 10));
-  t.equal(ident.figures.inflight, 0, 'the request ended when its client went away');
+  for (let i = 0; i < 50 && ident.stats.inflight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(ident.stats.inflight, 0, 'the request ended when its client went away');
   t.match(env.engine.metrics!.render(), /actorserve_request_failures_total\{servable="ident",method="slow",version="1",transport="rest",code="E_CANCELLED"\} 1\n/);
   // a client that stops in the middle of its body
   await new Promise<void>((resolve) => {

@@ -3,7 +3,9 @@ import t, { type Test } from 'tap';
 import { mindsporeRoutes } from '../../../dist/transports/rest/mindspore-routes.js';
 import { PROBE_ROUTES } from '../../../dist/transports/rest/probe-routes.js';
 import { RouteTable } from '../../../dist/transports/rest/route-table.js';
-import { formatAddress, parseAddress } from '../../../dist/transports/rest/address.js';
+import { formatListenAddress as formatAddress, parseListenAddress } from '../../../dist/transports/listen-address.js';
+
+const parseAddress = (a: string) => parseListenAddress(a, 'RESTful server');
 
 /** The table a server builds (server.ts): MindSpore's routes, then the probes. */
 const table = new RouteTable([...mindsporeRoutes(), ...PROBE_ROUTES]);
