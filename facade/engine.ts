@@ -10,6 +10,7 @@
  */
 import { loadServableConfig, type LoadedConfig } from '../engine/config-loader.js';
 import { InstanceErrors, ServingError } from '../engine/errors.js';
+import { closest, libraryMessage } from '../engine/option-schema.js';
 import type { InferOptions, InstanceOutcome, MethodInfo } from '../engine/inference.js';
 import { listVersions, locateServable, resolveVersion, type ServableLocation } from '../engine/servable-dir.js';
 import { ServableStartConfig } from '../engine/start-config.js';
@@ -295,6 +296,7 @@ export class ServingEngine {
   inferEach(servable: string, method: string, instances: readonly unknown[], options: EngineInferOptions = {}): Promise<InstanceOutcome[]> {
     let target: MethodTarget;
     try {
+      checkInferOptions(options, ENGINE_INFER_KEYS);
       target = this.lookup(servable, method, options.versionNumber ?? 0, NOT_RECORDED);
     } catch (err) {
       this.refused(err, servable, method, options.versionNumber, options, Array.isArray(instances) ? instances.length : 0);
@@ -392,6 +394,18 @@ export class ServingEngine {
   }
 }
 
+/** The keys each infer call takes: a typo such as `deadlineMS` is refused, never ignored. */
+const ENGINE_INFER_OPTIONS: Record<keyof EngineInferOptions, true> = { deadlineMs: true, signal: true, transport: true, requestId: true, versionNumber: true };
+const ENGINE_INFER_KEYS: ReadonlySet<string> = new Set(Object.keys(ENGINE_INFER_OPTIONS));
+const TARGET_INFER_KEYS: ReadonlySet<string> = new Set([...ENGINE_INFER_KEYS].filter((k) => k !== 'versionNumber'));
+
+/** Refuses an unknown key of a request's options (a loop over a handful of keys: cheap enough per request). */
+function checkInferOptions(options: object, known: ReadonlySet<string>): void {
+  for (const key in options) {
+    if (!known.has(key)) throw new ServingError('E_INVALID_ARGUMENT', libraryMessage('infer options', { kind: 'unknown', path: [], key, suggestion: closest(key, [...known]), known: [...known] }));
+  }
+}
+
 function stoppedError(): ServingError {
   return new ServingError('E_STOPPED', 'the server is draining and takes no new requests');
 }
@@ -427,6 +441,11 @@ class ResolvedMethod implements MethodTarget {
   }
 
   inferEach(instances: readonly unknown[], options: TargetInferOptions = {}): Promise<InstanceOutcome[]> {
+    try {
+      checkInferOptions(options, TARGET_INFER_KEYS);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const transport = options.transport ?? 'engine';
     const metrics = this.recorder.metrics();
     const requestLog = this.recorder.requestLog();

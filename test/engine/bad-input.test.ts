@@ -34,6 +34,13 @@ const requestErrors: [string, () => Promise<unknown>, string, RegExp][] = [
   ['zero instances', () => engine.infer('add', 'add_common', []), 'E_NO_INSTANCES', /no instances/],
   ['instances not a list', () => engine.infer('add', 'add_common', 'x' as unknown as unknown[]), 'E_NO_INSTANCES', /no instances/],
   ['bad deadline', () => engine.infer('add', 'add_common', [good()], { deadlineMs: -5 }), 'E_INVALID_ARGUMENT', /deadlineMs/],
+  ['a mistyped option', () => engine.infer('add', 'add_common', [good()], { deadlineMS: 5 } as never), 'E_INVALID_ARGUMENT', /^infer options: unknown option 'deadlineMS' \(did you mean 'deadlineMs'\?\)$/],
+  [
+    'a mistyped option of a resolved target',
+    () => engine.lookup('add', 'add_common').inferEach([good()], { versionNumber: 1 } as never),
+    'E_INVALID_ARGUMENT',
+    /^infer options: unknown option 'versionNumber' \(known keys: deadlineMs, signal, transport, requestId\)$/,
+  ],
 ];
 for (const [name, call, code, message] of requestErrors) {
   t.test(`request error: ${name}`, async (t) => {
