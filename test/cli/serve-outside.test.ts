@@ -1,7 +1,7 @@
 // Servable folders as a user keeps them: outside this repository (under the OS temp folder),
 // importing 'actorserve' with no node_modules above them; and a config with a syntax error,
 // whose message must say where the error is.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { addModel } from '../../dist/servables/example-models.js';
 import { REST_LISTENING, runCli as run } from '../helpers/cli.js';
 
 /** A servable directory under os.tmpdir() holding the servable `outside` (model + function stage). */
-function outsideServables(t: Parameters<Parameters<typeof t.test>[1]>[0], config: string): string {
+function outsideServables(t: Test, config: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'actorserve-outside-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   mkdirSync(path.join(dir, 'outside', '1'), { recursive: true });
