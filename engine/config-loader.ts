@@ -4,6 +4,7 @@
  * that stage workers can import the same module and find the function.
  */
 import { register as registerModuleHooks } from 'node:module';
+import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 import type { OwnPackageHookData } from './own-package-hooks.js';
@@ -93,6 +94,12 @@ export function loadFailure(configPath: string, err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const locations = message.split('\n').slice(1).filter((line) => COMPILE_ERROR_LINE.test(line));
   if (locations.length > 0) return `${configPath} does not compile: ${locations.join('; ')}`;
+  const [firstLine = ''] = message.split('\n');
+  const missing = /^Cannot find (?:package|module) '([^']+)'/.exec(firstLine)?.[1];
+  if (missing !== undefined && !missing.startsWith('.') && !missing.startsWith('/')) {
+    // 'actorserve' itself always resolves (own-package-hooks.ts); any other package is the folder's own
+    return `loading ${configPath} failed: ${firstLine}; install it in a node_modules folder in or above ${dirname(configPath)}`;
+  }
   return `loading ${configPath} failed: ${message}`;
 }
 

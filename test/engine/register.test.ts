@@ -31,6 +31,7 @@ register.method('m', { outputs: ['y'] }, (x1) => register.addStage(hidden, [x1])
   ['same model file twice', `register.declareModel({ modelFile: 'add.onnx' });`, /already declared/],
   ['unsupported model format', `register.declareModel({ modelFile: 'x.mindir', modelFormat: 'MindIR' });`, /modelFormat 'MindIR' is not served/],
   ['syntax error', `register.method('m', {`, /^servable 'syntax_error': \S+servable_config\.ts does not compile: \S*servable_config\.ts(:\d+:\d+: ERROR: |\(\d+,\d+\): error TS)/],
+  ['missing package', `import 'no_such_package';\nregister.method('m', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /loading \S+ failed: Cannot find (package|module) 'no_such_package'.*; install it in a node_modules folder in or above \S+missing_package$/],
   ['withoutBatchDimInputs out of range', `const m2 = register.declareModel({ modelFile: 'b.onnx', withoutBatchDimInputs: [5] });
 register.method('m', { outputs: ['y'] }, (x1, x2) => register.addStage(m2, [x1, x2]));`, /withoutBatchDimInputs names input 5/],
 ];
