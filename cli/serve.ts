@@ -26,6 +26,7 @@ import {
 } from './config.js';
 import { UsageError, flagHelp, parseFlags } from './args.js';
 import { readKeyFile } from './encrypt.js';
+import { checkServables } from './serve-check.js';
 
 export { DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS };
 
@@ -55,6 +56,7 @@ const SERVE_FLAGS = {
   'watch-versions-ms': { field: SERVE_CONFIG_OPTIONS.watchVersionsMs, metavar: 'N' },
   'dec-key-file': { field: SERVABLE_ENTRY_OPTIONS.decKeyFile, metavar: 'FILE', doc: 'key of encrypted model files (all servables started by flags)' },
   'dec-mode': { field: SERVABLE_ENTRY_OPTIONS.decMode, metavar: 'MODE' },
+  check: { doc: 'load and type-check the servables, print what would be served and exit (1 on problems); binds no port' },
   help: { short: 'h', doc: 'show this help' },
 } as const;
 
@@ -71,6 +73,8 @@ type Plan = OptionsOut<typeof SERVE_CONFIG_OPTIONS> & {
   readonly servables: readonly OptionsOut<typeof SERVABLE_ENTRY_OPTIONS>[];
   /** The bundled examples: their models are generated on first start. */
   readonly bundled: boolean;
+  /** --check: load and type-check, then exit without serving. */
+  readonly check: boolean;
 };
 
 /** The config file with the flags written over it, checked once more with every default filled in. */
@@ -109,7 +113,7 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
     ...(flags['watch-versions-ms'] !== undefined ? { watchVersionsMs: flags['watch-versions-ms'] } : {}),
   };
   const config = resolveServeConfig(merged);
-  return { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir };
+  return { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true };
 }
 
 async function startConfig(dir: string, entry: OptionsOut<typeof SERVABLE_ENTRY_OPTIONS>): Promise<ServableStartConfig> {
@@ -138,6 +142,7 @@ export async function serve(argv: string[]): Promise<number> {
   }
   if (p.bundled) await ensureExampleModels(p.servableDirectory, { log: (line) => logger.info(line) });
   const entries = p.servables;
+  if (p.check) return checkServables(server, entries.map((e) => ({ name: e.name, config: () => startConfig(p.servableDirectory, e) })), p.servableDirectory);
 
   // Signals during start-up stop the start; after it, they drain.
   let signals = 0;

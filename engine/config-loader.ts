@@ -3,8 +3,11 @@
  * returns what it declared, with every function stage resolved to the config's export name so
  * that stage workers can import the same module and find the function.
  */
+import { register as registerModuleHooks } from 'node:module';
+import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
+import type { OwnPackageHookData } from './own-package-hooks.js';
 import { ServingError } from './errors.js';
 import type { MethodGraph } from './method-graph.js';
 import { type Model, type ServableDeclarations, type StageFunction, collectDeclarations, newDeclarations } from './register.js';
@@ -17,8 +20,21 @@ export interface LoadedConfig {
 
 let queue: Promise<unknown> = Promise.resolve();
 
+let ownPackageResolved = false;
+
+/**
+ * Has `import ... from 'actorserve'` in configs resolve to this running copy of the package
+ * (own-package-hooks.ts), once per thread: stage workers import configs too.
+ */
+function resolveOwnPackage(): void {
+  if (ownPackageResolved) return;
+  ownPackageResolved = true;
+  registerModuleHooks<OwnPackageHookData>('./own-package-hooks.js', { parentURL: import.meta.url, data: { insidePackageURL: import.meta.url } });
+}
+
 /** Imports a config module in a fresh namespace (a new evaluation each call). */
 export function importConfigModule(configPath: string): Promise<Record<string, unknown>> {
+  resolveOwnPackage();
   return tsImport(pathToFileURL(configPath).href, import.meta.url) as Promise<Record<string, unknown>>;
 }
 
@@ -36,8 +52,7 @@ async function load(configPath: string, servableName: string): Promise<LoadedCon
       exports = await importConfigModule(configPath);
     });
   } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new ServingError('E_CONFIG_INVALID', `servable '${servableName}': loading ${configPath} failed: ${detail}`, { cause: err });
+    throw new ServingError('E_CONFIG_INVALID', `servable '${servableName}': ${loadFailure(configPath, err)}`, { cause: err });
   }
   if (declared.methods.length === 0) {
     throw new ServingError('E_CONFIG_INVALID', `servable '${servableName}': ${configPath} declares no method`);
@@ -68,3 +83,25 @@ async function load(configPath: string, servableName: string): Promise<LoadedCon
   });
   return { configPath, models: declared.models, methods };
 }
+
+/**
+ * What went wrong importing a config, as one line (the CLI prints a message's first line).
+ * Compile errors arrive as a head line ("Transform failed with 1 error:" from tsx's esbuild,
+ * "Unable to compile TypeScript:" where ts-node compiles instead) followed by one line per
+ * error with its location, so those lines are what this line must carry.
+ */
+export function loadFailure(configPath: string, err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const locations = message.split('\n').slice(1).filter((line) => COMPILE_ERROR_LINE.test(line));
+  if (locations.length > 0) return `${configPath} does not compile: ${locations.join('; ')}`;
+  const [firstLine = ''] = message.split('\n');
+  const missing = /^Cannot find (?:package|module) '([^']+)'/.exec(firstLine)?.[1];
+  if (missing !== undefined && !missing.startsWith('.') && !missing.startsWith('/')) {
+    // 'actorserve' itself always resolves (own-package-hooks.ts); any other package is the folder's own
+    return `loading ${configPath} failed: ${firstLine}; install it in a node_modules folder in or above ${dirname(configPath)}`;
+  }
+  return `loading ${configPath} failed: ${message}`;
+}
+
+/** esbuild's `file:20:19: ERROR: text`, or tsc's `file(20,19): error TS1005: text`. */
+const COMPILE_ERROR_LINE = /:\d+:\d+: ERROR: |\(\d+,\d+\): error TS\d+/;

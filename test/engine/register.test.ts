@@ -30,7 +30,8 @@ register.method('m', { outputs: ['y'] }, (x1) => register.addStage(hidden, [x1])
   ['negative batchSize', `register.method('m', { outputs: ['y', 'z'] }, (x1, x2) => register.addStage(f, [x1, x2], { outputsCount: 2, batchSize: -1 }) as never);`, /batchSize must be an integer >= 0/],
   ['same model file twice', `register.declareModel({ modelFile: 'add.onnx' });`, /already declared/],
   ['unsupported model format', `register.declareModel({ modelFile: 'x.mindir', modelFormat: 'MindIR' });`, /modelFormat 'MindIR' is not served/],
-  ['syntax error', `register.method('m', {`, /loading .* failed/],
+  ['syntax error', `register.method('m', {`, /^servable 'syntax_error': \S+servable_config\.ts does not compile: \S*servable_config\.ts(:\d+:\d+: ERROR: |\(\d+,\d+\): error TS)/],
+  ['missing package', `import 'no_such_package';\nregister.method('m', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /loading \S+ failed: Cannot find (package|module) 'no_such_package'.*; install it in a node_modules folder in or above \S+missing_package$/],
   ['withoutBatchDimInputs out of range', `const m2 = register.declareModel({ modelFile: 'b.onnx', withoutBatchDimInputs: [5] });
 register.method('m', { outputs: ['y'] }, (x1, x2) => register.addStage(m2, [x1, x2]));`, /withoutBatchDimInputs names input 5/],
 ];

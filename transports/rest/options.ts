@@ -3,7 +3,8 @@
  * and the settings the server runs with, derived from it. `actorserve serve` takes its `rest`
  * config keys and flags from the same schema.
  */
-import { type OptionsIn, checkOptions, fn, integer, invalidArgument, number } from '../../engine/option-schema.js';
+import { type OptionsIn, boolean, checkOptions, fn, integer, invalidArgument, number } from '../../engine/option-schema.js';
+import { ServingError } from '../../engine/errors.js';
 import { MIB, SERVER_OPTIONS } from '../server-options.js';
 import { type SSLConfig, type TlsPem, checkSslConfig } from '../ssl-config.js';
 import type { InstancesParser } from './json-codec.js';
@@ -18,6 +19,12 @@ export const REST_SERVER_OPTIONS = {
   // A replacement must keep the contract of native/index.ts `parseInstances` (the C++ addon or
   // its JS twin); a plain Error it throws becomes a 400 with its message.
   parseInstances: fn<InstancesParser>()({ doc: 'step 1 of JSON decoding, body → ParsedRequest (default: the native parser)' }),
+  // uWS binds with SO_REUSEPORT unless told otherwise, so a second server on a busy port would
+  // start and take half the connections; the port is exclusive unless this opts in.
+  reusePort: boolean({
+    default: false,
+    doc: 'share the TCP port with other servers that also set it (the kernel splits connections between them); off: a port in use is refused',
+  }),
 } as const;
 
 export type RestServerOptions = OptionsIn<typeof REST_SERVER_OPTIONS>;
@@ -32,10 +39,16 @@ export interface RestSettings {
   readonly closeTimeoutMs: number;
   readonly bodyTimeoutMs: number;
   readonly parseInstances: InstancesParser | undefined;
+  /** Bind the TCP port with SO_REUSEPORT (deliberate sharing); false binds it exclusively. */
+  readonly reusePort: boolean;
 }
 
 export function restSettings(options: RestServerOptions): RestSettings {
   const o = checkOptions(REST_SERVER_OPTIONS, options, invalidArgument('RESTful server options'));
+  if (o.reusePort && o.sslConfig?.verifyClient) {
+    // the client-certificate front is a Node TLS server, and Node 20's net cannot set SO_REUSEPORT
+    throw new ServingError('E_INVALID_ARGUMENT', 'RESTful server options: reusePort cannot be combined with sslConfig.verifyClient');
+  }
   return {
     ssl: o.sslConfig,
     pem: o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'RESTful server') : undefined,
@@ -44,5 +57,6 @@ export function restSettings(options: RestServerOptions): RestSettings {
     closeTimeoutMs: o.closeTimeoutMs,
     bodyTimeoutMs: o.bodyTimeoutMs,
     parseInstances: o.parseInstances,
+    reusePort: o.reusePort,
   };
 }

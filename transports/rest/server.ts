@@ -43,8 +43,23 @@ export interface RestServer {
   close(): Promise<void>;
 }
 
-/** uWS apps have `close()` (closes the listen sockets and every connection); its typings omit it. */
-type App = TemplatedApp & { close(): void };
+/**
+ * uWS's listen options (uWebSockets.js `LIBUS_LISTEN_DEFAULT` / `LIBUS_LISTEN_EXCLUSIVE_PORT`).
+ * The default binds with SO_REUSEPORT: a second server on the same port would bind too and the
+ * kernel would split connections between them, so the REST server binds exclusively unless the
+ * `reusePort` option asks for sharing.
+ */
+const LISTEN_SHARED_PORT = 0;
+const LISTEN_EXCLUSIVE_PORT = 1;
+
+/**
+ * uWS apps have `close()` (closes the listen sockets and every connection) and take listen
+ * options together with a host (`listen(host, port, options, cb)`); its typings omit both.
+ */
+type App = TemplatedApp & {
+  close(): void;
+  listen(host: string, port: number, options: number, cb: (listenSocket: us_listen_socket | false) => void): TemplatedApp;
+};
 
 /**
  * Serves MindSpore's REST API and the probes on `address`. `extraRoutes` are served besides
@@ -115,9 +130,9 @@ class UwsRestServer implements RestServer {
     const appAt: ListenAddress = this.front ? { kind: 'unix', path: join(this.privateDir!, 'app.sock') } : l;
     const socket = await new Promise<us_listen_socket | false>((resolve) => {
       if (appAt.kind === 'unix') this.app.listen_unix((s) => resolve(s), appAt.path);
-      else this.app.listen(appAt.host, appAt.port, (s) => resolve(s));
+      else this.app.listen(appAt.host, appAt.port, this.settings.reusePort ? LISTEN_SHARED_PORT : LISTEN_EXCLUSIVE_PORT, (s) => resolve(s));
     });
-    if (!socket) return failed('address in use, not local, or not permitted');
+    if (!socket) return failed(`address in use, not local, or not permitted${this.settings.reusePort ? '; with reusePort, every server on the port must set it' : ''}`);
     this.listenSocket = socket;
     if (this.front) {
       try {
