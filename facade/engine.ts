@@ -314,6 +314,16 @@ export class ServingEngine {
     return outcomes as Instance[];
   }
 
+  /**
+   * Counts a request a transport refused before resolving or running it (a body it cannot
+   * parse, a bad header, a body too large or too slow, a malformed tensor): under empty
+   * servable, method and version labels with its transport, as `lookup` counts unknown names.
+   * `code` is the error code, or `HTTP_<status>` for an HTTP framing refusal that has none.
+   */
+  countRefused(transport: Transport, code: string): void {
+    this.metrics?.refused(transport, code);
+  }
+
   /** Counts and logs a request refused before it reached a runtime. */
   private refused(err: unknown, servable: string, method: string, version: number | undefined, context: LookupContext, instances: number): void {
     if (context === NOT_RECORDED) return;

@@ -223,7 +223,9 @@ class UwsRestServer implements RestServer {
   private readAndAnswer(ex: Exchange, req: HttpRequest, route: BodyRoute<unknown>, params: unknown, contentLength: string, hasBody: boolean): void {
     const decoder = route.codecs.decoderFor(req.getHeader('content-type'));
     const encoder = route.codecs.encoderFor(req.getHeader('accept'));
+    // A refusal before the body reaches the route: counted like any refused request.
     const reply = (status: number, message: string, close = false): void => {
+      this.engine.countRefused('rest', status === 400 ? 'E_INVALID_ARGUMENT' : `HTTP_${status}`);
       const e = errorReply(status, message, encoder);
       ex.send(e.status, e.contentType, e.body, { close });
     };
@@ -251,7 +253,10 @@ class UwsRestServer implements RestServer {
         route.answer(this.engine, { params, body, decoder, encoder, requestId, deadlineMs, signal, headers }).then(
           (out: Reply) =>
             ex.send(out.status, out.contentType, out.body, { headers: out.headers ? { ...out.headers, 'X-Request-Id': requestId } : { 'X-Request-Id': requestId } }),
-          (err: unknown) => reply(500, `internal error: ${(err as Error)?.message ?? String(err)}`),
+          (err: unknown) => {
+            const e = errorReply(500, `internal error: ${(err as Error)?.message ?? String(err)}`, encoder);
+            ex.send(e.status, e.contentType, e.body, { close: false });
+          },
         );
       },
       onTooLarge: (bytes) =>
