@@ -81,6 +81,16 @@ export interface ServableInfo {
   readonly methods: readonly MethodInfo[];
 }
 
+/** One loaded servable version as metadata endpoints show it. */
+export interface ServableMetadata {
+  readonly name: string;
+  /** The version described (the newest loaded when asked for version 0). */
+  readonly version: number;
+  /** Every loaded version, ascending. */
+  readonly versions: readonly number[];
+  readonly methods: readonly MethodInfo[];
+}
+
 export type LogFn = (line: string) => void;
 
 interface StartPlan {
@@ -341,6 +351,17 @@ export class ServingEngine {
       versions: [...versions.keys()].sort((a, b) => a - b),
       methods: this.runtime(name).describe(),
     }));
+  }
+
+  /**
+   * The methods of one loaded servable version (0 = the newest) with their inputs (name, and
+   * the model's dtype and dims where an input feeds a model directly) and outputs. Throws
+   * E_UNKNOWN_SERVABLE or E_UNKNOWN_VERSION as `lookup` does (not counted: no request runs).
+   */
+  metadata(servable: string, versionNumber = 0): ServableMetadata {
+    const rt = this.runtime(servable, versionNumber);
+    const versions = [...(this.servables.get(servable)?.keys() ?? [])].sort((a, b) => a - b);
+    return { name: rt.name, version: rt.version, versions, methods: rt.describe() };
   }
 
   /**
