@@ -3,7 +3,7 @@
  * and the settings the server runs with, derived from it. `actorserve serve` takes its `rest`
  * config keys and flags from the same schema.
  */
-import { type OptionsIn, checkOptions, fn, integer, invalidArgument, number } from '../../engine/option-schema.js';
+import { type OptionsIn, boolean, checkOptions, fn, integer, invalidArgument, number } from '../../engine/option-schema.js';
 import { MIB, SERVER_OPTIONS } from '../server-options.js';
 import { type SSLConfig, type TlsPem, checkSslConfig } from '../ssl-config.js';
 import type { InstancesParser } from './json-codec.js';
@@ -15,6 +15,10 @@ export const REST_SERVER_OPTIONS = {
   maxHeaderBytes: integer({ min: 256, default: 16 * 1024, doc: 'largest request line + headers in bytes; larger requests get 431' }),
   closeTimeoutMs: { ...SERVER_OPTIONS.closeTimeoutMs, doc: 'how long close() waits for requests in flight before cutting them off' },
   bodyTimeoutMs: number({ min: 0, exclusiveMin: true, default: 60_000, doc: 'a request body must arrive completely within this time, else 408' }),
+  controlApi: boolean({
+    default: false,
+    doc: 'serve the repository index and the load/unload control API (GET /repository/index, POST /repository/servables/<name>/load|unload); whoever reaches the port can then unload servables',
+  }),
   // A replacement must keep the contract of native/index.ts `parseInstances` (the C++ addon or
   // its JS twin); a plain Error it throws becomes a 400 with its message.
   parseInstances: fn<InstancesParser>()({ doc: 'step 1 of JSON decoding, body → ParsedRequest (default: the native parser)' }),
@@ -32,6 +36,7 @@ export interface RestSettings {
   readonly closeTimeoutMs: number;
   readonly bodyTimeoutMs: number;
   readonly parseInstances: InstancesParser | undefined;
+  readonly controlApi: boolean;
 }
 
 export function restSettings(options: RestServerOptions): RestSettings {
@@ -44,5 +49,6 @@ export function restSettings(options: RestServerOptions): RestSettings {
     closeTimeoutMs: o.closeTimeoutMs,
     bodyTimeoutMs: o.bodyTimeoutMs,
     parseInstances: o.parseInstances,
+    controlApi: o.controlApi,
   };
 }

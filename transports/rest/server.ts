@@ -26,6 +26,7 @@ import { readBody } from './body-reader.js';
 import { errorReply } from './codec.js';
 import { Exchange, JSON_TYPE, MSGPACK_TYPE, type Reply } from './exchange.js';
 import { encodeJsonError } from './json-codec.js';
+import { CONTROL_ROUTES } from './control-routes.js';
 import { METADATA_ROUTES } from './metadata-routes.js';
 import { mindsporeRoutes } from './mindspore-routes.js';
 import { type RestServerOptions, type RestSettings, restSettings } from './options.js';
@@ -85,7 +86,13 @@ class UwsRestServer implements RestServer {
     private readonly settings: RestSettings,
     extraRoutes: readonly Route<unknown>[],
   ) {
-    this.routes = new RouteTable([...mindsporeRoutes({ parseInstances: settings.parseInstances }), ...METADATA_ROUTES, ...PROBE_ROUTES, ...extraRoutes]);
+    this.routes = new RouteTable([
+      ...mindsporeRoutes({ parseInstances: settings.parseInstances }),
+      ...METADATA_ROUTES,
+      ...PROBE_ROUTES,
+      ...(settings.controlApi ? CONTROL_ROUTES : []),
+      ...extraRoutes,
+    ]);
     const ssl = settings.ssl;
     if (ssl?.verifyClient) {
       this.privateDir = mkdtempSync(join(tmpdir(), 'actorserve-rest-'));
