@@ -1,5 +1,5 @@
 /**
- * The metrics a ServingServer exposes on `/metrics` (docs/metrics.md lists them). Requests
+ * The metrics a ServingServer exposes on `/metrics` (docs/operating.md, "Metrics", lists them). Requests
  * are counted where the engine API is entered; queue, batch and inference figures come from
  * the model scheduler through a per-servable observer; gauges are read at scrape time.
  */

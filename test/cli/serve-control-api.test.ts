@@ -13,7 +13,7 @@ async function serveAndGetIndex(flags: string[]): Promise<{ status: number; body
   const p = run(['serve', '--servable-dir', fx.dir, '--servables', 'echo', '--rest-address', '127.0.0.1:0', '--no-grpc', ...flags]);
   const [, port] = await p.waitFor(REST_LISTENING);
   const r = await fetch(`http://127.0.0.1:${port}/repository/index`);
-  const result = { status: r.status, body: await r.json(), port: port! };
+  const result = { status: r.status, body: (await r.json()) as unknown, port: port! };
   if (r.status === 200) {
     const load = await fetch(`http://127.0.0.1:${port}/repository/servables/echo2/load`, { method: 'POST' });
     t.equal(load.status, 200, 'echo2 loads');

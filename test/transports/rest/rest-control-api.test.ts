@@ -82,3 +82,18 @@ t.test('a version can be named; unknown servables and bad bodies are refused', a
   t.match(await bad.json(), { error_msg: /takes only "version", got "versoin"/ });
   t.equal((await fetch(`${base}/repository/servables/echo/load`)).status, 405, 'load is a POST');
 });
+
+t.test('unload lets requests in flight finish, then refuses new ones', async (t) => {
+  // x1[0] = 300.5: the 'slow' method's stage sleeps that many ms before the add (fractions keep
+  // the JSON numbers float32: the stage takes what JSON gives it)
+  const body = JSON.stringify({ instances: [{ x1: [[300.5, 1.5], [1.5, 1.5]], x2: [[1.5, 1.5], [1.5, 1.5]] }] });
+  const inflight = fetch(`${base}/model/add:slow`, { method: 'POST', body });
+  await new Promise((r) => setTimeout(r, 100));
+  const unloading = post('/repository/servables/add/unload');
+  const answered = await inflight;
+  const got: unknown = await answered.clone().json();
+  t.equal(answered.status, 200, `the request in flight is answered: ${JSON.stringify(got)}`);
+  t.same(got, { instances: [{ y: [[302, 3], [3, 3]] }] });
+  t.same(await (await unloading).json(), { name: 'add', unloaded: [1] });
+  t.equal((await fetch(`${base}/model/add:slow`, { method: 'POST', body })).status, 404, 'then add is gone');
+});
