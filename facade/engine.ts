@@ -334,6 +334,10 @@ export class ServingEngine {
    * refusal is counted in the metrics and the access log under `context`'s transport.
    */
   lookup(servable: string, method: string, versionNumber = 0, context: LookupContext = {}): MethodTarget {
+    return this.resolve(servable, method, versionNumber, context);
+  }
+
+  private resolve(servable: string, method: string, versionNumber: number, context: LookupContext): ResolvedMethod {
     try {
       if (this.draining) throw stoppedError();
       const rt = this.runtime(servable, versionNumber);
@@ -364,15 +368,15 @@ export class ServingEngine {
    * deadline) reject.
    */
   inferEach(servable: string, method: string, instances: readonly unknown[], options: EngineInferOptions = {}): Promise<InstanceOutcome[]> {
-    let target: MethodTarget;
+    let target: ResolvedMethod;
     try {
       checkInferOptions(options, ENGINE_INFER_KEYS);
-      target = this.lookup(servable, method, options.versionNumber ?? 0, NOT_RECORDED);
+      target = this.resolve(servable, method, options.versionNumber ?? 0, NOT_RECORDED);
     } catch (err) {
       this.refused(err, servable, method, options.versionNumber, options, Array.isArray(instances) ? instances.length : 0);
       return Promise.reject(err);
     }
-    return target.inferEach(instances, options);
+    return target.run(instances, options); // its options are checked: versionNumber is one of them
   }
 
   /** Like `inferEach`, but rejects with InstanceErrors when any instance failed. */
@@ -537,6 +541,11 @@ class ResolvedMethod implements MethodTarget {
     } catch (err) {
       return Promise.reject(err);
     }
+    return this.run(instances, options);
+  }
+
+  /** Runs the method with options already checked; counts the request when it ends. */
+  run(instances: readonly unknown[], options: TargetInferOptions): Promise<InstanceOutcome[]> {
     const transport = options.transport ?? 'engine';
     const metrics = this.recorder.metrics();
     const requestLog = this.recorder.requestLog();

@@ -77,8 +77,7 @@ t.test('a gRPC request resolves its target once', async (t) => {
 
 t.test('the engine API resolves once too, and a target keeps the version it resolved', async (t) => {
   const seen = await counting(() => server.infer('add', 'add_common', [{ x1: f32([1, 1, 1, 1]), x2: f32([1, 1, 1, 1]) }]));
-  t.same(seen.lookups, ['add:add_common@0']);
-  t.equal(seen.runtimes, 1);
+  t.equal(seen.runtimes, 1, 'servable and version resolved once (inside the facade, without the public lookup)');
   const target = server.lookup('add', 'add_common');
   t.equal(target.version, 2, 'version 0 is the newest loaded');
   t.same(target.info, { name: 'add_common', inputs: [{ name: 'x1', dtype: 'float32', dims: ['N', 2, 2] }, { name: 'x2', dtype: 'float32', dims: ['N', 2, 2] }], outputs: ['y'] });

@@ -25,7 +25,7 @@ import {
   status as grpcStatus,
 } from '@grpc/grpc-js';
 import { InstanceErrors, ServingError, isErrorCode } from '../../engine/errors.js';
-import type { Instance, Tensor } from '../../engine/tensor.js';
+import { type Instance, type Tensor, stringTensor, tensor, tensorStrings } from '../../engine/tensor.js';
 import { codeOfMsError, decodeTensor, encodeTensor, errorOfStatus } from './codec.js';
 import {
   ERROR_CODE_TRAILER,
@@ -46,6 +46,8 @@ import { type ClientOptions, type SSLConfig, clientSettings } from './client-opt
 export type { InputInstance, InputValue, TensorLike } from './values.js';
 export { ServingError, InstanceErrors };
 export type { Instance, Tensor };
+// Building inputs and reading string outputs without a second import from 'actorserve'.
+export { tensor, stringTensor, tensorStrings };
 
 export type { ClientOptions, SSLConfig };
 
