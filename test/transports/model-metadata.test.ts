@@ -3,6 +3,8 @@
 import { Client, Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import t from 'tap';
 import { ServingServer } from '../../dist/server.js';
+import { Client as ActorServeClient } from '../../dist/transports/grpc/client.js';
+import { ServingError } from '../../dist/engine/errors.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel, subModel } from '../../dist/servables/example-models.js';
 import { ERROR_CODE_TRAILER, MODEL_METADATA_PATH, protos, type WireModelMetadataReply, type WireModelMetadataRequest } from '../../dist/transports/grpc/proto.js';
@@ -98,4 +100,21 @@ t.test('gRPC: GetModelMetadata on the actorserve.v1 service', async (t) => {
   const version = (await metadataCall({ name: 'add', version_number: 5 }).catch((e: unknown) => e)) as ServiceError;
   t.equal(version.code, status.NOT_FOUND);
   t.same(version.metadata.get(ERROR_CODE_TRAILER), ['E_UNKNOWN_VERSION']);
+});
+
+t.test('the TypeScript client reads the metadata of its servable and version', async (t) => {
+  const client = new ActorServeClient(grpcAddress, 'add', 'add_common', { versionNumber: 1 });
+  t.teardown(() => client.close());
+  const m = await client.metadata();
+  t.same(m.versions, [1, 2]);
+  t.equal(m.version, 1);
+  t.same(
+    m.methods.find((x) => x.name === 'slow'),
+    { name: 'slow', inputs: [{ name: 'x1' }, { name: 'x2', dtype: 'float32', dims: [-1, 2, 2] }], outputs: ['y'] },
+  );
+  const unknown = new ActorServeClient(grpcAddress, 'nope', 'm');
+  t.teardown(() => unknown.close());
+  const err = await unknown.metadata().catch((e: unknown) => e);
+  t.ok(err instanceof ServingError);
+  t.match(err, { code: 'E_UNKNOWN_SERVABLE', message: /servable 'nope' is not loaded/ });
 });
