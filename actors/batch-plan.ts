@@ -22,7 +22,10 @@ interface InputPlan {
 }
 
 export class BatchPlan {
+  /** How messages name the model: `Model 'add.onnx'`. */
   readonly tag: string;
+  /** The metrics' `model` label: the declared key, `:<subgraph>` added for a model of several files. */
+  readonly metricLabel: string;
   /** Most instances in one batch. */
   readonly batchSize: number;
   /** The model's batch dim is a fixed number: short batches are padded. */
@@ -36,6 +39,7 @@ export class BatchPlan {
 
   constructor(decl: ModelDeclaration, subgraph: number, graph: GraphInfo) {
     this.tag = `Model '${decl.key}'${decl.files.length > 1 ? ` subgraph ${subgraph}` : ''}`;
+    this.metricLabel = decl.files.length > 1 ? `${decl.key}:${subgraph}` : decl.key;
     this.withBatchDim = decl.withBatchDim;
     this.maxQueueDelayMs = decl.maxQueueDelayMs;
     this.inputCount = graph.inputs.length;

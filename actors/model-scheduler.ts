@@ -250,7 +250,7 @@ export class ModelScheduler {
     const sentAt = performance.now();
     for (const t of batch) {
       t.attempts++;
-      this.observer?.queued(q.plan.tag, (sentAt - t.enqueuedAt) / 1000);
+      this.observer?.queued(q.plan.metricLabel, (sentAt - t.enqueuedAt) / 1000);
     }
     if (debugScheduler.enabled) debugScheduler('%s: batch of %d -> device %d', q.plan.tag, batch.length, actor.deviceId);
     const s = this.stats;
@@ -268,7 +268,7 @@ export class ModelScheduler {
     }
     actor.run(q.model, q.subgraph, inputs).then(
       (result) => {
-        this.observer?.batch(q.plan.tag, batch.length, (performance.now() - sentAt) / 1000);
+        this.observer?.batch(q.plan.metricLabel, batch.length, (performance.now() - sentAt) / 1000);
         let outputs: Tensor[][];
         try {
           outputs = q.plan.split(result.outputs, batch.length);

@@ -47,6 +47,7 @@ const SERVE_FLAGS = {
   'intra-op-threads': { field: SERVABLE_ENTRY_OPTIONS.intraOpThreads, metavar: 'N' },
   'rest-address': { field: SERVE_CONFIG_OPTIONS.rest.fields.address, metavar: 'ADDR' },
   'no-rest': { doc: 'do not start the REST transport' },
+  'control-api': { field: SERVE_CONFIG_OPTIONS.rest.fields.controlApi, defaultText: 'off' },
   'grpc-address': { field: SERVE_CONFIG_OPTIONS.grpc.fields.address, metavar: 'ADDR' },
   'no-grpc': { doc: 'do not start the gRPC transport' },
   'max-msg-mb': { field: SERVER_OPTIONS.maxMsgMbSize, metavar: 'N', doc: 'request size limit of both transports in MiB' },
@@ -102,11 +103,12 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
     if (off || (fromFile === null && address === undefined)) return null;
     return { ...fromFile, ...(address !== undefined ? { address } : {}), ...(maxMsgMbSize !== undefined ? { maxMsgMbSize } : {}) };
   };
+  const rest = listener(file.rest, flags['rest-address'], flags['no-rest']);
   const merged: ServeConfig = {
     ...file,
     servableDirectory,
     servables: servables.map((s) => ({ ...s, ...perServable })),
-    rest: listener(file.rest, flags['rest-address'], flags['no-rest']),
+    rest: rest && flags['control-api'] ? { ...rest, controlApi: true } : rest,
     grpc: listener(file.grpc, flags['grpc-address'], flags['no-grpc']),
     log: { ...file.log, ...(flags['log-format'] ? { format: flags['log-format'] } : {}), ...(flags['access-log'] ? { accessLog: true } : {}) },
     ...(flags['drain-timeout-ms'] !== undefined ? { drainTimeoutMs: flags['drain-timeout-ms'] } : {}),

@@ -23,7 +23,7 @@ function formatValue(v: number): string {
   return String(v);
 }
 
-interface Metric {
+export interface Metric {
   readonly name: string;
   render(out: string[]): void;
 }
@@ -144,6 +144,11 @@ export class MetricsRegistry {
     collect: () => Iterable<readonly [LabelValues, number]>,
   ): Collected {
     return this.add(new Collected(name, help, type, labelNames, collect));
+  }
+
+  /** Adds a metric made elsewhere (one shared by several registries, such as the process's GC histogram). */
+  include<M extends Metric>(metric: M): M {
+    return this.add(metric);
   }
 
   /** The Prometheus text exposition (Content-Type: text/plain; version=0.0.4). */

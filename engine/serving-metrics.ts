@@ -1,12 +1,14 @@
 /**
- * The metrics a ServingServer exposes on `/metrics` (docs/metrics.md lists them). Requests
+ * The metrics a ServingServer exposes on `/metrics` (docs/operating.md, "Metrics", lists them). Requests
  * are counted where the engine API is entered; queue, batch and inference figures come from
  * the model scheduler through a per-servable observer; gauges are read at scrape time.
  */
 import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS, MetricsRegistry } from './metrics.js';
+import { registerProcessMetrics } from './process-metrics.js';
 
 /** What a model scheduler reports, with the servable labels already bound. */
 export interface BatchObserver {
+  /** `model` is the model's key as declared (`tensor_add.onnx`, or `key:<subgraph>` for a model of several files). */
   queued(model: string, seconds: number): void;
   batch(model: string, size: number, inferenceSeconds: number): void;
 }
@@ -52,6 +54,7 @@ export class ServingMetrics {
     r.collected('actorserve_queue_depth', 'Instances waiting in model queues.', 'gauge', ['servable', 'version'], each((f) => f.queued));
     r.collected('actorserve_device_actors_live', 'Device actors up and serving.', 'gauge', ['servable', 'version'], each((f) => f.liveActors));
     r.collected('actorserve_device_actor_restarts_total', 'Device actors restarted after dying.', 'counter', ['servable', 'version'], each((f) => f.restarts));
+    registerProcessMetrics(r);
   }
 
   observer(servable: string): BatchObserver {
@@ -68,6 +71,16 @@ export class ServingMetrics {
     this.requests.inc([servable, method, version, transport]);
     if (failedCode) this.failures.inc([servable, method, version, transport, failedCode]);
     this.latency.observe([servable, method, transport], seconds);
+  }
+
+  /**
+   * A request a transport refused before it reached the engine (unparsable body, bad header,
+   * body too large or too slow, malformed tensor): counted with empty servable, method and
+   * version labels, as requests naming unknown servables are.
+   */
+  refused(transport: Transport, code: string): void {
+    this.requests.inc(['', '', '', transport]);
+    this.failures.inc(['', '', '', transport, code]);
   }
 
   render(): string {

@@ -18,9 +18,11 @@ import type { MethodGraph } from '../engine/method-graph.js';
 import type { Instance } from '../engine/tensor.js';
 import { ServingMetrics, type Transport } from '../engine/serving-metrics.js';
 import { ServableRuntime } from '../actors/servable-runtime.js';
+import { type RepositoryEntry, findServable, repositoryIndex } from './repository.js';
 
 export type { InferOptions, InstanceOutcome, MethodInfo, MethodInput } from '../engine/inference.js';
 export type { Transport } from '../engine/serving-metrics.js';
+export type { RepositoryEntry } from './repository.js';
 
 /** Options of one request once its target is resolved. */
 export interface TargetInferOptions extends InferOptions {
@@ -81,6 +83,16 @@ export interface ServableInfo {
   readonly methods: readonly MethodInfo[];
 }
 
+/** One loaded servable version as metadata endpoints show it. */
+export interface ServableMetadata {
+  readonly name: string;
+  /** The version described (the newest loaded when asked for version 0). */
+  readonly version: number;
+  /** Every loaded version, ascending. */
+  readonly versions: readonly number[];
+  readonly methods: readonly MethodInfo[];
+}
+
 export type LogFn = (line: string) => void;
 
 interface StartPlan {
@@ -96,6 +108,11 @@ export class ServingEngine {
   private readonly servables = new Map<string, Map<number, ServableRuntime>>();
   private starting: Promise<unknown> = Promise.resolve();
   private draining = false;
+  /**
+   * The start config each servable was last started with (kept after an unload): the control
+   * API loads a servable again with it, and its directory is part of the repository index.
+   */
+  private readonly startConfigs = new Map<string, ServableStartConfig>();
   /** Servables started with version 0, whose newer versions `reload()` picks up. */
   private readonly followNewest = new Map<string, ServableStartConfig>();
   /** Prometheus metrics of this server (`metrics.render()` is what `/metrics` serves). */
@@ -166,6 +183,59 @@ export class ServingEngine {
     }
     for (const rt of started) this.register(rt);
     for (const c of list) if (c.versionNumber === 0) this.followNewest.set(c.servableName, c);
+    for (const c of list) this.startConfigs.set(c.servableName, c);
+  }
+
+  /**
+   * The servables the servable directories hold (the directories servables were started
+   * from), with their version folders, and which versions are loaded.
+   */
+  repositoryIndex(): Promise<RepositoryEntry[]> {
+    const loaded = new Map([...this.servables].map(([name, versions]) => [name, [...versions.keys()].sort((a, b) => a - b)] as const));
+    return repositoryIndex([...this.startConfigs.values()].map((c) => c.servableDirectory), loaded);
+  }
+
+  /**
+   * Loads a servable that is not loaded, from the directories servables were started from:
+   * with the start config it was last started with, else with the options of the servable
+   * started last (its key not carried over), at `versionNumber` (0 = the newest, followed by
+   * `reload()`). Resolves with the versions loaded.
+   */
+  async loadServable(name: string, versionNumber = 0): Promise<number[]> {
+    if (this.draining) throw stoppedError();
+    if (this.servables.get(name)?.size) {
+      throw new ServingError('E_INVALID_ARGUMENT', `servable '${name}' is already loaded (versions ${[...this.servables.get(name)!.keys()].join(', ')}); unload it first`);
+    }
+    let config = this.startConfigs.get(name);
+    if (config === undefined || config.versionNumber !== versionNumber) {
+      const template = config ?? [...this.startConfigs.values()].at(-1);
+      const directory = config?.servableDirectory ?? (await findServable([...this.startConfigs.values()].map((c) => c.servableDirectory), name));
+      if (template === undefined || directory === undefined) {
+        const known = (await this.repositoryIndex()).map((e) => e.name);
+        throw new ServingError('E_UNKNOWN_SERVABLE', `no servable '${name}' in the servable directory${known.length ? ` (available: ${known.join(', ')})` : ''}`);
+      }
+      config = new ServableStartConfig({ ...template, servableDirectory: directory, servableName: name, versionNumber, decKey: config?.decKey ?? null });
+    }
+    await this.startServables(config);
+    return [...(this.servables.get(name)?.keys() ?? [])].sort((a, b) => a - b);
+  }
+
+  /**
+   * Unloads every version of one servable: new requests for it are refused at once
+   * (E_UNKNOWN_SERVABLE), requests in flight finish for up to `timeoutMs`, then its device
+   * actors and stage threads stop. Resolves with the versions unloaded.
+   */
+  unloadServable(name: string, timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS): Promise<number[]> {
+    const versions = this.servables.get(name);
+    if (!versions || versions.size === 0) {
+      const known = [...this.servables.keys()];
+      return Promise.reject(new ServingError('E_UNKNOWN_SERVABLE', `servable '${name}' is not loaded${known.length ? ` (loaded: ${known.join(', ')})` : ''}`));
+    }
+    const runtimes = [...versions.values()];
+    this.servables.delete(name);
+    this.followNewest.delete(name);
+    this.log(`servable '${name}': unloading versions ${runtimes.map((rt) => rt.version).join(', ')} after their in-flight requests`);
+    return Promise.all(runtimes.map((rt) => rt.drain(timeoutMs))).then(() => runtimes.map((rt) => rt.version).sort((a, b) => a - b));
   }
 
   private async planStart(config: ServableStartConfig, version?: number): Promise<StartPlan> {
@@ -318,6 +388,16 @@ export class ServingEngine {
     return outcomes as Instance[];
   }
 
+  /**
+   * Counts a request a transport refused before resolving or running it (a body it cannot
+   * parse, a bad header, a body too large or too slow, a malformed tensor): under empty
+   * servable, method and version labels with its transport, as `lookup` counts unknown names.
+   * `code` is the error code, or `HTTP_<status>` for an HTTP framing refusal that has none.
+   */
+  countRefused(transport: Transport, code: string): void {
+    this.metrics?.refused(transport, code);
+  }
+
   /** Counts and logs a request refused before it reached a runtime. */
   private refused(err: unknown, servable: string, method: string, version: number | undefined, context: LookupContext, instances: number): void {
     if (context === NOT_RECORDED) return;
@@ -335,6 +415,17 @@ export class ServingEngine {
       versions: [...versions.keys()].sort((a, b) => a - b),
       methods: this.runtime(name).describe(),
     }));
+  }
+
+  /**
+   * The methods of one loaded servable version (0 = the newest) with their inputs (name, and
+   * the model's dtype and dims where an input feeds a model directly) and outputs. Throws
+   * E_UNKNOWN_SERVABLE or E_UNKNOWN_VERSION as `lookup` does (not counted: no request runs).
+   */
+  metadata(servable: string, versionNumber = 0): ServableMetadata {
+    const rt = this.runtime(servable, versionNumber);
+    const versions = [...(this.servables.get(servable)?.keys() ?? [])].sort((a, b) => a - b);
+    return { name: rt.name, version: rt.version, versions, methods: rt.describe() };
   }
 
   /**

@@ -8,6 +8,6 @@ import { ROOT } from '../helpers/fixtures.js';
 t.test('every exposed metric is in the reference table, and nothing else is', async (t) => {
   const exposed = new Set([...new ServingServer().metrics!.render().matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => `${m[1]} ${m[2]}`));
   const doc = readFileSync(path.join(ROOT, 'docs', 'operating.md'), 'utf8');
-  const documented = new Set([...doc.matchAll(/^\| `(actorserve_[a-z_]+)` \| (counter|gauge|histogram) \|/gm)].map((m) => `${m[1]} ${m[2]}`));
+  const documented = new Set([...doc.matchAll(/^\| `((?:actorserve|process|nodejs)_[a-z0-9_]+)` \| (counter|gauge|histogram) \|/gm)].map((m) => `${m[1]} ${m[2]}`));
   t.same([...documented].sort(), [...exposed].sort());
 });

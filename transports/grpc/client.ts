@@ -30,6 +30,7 @@ import { codeOfMsError, decodeTensor, encodeTensor, errorOfStatus } from './code
 import {
   ERROR_CODE_TRAILER,
   ERROR_CODES_TRAILER,
+  MODEL_METADATA_PATH,
   PREDICT_PATH,
   PREDICT_STREAM_PATH,
   type WireInstance,
@@ -41,6 +42,8 @@ import {
   protos,
 } from './proto.js';
 import { type InputInstance, toInputTensor } from './values.js';
+import { decodeMetadata } from './metadata.js';
+import type { ServableMetadata } from '../../facade/engine.js';
 import { type ClientOptions, type SSLConfig, clientSettings } from './client-options.js';
 
 export type { InputInstance, InputValue, TensorLike } from './values.js';
@@ -214,6 +217,27 @@ export class Client {
           reject(err);
         }
       });
+    });
+  }
+
+  /**
+   * The metadata of this client's servable at its version (`actorserve.v1` GetModelMetadata):
+   * every loaded version and, per method, its inputs (dtype and dims where an input feeds a
+   * model) and outputs. Rejects with E_UNKNOWN_SERVABLE or E_UNKNOWN_VERSION.
+   */
+  metadata(): Promise<ServableMetadata> {
+    const { modelMetadata } = protos();
+    return new Promise((resolve, reject) => {
+      const deadline = this.timeoutMs !== undefined ? Date.now() + this.timeoutMs : Infinity;
+      this.grpc.makeUnaryRequest(
+        MODEL_METADATA_PATH,
+        modelMetadata.requestSerialize,
+        modelMetadata.responseDeserialize,
+        { name: this.servableName, version_number: this.versionNumber },
+        new Metadata(),
+        { deadline },
+        (err, value) => (err ? reject(serviceError(err)) : resolve(decodeMetadata(value!))),
+      );
     });
   }
 

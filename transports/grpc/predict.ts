@@ -10,7 +10,8 @@
  */
 import type { CancelSignal } from '../../engine/cancellation.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
-import type { InstanceOutcome, ServingEngine, TargetInferOptions } from '../../facade/engine.js';
+import type { Instance } from '../../engine/tensor.js';
+import type { InstanceOutcome, MethodTarget, ServingEngine, TargetInferOptions } from '../../facade/engine.js';
 import { decodeInstances, encodeItems, msErrorCode } from './codec.js';
 import type { WireErrorMsg, WireInstance, WirePredictReply, WireServableSpec, WireStreamReply } from './proto.js';
 
@@ -39,15 +40,30 @@ export async function runPredict(
   const servable = spec?.name ?? '';
   const method = spec?.method_name ?? '';
   const version = spec?.version_number ?? 0;
+  // A failed lookup is counted by the facade; a request refused between the lookup and the
+  // run (no instances, past its deadline, a malformed tensor) is counted here; the target
+  // counts what it runs.
+  let target: MethodTarget;
+  let decoded: Instance[];
   try {
-    const target = engine.lookup(servable, method, version, ctx.requestId !== undefined ? { transport: 'grpc', requestId: ctx.requestId } : GRPC);
+    target = engine.lookup(servable, method, version, ctx.requestId !== undefined ? { transport: 'grpc', requestId: ctx.requestId } : GRPC);
+  } catch (err) {
+    return failed(err, servable, method, ctx);
+  }
+  try {
     if (!instances || instances.length === 0) {
       throw new ServingError('E_NO_INSTANCES', 'the request holds no instances');
     }
     if (ctx.deadlineMs !== undefined && ctx.deadlineMs <= 0) {
       throw new ServingError('E_DEADLINE_EXCEEDED', 'the request arrived after its deadline');
     }
-    const decoded = decodeInstances(instances);
+    decoded = decodeInstances(instances);
+  } catch (err) {
+    const outcome = failed(err, servable, method, ctx);
+    engine.countRefused('grpc', outcome.error.code);
+    return outcome;
+  }
+  try {
     const options: TargetInferOptions = { transport: 'grpc' };
     if (ctx.requestId !== undefined) options.requestId = ctx.requestId;
     if (ctx.deadlineMs !== undefined) options.deadlineMs = ctx.deadlineMs;
@@ -55,10 +71,14 @@ export async function runPredict(
     const outcomes = await target.inferEach(decoded, options);
     return { ok: true, outcomes };
   } catch (err) {
-    const error = toServingError(err);
-    if (error.code === 'E_INTERNAL') ctx.log?.(`gRPC predict ${servable}:${method}: internal error: ${(err as Error)?.stack ?? error.message}`);
-    return { ok: false, error };
+    return failed(err, servable, method, ctx);
   }
+}
+
+function failed(err: unknown, servable: string, method: string, ctx: PredictContext): { readonly ok: false; readonly error: ServingError } {
+  const error = toServingError(err);
+  if (error.code === 'E_INTERNAL') ctx.log?.(`gRPC predict ${servable}:${method}: internal error: ${(err as Error)?.stack ?? error.message}`);
+  return { ok: false, error };
 }
 
 /** MindSpore substitutes this text for a failure without one. */

@@ -13,6 +13,7 @@ export const MS_SERVICE = 'mindspore.serving.proto.MSService';
 export const ACTORSERVE_SERVICE = 'actorserve.v1.ActorServe';
 export const PREDICT_PATH = `/${MS_SERVICE}/Predict`;
 export const PREDICT_STREAM_PATH = `/${ACTORSERVE_SERVICE}/PredictStream`;
+export const MODEL_METADATA_PATH = `/${ACTORSERVE_SERVICE}/GetModelMetadata`;
 
 /** Trailer naming the actorserve error code of each `error_msg` entry (comma-separated, '' = ok). */
 export const ERROR_CODES_TRAILER = 'actorserve-error-codes';
@@ -94,6 +95,31 @@ export interface WireStreamReply {
   results?: WireInstanceResult[];
 }
 
+export interface WireModelMetadataRequest {
+  name?: string;
+  version_number?: number;
+}
+
+export interface WireTensorMetadata {
+  name?: string;
+  dtype?: string;
+  dims?: number[];
+  has_dims?: boolean;
+}
+
+export interface WireMethodMetadata {
+  name?: string;
+  inputs?: WireTensorMetadata[];
+  outputs?: WireTensorMetadata[];
+}
+
+export interface WireModelMetadataReply {
+  name?: string;
+  version?: number;
+  versions?: number[];
+  methods?: WireMethodMetadata[];
+}
+
 export const PROTO_DIR = path.join(packageRootOf(import.meta.url), 'transports', 'grpc', 'protos');
 
 export interface Protos {
@@ -101,6 +127,7 @@ export interface Protos {
   readonly actorServe: ServiceDefinition;
   readonly predict: MethodDefinition<WirePredictRequest, WirePredictReply>;
   readonly predictStream: MethodDefinition<WireStreamRequest, WireStreamReply>;
+  readonly modelMetadata: MethodDefinition<WireModelMetadataRequest, WireModelMetadataReply>;
 }
 
 let loaded: Protos | undefined;
@@ -125,6 +152,7 @@ export function protos(): Protos {
     actorServe,
     predict: msService['Predict'] as MethodDefinition<WirePredictRequest, WirePredictReply>,
     predictStream: actorServe['PredictStream'] as MethodDefinition<WireStreamRequest, WireStreamReply>,
+    modelMetadata: actorServe['GetModelMetadata'] as MethodDefinition<WireModelMetadataRequest, WireModelMetadataReply>,
   };
   return loaded;
 }

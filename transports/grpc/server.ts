@@ -27,7 +27,7 @@ import {
   type sendUnaryData,
 } from '@grpc/grpc-js';
 import { Cancellation } from '../../engine/cancellation.js';
-import { ServingError } from '../../engine/errors.js';
+import { ServingError, toServingError } from '../../engine/errors.js';
 import type { SSLConfig, TlsPem } from '../ssl-config.js';
 import { type GrpcServerOptions, type GrpcSettings, grpcSettings } from './options.js';
 import type { ServingEngine } from '../../facade/engine.js';
@@ -36,8 +36,12 @@ import { restrictSocketFile } from '../listen-address.js';
 import { clientRequestId, requestIdOf } from '../request-id.js';
 import { encodeMsReply, runPredict } from './predict.js';
 import { PredictStreamSession, type StreamStats } from './predict-stream.js';
+import { encodeMetadata } from './metadata.js';
 import {
+  ERROR_CODE_TRAILER,
   ERROR_CODES_TRAILER,
+  type WireModelMetadataReply,
+  type WireModelMetadataRequest,
   type WirePredictReply,
   type WirePredictRequest,
   type WireStreamReply,
@@ -122,6 +126,7 @@ class GrpcJsServer implements GrpcServer {
     this.server.addService(msService, { Predict: this.predict.bind(this) });
     this.server.addService(actorServe, {
       PredictStream: this.predictStream.bind(this),
+      GetModelMetadata: this.modelMetadata.bind(this),
       // Server-streaming token generation (actorserve.proto, `Generate`) is registered here
       // when incremental servables get it: one GenerateReply written per decode step.
     });
@@ -180,6 +185,21 @@ class GrpcJsServer implements GrpcServer {
       if (requestId !== undefined) trailer.set(REQUEST_ID_KEY, requestId);
       callback(null, encoded.reply, trailer);
     }).catch((err: unknown) => this.engine.log(`gRPC predict: answering the call failed: ${(err as Error)?.stack ?? String(err)}`));
+  }
+
+  private modelMetadata(call: ServerUnaryCall<WireModelMetadataRequest, WireModelMetadataReply>, callback: sendUnaryData<WireModelMetadataReply>): void {
+    this.stats.unaryCalls++;
+    let reply: WireModelMetadataReply;
+    try {
+      reply = encodeMetadata(this.engine.metadata(call.request.name ?? '', call.request.version_number ?? 0));
+    } catch (err) {
+      const error = toServingError(err);
+      const metadata = new Metadata();
+      metadata.set(ERROR_CODE_TRAILER, error.code);
+      callback({ code: error.grpcStatus, details: error.message, metadata });
+      return;
+    }
+    callback(null, reply);
   }
 
   private predictStream(call: ServerDuplexStream<WireStreamRequest, WireStreamReply>): void {

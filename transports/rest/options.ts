@@ -16,6 +16,10 @@ export const REST_SERVER_OPTIONS = {
   maxHeaderBytes: integer({ min: 256, default: 16 * 1024, doc: 'largest request line + headers in bytes; larger requests get 431' }),
   closeTimeoutMs: { ...SERVER_OPTIONS.closeTimeoutMs, doc: 'how long close() waits for requests in flight before cutting them off' },
   bodyTimeoutMs: number({ min: 0, exclusiveMin: true, default: 60_000, doc: 'a request body must arrive completely within this time, else 408' }),
+  controlApi: boolean({
+    default: false,
+    doc: 'serve the repository index and the load/unload control API (GET /repository/index, POST /repository/servables/<name>/load|unload); whoever reaches the port can then unload servables',
+  }),
   // A replacement must keep the contract of native/index.ts `parseInstances` (the C++ addon or
   // its JS twin); a plain Error it throws becomes a 400 with its message.
   parseInstances: fn<InstancesParser>()({ doc: 'step 1 of JSON decoding, body → ParsedRequest (default: the native parser)' }),
@@ -41,6 +45,7 @@ export interface RestSettings {
   readonly parseInstances: InstancesParser | undefined;
   /** Bind the TCP port with SO_REUSEPORT (deliberate sharing); false binds it exclusively. */
   readonly reusePort: boolean;
+  readonly controlApi: boolean;
 }
 
 export function restSettings(options: RestServerOptions): RestSettings {
@@ -58,5 +63,6 @@ export function restSettings(options: RestServerOptions): RestSettings {
     bodyTimeoutMs: o.bodyTimeoutMs,
     parseInstances: o.parseInstances,
     reusePort: o.reusePort,
+    controlApi: o.controlApi,
   };
 }

@@ -9,7 +9,8 @@
  * instance failed with different messages, the body keeps the per-instance list.
  */
 import { ServingError, toServingError } from '../../engine/errors.js';
-import type { InstanceOutcome, ServingEngine } from '../../facade/engine.js';
+import type { Instance } from '../../engine/tensor.js';
+import type { InstanceOutcome, MethodTarget, ServingEngine } from '../../facade/engine.js';
 import { type ReplyEncoder, errorReply } from './codec.js';
 import type { Reply } from './exchange.js';
 import type { BodyRequest } from './route-table.js';
@@ -24,9 +25,22 @@ export interface PredictTarget {
 
 export async function predict(engine: ServingEngine, request: BodyRequest<PredictTarget>): Promise<Reply> {
   const { params, requestId, encoder } = request;
+  // A failed lookup is counted by the facade, a body that does not decode here, and what runs
+  // by the target.
+  let target: MethodTarget;
+  let instances: Instance[];
   try {
-    const target = engine.lookup(params.servable, params.method, params.version, { transport: 'rest', requestId });
-    const instances = request.decoder.decode(request.body, target.info.inputs);
+    target = engine.lookup(params.servable, params.method, params.version, { transport: 'rest', requestId });
+  } catch (err) {
+    return failed(engine, err, params, encoder);
+  }
+  try {
+    instances = request.decoder.decode(request.body, target.info.inputs);
+  } catch (err) {
+    engine.countRefused('rest', toServingError(err).code);
+    return failed(engine, err, params, encoder);
+  }
+  try {
     const outcomes = await target.inferEach(instances, {
       transport: 'rest',
       requestId,
@@ -35,10 +49,14 @@ export async function predict(engine: ServingEngine, request: BodyRequest<Predic
     });
     return outcomeReply(outcomes, encoder);
   } catch (err) {
-    const e = toServingError(err);
-    if (e.code === 'E_INTERNAL') engine.log(`REST predict ${params.servable}:${params.method}: internal error: ${(err as Error)?.stack ?? e.message}`);
-    return errorReply(e.httpStatus, e.message, encoder);
+    return failed(engine, err, params, encoder);
   }
+}
+
+function failed(engine: ServingEngine, err: unknown, params: PredictTarget, encoder: ReplyEncoder): Reply {
+  const e = toServingError(err);
+  if (e.code === 'E_INTERNAL') engine.log(`REST predict ${params.servable}:${params.method}: internal error: ${(err as Error)?.stack ?? e.message}`);
+  return errorReply(e.httpStatus, e.message, encoder);
 }
 
 /** MindSpore's collapse rule: see the header. */

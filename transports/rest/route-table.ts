@@ -3,8 +3,9 @@
  * Protocol modules declare their routes (mindspore-routes.ts, probe-routes.ts; a KServe v2
  * module later) and the server (server.ts) asks `match(method, path)` once per request:
  *
- *   1. the resource: an exact path (one Map lookup), else the first pattern that owns the path
- *      (in registration order); none → 404 listing what is served
+ *   1. the resource: an exact path (one Map lookup), else the first pattern (in registration
+ *      order) that owns the path and has a route for the method, else the first that owns it;
+ *      none → 404 listing what is served
  *   2. the HTTP method among that resource's routes; none → 405 with `Allow`
  *   3. the path's parameters (pattern.parse); malformed → 400 with the pattern's reason
  *
@@ -116,13 +117,20 @@ export class RouteTable {
   match(method: string, path: string): RouteMatch {
     let resource = this.exact.get(path);
     if (resource === undefined) {
+      // The first pattern that owns the path and answers the method; when none answers it,
+      // the first owner's 405. Two protocols may so share a path space by method: GET
+      // /model/<servable> is metadata while every POST under /model is predict.
+      let owner: Resource | undefined;
       for (const r of this.patterns) {
-        if (r.path.owns(path)) {
+        if (!r.path.owns(path)) continue;
+        owner ??= r;
+        if (r.routes.has(method)) {
           resource = r;
           break;
         }
       }
-      if (resource === undefined) return { kind: 'refused', status: 404, message: `there is nothing at ${preview(path, 80)}; ${this.usage}` };
+      if (owner === undefined) return { kind: 'refused', status: 404, message: `there is nothing at ${preview(path, 80)}; ${this.usage}` };
+      resource ??= owner;
     }
     const route = resource.routes.get(method);
     if (route === undefined) return resource.wrongMethod;

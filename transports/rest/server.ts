@@ -26,6 +26,8 @@ import { readBody } from './body-reader.js';
 import { errorReply } from './codec.js';
 import { Exchange, JSON_TYPE, MSGPACK_TYPE, type Reply } from './exchange.js';
 import { encodeJsonError } from './json-codec.js';
+import { CONTROL_ROUTES } from './control-routes.js';
+import { METADATA_ROUTES } from './metadata-routes.js';
 import { mindsporeRoutes } from './mindspore-routes.js';
 import { type RestServerOptions, type RestSettings, restSettings } from './options.js';
 import { PROBE_ROUTES } from './probe-routes.js';
@@ -99,7 +101,13 @@ class UwsRestServer implements RestServer {
     private readonly settings: RestSettings,
     extraRoutes: readonly Route<unknown>[],
   ) {
-    this.routes = new RouteTable([...mindsporeRoutes({ parseInstances: settings.parseInstances }), ...PROBE_ROUTES, ...extraRoutes]);
+    this.routes = new RouteTable([
+      ...mindsporeRoutes({ parseInstances: settings.parseInstances }),
+      ...METADATA_ROUTES,
+      ...PROBE_ROUTES,
+      ...(settings.controlApi ? CONTROL_ROUTES : []),
+      ...extraRoutes,
+    ]);
     const ssl = settings.ssl;
     if (ssl?.verifyClient) {
       this.privateDir = mkdtempSync(join(tmpdir(), 'actorserve-rest-'));
@@ -238,7 +246,9 @@ class UwsRestServer implements RestServer {
   private readAndAnswer(ex: Exchange, req: HttpRequest, route: BodyRoute<unknown>, params: unknown, contentLength: string, hasBody: boolean): void {
     const decoder = route.codecs.decoderFor(req.getHeader('content-type'));
     const encoder = route.codecs.encoderFor(req.getHeader('accept'));
+    // A refusal before the body reaches the route: counted like any refused request.
     const reply = (status: number, message: string, close = false): void => {
+      this.engine.countRefused('rest', status === 400 ? 'E_INVALID_ARGUMENT' : `HTTP_${status}`);
       const e = errorReply(status, message, encoder);
       ex.send(e.status, e.contentType, e.body, { close });
     };
@@ -266,7 +276,10 @@ class UwsRestServer implements RestServer {
         route.answer(this.engine, { params, body, decoder, encoder, requestId, deadlineMs, signal, headers }).then(
           (out: Reply) =>
             ex.send(out.status, out.contentType, out.body, { headers: out.headers ? { ...out.headers, 'X-Request-Id': requestId } : { 'X-Request-Id': requestId } }),
-          (err: unknown) => reply(500, `internal error: ${(err as Error)?.message ?? String(err)}`),
+          (err: unknown) => {
+            const e = errorReply(500, `internal error: ${(err as Error)?.message ?? String(err)}`, encoder);
+            ex.send(e.status, e.contentType, e.body, { close: false });
+          },
         );
       },
       onTooLarge: (bytes) =>

@@ -68,7 +68,7 @@ t.test('the table covers the module: 405 with Allow, 400 for a bad parameter, th
   t.equal(r.status, 404);
   t.equal(
     (r.json as { error_msg?: unknown }).error_msg,
-    'there is nothing at "/demo"; use POST /model/<servable>[/version/<n>]:<method>, /demo/models/{name}/infer, or GET /healthz, /readyz, /metrics, /demo/live, /demo/models/{name}',
+    'there is nothing at "/demo"; use POST /model/<servable>[/version/<n>]:<method>, /demo/models/{name}/infer, or GET /model/<servable>[/version/<n>], /healthz, /readyz, /metrics, /demo/live, /demo/models/{name}',
   );
 });
 

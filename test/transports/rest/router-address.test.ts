@@ -1,6 +1,7 @@
 // MindSpore's URL routing through the route table, and listen-address parsing (pure functions).
 import t, { type Test } from 'tap';
 import { mindsporeRoutes } from '../../../dist/transports/rest/mindspore-routes.js';
+import { METADATA_ROUTES } from '../../../dist/transports/rest/metadata-routes.js';
 import { PROBE_ROUTES } from '../../../dist/transports/rest/probe-routes.js';
 import { RouteTable } from '../../../dist/transports/rest/route-table.js';
 import { formatListenAddress as formatAddress, parseListenAddress } from '../../../dist/transports/listen-address.js';
@@ -70,6 +71,16 @@ t.test('other routes', async (t) => {
     message: `there is nothing at "/models/add:m"; ${USAGE}, or GET /healthz, /readyz, /metrics`,
   });
   t.match(table.match('get', '/x'.repeat(200)), { kind: 'refused', status: 404, message: /…" \(400 characters\)/ }, 'long URLs are cut in messages');
+});
+
+t.test('GET /model/<servable> is metadata: a pattern that does not answer a method passes the path on to the next owner', async (t) => {
+  const withMetadata = new RouteTable([...mindsporeRoutes(), ...METADATA_ROUTES, ...PROBE_ROUTES]);
+  t.match(withMetadata.match('get', '/model/add'), { kind: 'route', route: { method: 'get', path: { text: '/model/<servable>[/version/<n>]' } }, params: { servable: 'add', version: 0 } });
+  t.match(withMetadata.match('get', '/model/my%20add/version/3'), { kind: 'route', params: { servable: 'my add', version: 3 } });
+  t.match(withMetadata.match('get', '/model/add/version/x'), { kind: 'refused', status: 400, message: /bad model metadata URL/ });
+  t.same(withMetadata.match('post', '/model/add'), table.match('post', '/model/add'), 'POST stays with predict');
+  t.same(withMetadata.match('get', '/model/add:m'), table.match('get', '/model/add:m'), 'a predict URL is not metadata');
+  t.match(withMetadata.match('post', '/model/add:m'), { kind: 'route', route: { method: 'post' } });
 });
 
 t.test('addresses', async (t) => {
