@@ -6,6 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 import { ServingError } from './errors.js';
+import { loadErrorDetail } from './load-error.js';
 import type { MethodGraph } from './method-graph.js';
 import { type Model, type ServableDeclarations, type StageFunction, collectDeclarations, newDeclarations } from './register.js';
 
@@ -36,8 +37,7 @@ async function load(configPath: string, servableName: string): Promise<LoadedCon
       exports = await importConfigModule(configPath);
     });
   } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new ServingError('E_CONFIG_INVALID', `servable '${servableName}': loading ${configPath} failed: ${detail}`, { cause: err });
+    throw new ServingError('E_CONFIG_INVALID', `servable '${servableName}': loading ${configPath} failed: ${loadErrorDetail(err, configPath)}`, { cause: err });
   }
   if (declared.methods.length === 0) {
     throw new ServingError('E_CONFIG_INVALID', `servable '${servableName}': ${configPath} declares no method`);
