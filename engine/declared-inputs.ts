@@ -47,7 +47,7 @@ export function declarationConflict(
   }
   if (declared.dims === undefined) return undefined;
   const instance = batched ? model.dims.slice(1) : model.dims;
-  const count = (dims: Dims): number | undefined => (dims.every(isFixed) ? dims.reduce<number>((n, d) => n * (d as number), 1) : undefined);
+  const count = (dims: Dims): number | undefined => (dims.every(isFixed) ? dims.reduce((n, d) => n * d, 1) : undefined);
   const [a, b] = [count(declared.dims), count(instance)];
   const agree =
     a !== undefined && b !== undefined

@@ -118,7 +118,9 @@ t.test('gRPC: values are checked against the declaration per instance; stage rej
     { x: { dtype: 'float32', shape: [2], data: Float32Array.of(1, 1) } },
     { x: { dtype: 'float32', shape: [4], data: Float32Array.of(-1, 1, 2, 0) } },
   ]);
-  t.same(Array.from((outcomes[0] as { y: { data: Float32Array } }).y.data), [0.25, 0.25, 0.5, 0]);
+  const first = outcomes[0];
+  if (!first || first instanceof ServingError) throw new Error(`instance 0 failed: ${first?.message}`);
+  t.same(Array.from(first.y!.data as Float32Array), [0.25, 0.25, 0.5, 0]);
   t.match(outcomes[1], { code: 'E_INVALID_DTYPE', message: /method 'norm' input 'x' takes float32, got int32/ });
   t.match(outcomes[2], { code: 'E_INVALID_SHAPE', message: /takes shape \[4\], got \[2\]/ });
   t.match(outcomes[3], { code: 'E_INVALID_ARGUMENT', message: /must not hold negative/ });
