@@ -98,21 +98,28 @@ export class Model {
     if (!bridge) {
       throw new ServingError('E_INVALID_ARGUMENT', `${prefix}: only available inside a stage function run by the server`);
     }
+    // Inside a stage, a bad call is the servable's bug (a 500), not the client's.
     if (!Array.isArray(instances) || instances.length === 0) {
-      throw new ServingError('E_INVALID_ARGUMENT', `${prefix}: no instances given`);
+      throw new ServingError('E_STAGE_FAILED', `${prefix}: no instances given`);
     }
     const subgraph = options.subgraph ?? 0;
     if (!Number.isInteger(subgraph) || subgraph < 0 || subgraph >= this.declaration.files.length) {
       throw new ServingError(
-        'E_INVALID_ARGUMENT',
+        'E_STAGE_FAILED',
         `${prefix}: the model has no subgraph ${subgraph}; it has ${this.declaration.files.length}`,
       );
     }
     const tensors = instances.map((inputs, i) => {
       if (!Array.isArray(inputs)) {
-        throw new ServingError('E_INVALID_ARGUMENT', `${prefix}: instance ${i} must be an array of tensors`);
+        throw new ServingError('E_STAGE_FAILED', `${prefix}: instance ${i} must be an array of tensors`);
       }
-      return inputs.map((v, j) => toTensor(v, `${prefix} instance ${i} input ${j}`));
+      return inputs.map((v, j) => {
+        try {
+          return toTensor(v, `${prefix} instance ${i} input ${j}`);
+        } catch (err) {
+          throw new ServingError('E_STAGE_FAILED', (err as Error).message);
+        }
+      });
     });
     return bridge(this.key, subgraph, tensors);
   }

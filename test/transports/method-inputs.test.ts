@@ -26,6 +26,11 @@ export function normalize(x: Tensor): Tensor {
 export function malformed(x: Tensor) {
   return { dtype: 'float32', shape: [3], data: new Float32Array(2) };
 }
+export async function wrongSubgraph(x: Tensor): Promise<Tensor> {
+  const [y] = await model.call([x, x], { subgraph: 3 });
+  return y!;
+}
+register.method('wrong_subgraph', { outputs: ['y'] }, (x) => register.addStage(wrongSubgraph, [x]));
 register.method('norm', { inputs: [{ name: 'x', dtype: 'float32', shape: [4] }], outputs: ['y'] }, (x) => register.addStage(normalize, [x]));
 register.method('norm_any', { inputs: [{ name: 'x', dtype: 'float32', shape: [-1] }], outputs: ['y'] }, (x) => register.addStage(normalize, [x]));
 register.method('untyped', { outputs: ['y'] }, (x) => register.addStage(normalize, [x]));
@@ -105,6 +110,9 @@ t.test('REST: other throws and malformed returned tensors stay 500 E_STAGE_FAILE
   const malformed = await post('malformed', '{"instances":[{"x":[1]}]}');
   t.equal(malformed.status, 500, malformed.text);
   t.match(malformed.json, { error_msg: /Function 'malformed' output 0: shape \[3\] needs 3 elements, data has 2/ });
+  const call = await post('wrong_subgraph', '{"instances":[{"x":[[1,2],[3,4]]}]}');
+  t.equal(call.status, 500, call.text);
+  t.match(call.json, { error_msg: /the model has no subgraph 3; it has 1/ });
   const outcomes = await engine.lookup('typed', 'malformed').inferEach([{ x: { dtype: 'float32', shape: [1], data: Float32Array.of(1) } }]);
   t.match(outcomes[0], { code: 'E_STAGE_FAILED' });
 });
