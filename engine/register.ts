@@ -164,6 +164,8 @@ const STAGE_FIELDS = {
   tag: string({ doc: 'label for error messages' }),
 };
 
+true satisfies SameKeys<StageOptions, typeof STAGE_FIELDS>;
+
 interface MethodTrace {
   readonly name: string;
   readonly stages: Stage[];
@@ -254,6 +256,10 @@ const DECLARE_MODEL_FIELDS = {
   maxQueueDelayMs: number({ min: 0, default: 0, doc: 'how long a partial batch may wait' }),
 };
 
+/** True when A and B have the same keys: the documented option interfaces and their schemas cannot drift apart. */
+type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
+true satisfies SameKeys<DeclareModelOptions, typeof DECLARE_MODEL_FIELDS>;
+
 export function declareModel(options: DeclareModelOptions): Model {
   const o = checkOptions(DECLARE_MODEL_FIELDS, options, configFailure('declareModel'));
   const files = [...o.modelFile];
@@ -312,6 +318,9 @@ const METHOD_FIELDS = {
   outputs: list(string({ doc: 'an output name' }), { single: true, required: true, unique: true, item: 'output name', doc: 'output names' }),
   inputs: list(object(METHOD_INPUT_FIELDS, { doc: 'one input' }), { doc: 'the inputs' }),
 };
+
+true satisfies SameKeys<MethodOptions, typeof METHOD_FIELDS>;
+true satisfies SameKeys<MethodInputOptions, typeof METHOD_INPUT_FIELDS>;
 
 /**
  * Declares a method. `fn` runs once, now, with one placeholder per input; its `addStage` calls
