@@ -9,7 +9,7 @@ import * as registerApi from './register.js';
  * `register.methd is not a function` (ESM) or `import_actorserve.register.methd is not a
  * function` (esbuild's name for the import when tsx compiles the config to CommonJS).
  */
-const MISSING_REGISTER_NAME = /(?:^|[\s.(])register\.([A-Za-z_$][\w$]*) is not a (?:function|constructor)/;
+const MISSING_REGISTER_NAME = /(?:^|[\s.(])register\.([A-Za-z_$][\w$]*)\)? is not a (?:function|constructor)/;
 
 export function loadErrorDetail(err: unknown, configPath: string): string {
   let detail = err instanceof Error ? err.message : String(err);
@@ -17,7 +17,7 @@ export function loadErrorDetail(err: unknown, configPath: string): string {
   if (missing) {
     const name = missing[1]!;
     const guess = closest(name, Object.keys(registerApi));
-    detail = `register has no '${name}'${guess ? `; did you mean '${guess}'?` : ` (it has ${Object.keys(registerApi).join(', ')})`}`;
+    detail = `register has no '${name}'${guess ? `; did you mean '${guess}'?` : ' (a servable config declares with declareModel, method and addStage)'}`;
   }
   const at = err instanceof Error ? configLine(err.stack, configPath) : undefined;
   return at ? `${detail} (${at})` : detail;

@@ -3,6 +3,7 @@ import t from 'tap';
 import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
+import { loadErrorDetail } from '../../dist/engine/load-error.js';
 import { servableFixture } from '../helpers/fixtures.js';
 
 const fx = servableFixture('register');
@@ -115,4 +116,14 @@ t.test('startServables merges configs of one version (device ids joined)', async
   ]);
   t.equal(engine.runtime('merge').stats.liveActors, 2);
   await t.rejects(engine.startServables([] as never), { code: 'E_INVALID_ARGUMENT' });
+});
+
+t.test('a misspelled register name reads the same when tsx compiles the config to CommonJS', async (t) => {
+  // esbuild names the import `import_actorserve` in CommonJS output; the message must not show it.
+  const configPath = '/srv/servables/add/servable_config.ts';
+  const err = new TypeError('import_actorserve.register.declareModle is not a function');
+  err.stack = `TypeError: ${err.message}\n    at Object.<anonymous> (${configPath}?namespace=1234:7:22)\n    at Module._compile (node:internal/modules/cjs/loader:1554:14)`;
+  t.equal(loadErrorDetail(err, configPath), "register has no 'declareModle'; did you mean 'declareModel'? (servable_config.ts:7:22)");
+  t.equal(loadErrorDetail(new TypeError('register.zzzzzzzzz is not a function'), configPath), "register has no 'zzzzzzzzz' (a servable config declares with declareModel, method and addStage)");
+  t.equal(loadErrorDetail(new Error('something else'), configPath), 'something else');
 });
