@@ -11,6 +11,7 @@ import type { LoadedConfig } from '../engine/config-loader.js';
 import { type ServableLocation, modelFilePath } from '../engine/servable-dir.js';
 import type { ServableStartConfig } from '../engine/start-config.js';
 import { type Instance, type Tensor, checkTensor } from '../engine/tensor.js';
+import { checkDeclared, declarationConflict } from '../engine/declared-inputs.js';
 import { BatchPlan } from './batch-plan.js';
 import { DeviceGroup } from './device-group.js';
 import { type DeviceHandle, localDeviceFactory } from './device-handle.js';
@@ -48,6 +49,7 @@ export class ServableRuntime {
   private stopped = false;
   /** Per model stage: how error messages name each input ("method input 'x1'"), made once. */
   private readonly inputLabels = new Map<Stage, readonly (string | undefined)[]>();
+  private readonly infos = new Map<MethodGraph, MethodInfo>();
 
   private constructor(
     location: ServableLocation,
@@ -129,7 +131,21 @@ export class ServableRuntime {
       if (stage.outputsCount !== graph.outputs.length) {
         throw new ServingError('E_CONFIG_INVALID', `${where}: declares ${stage.outputsCount} outputs, the model has ${graph.outputs.length}`);
       }
+      stage.args.forEach((a, k) => {
+        if (a.stage !== 0) return;
+        const declared = m.declaredInputs[a.output];
+        const problem = declared && declarationConflict(declared, graph.inputs[k]!, this.batchedInput(stage, k));
+        if (problem) {
+          throw new ServingError('E_CONFIG_INVALID', `${where}: method input '${m.inputs[a.output]}' is declared ${problem}`);
+        }
+      });
     });
+  }
+
+  /** Whether model input `k` of `stage` carries a batch dim (its first dim is not part of an instance). */
+  private batchedInput(stage: ModelStage, k: number): boolean {
+    const declaration = this.config.models[this.modelIndex.get(stage.modelKey)!]!.declaration;
+    return declaration.withBatchDim && !declaration.withoutBatchDimInputs.includes(k);
   }
 
   private graph(stage: ModelStage): GraphInfo {
@@ -150,21 +166,33 @@ export class ServableRuntime {
     return [...this.methods.values()].map((m) => this.describeMethod(m));
   }
 
+  /**
+   * A method's signature: each input's declared dtype and per-instance dims
+   * (`register.method(name, { inputs })`); where an input feeds a model directly, the model's
+   * dtype and dims fill what the declaration leaves out (load checked that the two agree).
+   * Made once per method: every request's lookup asks for it.
+   */
   describeMethod(m: MethodGraph): MethodInfo {
-    return {
-      name: m.name,
-      inputs: m.inputs.map((name, i) => {
-        for (const s of m.stages) {
-          const k = s.args.findIndex((a) => a.stage === 0 && a.output === i);
-          if (k >= 0 && s.kind === 'model') {
-            const info = this.graph(s).inputs[k]!;
-            return { name, dtype: info.dtype, dims: info.dims };
+    let info = this.infos.get(m);
+    if (!info) {
+      info = {
+        name: m.name,
+        inputs: m.inputs.map((name, i) => {
+          const declared = m.declaredInputs[i] ?? {};
+          for (const s of m.stages) {
+            const k = s.args.findIndex((a) => a.stage === 0 && a.output === i);
+            if (k >= 0 && s.kind === 'model') {
+              const model = this.graph(s).inputs[k]!;
+              return { name, dtype: declared.dtype ?? model.dtype, dims: declared.dims ?? model.dims };
+            }
           }
-        }
-        return { name };
-      }),
-      outputs: m.outputs,
-    };
+          return { name, ...declared };
+        }),
+        outputs: m.outputs,
+      };
+      this.infos.set(m, info);
+    }
+    return info;
   }
 
   /** Can serve now: not stopping, and a device actor is live (or the servable has no models). */
@@ -287,11 +315,14 @@ export class ServableRuntime {
         throw new ServingError('E_EXTRA_INPUT', `method '${m.name}' has no input '${key}' (inputs: ${m.inputs.join(', ')})`);
       }
     }
-    return m.inputs.map((name) => {
+    return m.inputs.map((name, i) => {
       if (!Object.hasOwn(record, name) || record[name] === undefined) {
         throw new ServingError('E_MISSING_INPUT', `method '${m.name}' needs input '${name}' (inputs: ${m.inputs.join(', ')})`);
       }
-      return checkTensor(record[name], `input '${name}'`);
+      const t = checkTensor(record[name], `input '${name}'`);
+      const declared = m.declaredInputs[i];
+      if (declared) checkDeclared(t, declared, `method '${m.name}' input '${name}'`);
+      return t;
     });
   }
 

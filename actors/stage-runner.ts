@@ -2,6 +2,11 @@
  * Runs one stage task inside a stage worker: imports the servable's config module once per
  * config file and calls its exported stage function on the task's instances. Per-instance
  * functions fail one instance at a time; a batched function that throws fails its whole batch.
+ *
+ * Error codes: a ServingError the function throws keeps its code and message (a stage rejects
+ * a client's input with `throw new ServingError('E_INVALID_ARGUMENT', ...)`: a 400); any other
+ * throw, and a result that is not a well-formed tensor, is E_STAGE_FAILED (a 500). The code
+ * crosses back to the supervisor as data (stage-protocol.ts InstanceResult).
  */
 import { importConfigModule } from '../engine/config-loader.js';
 import { ServingError, toServingError } from '../engine/errors.js';
@@ -109,7 +114,15 @@ function outputsOf(value: unknown, task: RunStageTask): Tensor[] {
       `${task.tag} must return ${task.outputsCount} value${task.outputsCount > 1 ? 's (an array)' : ''}, got ${Array.isArray(value) ? `${value.length} values` : typeof value}`,
     );
   }
-  return list.map((v, i) => toTensor(v, `${task.tag} output ${i}`));
+  return list.map((v, i) => {
+    try {
+      return toTensor(v, `${task.tag} output ${i}`);
+    } catch (err) {
+      // A malformed returned tensor is the servable's bug, whatever check caught it (a shape
+      // that does not fit its data reads E_INVALID_SHAPE there): a 500, never a client error.
+      throw new ServingError('E_STAGE_FAILED', toServingError(err).message);
+    }
+  });
 }
 
 function failure(err: unknown, task: RunStageTask): InstanceResult {

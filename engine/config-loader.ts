@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 import type { OwnPackageHookData } from './own-package-hooks.js';
 import { ServingError } from './errors.js';
+import { loadErrorDetail } from './load-error.js';
 import type { MethodGraph } from './method-graph.js';
 import { type Model, type ServableDeclarations, type StageFunction, collectDeclarations, newDeclarations } from './register.js';
 
@@ -100,7 +101,7 @@ export function loadFailure(configPath: string, err: unknown): string {
     // 'actorserve' itself always resolves (own-package-hooks.ts); any other package is the folder's own
     return `loading ${configPath} failed: ${firstLine}; install it in a node_modules folder in or above ${dirname(configPath)}`;
   }
-  return `loading ${configPath} failed: ${message}`;
+  return `loading ${configPath} failed: ${loadErrorDetail(err, configPath)}`;
 }
 
 /** esbuild's `file:20:19: ERROR: text`, or tsc's `file(20,19): error TS1005: text`. */

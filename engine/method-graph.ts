@@ -4,6 +4,8 @@
  * and sent to other threads.
  */
 
+import type { DType } from './dtypes.js';
+
 /** Where a value comes from: stage 0 is the method's inputs, stage k ≥ 1 is `stages[k - 1]`. */
 export interface ValueRef {
   readonly stage: number;
@@ -33,9 +35,22 @@ export interface FunctionStage extends StageCommon {
 
 export type Stage = ModelStage | FunctionStage;
 
+/**
+ * What `register.method(name, { inputs: [{ name, dtype, shape }] })` declares of one input:
+ * transports convert values to `dtype`, and the runtime refuses an instance whose tensor has
+ * another dtype or a shape that does not fit `dims` (per instance, no batch dim; -1 or a string
+ * is a dynamic dim). Empty when the input is only named.
+ */
+export interface DeclaredInput {
+  readonly dtype?: DType;
+  readonly dims?: readonly (number | string)[];
+}
+
 export interface MethodGraph {
   readonly name: string;
   readonly inputs: readonly string[];
+  /** Index-aligned with `inputs`. */
+  readonly declaredInputs: readonly DeclaredInput[];
   readonly outputs: readonly string[];
   readonly stages: readonly Stage[];
   readonly returns: readonly ValueRef[];

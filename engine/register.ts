@@ -16,8 +16,10 @@
  * copy of this module (tsx gives each import of a config a fresh namespace).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { DTYPES, type DType } from './dtypes.js';
 import { ServingError } from './errors.js';
-import type { FunctionStage, MethodGraph, ModelStage, Stage, ValueRef } from './method-graph.js';
+import type { DeclaredInput, FunctionStage, MethodGraph, ModelStage, Stage, ValueRef } from './method-graph.js';
+import { type OptionFailure, boolean, checkOptions, integer, libraryMessage, list, number, object, oneOf, scalar, string } from './option-schema.js';
 import { type Tensor, toTensor } from './tensor.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -96,21 +98,28 @@ export class Model {
     if (!bridge) {
       throw new ServingError('E_INVALID_ARGUMENT', `${prefix}: only available inside a stage function run by the server`);
     }
+    // Inside a stage, a bad call is the servable's bug (a 500), not the client's.
     if (!Array.isArray(instances) || instances.length === 0) {
-      throw new ServingError('E_INVALID_ARGUMENT', `${prefix}: no instances given`);
+      throw new ServingError('E_STAGE_FAILED', `${prefix}: no instances given`);
     }
     const subgraph = options.subgraph ?? 0;
     if (!Number.isInteger(subgraph) || subgraph < 0 || subgraph >= this.declaration.files.length) {
       throw new ServingError(
-        'E_INVALID_ARGUMENT',
+        'E_STAGE_FAILED',
         `${prefix}: the model has no subgraph ${subgraph}; it has ${this.declaration.files.length}`,
       );
     }
     const tensors = instances.map((inputs, i) => {
       if (!Array.isArray(inputs)) {
-        throw new ServingError('E_INVALID_ARGUMENT', `${prefix}: instance ${i} must be an array of tensors`);
+        throw new ServingError('E_STAGE_FAILED', `${prefix}: instance ${i} must be an array of tensors`);
       }
-      return inputs.map((v, j) => toTensor(v, `${prefix} instance ${i} input ${j}`));
+      return inputs.map((v, j) => {
+        try {
+          return toTensor(v, `${prefix} instance ${i} input ${j}`);
+        } catch (err) {
+          throw new ServingError('E_STAGE_FAILED', (err as Error).message);
+        }
+      });
     });
     return bridge(this.key, subgraph, tensors);
   }
@@ -148,6 +157,14 @@ export interface StageOptions {
   /** Label for error messages. */
   tag?: string;
 }
+
+const STAGE_FIELDS = {
+  outputsCount: integer({ min: 1, default: 1, doc: 'number of outputs' }),
+  batchSize: integer({ min: 0, doc: 'function stages: take a list of instances (0 = system-chosen size)' }),
+  tag: string({ doc: 'label for error messages' }),
+};
+
+true satisfies SameKeys<StageOptions, typeof STAGE_FIELDS>;
 
 interface MethodTrace {
   readonly name: string;
@@ -213,32 +230,42 @@ function configError(message: string): ServingError {
   return new ServingError('E_CONFIG_INVALID', message);
 }
 
+/** The register API's option failure: E_CONFIG_INVALID worded as a library call (`declareModel: unknown option ...`). */
+function configFailure(where: string): OptionFailure {
+  return (problem) => {
+    throw configError(libraryMessage(where, problem));
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Public API
 
 export const DEFAULT_MAX_BATCH_SIZE = 16;
 
+/**
+ * The option schemas of the register API: unknown keys are refused with the closest known one
+ * (`declareModel({ maxBatchsize: 8 })` is an error, not a silently ignored option). The
+ * interfaces above stay the documented types; these are their run-time checks.
+ */
+const DECLARE_MODEL_FIELDS = {
+  modelFile: list(string({ doc: 'a model file' }), { single: true, required: true, nonEmpty: true, unique: true, item: 'file', doc: 'the model file(s)' }),
+  modelFormat: string({ default: 'onnx', doc: "only 'onnx' is served" }),
+  withBatchDim: boolean({ default: true, doc: 'inputs and outputs carry a leading batch dim' }),
+  withoutBatchDimInputs: list(integer({ min: 0, doc: 'an input index' }), { single: true, default: [], doc: 'inputs without a batch dim' }),
+  maxBatchSize: integer({ min: 1, default: DEFAULT_MAX_BATCH_SIZE, doc: 'largest batch when the batch dim is dynamic' }),
+  maxQueueDelayMs: number({ min: 0, default: 0, doc: 'how long a partial batch may wait' }),
+};
+
+/** True when A and B have the same keys: the documented option interfaces and their schemas cannot drift apart. */
+type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
+true satisfies SameKeys<DeclareModelOptions, typeof DECLARE_MODEL_FIELDS>;
+
 export function declareModel(options: DeclareModelOptions): Model {
-  const files = typeof options.modelFile === 'string' ? [options.modelFile] : [...(options.modelFile ?? [])];
-  if (files.length === 0 || files.some((f) => typeof f !== 'string' || f.length === 0)) {
-    throw configError('declareModel: modelFile must be a non-empty file name or a non-empty list of them');
-  }
-  if (new Set(files).size !== files.length) throw configError(`declareModel: modelFile lists a file twice: ${files.join(', ')}`);
-  const format = (options.modelFormat ?? 'onnx').toLowerCase();
-  if (format !== 'onnx') throw configError(`declareModel: modelFormat '${options.modelFormat}' is not served; use 'onnx'`);
-  const withoutBatch =
-    options.withoutBatchDimInputs === undefined
-      ? []
-      : typeof options.withoutBatchDimInputs === 'number'
-        ? [options.withoutBatchDimInputs]
-        : [...options.withoutBatchDimInputs];
-  if (withoutBatch.some((i) => !Number.isInteger(i) || i < 0)) {
-    throw configError('declareModel: withoutBatchDimInputs must hold input indexes >= 0');
-  }
-  const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
-  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw configError('declareModel: maxBatchSize must be an integer >= 1');
-  const maxQueueDelayMs = options.maxQueueDelayMs ?? 0;
-  if (!(maxQueueDelayMs >= 0) || !Number.isFinite(maxQueueDelayMs)) throw configError('declareModel: maxQueueDelayMs must be >= 0');
+  const o = checkOptions(DECLARE_MODEL_FIELDS, options, configFailure('declareModel'));
+  const files = [...o.modelFile];
+  if (o.modelFormat.toLowerCase() !== 'onnx') throw configError(`declareModel: modelFormat '${o.modelFormat}' is not served; use 'onnx'`);
+  const withoutBatch = [...o.withoutBatchDimInputs];
+  const { maxBatchSize, maxQueueDelayMs } = o;
 
   const into = collector();
   const key = files.join(';');
@@ -249,7 +276,7 @@ export function declareModel(options: DeclareModelOptions): Model {
   const model = new Model({
     key,
     files,
-    withBatchDim: options.withBatchDim ?? true,
+    withBatchDim: o.withBatchDim,
     withoutBatchDimInputs: withoutBatch,
     maxBatchSize,
     maxQueueDelayMs,
@@ -258,12 +285,42 @@ export function declareModel(options: DeclareModelOptions): Model {
   return model;
 }
 
+/**
+ * One input of a method as `register.method` declares it. Transports convert request values to
+ * `dtype` (JSON `1` becomes 1.0 for a float32 input) and an instance whose value has another
+ * dtype, or whose shape does not fit `shape`, is refused as a client error before any stage runs.
+ */
+export interface MethodInputOptions {
+  /** The input's name: the method function's parameter at the same position. */
+  name: string;
+  dtype?: DType;
+  /** The shape of one instance's value; -1 or a string (`'N'`) is a dynamic dim. */
+  shape?: readonly (number | string)[];
+}
+
 export interface MethodOptions {
   /** Output names, in the order the method function returns them. */
   outputs: string | readonly string[];
-  /** Input names; default: the method function's parameter names. */
-  inputs?: readonly string[];
+  /**
+   * The inputs, one per parameter of the method function, in order: a name, or a name with a
+   * dtype and shape. Default: the function's parameter names, untyped.
+   */
+  inputs?: readonly (string | MethodInputOptions)[];
 }
+
+const METHOD_INPUT_FIELDS = {
+  name: string({ required: true, doc: "the method function's parameter at this position" }),
+  dtype: oneOf<DType>()({ values: DTYPES, doc: 'the dtype values are converted to' }),
+  shape: list(scalar({ doc: 'a dim' }), { doc: 'the per-instance shape; -1 or a string is a dynamic dim' }),
+};
+
+const METHOD_FIELDS = {
+  outputs: list(string({ doc: 'an output name' }), { single: true, required: true, unique: true, item: 'output name', doc: 'output names' }),
+  inputs: list(object(METHOD_INPUT_FIELDS, { doc: 'one input' }), { doc: 'the inputs' }),
+};
+
+true satisfies SameKeys<MethodOptions, typeof METHOD_FIELDS>;
+true satisfies SameKeys<MethodInputOptions, typeof METHOD_INPUT_FIELDS>;
 
 /**
  * Declares a method. `fn` runs once, now, with one placeholder per input; its `addStage` calls
@@ -279,13 +336,22 @@ export function method(
   }
   const into = collector();
   if (into.methods.some((m) => m.name === name)) throw configError(`method '${name}' is declared more than once`);
-  const outputs = typeof options.outputs === 'string' ? [options.outputs] : [...options.outputs];
-  checkNames(outputs, `method '${name}': outputs`);
-  const inputs = options.inputs ? [...options.inputs] : parameterNames(fn, name);
-  checkNames(inputs, `method '${name}': inputs`);
-  if (fn.length !== inputs.length && options.inputs) {
-    throw configError(`method '${name}': the function takes ${fn.length} parameters but ${inputs.length} inputs are named`);
-  }
+  const where = `method '${name}'`;
+  // A plain name stands for { name }, so that one schema checks both forms.
+  const given: unknown =
+    typeof options === 'object' && options !== null && Array.isArray(options.inputs)
+      ? { ...options, inputs: options.inputs.map((i: unknown) => (typeof i === 'string' ? { name: i } : i)) }
+      : options;
+  const o = checkOptions(METHOD_FIELDS, given, configFailure(where));
+  const outputs = [...o.outputs];
+  checkNames(outputs, `${where}: outputs`);
+  const inputs: CheckedInput[] = o.inputs ? methodInputs(o.inputs, fn, where) : parameterNames(fn, name).map((n) => ({ name: n }));
+  const inputNames = inputs.map((i) => i.name);
+  checkNames(inputNames, `${where}: inputs`);
+  const declaredInputs: DeclaredInput[] = inputs.map((i) => ({
+    ...(i.dtype !== undefined ? { dtype: i.dtype } : {}),
+    ...(i.shape !== undefined ? { dims: i.shape } : {}),
+  }));
 
   const state = globalState();
   const trace: MethodTrace = { name, stages: [], functions: new Map() };
@@ -293,7 +359,7 @@ export function method(
   state.trace = trace;
   let returned: unknown;
   try {
-    returned = fn(...inputs.map((_, i) => makePlaceholder(trace, { stage: 0, output: i })));
+    returned = fn(...inputNames.map((_, i) => makePlaceholder(trace, { stage: 0, output: i })));
   } finally {
     state.trace = previous;
   }
@@ -302,7 +368,7 @@ export function method(
     throw configError(`method '${name}': returns ${list.length} values but declares ${outputs.length} outputs`);
   }
   const returns = list.map((v, i) => refOf(trace, v, `method '${name}': returned value ${i}`));
-  into.methods.push({ name, inputs, outputs, stages: trace.stages, returns });
+  into.methods.push({ name, inputs: inputNames, declaredInputs, outputs, stages: trace.stages, returns });
   into.stageFunctions.set(name, trace.functions);
 }
 
@@ -329,11 +395,11 @@ export function addStage(
 ): Placeholder | Placeholder[] {
   const trace = globalState().trace;
   if (!trace) throw configError('addStage: only callable inside a method function');
-  const outputsCount = options.outputsCount ?? 1;
-  if (!Number.isInteger(outputsCount) || outputsCount < 1) throw configError('addStage: outputsCount must be an integer >= 1');
-  if (!Array.isArray(args)) throw configError('addStage: args must be an array of placeholders');
   const index = trace.stages.length + 1;
   const where = `method '${trace.name}', stage ${index}`;
+  const o = checkOptions(STAGE_FIELDS, options, configFailure(`${where}: addStage`));
+  const outputsCount = o.outputsCount;
+  if (!Array.isArray(args)) throw configError(`${where}: addStage: args must be an array of placeholders`);
   const refs = args.map((a, i) => refOf(trace, a, `${where}: argument ${i}`));
 
   let def: ModelStage | FunctionStage;
@@ -344,22 +410,19 @@ export function addStage(
       subgraph: 0,
       args: refs,
       outputsCount,
-      tag: options.tag ?? `Model '${stage.key}'`,
+      tag: o.tag ?? `Model '${stage.key}'`,
     };
   } else if (typeof stage === 'function') {
-    if (options.batchSize !== undefined && (!Number.isInteger(options.batchSize) || options.batchSize < 0)) {
-      throw configError(`${where}: batchSize must be an integer >= 0`);
-    }
-    if (options.batchSize === undefined && stage.length !== refs.length && stage.length !== 0) {
+    if (o.batchSize === undefined && stage.length !== refs.length && stage.length !== 0) {
       throw configError(`${where}: function '${stage.name}' takes ${stage.length} arguments but gets ${refs.length}`);
     }
     def = {
       kind: 'function',
       functionName: stage.name,
-      batchSize: options.batchSize,
+      batchSize: o.batchSize,
       args: refs,
       outputsCount,
-      tag: options.tag ?? `Function '${stage.name}'`,
+      tag: o.tag ?? `Function '${stage.name}'`,
     };
     trace.functions.set(index, stage);
   } else {
@@ -381,6 +444,38 @@ function refOf(trace: MethodTrace, value: unknown, where: string): ValueRef {
   const { trace: owner, ref } = value[kPlaceholder];
   if (owner !== trace) throw configError(`${where} comes from another method`);
   return ref;
+}
+
+type CheckedInput = { readonly name: string; readonly dtype?: DType; readonly shape?: readonly (string | number)[] };
+
+/**
+ * Declared inputs: one per parameter of `fn`, and where its parameters are plain names, the
+ * same names in the same order (a declaration that renamed a parameter would make requests
+ * name something the code does not). A function whose parameters cannot be read (rest,
+ * destructuring) takes its names from the declaration.
+ */
+function methodInputs(declared: readonly CheckedInput[], fn: (...inputs: Placeholder[]) => unknown, where: string): CheckedInput[] {
+  if (fn.length !== declared.length) {
+    throw configError(`${where}: the function takes ${fn.length} parameters but ${declared.length} inputs are declared`);
+  }
+  let params: string[] | undefined;
+  try {
+    params = parameterNames(fn, where);
+  } catch {
+    params = undefined;
+  }
+  declared.forEach((input, i) => {
+    const param = params?.[i];
+    if (param !== undefined && param !== input.name) {
+      throw configError(`${where}: inputs[${i}] is named '${input.name}' but the function's parameter ${i} is '${param}'; the names must match`);
+    }
+    input.shape?.forEach((d, k) => {
+      if (typeof d === 'number' && !(Number.isInteger(d) && d >= -1)) {
+        throw configError(`${where}: inputs[${i}].shape[${k}] must be an integer >= -1 or a string (-1 and strings are dynamic dims), got ${d}`);
+      }
+    });
+  });
+  return [...declared];
 }
 
 function checkNames(names: readonly string[], where: string): void {

@@ -3,6 +3,7 @@ import t from 'tap';
 import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { addModel } from '../../dist/servables/example-models.js';
+import { loadErrorDetail } from '../../dist/engine/load-error.js';
 import { servableFixture } from '../helpers/fixtures.js';
 
 const fx = servableFixture('register');
@@ -28,6 +29,17 @@ register.method('m', { outputs: ['y'] }, (x1) => register.addStage(hidden, [x1])
   ['addStage outside a method', `register.addStage(model, []);`, /only callable inside a method/],
   ['destructured parameters', `register.method('m', { outputs: ['y'] }, (...xs) => xs[0] as never);`, /must be a plain name/],
   ['negative batchSize', `register.method('m', { outputs: ['y', 'z'] }, (x1, x2) => register.addStage(f, [x1, x2], { outputsCount: 2, batchSize: -1 }) as never);`, /batchSize must be an integer >= 0/],
+  ['misspelled declareModel option', `register.declareModel({ modelFile: 'b.onnx', maxBatchsize: 8 } as never);`, /servable_config\.ts failed: declareModel: unknown option 'maxBatchsize' \(did you mean 'maxBatchSize'\?\) \(servable_config\.ts:4:\d+\)/],
+  ['misspelled method option', `register.method('m', { output: ['y'] } as never, (x1, x2) => register.addStage(model, [x1, x2]));`, /method 'm': unknown option 'output' \(did you mean 'outputs'\?\)/],
+  ['misspelled addStage option', `register.method('m', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2], { outputCount: 1 } as never));`, /method 'm', stage 1: addStage: unknown option 'outputCount' \(did you mean 'outputsCount'\?\)/],
+  ['misspelled input key', `register.method('m', { inputs: [{ name: 'x1', dtyp: 'float32' } as never, 'x2'], outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /method 'm': inputs\[0\] has an unknown key 'dtyp' \(did you mean 'dtype'\?\)/],
+  ['unknown input dtype', `register.method('m', { inputs: [{ name: 'x1', dtype: 'float' as never }, 'x2'], outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /inputs\[0\]\.dtype 'float' is not supported; use 'bool', /],
+  ['bad input dim', `register.method('m', { inputs: [{ name: 'x1', shape: [2, -3] }, 'x2'], outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /inputs\[0\]\.shape\[1\] must be an integer >= -1 or a string/],
+  ['input named unlike its parameter', `register.method('m', { inputs: ['a', 'b'], outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /inputs\[0\] is named 'a' but the function's parameter 0 is 'x1'/],
+  ['input count', `register.method('m', { inputs: ['x1'], outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /the function takes 2 parameters but 1 inputs are declared/],
+  ['declared dtype unlike the model', `register.method('m', { inputs: [{ name: 'x1', dtype: 'int32' }, 'x2'], outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /method 'm' stage 1 \(Model 'add.onnx'\): method input 'x1' is declared int32, but it feeds model input '.*', which takes float32/],
+  ['declared shape unlike the model', `register.method('m', { inputs: [{ name: 'x1', shape: [3] }, 'x2'], outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`, /method input 'x1' is declared with shape \[3\], but it feeds model input '.*', which takes \[2, 2\] per instance/],
+  ['misspelled register API name', `(register as unknown as Record<string, () => void>).methd!();`, /register has no 'methd'; did you mean 'method'\? \(servable_config\.ts:4:\d+\)/],
   ['same model file twice', `register.declareModel({ modelFile: 'add.onnx' });`, /already declared/],
   ['unsupported model format', `register.declareModel({ modelFile: 'x.mindir', modelFormat: 'MindIR' });`, /modelFormat 'MindIR' is not served/],
   ['syntax error', `register.method('m', {`, /^servable 'syntax_error': \S+servable_config\.ts does not compile: \S*servable_config\.ts(:\d+:\d+: ERROR: |\(\d+,\d+\): error TS)/],
@@ -54,7 +66,7 @@ for (const [name, body, message] of bad) {
 
 t.test('method inputs come from parameter names, or from { inputs }', async (t) => {
   fx.config('names', HEAD + `register.method('by_params', { outputs: ['y'] }, (first: never, second: never) => register.addStage(model, [first, second]));
-register.method('by_option', { inputs: ['a', 'b'], outputs: 'y' }, (p, q) => register.addStage(model, [p, q]));
+register.method('by_option', { inputs: [{ name: 'a', dtype: 'float32' }, 'b'], outputs: 'y' }, (a, b) => register.addStage(model, [a, b]));
 register.method('async_fn', { outputs: ['y'] }, function (u, v) { return register.addStage(model, [u, v]); });`);
   fx.model('names', 1, 'add.onnx', addModel({ batch: 'N' }));
   const engine = new ServingServer();
@@ -105,4 +117,14 @@ t.test('startServables merges configs of one version (device ids joined)', async
   ]);
   t.equal(engine.runtime('merge').stats.liveActors, 2);
   await t.rejects(engine.startServables([] as never), { code: 'E_INVALID_ARGUMENT' });
+});
+
+t.test('a misspelled register name reads the same when tsx compiles the config to CommonJS', async (t) => {
+  // esbuild names the import `import_actorserve` in CommonJS output; the message must not show it.
+  const configPath = '/srv/servables/add/servable_config.ts';
+  const err = new TypeError('import_actorserve.register.declareModle is not a function');
+  err.stack = `TypeError: ${err.message}\n    at Object.<anonymous> (${configPath}?namespace=1234:7:22)\n    at Module._compile (node:internal/modules/cjs/loader:1554:14)`;
+  t.equal(loadErrorDetail(err, configPath), "register has no 'declareModle'; did you mean 'declareModel'? (servable_config.ts:7:22)");
+  t.equal(loadErrorDetail(new TypeError('register.zzzzzzzzz is not a function'), configPath), "register has no 'zzzzzzzzz' (a servable config declares with declareModel, method and addStage)");
+  t.equal(loadErrorDetail(new Error('something else'), configPath), 'something else');
 });

@@ -10,7 +10,7 @@ import type { Instance } from '../../engine/tensor.js';
 import type { InstanceOutcome, MethodInput } from '../../facade/engine.js';
 import type { Body, Reply } from './exchange.js';
 
-/** Request body → instances, checked against the method's inputs (names, model dtypes). */
+/** Request body → instances, checked against the method's inputs (names, declared or model dtypes). */
 export interface RequestDecoder {
   /** Throws ServingError (400) on a malformed body. */
   decode(body: Uint8Array, inputs: readonly MethodInput[]): Instance[];

@@ -2,14 +2,15 @@
  * The JSON side of the RESTful protocol (MindSpore Serving's rules, PROTOCOLS.md §2.3–2.6, with
  * our decisions), as pure functions:
  *
- *   body ──parseInstances──► ParsedRequest ──toTensor(value, model dtype)──► Instance[]
+ *   body ──parseInstances──► ParsedRequest ──toTensor(value, input dtype)──► Instance[]
  *   InstanceOutcome[] ──writeJsonReply──► {"instances": [...]} (bytes, reply-writer.ts)
  *
  * Step 1 (`parseInstances`) is native/index.ts's (the C++ addon, or its byte-identical JS twin
  * when the addon is absent); `startRestfulServer`'s `parseInstances` option can replace it.
  *
- * Step 2 chooses each tensor's dtype: where a method input feeds a model directly, plain JSON
- * numbers become the model's dtype (range-checked); elsewhere integers → int32, other numbers →
+ * Step 2 chooses each tensor's dtype: where a method input has one (declared with
+ * `register.method(name, { inputs })`, or the model's where it feeds a model directly), plain
+ * JSON numbers become that dtype (range-checked); elsewhere integers → int32, other numbers →
  * float32, bools → bool, strings → string. `{"b64": ..., "type": ..., "shape": ...}` objects
  * carry any dtype as raw little-endian bytes (type defaults to bytes).
  *
@@ -35,7 +36,7 @@ import { ReplyWriter } from './reply-writer.js';
 import { writeFloat16Json, writeNested } from './json-writer.js';
 import { badRequest, preview } from './parsed-value.js';
 
-/** A method input as `describe()` reports it: `dtype` is present where it feeds a model directly. */
+/** A method input as `describe()` reports it: `dtype` is present where it is declared or feeds a model directly. */
 export interface InputSpec {
   readonly name: string;
   readonly dtype?: string;
@@ -79,7 +80,7 @@ export function decodeInstances(
   inputs: readonly InputSpec[],
 ): Instance[] {
   if (instances.length === 0) throw new ServingError('E_NO_INSTANCES', '"instances" is an empty list: send at least one instance');
-  const expected = new Map<string, DType | undefined>(inputs.map((i) => [i.name, modelDType(i.dtype)]));
+  const expected = new Map<string, DType | undefined>(inputs.map((i) => [i.name, inputDType(i.dtype)]));
   return instances.map((values, i) => {
     const out: Instance = {};
     const names = Object.keys(values);
@@ -94,7 +95,7 @@ export function decodeInstances(
   });
 }
 
-function modelDType(dtype: string | undefined): DType | undefined {
+function inputDType(dtype: string | undefined): DType | undefined {
   return isDType(dtype) ? dtype : undefined;
 }
 
@@ -102,8 +103,9 @@ function modelDType(dtype: string | undefined): DType | undefined {
 // Step 2: ParsedValue → Tensor
 
 /**
- * One parsed value → a tensor. `expected` is the model input's dtype when the method input
- * feeds a model directly (then numbers convert to it), else undefined (MindSpore's defaults).
+ * One parsed value → a tensor. `expected` is the method input's dtype (declared, or the model
+ * input's where it feeds a model directly; numbers convert to it), else undefined (MindSpore's
+ * defaults).
  */
 export function toTensor(value: ParsedValue, expected: DType | undefined, where: string): Tensor {
   switch (value.kind) {
@@ -112,21 +114,21 @@ export function toTensor(value: ParsedValue, expected: DType | undefined, where:
       if (count === 0 && expected !== undefined) return emptyTensor(expected, value.shape);
       const dtype: DType = expected ?? (value.integers ? 'int32' : 'float32');
       if (!isNumericDType(dtype) || dtype === 'bool') {
-        throw new ServingError('E_INVALID_DTYPE', `${where}: the model takes ${dtype}, got numbers`);
+        throw new ServingError('E_INVALID_DTYPE', `${where} takes ${dtype}, got numbers`);
       }
       return numbersTensor(value.data, value.shape, dtype, where);
     }
     case 'bools': {
       if (value.data.length === 0 && expected !== undefined) return emptyTensor(expected, value.shape);
       if (expected !== undefined && expected !== 'bool') {
-        throw new ServingError('E_INVALID_DTYPE', `${where}: the model takes ${expected}, got bools`);
+        throw new ServingError('E_INVALID_DTYPE', `${where} takes ${expected}, got bools`);
       }
       return { dtype: 'bool', shape: value.shape, data: value.data };
     }
     case 'strings': {
       if (value.data.length === 0 && expected !== undefined) return emptyTensor(expected, value.shape);
       if (expected !== undefined && expected !== 'string' && expected !== 'bytes') {
-        throw new ServingError('E_INVALID_DTYPE', `${where}: the model takes ${expected}, got strings`);
+        throw new ServingError('E_INVALID_DTYPE', `${where} takes ${expected}, got strings`);
       }
       return { dtype: expected ?? 'string', shape: value.shape, data: value.data.map((s) => Buffer.from(s, 'utf8')) };
     }
@@ -163,7 +165,7 @@ function numbersTensor(src: Float64Array, shape: number[], dtype: Exclude<Numeri
     for (let i = 0; i < n; i++) {
       const v = src[i]!;
       if (!Number.isInteger(v)) {
-        throw new ServingError('E_INVALID_DTYPE', `${where}: the model takes ${dtype}, but ${at(i, shape)} is ${v}, not an integer`);
+        throw new ServingError('E_INVALID_DTYPE', `${where} takes ${dtype}, but ${at(i, shape)} is ${v}, not an integer`);
       }
       if (v < lo || v > hi) {
         const hint = dtype.endsWith('64') ? ' (JSON numbers beyond ±2^53 are inexact: send them as b64 data)' : '';
@@ -231,7 +233,7 @@ function b64Tensor(text: string, type: string | undefined, shapeValue: readonly 
   if (expected !== undefined && isNumericDType(expected) && dtype !== expected) {
     throw new ServingError(
       'E_INVALID_DTYPE',
-      `${where}: the model takes ${expected}, the b64 object holds ${dtype}${type === undefined ? ' (the default type; set "type": "' + expected + '")' : ''}`,
+      `${where} takes ${expected}, the b64 object holds ${dtype}${type === undefined ? ' (the default type; set "type": "' + expected + '")' : ''}`,
     );
   }
   const bytes = decodeBase64(text, where);

@@ -97,9 +97,9 @@ t.test('dtype, shape and b64 errors', async (t) => {
   const f32 = (a: number[]): string => Buffer.from(Float32Array.from(a).buffer).toString('base64');
   const b64x1 = (obj: object): string => `{"instances":{"x1":${JSON.stringify(obj)},"x2":[[1.0,1.0],[1.0,1.0]]}}`;
   const cases: Case[] = [
-    ['strings into a float model', '/model/add:add_common', post(seedWith('[["a","b"],["c","d"]]')), 400, /the model takes float32, got strings/],
-    ['bools into a float model', '/model/add:add_common', post(seedWith('[[true,false],[true,false]]')), 400, /the model takes float32, got bools/],
-    ['b64 of another dtype', '/model/add:add_common', post(b64x1({ b64: Buffer.from(Int32Array.of(1, 2, 3, 4).buffer).toString('base64'), type: 'int32', shape: [2, 2] })), 400, /the model takes float32, the b64 object holds int32/],
+    ['strings into a float model', '/model/add:add_common', post(seedWith('[["a","b"],["c","d"]]')), 400, /input .x1. takes float32, got strings/],
+    ['bools into a float model', '/model/add:add_common', post(seedWith('[[true,false],[true,false]]')), 400, /input .x1. takes float32, got bools/],
+    ['b64 of another dtype', '/model/add:add_common', post(b64x1({ b64: Buffer.from(Int32Array.of(1, 2, 3, 4).buffer).toString('base64'), type: 'int32', shape: [2, 2] })), 400, /input .x1. takes float32, the b64 object holds int32/],
     ['b64 without type into a float model', '/model/add:add_common', post(b64x1({ b64: f32([1, 2, 3, 4]) })), 400, /holds bytes \(the default type; set "type": "float32"\)/],
     ['wrong size (plain)', '/model/add:add_common', post(seedWith('[[1.0, 1.0, 1.0]]')), 400, /takes 4 elements per instance \(shape \[2, 2\]\), got 3/],
     ['wrong size (b64 shape)', '/model/add:add_common', post(b64x1({ b64: f32([1, 2, 3, 4, 5, 6]), type: 'fp32', shape: [3, 2] })), 400, /takes 4 elements per instance/],
@@ -120,7 +120,7 @@ t.test('dtype, shape and b64 errors', async (t) => {
     ['str b64 of two elements', '/model/ident:echo', post('{"instances":{"x":{"b64":"AAAA","type":"str","shape":[2]}}}'), 400, /holds one value, so its shape must have one element/],
     ['int out of the model range', '/model/ident:id_int8', post('{"instances":{"x":[1,128]}}'), 400, /element \[1\] \(128\) is out of the int8 range \[-128, 127\]/],
     ['negative into uint', '/model/ident:id_uint32', post('{"instances":{"x":[1,-1]}}'), 400, /out of the uint32 range/],
-    ['non-integer into an int model', '/model/ident:id_int32', post('{"instances":{"x":[1,1.5]}}'), 400, /the model takes int32, but element \[1\] is 1.5, not an integer/],
+    ['non-integer into an int model', '/model/ident:id_int32', post('{"instances":{"x":[1,1.5]}}'), 400, /input .x. takes int32, but element \[1\] is 1.5, not an integer/],
     ['int64 beyond 2^53 in JSON', '/model/ident:id_int64', post('{"instances":{"x":[1,9007199254740993]}}'), 400, /out of the int64 range.*send them as b64/],
     ['float32 overflow', '/model/ident:id_float32', post('{"instances":{"x":[1,1e39]}}'), 400, /out of the float32 range/],
     ['float16 overflow', '/model/ident:id_float16', post('{"instances":{"x":[1,70000]}}'), 400, /out of the float16 range ±65504/],
