@@ -11,6 +11,7 @@ import { encryptCommand } from './encrypt.js';
 import { runBenchCommand } from './bench.js';
 import { runInferCommand } from '../transports/grpc/infer-cli.js';
 import { closest } from '../engine/option-schema.js';
+import { cliWording } from './library-wording.js';
 import { packageRootOf } from '../engine/package-root.js';
 
 const USAGE = `Usage: actorserve <command> [options]
@@ -70,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
         throw unknownCommand(command);
     }
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = cliWording(err instanceof Error ? err.message : String(err));
     const usage = err instanceof UsageError || err instanceof ConfigError || String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`actorserve: ${message.split('\n')[0]}\n`);
     // the help of the command that failed; for a command that does not exist, the list of commands
