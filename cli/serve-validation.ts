@@ -1,8 +1,8 @@
 /**
  * What `actorserve serve` checks before any model loads (or is generated), so that a typo in a
  * flag or a config key fails at once with exit 2 instead of after a minute of loading: the
- * servable directory and the servables named in it, the listen addresses, the TLS files, and
- * that at least one transport is on. Each check says what exists or what is expected.
+ * servable directory and the servables named in it, the key files, the listen addresses, the
+ * TLS files, and that at least one transport is on. Each check says what exists or what is expected.
  */
 import { access, constants, stat } from 'node:fs/promises';
 import { ServingError } from '../engine/errors.js';
@@ -19,7 +19,7 @@ interface ListenerPlan {
 
 export interface ServePlanToCheck {
   readonly servableDirectory: string;
-  readonly servables: readonly { readonly name: string }[];
+  readonly servables: readonly { readonly name: string; readonly decKeyFile?: string | undefined }[];
   readonly rest: ListenerPlan | null;
   readonly grpc: ListenerPlan | null;
 }
@@ -37,6 +37,11 @@ export async function checkServePlan(p: ServePlanToCheck): Promise<void> {
     throw new UsageError('both transports are off (--no-rest and --no-grpc, or rest: null and grpc: null in the config): nothing would serve');
   }
   await checkServables(p.servableDirectory, p.servables.map((s) => s.name));
+  for (const s of p.servables) {
+    if (s.decKeyFile !== undefined && !(await readable(s.decKeyFile))) {
+      throw new UsageError(`servable '${s.name}': the key file ${s.decKeyFile} (--dec-key-file / decKeyFile) does not exist or cannot be read`);
+    }
+  }
   for (const [name, listener] of [
     ['RESTful server', p.rest],
     ['gRPC server', p.grpc],
@@ -75,10 +80,13 @@ async function checkTlsFiles(ssl: NonNullable<ListenerPlan['ssl']>, server: stri
   const files = { certificate: ssl.certificate, privateKey: ssl.privateKey, customCa: ssl.customCa };
   for (const [key, file] of Object.entries(files)) {
     if (file === undefined) continue;
-    const readable = await access(file, constants.R_OK).then(
-      () => true,
-      () => false,
-    );
-    if (!readable) throw new UsageError(`${server} TLS ${key} file ${file} does not exist or cannot be read`);
+    if (!(await readable(file))) throw new UsageError(`${server} TLS ${key} file ${file} does not exist or cannot be read`);
   }
+}
+
+function readable(file: string): Promise<boolean> {
+  return access(file, constants.R_OK).then(
+    () => true,
+    () => false,
+  );
 }

@@ -1,11 +1,10 @@
-// The command line as a newcomer meets it: `--version`, a mistyped command, and `serve`
-// refusing bad flags and config before any model loads (exit 2, one line that says what
-// exists or what is expected), and the messages of a servable folder set up wrong.
+// The command line as a newcomer meets it: `--version`, a mistyped command, `serve` refusing
+// bad flags and config before any model loads (exit 2, one line that says what exists or what
+// is expected), and one "listening" line per transport.
 import t, { type Test } from 'tap';
-import { readFileSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { addModel } from '../../dist/servables/example-models.js';
-import { encryptModel } from '../../dist/engine/model-crypto.js';
 import { ADD_CONFIG, ROOT, servableFixture } from '../helpers/fixtures.js';
 import { REST_LISTENING, runCli } from '../helpers/cli.js';
 
@@ -48,6 +47,7 @@ t.test('serve checks flags and config before any model loads', async (t) => {
   await refused(t, [...here, '--servables', 'nope'], /servable 'nope': folder .*nope does not exist; servables in .*: add\n/);
   await refused(t, [...here, '--servables', 'ad'], /servable 'ad': folder .* does not exist \(did you mean 'add'\?\)/);
   await refused(t, [...here, '--no-rest', '--no-grpc'], /both transports are off/);
+  await refused(t, [...here, '--dec-key-file', path.join(fx.dir, 'no.key')], /servable 'add': the key file .*no\.key \(--dec-key-file \/ decKeyFile\) does not exist/);
   await refused(t, [...here, '--rest-address', 'localhost'], /RESTful server address "localhost" is invalid: it has no port/);
   await refused(t, [...here, '--grpc-address', '::1:5500'], /gRPC server address "::1:5500" is invalid: an IPv6 host must be in brackets/);
   const config = path.join(fx.dir, 'tls.yaml');
@@ -69,43 +69,4 @@ t.test('one "listening" line per transport', async (t) => {
   t.equal(lines.length, 2, lines.join('\n'));
   t.match(p.output(), REST_LISTENING);
   t.match(p.output(), /gRPC server listening on 127\.0\.0\.1:\d+/);
-});
-
-/** `serve` of one servable that fails to start: its exit code and output. */
-async function startFails(t: Test, servable: string, extra: string[] = []): Promise<string> {
-  const p = runCli(['serve', '--servable-dir', fx.dir, '--servables', servable, '--rest-address', '127.0.0.1:0', '--no-grpc', ...extra]);
-  t.equal(await p.exited, 1, servable);
-  return p.output();
-}
-
-t.test('a servable folder set up wrong says how to set it up', async (t) => {
-  // servable_config.js: actorserve reads servable_config.ts only
-  fx.config('js', ADD_CONFIG);
-  renameSync(path.join(fx.dir, 'js', 'servable_config.ts'), path.join(fx.dir, 'js', 'servable_config.js'));
-  const js = runCli(['serve', '--servable-dir', fx.dir, '--servables', 'js', '--no-grpc']);
-  t.equal(await js.exited, 2);
-  t.match(js.output(), /servable_config\.ts does not exist \(found servable_config\.js: actorserve loads only servable_config\.ts, .*rename it to servable_config\.ts\)/);
-
-  // a v1 folder: version folders are plain numbers
-  fx.config('vfolder', ADD_CONFIG);
-  mkdirSync(path.join(fx.dir, 'vfolder', 'v1'));
-  writeFileSync(path.join(fx.dir, 'vfolder', 'v1', 'add.onnx'), addModel({ batch: 'N' }));
-  t.match(await startFails(t, 'vfolder'), /no numbered version folder under .*vfolder, but the config declares models \(version folders are plain numbers: rename v1\/ to 1\/\)/);
-  // no version folder at all
-  fx.config('noversion', ADD_CONFIG);
-  t.match(await startFails(t, 'noversion'), /put the model files in a version folder: .*noversion\/1\//);
-
-  // a stage with two outputs added without outputsCount
-  fx.config('outputs', `import { register, type Tensor } from 'actorserve';
-export function split(x: Tensor): Tensor[] { return [x, x]; }
-register.method('m', { outputs: ['a', 'b'] }, (x) => register.addStage(split, [x]));
-`);
-  t.match(await startFails(t, 'outputs'), /returns 1 values but declares 2 outputs \(a stage with several outputs needs addStage\(f, args, \{ outputsCount: N \}\)/);
-
-  // an encrypted model without a key: the CLI names its flag, not the library option
-  fx.config('sealed', ADD_CONFIG);
-  fx.model('sealed', 1, 'add.onnx', encryptModel(addModel({ batch: 'N' }), Buffer.alloc(32, 7)));
-  const sealed = await startFails(t, 'sealed');
-  t.match(sealed, /the file is encrypted: give its key with --dec-key-file FILE/);
-  t.notMatch(sealed, /ServableStartConfig/);
 });
