@@ -106,7 +106,7 @@ t.test('infer: failures are JSON with a code and exit 1', async (t) => {
   t.match(down.json, { error_code: /E_UNAVAILABLE|E_DEADLINE_EXCEEDED/ });
 });
 
-t.test('infer: usage errors exit 2 with the usage text', async (t) => {
+t.test('infer: usage errors exit 2 with their reason', async (t) => {
   const cases: [string[], RegExp][] = [
     [[server.address, 'add'], /expected <address> <servable> <method>, got 2 arguments/],
     [[server.address, 'add', 'm'], /at least one --input/],
