@@ -12,7 +12,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as ort from 'onnxruntime-node';
 import { type DType, type NumericDType, TYPED_ARRAY, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
-import { decryptModel, isEncryptedModel } from '../engine/model-crypto.js';
+import { MISSING_KEY_MESSAGE, decryptModel, isEncryptedModel } from '../engine/model-crypto.js';
 import {
   DEVICE_PROTOCOL_VERSION,
   type DeviceActorHealth,
@@ -60,7 +60,7 @@ async function loadModelFile(file: string): Promise<ort.InferenceSession> {
       if (!isEncryptedModel(bytes)) throw new Error('a decKey is set but the file is not encrypted');
       plain = decryptModel(bytes, init.decryption.key, init.decryption.mode);
     } else if (isEncryptedModel(bytes)) {
-      throw new Error('the file is encrypted: set decKey (and decMode) in the ServableStartConfig');
+      throw new Error(MISSING_KEY_MESSAGE);
     }
     return await ort.InferenceSession.create(plain ?? bytes, sessionOptions());
   } finally {

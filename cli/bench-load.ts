@@ -8,6 +8,7 @@
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { TargetError, parseTargetAddress } from '../transports/target-address.js';
 import { Histogram } from './bench-histogram.js';
 import type { Payload, Protocol } from './bench-input.js';
 import type { RestEndpoint } from './bench-failure.js';
@@ -18,7 +19,7 @@ import { type HttpClientKind, SHARED_SLOTS, SLOT_ERRORS, SLOT_OK, type WorkerJob
 export class BenchError extends Error {}
 
 /** A target that cannot even be parsed: a usage error. */
-export class TargetError extends Error {}
+export { TargetError };
 
 export const DEFAULT_REST_PORT = 1500;
 export const DEFAULT_GRPC_PORT = 5500;
@@ -42,36 +43,16 @@ export function defaultWorkers(): number {
   return Math.max(1, Math.min(8, Math.floor(os.availableParallelism() / 2)));
 }
 
-/**
- * `host:port`, `host` (default port), `http://host:port[/...]`, `grpc://host:port`,
- * `[::1]:port` or `unix:/path/to/socket`.
- */
+/** The target as bench reads it (transports/target-address.ts, shared with `infer`), for `protocol`. */
 export function parseTarget(target: string, protocol: Protocol): { label: string; rest?: RestEndpoint; grpc?: GrpcEndpoint } {
-  if (target.startsWith('unix:')) {
-    const socketPath = target.slice('unix:'.length).replace(/^\/\/(?=\/)/, '');
-    if (!socketPath) throw new TargetError(`the target '${target}' names no socket path`);
+  const a = parseTargetAddress(target, protocol === 'rest' ? DEFAULT_REST_PORT : DEFAULT_GRPC_PORT, 'are not supported by bench; use a plaintext listener');
+  if (a.kind === 'unix') {
     return protocol === 'rest'
-      ? { label: `unix:${socketPath}`, rest: { host: 'localhost', port: 0, socketPath } }
-      : { label: `unix:${socketPath}`, grpc: { authority: 'localhost', socketPath } };
+      ? { label: `unix:${a.path}`, rest: { host: 'localhost', port: 0, socketPath: a.path } }
+      : { label: `unix:${a.path}`, grpc: { authority: 'localhost', socketPath: a.path } };
   }
-  let rest = target;
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(target);
-  if (scheme) {
-    const s = scheme[1]!.toLowerCase();
-    if (s === 'https' || s === 'grpcs') throw new TargetError(`TLS targets (${s}://) are not supported by bench; use a plaintext listener`);
-    if (s !== 'http' && s !== 'grpc') throw new TargetError(`the target '${target}' has an unknown scheme '${s}://' (use host:port, http://host:port or unix:/path)`);
-    rest = target.slice(scheme[0].length);
-  }
-  rest = rest.replace(/\/.*$/, '');
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]/]+)(?::(\d+))?$/.exec(rest);
-  if (!m) throw new TargetError(`cannot read the target '${target}' (use host:port, http://host:port or unix:/path)`);
-  const host = m[1]!;
-  const port = m[2] !== undefined ? Number(m[2]) : protocol === 'rest' ? DEFAULT_REST_PORT : DEFAULT_GRPC_PORT;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TargetError(`the target '${target}' has a bad port`);
-  if (protocol === 'rest') {
-    return { label: `http://${host}:${port}`, rest: { host: host.replace(/^\[|\]$/g, ''), port } };
-  }
-  return { label: `grpc://${host}:${port}`, grpc: { authority: `${host}:${port}` } };
+  if (protocol === 'rest') return { label: `http://${a.hostText}:${a.port}`, rest: { host: a.host, port: a.port } };
+  return { label: `grpc://${a.hostText}:${a.port}`, grpc: { authority: `${a.hostText}:${a.port}` } };
 }
 
 export interface LevelOptions {

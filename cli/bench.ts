@@ -3,7 +3,7 @@
  * generator for any server speaking actorserve's REST protocol (MindSpore's RESTful API) or
  * gRPC (`MSService/Predict`, actorserve's `PredictStream`). Load runs on worker threads that
  * own keep-alive connections and send pre-encoded bodies; the main thread only keeps time,
- * prints a progress line (stderr, TTY only) and the final table (or `--json`).
+ * prints progress on stderr (cli/bench-progress.ts) and the final table (or `--json`).
  *
  * Exit codes: 0 the run completed; 1 the target is unreachable, refuses the request, or no
  * request of a level succeeded; 2 bad flags or input.
@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { UsageError, parseArgsStrict } from './args.js';
 import { type Protocol, InputError, PROTOCOLS, buildPayload, defaultInput } from './bench-input.js';
 import { BenchError, type LevelResult, type Plan, TargetError, defaultWorkers, parseTarget, preflight, runLevel } from './bench-load.js';
+import { progressLine } from './bench-progress.js';
 import { isDType } from '../engine/dtypes.js';
 
 export const BENCH_USAGE = `Usage: actorserve bench <target> --servable NAME --method NAME [options]
@@ -31,10 +32,11 @@ Options:
                           (actorserve PredictStream: one stream per load thread, every
                           request of the level in flight on it)
   --concurrency LIST      requests in flight per level, e.g. 1,8,64 (default: 1,8,64)
-  --duration D            measure each level for D: 10s, 500ms, 1m (default: 10s)
+  --duration D            measure each level for D: 10s, 500ms, 1m; the unit is required
+                          (default: 10s)
   --requests N            instead of --duration: exactly N requests per level
-  --warmup D              unmeasured load before each level (default: 1s with --duration,
-                          0 with --requests)
+  --warmup D              unmeasured load before each level, 0 for none (default: 1s with
+                          --duration, 0 with --requests)
   --input FILE            JSON body {"instances": ...} sent with every request (default for
                           add/add_common and add/add_cast: the README's example)
   --msgpack               rest: send the input as msgpack and ask for msgpack replies
@@ -45,7 +47,8 @@ Options:
   --workers N             load-generator threads (default: half the cores, 1..8; never
                           more than the concurrency)
   --timeout D             per-request timeout (default: 30s)
-  --json                  print the results as JSON on stdout instead of the table
+  --json                  print the results as JSON on stdout instead of the table, and no
+                          progress lines
   -h, --help              show this help
 
 A request counts as failed when the reply is not 200 (rest), the gRPC status is not OK, or
@@ -58,11 +61,21 @@ export interface BenchIO {
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
-/** `10s`, `500ms`, `1.5m`, `2` (seconds) → milliseconds. */
-export function parseDuration(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+/**
+ * `10s`, `500ms`, `1.5m` → milliseconds. The unit is required: a bare `5` reads as seconds to
+ * some and as milliseconds to others (this tool's own option keys are in ms), so it is refused
+ * with a message that names the units. `allowZero` accepts `0`, `0s`, `0ms` (no warm-up).
+ */
+export function parseDuration(value: string, flag: string, { allowZero = false } = {}): number {
+  const text = value.trim();
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
+  if (m && m[2] === undefined && Number(m[1]) !== 0) {
+    throw new UsageError(`${flag} needs a unit: ${text}s, ${text}ms or ${text}m, got '${value}'`);
+  }
   const ms = m ? Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000) : NaN;
-  if (!(ms > 0) || !Number.isFinite(ms)) throw new UsageError(`${flag} takes a duration such as 10s, 500ms or 1m, got '${value}'`);
+  if (!Number.isFinite(ms) || ms < 0 || (ms === 0 && !allowZero)) {
+    throw new UsageError(`${flag} takes a duration${allowZero ? ' (0 for none)' : ''} such as 10s, 500ms or 1m, got '${value}'`);
+  }
   return ms;
 }
 
@@ -141,7 +154,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
   if (!isDType(dtype) || dtype === 'string' || dtype === 'bytes' || dtype === 'bool') throw new UsageError(`--dtype takes a numeric dtype (float32, int64, ...), got '${dtype}'`);
   const requests = values.requests !== undefined ? positiveInt(values.requests, '--requests') : undefined;
   const durationMs = requests === undefined ? parseDuration(values.duration ?? '10s', '--duration') : undefined;
-  const warmupMs = values.warmup !== undefined ? (values.warmup.trim() === '0' ? 0 : parseDuration(values.warmup, '--warmup')) : requests === undefined ? 1000 : 0;
+  const warmupMs = values.warmup !== undefined ? parseDuration(values.warmup, '--warmup', { allowZero: true }) : requests === undefined ? 1000 : 0;
   return {
     target: positionals[0]!,
     protocol,
@@ -243,22 +256,15 @@ export async function runBench(argv: string[], io: BenchIO): Promise<number> {
   }
   const results: LevelResult[] = [];
   for (const concurrency of o.concurrency) {
+    const progress = o.json ? undefined : progressLine(io.stderr, tty, concurrency);
     const r = await runLevel(plan, {
       concurrency,
       ...(o.durationMs !== undefined ? { durationMs: o.durationMs } : {}),
       ...(o.requests !== undefined ? { requests: o.requests } : {}),
       warmupMs: o.warmupMs,
-      ...(tty
-        ? {
-            onProgress: (p: { ok: number; errors: number; elapsedMs: number }) => {
-              const rate = p.elapsedMs > 0 ? (p.ok / p.elapsedMs) * 1000 : 0;
-              const phase = p.elapsedMs === 0 ? 'warming up' : `${(p.elapsedMs / 1000).toFixed(1)} s`;
-              io.stderr.write(`\r\x1b[2Kc=${concurrency}  ${phase}  ${p.ok} ok  ${p.errors} errors  ${rate.toFixed(0)} req/s`);
-            },
-          }
-        : {}),
+      ...(progress ? { onProgress: progress.onProgress } : {}),
     });
-    if (tty) io.stderr.write('\r\x1b[2K');
+    progress?.done();
     results.push(r);
   }
   if (o.json) {

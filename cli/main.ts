@@ -2,12 +2,17 @@
  * The `actorserve` command line: `serve`, `infer`, `bench` and `encrypt`, each in its own
  * module. Every command has --help; bad flags exit 2 with a one-line reason, failures exit 1.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { UsageError } from './args.js';
 import { ConfigError } from './config.js';
 import { serve } from './serve.js';
 import { encryptCommand } from './encrypt.js';
 import { runBenchCommand } from './bench.js';
 import { runInferCommand } from '../transports/grpc/infer-cli.js';
+import { closest } from '../engine/option-schema.js';
+import { cliWording } from './library-wording.js';
+import { packageRootOf } from '../engine/package-root.js';
 
 const USAGE = `Usage: actorserve <command> [options]
 
@@ -17,8 +22,26 @@ Commands:
   infer     call a method over gRPC and print the outputs as JSON
   bench     load-test a REST or gRPC server (actorserve or MindSpore-compatible)
 
+Options:
+  -h, --help     this text
+  -v, --version  print the actorserve version
+
 Run "actorserve <command> --help" for the options of a command.
 `;
+
+const COMMANDS = ['serve', 'encrypt', 'infer', 'bench'];
+
+/** The `version` of actorserve's own package.json (the package this module ships in). */
+function packageVersion(): string {
+  const file = path.join(packageRootOf(import.meta.url), 'package.json');
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
+/** `unknown command 'serv' (did you mean 'serve'?)`. */
+function unknownCommand(command: string): UsageError {
+  const guess = closest(command, COMMANDS);
+  return new UsageError(`unknown command '${command}'${guess ? ` (did you mean '${guess}'?)` : ''}`);
+}
 
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -39,14 +62,21 @@ export async function main(argv: string[]): Promise<number> {
       case 'help':
         process.stdout.write(USAGE);
         return command === undefined ? 1 : 0;
+      case '-v':
+      case '--version':
+      case 'version':
+        process.stdout.write(`actorserve ${packageVersion()}\n`);
+        return 0;
       default:
-        throw new UsageError(`unknown command '${command}'`);
+        throw unknownCommand(command);
     }
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = cliWording(err instanceof Error ? err.message : String(err));
     const usage = err instanceof UsageError || err instanceof ConfigError || String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`actorserve: ${message.split('\n')[0]}\n`);
-    if (usage) process.stderr.write(`Run "actorserve ${command ?? ''} --help" for usage.\n`);
+    // the help of the command that failed; for a command that does not exist, the list of commands
+    const help = command !== undefined && COMMANDS.includes(command) ? `actorserve ${command} --help` : 'actorserve --help';
+    if (usage) process.stderr.write(`Run "${help}" for usage.\n`);
     return usage ? 2 : 1;
   }
 }

@@ -27,6 +27,7 @@ import {
 import { UsageError, flagHelp, parseFlags } from './args.js';
 import { readKeyFile } from './encrypt.js';
 import { checkServables } from './serve-check.js';
+import { checkServableDirectory, checkServePlan } from './serve-validation.js';
 
 export { DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS };
 
@@ -85,6 +86,7 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
   const file: ServeConfig = flags.config ? await loadConfigFile(flags.config) : {};
   const bundledDir = path.join(findProjectRoot(path.dirname(fileURLToPath(import.meta.url))), 'servables');
   const servableDirectory = path.resolve(flags['servable-dir'] ?? file.servableDirectory ?? bundledDir);
+  await checkServableDirectory(servableDirectory);
 
   // flags that set a key of every servable entry override the file's entries
   const perServable: Partial<ServableEntry> = {
@@ -115,7 +117,9 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
     ...(flags['watch-versions-ms'] !== undefined ? { watchVersionsMs: flags['watch-versions-ms'] } : {}),
   };
   const config = resolveServeConfig(merged);
-  return { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true };
+  const checked = { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true };
+  await checkServePlan(checked);
+  return checked;
 }
 
 async function startConfig(dir: string, entry: OptionsOut<typeof SERVABLE_ENTRY_OPTIONS>): Promise<ServableStartConfig> {
@@ -167,11 +171,10 @@ export async function serve(argv: string[]): Promise<number> {
     if (p.rest) {
       // every key but the address and the TLS files is a RestServerOptions key of the same name
       const { address, ssl, ...options } = p.rest;
-      const rest = await server.startRestfulServer(address, { ...options, ...(ssl ? { sslConfig: ssl } : {}) });
-      logger.info(`REST listening on ${ssl ? 'https' : 'http'}://${rest.address}`);
+      // (each transport logs its own "listening" line)
+      await server.startRestfulServer(address, { ...options, ...(ssl ? { sslConfig: ssl } : {}) });
     }
     if (p.grpc) {
-      // (the gRPC server logs its own "listening" line)
       const { address, ssl, ...options } = p.grpc;
       await server.startGrpcServer(address, { ...options, ...(ssl ? { sslConfig: ssl } : {}) });
     }

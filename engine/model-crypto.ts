@@ -25,6 +25,12 @@ function algorithm(mode: CipherMode, key: Uint8Array): string {
   return `aes-${bits}-${mode === 'AES-GCM' ? 'gcm' : 'cbc'}`;
 }
 
+/**
+ * The error for an encrypted model file loaded without a key, in the library's words. The CLI
+ * finds it by this text and names its own flag instead (cli/library-wording.ts).
+ */
+export const MISSING_KEY_MESSAGE = 'the file is encrypted: set decKey (and decMode) in the ServableStartConfig';
+
 export function isEncryptedModel(bytes: Uint8Array): boolean {
   return bytes.byteLength >= MAGIC.length && Buffer.from(bytes.buffer, bytes.byteOffset, MAGIC.length).equals(MAGIC);
 }

@@ -365,7 +365,13 @@ export function method(
   }
   const list = Array.isArray(returned) ? returned : [returned];
   if (list.length !== outputs.length) {
-    throw configError(`method '${name}': returns ${list.length} values but declares ${outputs.length} outputs`);
+    // The usual slip: a stage whose function returns several values, added without outputsCount,
+    // gives one placeholder that the method returns as one value.
+    const hint =
+      list.length < outputs.length
+        ? ` (a stage with several outputs needs addStage(f, args, { outputsCount: N }), and the method returns all of them: const [a, b] = register.addStage(...); return [a, b])`
+        : '';
+    throw configError(`method '${name}': returns ${list.length} values but declares ${outputs.length} outputs${hint}`);
   }
   const returns = list.map((v, i) => refOf(trace, v, `method '${name}': returned value ${i}`));
   into.methods.push({ name, inputs: inputNames, declaredInputs, outputs, stages: trace.stages, returns });

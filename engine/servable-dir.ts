@@ -8,6 +8,9 @@ import { ServingError } from './errors.js';
 
 export const CONFIG_FILE = 'servable_config.ts';
 
+/** What MindSpore Serving (and habit) names the config; actorserve reads only the .ts one. */
+const JS_CONFIG_FILE = 'servable_config.js';
+
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 /** A servable name is one plain folder name: no separators, no `..`, no leading dot. */
@@ -43,7 +46,11 @@ export async function locateServable(servableDirectory: string, name: string): P
     throw new ServingError('E_LOAD_FAILED', `servable '${name}': folder ${dir} does not exist`);
   }
   if (!(await isFile(configPath))) {
-    throw new ServingError('E_LOAD_FAILED', `servable '${name}': ${configPath} does not exist`);
+    // A servable_config.js is plain JavaScript, which TypeScript accepts as it is: the fix is a rename.
+    const js = (await isFile(path.join(dir, JS_CONFIG_FILE)))
+      ? ` (found ${JS_CONFIG_FILE}: actorserve loads only ${CONFIG_FILE}, compiled on load; JavaScript is valid TypeScript, so rename it to ${CONFIG_FILE})`
+      : '';
+    throw new ServingError('E_LOAD_FAILED', `servable '${name}': ${configPath} does not exist${js}`);
   }
   return { root, name, dir, configPath };
 }
@@ -60,7 +67,7 @@ export async function resolveVersion(location: ServableLocation, requested: numb
     if (!hasModels) return 1;
     throw new ServingError(
       'E_LOAD_FAILED',
-      `servable '${location.name}': no numbered version folder under ${location.dir}, but the config declares models`,
+      `servable '${location.name}': no numbered version folder under ${location.dir}, but the config declares models (${await versionFolderHint(location.dir)})`,
     );
   }
   if (!versions.includes(requested) && (hasModels || versions.length > 0)) {
@@ -71,6 +78,21 @@ export async function resolveVersion(location: ServableLocation, requested: numb
     );
   }
   return requested;
+}
+
+/**
+ * How to make a version folder: rename a look-alike (`v1`, `version_2`: version folders are
+ * plain positive numbers, as in MindSpore Serving and TF Serving), or create `1/`.
+ */
+async function versionFolderHint(servableDir: string): Promise<string> {
+  const entries = await readdir(servableDir, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    const number = /^(?:v|version)[-_]?(\d+)$/i.exec(e.name)?.[1];
+    if (e.isDirectory() && number !== undefined && Number(number) > 0) {
+      return `version folders are plain numbers: rename ${e.name}${path.sep} to ${Number(number)}${path.sep}`;
+    }
+  }
+  return `put the model files in a version folder: ${path.join(servableDir, '1')}${path.sep}`;
 }
 
 /** Absolute path of a model file of a version; refuses names that leave the version folder. */

@@ -213,7 +213,7 @@ t.test('bad flags exit 2 with a reason and a pointer to --help', async (t) => {
   t.match(help.stdout, /^Usage: actorserve bench <target> --servable NAME --method NAME/);
   t.equal(parseDuration('1.5m', 'x'), 90_000);
   t.equal(parseDuration('250ms', 'x'), 250);
-  t.equal(parseDuration('2', 'x'), 2000);
+  t.throws(() => parseDuration('2', 'x'), { message: /x needs a unit: 2s, 2ms or 2m/ });
 });
 
 t.test('the raw HTTP/1.1 client: chunked bodies, Connection: close, error_msg across chunks', async (t) => {

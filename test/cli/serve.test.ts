@@ -71,8 +71,8 @@ t.test('bad flags, bad config, unknown commands, busy ports exit non-zero with a
   t.equal(await b.exited, 2);
   t.match(b.output(), /unknown command 'frobnicate'/);
   const c = run(['serve', '--servables', 'missing_one', '--no-grpc', '--rest-address', '127.0.0.1:0']);
-  t.equal(await c.exited, 1);
-  t.match(c.output(), /servable 'missing_one': folder .* does not exist/);
+  t.equal(await c.exited, 2, 'a servable that does not exist is a usage error, found before any model loads');
+  t.match(c.output(), /servable 'missing_one': folder .* does not exist; servables in .*: add, add_sub, matmul, resnet/);
   const d = run(['serve', '--help']);
   t.equal(await d.exited, 0);
   t.match(d.output(), /Usage: actorserve serve/);

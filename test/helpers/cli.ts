@@ -9,7 +9,7 @@ import { ROOT } from './fixtures.js';
 export const BIN = path.join(ROOT, 'bin', 'actorserve.js');
 
 /** What `serve` prints once REST listens on a TCP port; group 1 is the port. */
-export const REST_LISTENING = /REST listening on http:\/\/127\.0\.0\.1:(\d+)/;
+export const REST_LISTENING = /RESTful server listening on http:\/\/127\.0\.0\.1:(\d+)/;
 
 export function runCli(args: string[]) {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });

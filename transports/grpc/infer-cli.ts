@@ -5,12 +5,19 @@
  *   actorserve infer <address> <servable> <method> --input NAME=VALUE... [--version N]
  *                    [--timeout-ms N] [--ca FILE] [--cert FILE --key FILE]
  *
+ * <address> is read as `bench` reads its target (transports/target-address.ts): host:port,
+ * host (port 5500), grpc://host:port, http://host:port, [::1]:port or unix:/path. An address
+ * that answers HTTP/1.1 (a REST port) is reported at once as not gRPC (http1-probe.ts).
+ *
  * VALUE is `@file.npy` (a NumPy array), `@file` (any other file: a bytes scalar), or JSON: a
  * number, boolean, string, nested list, or `{"dtype", "shape", "data"}`. Plain JSON numbers
  * become int32 when every one is written as an integer, float32 otherwise (REST's rule);
- * `NAME:DTYPE=JSON` picks the dtype. The inputs together form one instance.
+ * `NAME:DTYPE=JSON` picks the dtype. The inputs together form one instance. (The server does
+ * not tell a method's input dtypes over gRPC yet, so an untyped integer list stays int32: a
+ * float32 model input needs `NAME:float32=...` or a fraction in a number.)
  *
- * Output: `{"instances":[{"y":[[2,4],[6,8]]}]}` (a failed instance holds
+ * Output: `{"instances":[{"y":[[2.0,4.0],[6.0,8.0]]}]}`, floats written as REST writes them
+ * (the shortest text that reads back to the same float32/float64) (a failed instance holds
  * `{"error_code","error_msg"}`), or `{"error_code","error_msg"}` when the request failed.
  * Exit status 0 when every instance succeeded, 1 when anything failed, 2 on a usage error.
  */
@@ -21,13 +28,17 @@ import type { Tensor } from '../../engine/tensor.js';
 import { unknownFlagMessage } from '../../engine/option-schema.js';
 import { Client, type SSLConfig } from './client.js';
 import { readNpy } from './npy.js';
-import { type InputValue, type PlainValue, tensorToPlain, toInputTensor } from './values.js';
+import { type InputValue, tensorToPlain, toInputTensor } from './values.js';
+import { answersHttp1 } from './http1-probe.js';
+import { tensorJson } from '../rest/json-codec.js';
+import { type TargetAddress, TargetError, parseTargetAddress } from '../target-address.js';
 
 export const INFER_USAGE = `usage: actorserve infer <address> <servable> <method> --input NAME=VALUE... [options]
 
 Sends one instance to a gRPC server (MSService/Predict) and prints the outputs as JSON.
 
-  <address>            host:port or unix:/path of the gRPC server
+  <address>            the gRPC server: host:port, grpc://host:port, [::1]:port or
+                       unix:/path (default port 5500; not the REST port)
   -i, --input NAME=VALUE
                        one input (repeat for each); VALUE is
                          @file.npy   a NumPy array (little-endian, C order)
@@ -35,7 +46,8 @@ Sends one instance to a gRPC server (MSService/Predict) and prints the outputs a
                          JSON        number, boolean, string, nested list, or
                                      {"dtype": "float16", "shape": [2], "data": [1, 2]}
                        plain JSON numbers are int32 when all are integers, else float32;
-                       NAME:DTYPE=JSON picks the dtype (e.g. x:float64=[1, 2])
+                       NAME:DTYPE=JSON picks the dtype (e.g. x:float32=[1, 2]); the
+                       server does not convert them to the method's dtypes over gRPC
   --version N          servable version (default 0: the newest)
   --timeout-ms N       deadline of the call
   --ca FILE            TLS: the CA that the server's certificate chains to
@@ -58,7 +70,9 @@ const DEFAULT_IO: CommandIO = {
 class UsageError extends Error {}
 
 interface Parsed {
+  /** As typed, for messages. */
   address: string;
+  target: TargetAddress;
   servable: string;
   method: string;
   inputs: Record<string, InputValue>;
@@ -78,15 +92,16 @@ export async function runInferCommand(argv: readonly string[], io: CommandIO = D
   try {
     parsed = parseArgs(args);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ServingError) {
-      io.stderr(`actorserve infer: ${err.message}\n\n${INFER_USAGE}\n`);
+    if (err instanceof UsageError || err instanceof ServingError || err instanceof TargetError) {
+      // one line and a pointer, as the other commands do: the usage text would bury the reason
+      io.stderr(`actorserve infer: ${err.message}\nRun "actorserve infer --help" for usage.\n`);
       return 2;
     }
     throw err;
   }
   let client: Client;
   try {
-    client = new Client(parsed.address, parsed.servable, parsed.method, {
+    client = new Client(grpcTarget(parsed.target), parsed.servable, parsed.method, {
       versionNumber: parsed.versionNumber,
       ...(parsed.timeoutMs !== undefined ? { timeoutMs: parsed.timeoutMs } : {}),
       ...(parsed.ssl ? { sslConfig: parsed.ssl } : {}),
@@ -96,18 +111,28 @@ export async function runInferCommand(argv: readonly string[], io: CommandIO = D
     return 2;
   }
   try {
-    const outcomes = await client.inferEach([parsed.inputs]);
+    const call = client.inferEach([parsed.inputs]);
+    // A REST port would hold the call until grpc-js gives up on the HTTP/2 handshake: probe
+    // alongside, and report a plaintext address that answers HTTP/1.1 at once.
+    const notGrpc = parsed.ssl ? NEVER : answersHttp1(parsed.target, HTTP1_PROBE_MS).then((http1) => (http1 ? NOT_GRPC : NEVER));
+    const outcomes = await Promise.race([call, notGrpc]);
+    if (outcomes === NOT_GRPC) {
+      call.catch(() => undefined); // cancelled by close() below
+      const message = `${parsed.address} answers HTTP/1.1, not gRPC (is it a REST port?): infer speaks gRPC; give the server's gRPC address (serve --grpc-address, default 127.0.0.1:5500)`;
+      io.stdout(`${JSON.stringify({ error_code: 'E_UNAVAILABLE', error_msg: message })}\n`);
+      return 1;
+    }
     let failed = false;
     const instances = outcomes.map((o) => {
       if (o instanceof ServingError) {
         failed = true;
-        return { error_code: o.code, error_msg: o.message };
+        return JSON.stringify({ error_code: o.code, error_msg: o.message });
       }
-      const out: Record<string, PlainValue> = {};
-      for (const [name, t] of Object.entries(o)) out[name] = tensorToPlain(t);
-      return out;
+      return `{${Object.entries(o)
+        .map(([name, t]) => `${JSON.stringify(name)}:${outputJson(t, name)}`)
+        .join(',')}}`;
     });
-    io.stdout(`${JSON.stringify({ instances })}\n`);
+    io.stdout(`{"instances":[${instances.join(',')}]}\n`);
     return failed ? 1 : 0;
   } catch (err) {
     const e = toServingError(err);
@@ -116,6 +141,23 @@ export async function runInferCommand(argv: readonly string[], io: CommandIO = D
   } finally {
     client.close();
   }
+}
+
+const DEFAULT_GRPC_PORT = 5500;
+/** How long the HTTP/1.1 probe waits for a reply; silence means "not HTTP/1.1". */
+const HTTP1_PROBE_MS = 5_000;
+const NOT_GRPC = Symbol('not gRPC');
+const NEVER = new Promise<never>(() => undefined);
+
+/** The target as grpc-js takes it. */
+function grpcTarget(a: TargetAddress): string {
+  return a.kind === 'unix' ? `unix:${a.path}` : `${a.hostText}:${a.port}`;
+}
+
+/** One output as REST writes it: floats in their shortest round-trip text (2.0, 0.1), other dtypes as plain JSON values. */
+function outputJson(t: Tensor, name: string): string {
+  if (t.dtype === 'float32' || t.dtype === 'float64' || t.dtype === 'float16') return tensorJson(t, name);
+  return JSON.stringify(tensorToPlain(t));
 }
 
 /** The flags `infer` takes (for the suggestion when one is mistyped). */
@@ -165,8 +207,9 @@ function parseArgs(args: readonly string[]): Parsed {
   if (positional.length !== 3) throw new UsageError(`expected <address> <servable> <method>, got ${positional.length} argument${positional.length === 1 ? '' : 's'}`);
   if (Object.keys(inputs).length === 0) throw new UsageError('give at least one --input NAME=VALUE');
   const [address, servable, method] = positional as [string, string, string];
+  const target = parseTargetAddress(address, DEFAULT_GRPC_PORT, 'are not read by infer: give host:port with --ca (and --cert, --key for mutual TLS)');
   const useSsl = ssl.customCa !== undefined || ssl.certificate !== undefined || ssl.privateKey !== undefined;
-  return { address, servable, method, inputs, versionNumber, timeoutMs, ssl: useSsl ? ssl : undefined };
+  return { address, target, servable, method, inputs, versionNumber, timeoutMs, ssl: useSsl ? ssl : undefined };
 }
 
 function integer(flag: string, text: string, min: number): number {
@@ -204,8 +247,9 @@ export function parseInput(spec: string): [string, Tensor] {
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch {
-    throw new UsageError(`${where}: ${JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text)} is not JSON (quote strings: x='"text"')`);
+  } catch (err) {
+    const reason = (err as Error).message;
+    throw new UsageError(`${where}: ${JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text)} is not JSON: ${reason} (quote strings: x='"text"')`);
   }
   return [name, jsonTensor(json, text, dtype, where)];
 }

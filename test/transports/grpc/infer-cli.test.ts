@@ -79,7 +79,7 @@ t.test('infer: every kind of JSON value and file', async (t) => {
     ['x=true', true],
     ['x=[[1,2],[3,4]]', [[1, 2], [3, 4]]],
     ['x=[1e2]', [100]],
-    ['x:float16=[0.5, 65504]', [0.5, 65504]],
+    ['x:float16=[0.5, 65504]', [0.5, 65500]], // as REST writes float16: the shortest text that reads back as 65504
     ['x:int64=[-3]', [-3]],
     ['x={"dtype":"uint8","shape":[2],"data":[255,0]}', [255, 0]],
     [`x=@${blob}`, { b64: 'AQID' }],
@@ -106,7 +106,7 @@ t.test('infer: failures are JSON with a code and exit 1', async (t) => {
   t.match(down.json, { error_code: /E_UNAVAILABLE|E_DEADLINE_EXCEEDED/ });
 });
 
-t.test('infer: usage errors exit 2 with the usage text', async (t) => {
+t.test('infer: usage errors exit 2 with their reason', async (t) => {
   const cases: [string[], RegExp][] = [
     [[server.address, 'add'], /expected <address> <servable> <method>, got 2 arguments/],
     [[server.address, 'add', 'm'], /at least one --input/],
@@ -131,4 +131,52 @@ t.test('infer: usage errors exit 2 with the usage text', async (t) => {
   const help = await run('infer', '--help');
   t.equal(help.code, 0);
   t.match(help.stdout, /usage: actorserve infer <address> <servable> <method>/);
+});
+
+t.test('infer: a usage error is its reason and a pointer to --help, not the whole usage text', async (t) => {
+  const r = await run(server.address, 'add', 'add_common', '--input', 'x1=[[1, 2], [3, 4]');
+  t.equal(r.code, 2);
+  t.match(r.stderr, /^actorserve infer: input 'x1': "\[\[1, 2\], \[3, 4\]" is not JSON: .+\nRun "actorserve infer --help" for usage\.\n$/);
+  t.notMatch(r.stderr, /usage: actorserve infer/);
+});
+
+t.test('infer: the address forms bench reads (host:port, grpc://, unix:), and TLS schemes refused', async (t) => {
+  const port = server.address.split(':').pop();
+  const forms = [`grpc://127.0.0.1:${port}`, `http://127.0.0.1:${port}`, `localhost:${port}`];
+  const socket = path.join(fx.fx.dir, 'infer.sock');
+  const unixServer = await startGrpcServer(fx.engine, `unix:${socket}`);
+  t.teardown(() => unixServer.close());
+  forms.push(`unix:${socket}`, `unix://${socket}`);
+  for (const address of forms) {
+    const r = await run(address, 'echo', 'echo', '--input', 'x=[1]');
+    t.equal(r.code, 0, `${address}: ${r.stdout}${r.stderr}`);
+    t.same(r.json, { instances: [{ y: [1] }] }, address);
+  }
+  const tls = await run(`grpcs://127.0.0.1:${port}`, 'echo', 'echo', '--input', 'x=[1]');
+  t.equal(tls.code, 2);
+  t.match(tls.stderr, /TLS targets \(grpcs:\/\/\) are not read by infer: give host:port with --ca/);
+});
+
+t.test('infer: floats print as REST writes them, the shortest text that reads back to the same float', async (t) => {
+  const r = await run(server.address, 'echo', 'echo', '--input', 'x:float32=[0.1, 2, 1e-7]');
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, '{"instances":[{"y":[0.1,2.0,1e-7]}]}\n');
+  const rest = await fx.engine.startRestfulServer('127.0.0.1:0');
+  t.teardown(() => rest.close());
+  const viaRest = await fetch(`http://${rest.address}/model/echo:echo`, {
+    method: 'POST',
+    body: JSON.stringify({ instances: [{ x: { b64: Buffer.from(Float32Array.of(0.1, 2, 1e-7).buffer).toString('base64'), type: 'fp32', shape: [3] } }] }),
+  });
+  t.equal(r.stdout, `${await viaRest.text()}\n`, 'the same text as the REST reply');
+});
+
+t.test('infer pointed at a REST port says it speaks gRPC, without waiting for a timeout', async (t) => {
+  const rest = await fx.engine.startRestfulServer('127.0.0.1:0');
+  t.teardown(() => rest.close());
+  const r = await run(rest.address, 'add', 'add_common', '--input', 'x1:float32=[[1, 2], [3, 4]]', '--input', 'x2:float32=[[1, 1], [1, 1]]');
+  t.equal(r.code, 1);
+  t.match(r.json, {
+    error_code: 'E_UNAVAILABLE',
+    error_msg: new RegExp(`^${rest.address.replace(/\./g, '\\.')} answers HTTP/1\\.1, not gRPC \\(is it a REST port\\?\\): infer speaks gRPC`),
+  });
 });
