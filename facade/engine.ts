@@ -369,7 +369,9 @@ export class ServingEngine {
     const closing = this.closeListeners();
     while (this.inflight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const cut = this.inflight;
-    await this.stopServables();
+    // Each runtime lets its stage tasks finish in what is left of the timeout, then cuts off.
+    const left = Math.max(0, deadline - performance.now());
+    await this.stopServables((rt) => rt.drain(left));
     await closing;
     return cut;
   }
@@ -386,11 +388,11 @@ export class ServingEngine {
     return Promise.all(all.map((l) => l.close().catch((err: unknown) => this.log(`closing a listener failed: ${(err as Error).message}`))));
   }
 
-  private async stopServables(): Promise<void> {
+  private async stopServables(end: (rt: ServableRuntime) => Promise<void> = (rt) => rt.stop()): Promise<void> {
     const all = this.runtimes();
     this.servables.clear();
     this.followNewest.clear();
-    await Promise.all(all.map((rt) => rt.stop()));
+    await Promise.all(all.map(end));
   }
 }
 
