@@ -45,7 +45,8 @@ export class ServableRuntime {
   private readonly group: DeviceGroup<DeviceHandle>;
   private scheduler!: ModelScheduler;
   private readonly stagePool: StagePool | undefined;
-  private readonly hasModels: boolean;
+  /** Whether the servable declares models (then its version folder holds their files). */
+  readonly hasModels: boolean;
   private inflight = 0;
   /** The requests admitted and not yet answered; stop() answers each E_STOPPED. */
   private readonly open = new Set<RequestCtx>();

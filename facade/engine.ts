@@ -83,6 +83,13 @@ export interface ServableInfo {
 
 export type LogFn = (line: string) => void;
 
+/** A version switch made by `reload()`: `to` > `from` for a new folder, `to` < `from` for a fallback. */
+export interface VersionChange {
+  readonly servable: string;
+  readonly from: number;
+  readonly to: number;
+}
+
 interface StartPlan {
   config: ServableStartConfig;
   readonly version: number;
@@ -98,6 +105,8 @@ export class ServingEngine {
   private draining = false;
   /** Servables started with version 0, whose newer versions `reload()` picks up. */
   private readonly followNewest = new Map<string, ServableStartConfig>();
+  /** Followed servables whose serving version's folder is gone with none left (logged once). */
+  private readonly orphaned = new Set<string>();
   /** Prometheus metrics of this server (`metrics.render()` is what `/metrics` serves). */
   readonly metrics: ServingMetrics | undefined;
   log: LogFn = (line) => process.stderr.write(`[actorserve] ${line}\n`);
@@ -195,29 +204,44 @@ export class ServingEngine {
    * Version hot reload for servables started with version 0 ("follow the newest"): when a
    * newer numbered folder has appeared, loads it, routes new requests to it, and unloads the
    * version it replaces once that version's in-flight work has ended (availability first: no
-   * request is dropped). Resolves with the versions loaded.
+   * request is dropped). When the folder of the serving version was removed, falls back the
+   * same way to the newest version folder that remains; with none left, the version keeps
+   * serving from memory and the log says so once (a servable is never left with no version).
+   * Resolves with the versions switched (`to` < `from` for a fallback).
    */
-  reload(): Promise<{ servable: string; from: number; to: number }[]> {
+  reload(): Promise<VersionChange[]> {
     const run = this.starting.then(() => this.doReload());
     this.starting = run.catch(() => undefined);
     return run;
   }
 
-  private async doReload(): Promise<{ servable: string; from: number; to: number }[]> {
-    const changes: { servable: string; from: number; to: number }[] = [];
+  private async doReload(): Promise<VersionChange[]> {
+    const changes: VersionChange[] = [];
     for (const [name, config] of this.followNewest) {
       const versions = this.servables.get(name);
       if (!versions || versions.size === 0) continue;
       const current = Math.max(...versions.keys());
+      const old = versions.get(current)!;
       const location = await locateServable(config.servableDirectory, name);
-      const newest = (await listVersions(location.dir)).at(-1) ?? 0;
-      if (newest <= current) continue;
+      const present = await listVersions(location.dir);
+      // A model-less servable needs no version folder: its version is the config alone.
+      const removed = old.hasModels && !present.includes(current);
+      const newest = present.at(-1);
+      if (!removed) this.orphaned.delete(name);
+      if (newest === undefined || (newest <= current && !removed)) {
+        if (removed && !this.orphaned.has(name)) {
+          this.orphaned.add(name);
+          this.log(`servable '${name}': the folder of version ${current} was removed and no numbered version folder remains; version ${current} keeps serving from memory`);
+        }
+        continue;
+      }
       const rt = await this.launch(await this.planStart(config, newest));
       this.register(rt);
-      const old = versions.get(current)!;
       versions.delete(current);
+      this.orphaned.delete(name);
       changes.push({ servable: name, from: current, to: newest });
-      this.log(`servable '${name}': version ${newest} serves; unloading version ${current} after its in-flight requests`);
+      const why = newest > current ? '' : `the folder of version ${current} was removed; `;
+      this.log(`servable '${name}': ${why}version ${newest} serves; unloading version ${current} after its in-flight requests`);
       void old.drain(DEFAULT_DRAIN_TIMEOUT_MS);
     }
     return changes;
@@ -392,6 +416,7 @@ export class ServingEngine {
     const all = this.runtimes();
     this.servables.clear();
     this.followNewest.clear();
+    this.orphaned.clear();
     await Promise.all(all.map(end));
   }
 }
