@@ -389,8 +389,9 @@ export class ServingEngine {
   async drain(timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS): Promise<number> {
     this.draining = true;
     const deadline = performance.now() + timeoutMs;
-    // Listeners stop accepting now and finish their exchanges in the background.
-    const closing = this.closeListeners();
+    // Listeners stop accepting now and finish their exchanges in the background, within the
+    // same timeout (a gRPC stream a client keeps open must not outlast the drain).
+    const closing = this.closeListeners(timeoutMs);
     while (this.inflight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const cut = this.inflight;
     // Each runtime lets its stage tasks finish in what is left of the timeout, then cuts off.
@@ -407,9 +408,9 @@ export class ServingEngine {
     this.draining = false;
   }
 
-  private closeListeners(): Promise<unknown> {
+  private closeListeners(timeoutMs?: number): Promise<unknown> {
     const all = this.listeners.splice(0);
-    return Promise.all(all.map((l) => l.close().catch((err: unknown) => this.log(`closing a listener failed: ${(err as Error).message}`))));
+    return Promise.all(all.map((l) => l.close(timeoutMs).catch((err: unknown) => this.log(`closing a listener failed: ${(err as Error).message}`))));
   }
 
   private async stopServables(end: (rt: ServableRuntime) => Promise<void> = (rt) => rt.stop()): Promise<void> {
@@ -439,7 +440,8 @@ function stoppedError(): ServingError {
 
 /** Something that serves requests to the engine and can be closed (a transport's server). */
 export interface Listener {
-  close(): Promise<void>;
+  /** Stops accepting; exchanges in flight get up to `timeoutMs` (a drain's), else the listener's own close timeout. */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 /** The lookup inside `inferEach` does not count a refusal itself: `inferEach` knows the instance count. */
