@@ -260,6 +260,7 @@ export async function runBench(argv: string[], io: BenchIO): Promise<number> {
     });
     if (tty) io.stderr.write('\r\x1b[2K');
     results.push(r);
+    if (r.unreachableFromSeconds !== undefined) break; // the levels after it would measure nothing
   }
   if (o.json) {
     const doc = {
@@ -277,6 +278,15 @@ export async function runBench(argv: string[], io: BenchIO): Promise<number> {
     io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
   } else {
     io.stdout.write(formatTable(results));
+  }
+  const lost = results.find((r) => r.unreachableFromSeconds !== undefined);
+  if (lost) {
+    const skipped = o.concurrency.length - results.length;
+    io.stderr.write(
+      `actorserve bench: server unreachable from t=${lost.unreachableFromSeconds!.toFixed(2)} s at concurrency ${lost.concurrency}; ` +
+        `the level stopped there (its rates cover the ${lost.seconds.toFixed(2)} s before)${skipped > 0 ? `, ${skipped} later level(s) not run` : ''}\n`,
+    );
+    return 1;
   }
   const dead = results.find((r) => r.ok === 0);
   if (dead) {
