@@ -50,7 +50,10 @@ Options:
 
 A request counts as failed when the reply is not 200 (rest), the gRPC status is not OK, or
 the reply holds an error_msg (the whole request or one instance). Latency percentiles are of
-successful requests; req/s counts successful requests.
+successful requests; req/s counts successful requests. When every request fails to connect
+for 1 s (the server went away), the level stops there: "server unreachable from t=…" on
+stderr, its rates cover the time before (unreachableFromSeconds in --json), later levels are
+not run, and the exit code is 1.
 `;
 
 export interface BenchIO {
