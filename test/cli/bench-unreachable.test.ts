@@ -7,10 +7,12 @@ import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ensureExampleModels } from '../../dist/servables/generate-models.js';
 import { runBenchCommand } from '../../dist/cli/bench.js';
 import { BUNDLED_SERVABLES } from '../helpers/fixtures.js';
+import { runCli } from '../helpers/cli.js';
 
 interface Level {
   concurrency: number;
   ok: number;
+  errorsByKind: Record<string, number>;
   seconds: number;
   requestsPerSecond: number;
   unreachableFromSeconds?: number;
@@ -49,3 +51,27 @@ for (const protocol of ['rest', 'grpc', 'grpc-stream'] as const) {
   });
 }
 
+
+t.test('grpc-stream against `actorserve serve` that gets SIGTERM: the drained stream answers at once, the server stops', async (t) => {
+  const server = runCli(['serve', '--servables', 'add', '--no-rest', '--grpc-address', '127.0.0.1:0', '--drain-timeout-ms', '20000']);
+  const [, port] = await server.waitFor(/gRPC server listening on 127\.0\.0\.1:(\d+)/);
+  await server.waitFor(/serving add from/);
+  let stdout = '';
+  let stderr = '';
+  const sink = (f: (s: string) => void) => ({ write: (s: string | Uint8Array) => (f(String(s)), true) }) as unknown as NodeJS.WritableStream;
+  const err = sink((s) => (stderr += s)) as NodeJS.WritableStream & { isTTY?: boolean };
+  err.isTTY = true;
+  const args = [`127.0.0.1:${port}`, '--protocol', 'grpc-stream', '--servable', 'add', '--method', 'add_common', '--duration', '60s', '--warmup', '1ms', '--concurrency', '4', '--workers', '1', '--json'];
+  const run = runBenchCommand(args, { stdout: sink((s) => (stdout += s)), stderr: err });
+  while (!/\b[1-9]\d* ok\b/.test(stderr)) await new Promise((r) => setTimeout(r, 20));
+  server.child.kill('SIGTERM');
+  t.equal(await run, 1, 'bench exit 1');
+  t.equal(await server.exited, 0, 'server exit 0');
+  t.match(stderr, /server unreachable from t=/);
+  const [level] = (JSON.parse(stdout) as { levels: Level[] }).levels;
+  // Before: the bench kept its side of the ended stream open, its requests waited for their
+  // timeout (counted after the level: 0 errors) and the server's drain waited for the stream.
+  t.ok((level!.errorsByKind['gRPC UNAVAILABLE'] ?? 0) > 0, `the stream's requests in flight were answered with the server's UNAVAILABLE (${JSON.stringify(level!.errorsByKind)})`);
+  t.match(server.output(), /SIGTERM: draining[^\n]*\n[^\n]*stopped$/m, 'the server drained and stopped');
+  t.notMatch(server.output(), /cut off/, 'nothing was cut off by the drain timeout');
+});
