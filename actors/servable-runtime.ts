@@ -34,6 +34,8 @@ const INITIAL_SLOT_BYTES = 64 * 1024;
 interface RequestCtx extends RequestState {
   /** Made when a stage task first needs to know (the stage pool skips tasks of ended requests). */
   ended?: Cancellation;
+  /** Answers the request with this error now, if it is still open (stop() cuts requests off). */
+  cutOff(err: ServingError): void;
 }
 
 export class ServableRuntime {
@@ -44,8 +46,11 @@ export class ServableRuntime {
   private readonly group: DeviceGroup<DeviceHandle>;
   private scheduler!: ModelScheduler;
   private readonly stagePool: StagePool | undefined;
-  private readonly hasModels: boolean;
+  /** Whether the servable declares models (then its version folder holds their files). */
+  readonly hasModels: boolean;
   private inflight = 0;
+  /** The requests admitted and not yet answered; stop() answers each E_STOPPED. */
+  private readonly open = new Set<RequestCtx>();
   private stopped = false;
   /** Per model stage: how error messages name each input ("method input 'x1'"), made once. */
   private readonly inputLabels = new Map<Stage, readonly (string | undefined)[]>();
@@ -236,17 +241,24 @@ export class ServableRuntime {
       );
     }
     this.inflight++;
-    const ctx: RequestCtx = { done: false };
     const signal = options.signal;
     // One promise per request, settled by whichever comes first: the work, the deadline
-    // timer or the client's cancellation (cheaper than racing extra promises).
+    // timer, the client's cancellation or stop() (cheaper than racing extra promises).
     return new Promise<InstanceOutcome[]>((resolve, reject) => {
+      const ctx: RequestCtx = {
+        done: false,
+        cutOff: (err) => {
+          if (end()) reject(err);
+        },
+      };
+      this.open.add(ctx);
       const end = (): boolean => {
         if (ctx.done) return false;
         ctx.done = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.inflight--;
+        this.open.delete(ctx);
         ctx.ended?.cancel();
         return true;
       };
@@ -360,17 +372,33 @@ export class ServableRuntime {
     return Promise.all(req.instances.map((inst) => this.scheduler.submit(model, req.subgraph, inst as Tensor[], ctx)));
   }
 
-  /** Waits (up to `timeoutMs`) for in-flight requests to end, then stops. */
+  /**
+   * Graceful stop: takes no new requests, waits up to `timeoutMs` for the admitted ones and for
+   * the stage tasks they started, then stops. What is still running then is answered E_STOPPED.
+   */
   async drain(timeoutMs: number): Promise<void> {
+    this.stopped = true;
     const deadline = performance.now() + timeoutMs;
     while (this.inflight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    await this.stop();
+    if (this.inflight > 0) return this.stop();
+    this.scheduler?.close(this.stoppedError());
+    await Promise.all([this.group.stop(), this.stagePool?.drain(Math.max(0, deadline - performance.now()))]);
   }
 
+  /**
+   * Stops now: every request still open is answered E_STOPPED, queued model work too, then the
+   * device actors and the stage threads end (stage functions in flight are cut off).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.scheduler?.close(new ServingError('E_STOPPED', `servable '${this.name}' version ${this.version} is stopping`));
-    await Promise.all([this.group.stop(), this.stagePool?.destroy()]);
+    const err = this.stoppedError();
+    for (const ctx of [...this.open]) ctx.cutOff(err);
+    this.scheduler?.close(err);
+    await Promise.all([this.group.stop(), this.stagePool?.stop()]);
+  }
+
+  private stoppedError(): ServingError {
+    return new ServingError('E_STOPPED', `servable '${this.name}' version ${this.version} is stopping`);
   }
 }
 

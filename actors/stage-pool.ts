@@ -72,8 +72,10 @@ export class StagePool {
   private readonly freeFlags: number[] = Array.from({ length: ENDED_FLAGS }, (_, i) => ENDED_FLAGS - 1 - i);
   /** The task holding each flag (a late hook of an earlier holder must not touch it). */
   private readonly flagOwner: (object | undefined)[] = new Array<object | undefined>(ENDED_FLAGS);
-  /** Set by drain(): run() answers E_STOPPED from then on. */
+  /** Set by drain() and stop(): run() answers E_STOPPED from then on. */
   private closing = false;
+  /** Set by stop(): tasks that fail from then on were cut off, and are answered E_STOPPED. */
+  private stopping = false;
   private tasksInFlight = 0;
   /** Resolved (and emptied) when the last task in flight settles. */
   private idleWaiters: (() => void)[] = [];
@@ -99,7 +101,11 @@ export class StagePool {
     // piscina emits 'error' when a thread dies with no task in flight (a stage function's timer
     // that throws after it returned, say) and starts a new thread; unheard, the event would
     // take the whole server down.
-    this.pool.on('error', (err: unknown) => log(`a stage thread failed outside any task and was replaced: ${toServingError(err).message}`));
+    // While the pool stops, a thread ended mid-task may still post a message piscina no longer
+    // expects ("Unexpected message from Worker"): that is the cut-off itself, not a failure.
+    this.pool.on('error', (err: unknown) => {
+      if (!this.stopping) log(`a stage thread failed outside any task and was replaced: ${toServingError(err).message}`);
+    });
   }
 
   /**
@@ -176,6 +182,8 @@ export class StagePool {
     try {
       return await this.pool.run(task, transferList ? { transferList } : {});
     } catch (err) {
+      // stop() ended the threads under it ("Terminating worker thread", "The task has been aborted").
+      if (this.stopping) return task.instances.map(() => ({ kind: 'error', error: { code: 'E_STOPPED', message: `${stage.tag} was cut off: the server is stopping` } }));
       // The task as a whole failed: import error, queue full, worker crash (piscina restarts it).
       const e = toServingError(err, 'E_STAGE_FAILED');
       const message = /queue/i.test(e.message) ? `stage pool overloaded: ${e.message}` : `${stage.tag} failed: ${e.message}`;
@@ -205,17 +213,46 @@ export class StagePool {
   }
 
   /**
-   * Finishes the tasks in hand (queued ones included) and takes no new ones (run() answers
-   * E_STOPPED), then drains every thread and stops the pool. Resolves with each thread's final stats.
+   * Finishes the tasks in hand (queued ones included) for up to `timeoutMs` and takes no new
+   * ones (run() answers E_STOPPED), then drains every thread and stops the pool. Resolves with
+   * each thread's final stats; or, when tasks outlive the timeout, stops the pool under them
+   * (stop(): each is answered E_STOPPED) and resolves with undefined.
    */
-  async drain(): Promise<StageWorkerStats[]> {
+  async drain(timeoutMs = Number.POSITIVE_INFINITY): Promise<StageWorkerStats[] | undefined> {
     this.closing = true;
-    while (this.tasksInFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    if (!(await this.idle(timeoutMs))) {
+      await this.stop();
+      return undefined;
+    }
     const final = await Promise.all(this.links.all().map((link) => link.drain()));
     await this.destroy();
     return final;
   }
 
+  /**
+   * Stops now: takes no new tasks and ends the threads under the tasks in flight; each of those
+   * is answered E_STOPPED (a synchronous stage function cannot be interrupted any other way).
+   */
+  stop(): Promise<void> {
+    this.closing = true;
+    this.stopping = true;
+    return this.destroy();
+  }
+
+  /** Resolves true once no task is in flight, false if some still are after `timeoutMs`. */
+  private idle(timeoutMs: number): Promise<boolean> {
+    if (this.tasksInFlight === 0) return Promise.resolve(true);
+    if (timeoutMs <= 0) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const timer = Number.isFinite(timeoutMs) ? setTimeout(() => resolve(false), timeoutMs) : undefined;
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** Ends the threads and the control links (stop() is the way with tasks in flight). */
   destroy(): Promise<void> {
     this.links.close();
     return this.pool.destroy();

@@ -259,6 +259,10 @@ export class PipelinedStream {
     req.on('trailers', (t: http2.IncomingHttpHeaders) => {
       status = Number(t['grpc-status']);
       message = decodeMessage(t['grpc-message']);
+      // The server ended the call (a draining server ends every stream). Our side of the stream
+      // is still open, so 'close' would wait until the server gives up on the connection;
+      // closing it now answers the requests in flight with the server's status at once.
+      req.close();
     });
     req.on('error', (err: NodeJS.ErrnoException) => {
       error ??= socketFailure(err);

@@ -86,6 +86,12 @@ export interface LevelResult {
   readonly instancesPerSecond: number;
   /** Latency of successful requests, milliseconds. */
   readonly latencyMs: { readonly min: number; readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number };
+  /**
+   * Seconds into the measurement from which the server could not be reached (every request
+   * failed to connect for UNREACHABLE_AFTER_MS); the level stopped there and its rates are
+   * over the time before. Absent while the server answered.
+   */
+  readonly unreachableFromSeconds?: number;
 }
 
 const WORKER_URL = new URL('./bench-worker.js', import.meta.url);
@@ -170,6 +176,7 @@ function merge(plan: Plan, concurrency: number, workers: number, reports: readon
   }
   const startedAt = Math.min(...reports.map((r) => r.startedAt));
   const endedAt = Math.max(...reports.map((r) => r.endedAt));
+  const gone = reports.map((r) => r.unreachableAt).filter((at): at is number => at !== undefined);
   const seconds = Math.max(1e-6, (endedAt - startedAt) / 1000);
   const ok = hist.count;
   const rps = ok / seconds;
@@ -192,6 +199,7 @@ function merge(plan: Plan, concurrency: number, workers: number, reports: readon
       p99: hist.quantileMs(0.99),
       max: hist.quantileMs(1),
     },
+    ...(gone.length > 0 ? { unreachableFromSeconds: Math.max(0, (Math.min(...gone) - startedAt) / 1000) } : {}),
   };
 }
 

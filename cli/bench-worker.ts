@@ -51,7 +51,16 @@ export interface WorkerReport {
   /** Absolute times (performance.timeOrigin + now) bounding the measured part. */
   readonly startedAt: number;
   readonly endedAt: number;
+  /** Absolute time from which every request failed to connect, when that lasted UNREACHABLE_AFTER_MS. */
+  readonly unreachableAt?: number;
 }
+
+/**
+ * Connection failures on every request for this long (no success in between, on any loop of
+ * the thread): the server is gone, and the thread stops its level rather than reconnecting in
+ * a loop and averaging requests/s over the dead time.
+ */
+export const UNREACHABLE_AFTER_MS = 1_000;
 
 type Send = () => Promise<Failure | undefined>;
 
@@ -145,10 +154,14 @@ async function run(job: WorkerJob, client: LoadClient): Promise<WorkerReport> {
   const limit = job.requests ?? Infinity;
   let firstStart = Infinity;
   let lastEnd = 0;
+  /** Start of the current run of connection failures (none while requests get replies). */
+  let downSince: number | undefined;
+  let unreachableAt: number | undefined;
 
   const loop = async (i: number): Promise<void> => {
     const send = client.sender(i);
     for (;;) {
+      if (unreachableAt !== undefined) return;
       const start = performance.now();
       const warming = start < warmEnd;
       if (!warming) {
@@ -169,15 +182,23 @@ async function run(job: WorkerJob, client: LoadClient): Promise<WorkerReport> {
           Atomics.add(shared, SLOT_ERRORS, 1);
         }
       }
-      if (failure?.connection) await sleep(10);
+      if (failure?.connection) {
+        downSince ??= start;
+        if (stop - downSince >= UNREACHABLE_AFTER_MS) unreachableAt ??= downSince;
+        await sleep(10);
+      } else {
+        downSince = undefined;
+      }
     }
   };
   await Promise.all(Array.from({ length: job.loops }, (_, i) => loop(i)));
   const origin = performance.timeOrigin;
   // Duration mode measures the fixed window; requests mode from the first ticket to the last reply.
   const from = job.durationMs !== undefined ? warmEnd : firstStart === Infinity ? warmEnd : firstStart;
-  const to = job.durationMs !== undefined ? end : Math.max(lastEnd, from);
-  return { histogram: hist.data(), errors, samples, startedAt: origin + from, endedAt: origin + to };
+  let to = job.durationMs !== undefined ? end : Math.max(lastEnd, from);
+  // With the server gone, the measurement ends where it went.
+  if (unreachableAt !== undefined) to = Math.max(from, Math.min(to, unreachableAt));
+  return { histogram: hist.data(), errors, samples, startedAt: origin + from, endedAt: origin + to, ...(unreachableAt !== undefined ? { unreachableAt: origin + unreachableAt } : {}) };
 }
 
 if (parentPort && workerData && (workerData as { protocol?: unknown }).protocol) {

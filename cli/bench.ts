@@ -53,7 +53,10 @@ Options:
 
 A request counts as failed when the reply is not 200 (rest), the gRPC status is not OK, or
 the reply holds an error_msg (the whole request or one instance). Latency percentiles are of
-successful requests; req/s counts successful requests.
+successful requests; req/s counts successful requests. When every request fails to connect
+for 1 s (the server went away), the level stops there: "server unreachable from t=…" on
+stderr, its rates cover the time before (unreachableFromSeconds in --json), later levels are
+not run, and the exit code is 1.
 `;
 
 export interface BenchIO {
@@ -266,6 +269,7 @@ export async function runBench(argv: string[], io: BenchIO): Promise<number> {
     });
     progress?.done();
     results.push(r);
+    if (r.unreachableFromSeconds !== undefined) break; // the levels after it would measure nothing
   }
   if (o.json) {
     const doc = {
@@ -283,6 +287,15 @@ export async function runBench(argv: string[], io: BenchIO): Promise<number> {
     io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
   } else {
     io.stdout.write(formatTable(results));
+  }
+  const lost = results.find((r) => r.unreachableFromSeconds !== undefined);
+  if (lost) {
+    const skipped = o.concurrency.length - results.length;
+    io.stderr.write(
+      `actorserve bench: server unreachable from t=${lost.unreachableFromSeconds!.toFixed(2)} s at concurrency ${lost.concurrency}; ` +
+        `the level stopped there (its rates cover the ${lost.seconds.toFixed(2)} s before)${skipped > 0 ? `, ${skipped} later level(s) not run` : ''}\n`,
+    );
+    return 1;
   }
   const dead = results.find((r) => r.ok === 0);
   if (dead) {

@@ -133,6 +133,9 @@ async function startConfig(dir: string, entry: OptionsOut<typeof SERVABLE_ENTRY_
   });
 }
 
+/** A second SIGINT/SIGTERM this soon after the first is ignored; a later one exits without draining. */
+export const REPEAT_SIGNAL_WINDOW_MS = 1_000;
+
 export async function serve(argv: string[]): Promise<number> {
   const p = await plan(argv);
   if (!p) {
@@ -150,16 +153,22 @@ export async function serve(argv: string[]): Promise<number> {
   const entries = p.servables;
   if (p.check) return checkServables(server, entries.map((e) => ({ name: e.name, config: () => startConfig(p.servableDirectory, e) })), p.servableDirectory);
 
-  // Signals during start-up stop the start; after it, they drain.
-  let signals = 0;
+  // Signals during start-up stop the start; after it, they drain. A repeat within
+  // REPEAT_SIGNAL_WINDOW_MS of the first is the same request (a supervisor that signals the
+  // whole process group, a terminal that sends SIGINT with the supervisor's SIGTERM); a later
+  // one exits at once.
+  let firstSignalAt: number | undefined;
   let onSignal: (signal: string) => void = () => undefined;
   const handler = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) {
+    if (firstSignalAt === undefined) {
+      firstSignalAt = performance.now();
+      onSignal(signal);
+    } else if (performance.now() - firstSignalAt < REPEAT_SIGNAL_WINDOW_MS) {
+      logger.info(`${signal} again within ${REPEAT_SIGNAL_WINDOW_MS} ms of the first: ignored, the drain goes on`);
+    } else {
       logger.warn(`${signal} again: exiting without waiting`);
       process.exit(1);
     }
-    onSignal(signal);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
@@ -180,7 +189,7 @@ export async function serve(argv: string[]): Promise<number> {
     }
     const stopWatching = p.watchVersionsMs > 0 ? server.watchVersions(p.watchVersionsMs) : () => undefined;
     logger.info(`serving ${entries.map((e) => e.name).join(', ')} from ${p.servableDirectory}; press Ctrl-C to stop`);
-    const signal = signals > 0 ? 'signal' : await stopped;
+    const signal = firstSignalAt !== undefined ? 'signal' : await stopped;
     stopWatching();
     logger.info(`${signal}: draining (up to ${p.drainTimeoutMs} ms)`);
     const cut = await server.drain(p.drainTimeoutMs);

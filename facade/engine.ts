@@ -95,6 +95,13 @@ export interface ServableMetadata {
 
 export type LogFn = (line: string) => void;
 
+/** A version switch made by `reload()`: `to` > `from` for a new folder, `to` < `from` for a fallback. */
+export interface VersionChange {
+  readonly servable: string;
+  readonly from: number;
+  readonly to: number;
+}
+
 interface StartPlan {
   config: ServableStartConfig;
   readonly version: number;
@@ -115,6 +122,8 @@ export class ServingEngine {
   private readonly startConfigs = new Map<string, ServableStartConfig>();
   /** Servables started with version 0, whose newer versions `reload()` picks up. */
   private readonly followNewest = new Map<string, ServableStartConfig>();
+  /** Followed servables whose serving version's folder is gone with none left (logged once). */
+  private readonly orphaned = new Set<string>();
   /** Prometheus metrics of this server (`metrics.render()` is what `/metrics` serves). */
   readonly metrics: ServingMetrics | undefined;
   log: LogFn = (line) => process.stderr.write(`[actorserve] ${line}\n`);
@@ -265,29 +274,44 @@ export class ServingEngine {
    * Version hot reload for servables started with version 0 ("follow the newest"): when a
    * newer numbered folder has appeared, loads it, routes new requests to it, and unloads the
    * version it replaces once that version's in-flight work has ended (availability first: no
-   * request is dropped). Resolves with the versions loaded.
+   * request is dropped). When the folder of the serving version was removed, falls back the
+   * same way to the newest version folder that remains; with none left, the version keeps
+   * serving from memory and the log says so once (a servable is never left with no version).
+   * Resolves with the versions switched (`to` < `from` for a fallback).
    */
-  reload(): Promise<{ servable: string; from: number; to: number }[]> {
+  reload(): Promise<VersionChange[]> {
     const run = this.starting.then(() => this.doReload());
     this.starting = run.catch(() => undefined);
     return run;
   }
 
-  private async doReload(): Promise<{ servable: string; from: number; to: number }[]> {
-    const changes: { servable: string; from: number; to: number }[] = [];
+  private async doReload(): Promise<VersionChange[]> {
+    const changes: VersionChange[] = [];
     for (const [name, config] of this.followNewest) {
       const versions = this.servables.get(name);
       if (!versions || versions.size === 0) continue;
       const current = Math.max(...versions.keys());
+      const old = versions.get(current)!;
       const location = await locateServable(config.servableDirectory, name);
-      const newest = (await listVersions(location.dir)).at(-1) ?? 0;
-      if (newest <= current) continue;
+      const present = await listVersions(location.dir);
+      // A model-less servable needs no version folder: its version is the config alone.
+      const removed = old.hasModels && !present.includes(current);
+      const newest = present.at(-1);
+      if (!removed) this.orphaned.delete(name);
+      if (newest === undefined || (newest <= current && !removed)) {
+        if (removed && !this.orphaned.has(name)) {
+          this.orphaned.add(name);
+          this.log(`servable '${name}': the folder of version ${current} was removed and no numbered version folder remains; version ${current} keeps serving from memory`);
+        }
+        continue;
+      }
       const rt = await this.launch(await this.planStart(config, newest));
       this.register(rt);
-      const old = versions.get(current)!;
       versions.delete(current);
+      this.orphaned.delete(name);
       changes.push({ servable: name, from: current, to: newest });
-      this.log(`servable '${name}': version ${newest} serves; unloading version ${current} after its in-flight requests`);
+      const why = newest > current ? '' : `the folder of version ${current} was removed; `;
+      this.log(`servable '${name}': ${why}version ${newest} serves; unloading version ${current} after its in-flight requests`);
       void old.drain(DEFAULT_DRAIN_TIMEOUT_MS);
     }
     return changes;
@@ -460,11 +484,14 @@ export class ServingEngine {
   async drain(timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS): Promise<number> {
     this.draining = true;
     const deadline = performance.now() + timeoutMs;
-    // Listeners stop accepting now and finish their exchanges in the background.
-    const closing = this.closeListeners();
+    // Listeners stop accepting now and finish their exchanges in the background, within the
+    // same timeout (a gRPC stream a client keeps open must not outlast the drain).
+    const closing = this.closeListeners(timeoutMs);
     while (this.inflight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const cut = this.inflight;
-    await this.stopServables();
+    // Each runtime lets its stage tasks finish in what is left of the timeout, then cuts off.
+    const left = Math.max(0, deadline - performance.now());
+    await this.stopServables((rt) => rt.drain(left));
     await closing;
     return cut;
   }
@@ -476,16 +503,17 @@ export class ServingEngine {
     this.draining = false;
   }
 
-  private closeListeners(): Promise<unknown> {
+  private closeListeners(timeoutMs?: number): Promise<unknown> {
     const all = this.listeners.splice(0);
-    return Promise.all(all.map((l) => l.close().catch((err: unknown) => this.log(`closing a listener failed: ${(err as Error).message}`))));
+    return Promise.all(all.map((l) => l.close(timeoutMs).catch((err: unknown) => this.log(`closing a listener failed: ${(err as Error).message}`))));
   }
 
-  private async stopServables(): Promise<void> {
+  private async stopServables(end: (rt: ServableRuntime) => Promise<void> = (rt) => rt.stop()): Promise<void> {
     const all = this.runtimes();
     this.servables.clear();
     this.followNewest.clear();
-    await Promise.all(all.map((rt) => rt.stop()));
+    this.orphaned.clear();
+    await Promise.all(all.map(end));
   }
 }
 
@@ -507,7 +535,8 @@ function stoppedError(): ServingError {
 
 /** Something that serves requests to the engine and can be closed (a transport's server). */
 export interface Listener {
-  close(): Promise<void>;
+  /** Stops accepting; exchanges in flight get up to `timeoutMs` (a drain's), else the listener's own close timeout. */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 /** The lookup inside `inferEach` does not count a refusal itself: `inferEach` knows the instance count. */

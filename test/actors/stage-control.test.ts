@@ -121,8 +121,8 @@ t.test('drain finishes the tasks in hand, refuses new ones, then stops the pool'
   t.match(refused, { code: 'E_STOPPED', message: /draining/ }, 'a task after drain() is refused');
   const outputs = (await Promise.all(admitted)).map(([o]) => [...(o as { data: Float32Array }[])[0]!.data]);
   t.same(outputs, [[2, 600, 0, 0], [4, 600, 0, 0], [6, 600, 0, 0]], 'the admitted tasks finished');
-  const final = await drained;
-  t.equal(final.length, 2);
+  const final = (await drained) ?? [];
+  t.equal(final.length, 2, 'no timeout: every thread drained and gave its final stats');
   t.equal(total(final, 'tasksRun'), 3, 'final stats count the admitted tasks');
   t.same(await pool.health(), [], 'no thread is left');
 });

@@ -1,4 +1,6 @@
 // Version hot reload: a new version folder is loaded under load with zero failed requests.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
 import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
@@ -50,4 +52,41 @@ t.test('version 2 appears under load: zero failed requests, then v2 serves and v
   const [o] = await engine.infer('calc', 'run', input);
   t.same([...(o!.y!.data as Float32Array)], [4, 3, 2, 1]);
   t.ok(logs.some((l) => /version 2 serves; unloading version 1/.test(l)));
+});
+
+t.test('the serving version folder is removed: the newest remaining version serves; the last one keeps serving, said once', async (t) => {
+  const removal = servableFixture('reload-removed');
+  t.teardown(() => removal.remove());
+  removal.config(
+    'calc',
+    `import { register } from 'actorserve';
+const model = register.declareModel({ modelFile: 'calc.onnx' });
+register.method('run', { outputs: ['y'] }, (x1, x2) => register.addStage(model, [x1, x2]));`,
+  );
+  removal.model('calc', 1, 'calc.onnx', addModel({ batch: 'N' }));
+  removal.model('calc', 2, 'calc.onnx', subModel({ batch: 'N' }));
+  const engine = new ServingServer();
+  const logs: string[] = [];
+  engine.log = (l) => logs.push(l);
+  t.teardown(() => engine.stop());
+  await engine.startServables(new ServableStartConfig({ servableDirectory: removal.dir, servableName: 'calc' }));
+  const input = [{ x1: f32([5, 5, 5, 5]), x2: f32([1, 2, 3, 4]) }];
+  const y = async () => [...((await engine.infer('calc', 'run', input))[0]!.y!.data as Float32Array)];
+  t.same(await y(), [4, 3, 2, 1], 'version 2 serves (5-x)');
+
+  rmSync(path.join(removal.dir, 'calc', '2'), { recursive: true });
+  t.same(await engine.reload(), [{ servable: 'calc', from: 2, to: 1 }], 'falls back to version 1');
+  t.same(await y(), [6, 7, 8, 9], 'version 1 serves (5+x)');
+  t.same(engine.describe()[0]!.versions, [1], 'version 2 unloaded');
+  t.ok(logs.some((l) => /the folder of version 2 was removed; version 1 serves; unloading version 2/.test(l)), 'the fallback is logged');
+
+  rmSync(path.join(removal.dir, 'calc', '1'), { recursive: true });
+  t.same(await engine.reload(), [], 'nothing to fall back to');
+  t.same(await engine.reload(), [], 'still nothing');
+  t.same(await y(), [6, 7, 8, 9], 'version 1 keeps serving from memory');
+  t.equal(logs.filter((l) => /the folder of version 1 was removed and no numbered version folder remains; version 1 keeps serving from memory/.test(l)).length, 1, 'said once');
+
+  removal.model('calc', 3, 'calc.onnx', subModel({ batch: 'N' }));
+  t.same(await engine.reload(), [{ servable: 'calc', from: 1, to: 3 }], 'a new folder is picked up again');
+  t.same(await y(), [4, 3, 2, 1], 'version 3 serves');
 });

@@ -66,9 +66,11 @@ export interface GrpcServer {
   readonly stats: Readonly<GrpcServerStats>;
   /**
    * Stops accepting calls, lets calls in flight finish (streams answer what they have read and
-   * end with UNAVAILABLE) for up to closeTimeoutMs, then cuts off whatever is left.
+   * end with UNAVAILABLE) for up to `timeoutMs` (default: the closeTimeoutMs option), then cuts
+   * off whatever is left. The engine's drain passes its own timeout, so `--drain-timeout-ms`
+   * bounds the gRPC close as well.
    */
-  close(): Promise<void>;
+  close(timeoutMs?: number): Promise<void>;
 }
 
 export async function startGrpcServer(engine: ServingEngine, address: string, options: GrpcServerOptions = {}): Promise<GrpcServer> {
@@ -213,18 +215,18 @@ class GrpcJsServer implements GrpcServer {
     if (this.closing) session.drain();
   }
 
-  close(): Promise<void> {
-    this.closing ??= this.shutdown();
+  close(timeoutMs = this.settings.closeTimeoutMs): Promise<void> {
+    this.closing ??= this.shutdown(timeoutMs);
     return this.closing;
   }
 
-  private async shutdown(): Promise<void> {
+  private async shutdown(timeoutMs: number): Promise<void> {
     for (const s of [...this.sessions]) s.drain();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
         resolve();
-      }, this.settings.closeTimeoutMs);
+      }, timeoutMs);
       this.server.tryShutdown(() => {
         clearTimeout(timer);
         resolve();
