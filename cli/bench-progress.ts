@@ -1,7 +1,8 @@
 /**
  * Progress of a bench level on stderr while it runs: on a terminal one line rewritten in place
  * about 4 times a second; otherwise (a log file, CI) one line every PROGRESS_EVERY_MS of the
- * measured window, so a long level shows it is alive. `--json` turns both off.
+ * measured window, so a long level shows it is alive. `--json` turns the logged lines off (its
+ * document goes to stdout; a terminal's live line on stderr is for the person watching).
  */
 
 /** How often a progress line is written when stderr is not a terminal. */

@@ -48,7 +48,7 @@ Options:
                           more than the concurrency)
   --timeout D             per-request timeout (default: 30s)
   --json                  print the results as JSON on stdout instead of the table, and no
-                          progress lines
+                          progress lines in logs (a terminal still shows the live line)
   -h, --help              show this help
 
 A request counts as failed when the reply is not 200 (rest), the gRPC status is not OK, or
@@ -259,7 +259,7 @@ export async function runBench(argv: string[], io: BenchIO): Promise<number> {
   }
   const results: LevelResult[] = [];
   for (const concurrency of o.concurrency) {
-    const progress = o.json ? undefined : progressLine(io.stderr, tty, concurrency);
+    const progress = o.json && !tty ? undefined : progressLine(io.stderr, tty, concurrency);
     const r = await runLevel(plan, {
       concurrency,
       ...(o.durationMs !== undefined ? { durationMs: o.durationMs } : {}),
