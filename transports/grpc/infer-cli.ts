@@ -12,9 +12,10 @@
  * VALUE is `@file.npy` (a NumPy array), `@file` (any other file: a bytes scalar), or JSON: a
  * number, boolean, string, nested list, or `{"dtype", "shape", "data"}`. Plain JSON numbers
  * become int32 when every one is written as an integer, float32 otherwise (REST's rule);
- * `NAME:DTYPE=JSON` picks the dtype. The inputs together form one instance. (The server does
- * not tell a method's input dtypes over gRPC yet, so an untyped integer list stays int32: a
- * float32 model input needs `NAME:float32=...` or a fraction in a number.)
+ * `NAME:DTYPE=JSON` picks the dtype. The inputs together form one instance. Untyped numbers
+ * are sent in the method's input dtype when the server tells it (`actorserve.v1`
+ * GetModelMetadata: a declared input or one feeding a model), as REST converts JSON numbers;
+ * against a server without that RPC (MindSpore's own) they stay int32/float32.
  *
  * Output: `{"instances":[{"y":[[2.0,4.0],[6.0,8.0]]}]}`, floats written as REST writes them
  * (the shortest text that reads back to the same float32/float64) (a failed instance holds
@@ -29,6 +30,7 @@ import { unknownFlagMessage } from '../../engine/option-schema.js';
 import { Client, type SSLConfig } from './client.js';
 import { readNpy } from './npy.js';
 import { type InputValue, tensorToPlain, toInputTensor } from './values.js';
+import type { MethodInput } from '../../facade/engine.js';
 import { answersHttp1 } from './http1-probe.js';
 import { tensorJson } from '../rest/json-codec.js';
 import { type TargetAddress, TargetError, parseTargetAddress } from '../target-address.js';
@@ -46,8 +48,9 @@ Sends one instance to a gRPC server (MSService/Predict) and prints the outputs a
                          JSON        number, boolean, string, nested list, or
                                      {"dtype": "float16", "shape": [2], "data": [1, 2]}
                        plain JSON numbers are int32 when all are integers, else float32;
-                       NAME:DTYPE=JSON picks the dtype (e.g. x:float32=[1, 2]); the
-                       server does not convert them to the method's dtypes over gRPC
+                       NAME:DTYPE=JSON picks the dtype (e.g. x:float32=[1, 2]); untyped
+                       numbers are sent in the method's input dtype when the server
+                       tells it (actorserve's metadata RPC)
   --version N          servable version (default 0: the newest)
   --timeout-ms N       deadline of the call
   --ca FILE            TLS: the CA that the server's certificate chains to
@@ -76,6 +79,8 @@ interface Parsed {
   servable: string;
   method: string;
   inputs: Record<string, InputValue>;
+  /** Inputs given as plain JSON numbers without a dtype: sent in the method's declared dtype when the server says one. */
+  untyped: Map<string, UntypedNumbers>;
   versionNumber: number;
   timeoutMs: number | undefined;
   ssl: SSLConfig | undefined;
@@ -111,10 +116,11 @@ export async function runInferCommand(argv: readonly string[], io: CommandIO = D
     return 2;
   }
   try {
-    const call = client.inferEach([parsed.inputs]);
-    // A REST port would hold the call until grpc-js gives up on the HTTP/2 handshake: probe
+    // A REST port would hold a call until grpc-js gives up on the HTTP/2 handshake: probe
     // alongside, and report a plaintext address that answers HTTP/1.1 at once.
     const notGrpc = parsed.ssl ? NEVER : answersHttp1(parsed.target, HTTP1_PROBE_MS).then((http1) => (http1 ? NOT_GRPC : NEVER));
+    if (parsed.untyped.size > 0) await Promise.race([typeUntypedInputs(client, parsed), notGrpc]);
+    const call = client.inferEach([parsed.inputs]);
     const outcomes = await Promise.race([call, notGrpc]);
     if (outcomes === NOT_GRPC) {
       call.catch(() => undefined); // cancelled by close() below
@@ -166,6 +172,7 @@ const INFER_FLAGS = ['input', 'version', 'timeout-ms', 'ca', 'cert', 'key', 'hel
 function parseArgs(args: readonly string[]): Parsed {
   const positional: string[] = [];
   const inputs: Record<string, InputValue> = {};
+  const untyped = new Map<string, UntypedNumbers>();
   let versionNumber = 0;
   let timeoutMs: number | undefined;
   const ssl: SSLConfig = {};
@@ -179,9 +186,10 @@ function parseArgs(args: readonly string[]): Parsed {
     switch (arg) {
       case '-i':
       case '--input': {
-        const [name, tensor] = parseInput(value());
+        const [name, tensor, numbers] = parseInput(value());
         if (Object.hasOwn(inputs, name)) throw new UsageError(`input '${name}' is given twice`);
         inputs[name] = tensor;
+        if (numbers) untyped.set(name, numbers);
         break;
       }
       case '--version':
@@ -209,7 +217,27 @@ function parseArgs(args: readonly string[]): Parsed {
   const [address, servable, method] = positional as [string, string, string];
   const target = parseTargetAddress(address, DEFAULT_GRPC_PORT, 'are not read by infer: give host:port with --ca (and --cert, --key for mutual TLS)');
   const useSsl = ssl.customCa !== undefined || ssl.certificate !== undefined || ssl.privateKey !== undefined;
-  return { address, target, servable, method, inputs, versionNumber, timeoutMs, ssl: useSsl ? ssl : undefined };
+  return { address, target, servable, method, inputs, untyped, versionNumber, timeoutMs, ssl: useSsl ? ssl : undefined };
+}
+
+/**
+ * Asks the server for the method's input dtypes (`actorserve.v1` GetModelMetadata) and sends each
+ * untyped numeric input in its declared or model dtype, as REST converts JSON numbers. A server
+ * without the metadata RPC (MindSpore's own) or a method that declares nothing leaves them as
+ * typed from the JSON (int32 or float32); errors of the metadata call are left to the predict call.
+ */
+async function typeUntypedInputs(client: Client, parsed: Parsed): Promise<void> {
+  let inputs: readonly MethodInput[] | undefined;
+  try {
+    inputs = (await client.metadata()).methods.find((m) => m.name === parsed.method)?.inputs;
+  } catch {
+    return;
+  }
+  for (const [name, numbers] of parsed.untyped) {
+    const dtype = inputs?.find((i) => i.name === name)?.dtype;
+    if (dtype === undefined || !isDType(dtype) || !isNumericDType(dtype)) continue;
+    parsed.inputs[name] = toInputTensor({ dtype, shape: [...numbers.shape], data: [...numbers.values] }, `input '${name}'`);
+  }
 }
 
 function integer(flag: string, text: string, min: number): number {
@@ -217,8 +245,17 @@ function integer(flag: string, text: string, min: number): number {
   return Number(text);
 }
 
-/** `name=@file.npy`, `name=@file`, `name=<json>` or `name:dtype=<json>`. */
-export function parseInput(spec: string): [string, Tensor] {
+/** Plain JSON numbers given without a dtype, kept so they can be sent in the method's declared dtype. */
+interface UntypedNumbers {
+  readonly shape: readonly number[];
+  readonly values: readonly number[];
+}
+
+/**
+ * `name=@file.npy`, `name=@file`, `name=<json>` or `name:dtype=<json>`. The third element is
+ * set for JSON numbers without a dtype (sent as int32 or float32 unless the method declares one).
+ */
+function parseInput(spec: string): [string, Tensor, UntypedNumbers?] {
   const eq = spec.indexOf('=');
   if (eq <= 0) throw new UsageError(`--input ${JSON.stringify(spec)} is not NAME=VALUE`);
   let name = spec.slice(0, eq);
@@ -251,7 +288,9 @@ export function parseInput(spec: string): [string, Tensor] {
     const reason = (err as Error).message;
     throw new UsageError(`${where}: ${JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text)} is not JSON: ${reason} (quote strings: x='"text"')`);
   }
-  return [name, jsonTensor(json, text, dtype, where)];
+  const tensor = jsonTensor(json, text, dtype, where);
+  const untyped = dtype === undefined && (tensor.dtype === 'int32' || tensor.dtype === 'float32') && !(typeof json === 'object' && json !== null && !Array.isArray(json));
+  return untyped ? [name, tensor, { shape: tensor.shape, values: Array.from(tensor.data as ArrayLike<number>) }] : [name, tensor];
 }
 
 function jsonTensor(json: unknown, text: string, dtype: DType | undefined, where: string): Tensor {

@@ -94,13 +94,20 @@ t.test('infer: every kind of JSON value and file', async (t) => {
   t.same(f32.json, { instances: [{ y: [1, 2] }] });
 });
 
+t.test('infer: untyped JSON integers are sent in the dtype the server gives for the input (metadata RPC)', async (t) => {
+  const r = await run(server.address, 'add', 'add_common', '--version', '1', '--input', 'x1=[[1,2],[3,4]]', '--input', 'x2=[[1,2],[3,4]]');
+  t.equal(r.code, 0, r.stderr);
+  t.same(r.json, { instances: [{ y: [[2, 4], [6, 8]] }] }, 'x1 and x2 went as float32, as the model takes');
+  t.match(r.stdout, /\[\[2\.0,4\.0\],\[6\.0,8\.0\]\]/, 'and came back as float32');
+});
+
 t.test('infer: failures are JSON with a code and exit 1', async (t) => {
   const unknown = await run(server.address, 'nope', 'm', '--input', 'x=1');
   t.equal(unknown.code, 1);
   t.match(unknown.json, { error_code: 'E_UNKNOWN_SERVABLE', error_msg: /nope/ });
-  const wrongType = await run(server.address, 'add', 'add_common', '--input', 'x1=[[1,2],[3,4]]', '--input', 'x2=[[1,2],[3,4]]');
+  const wrongType = await run(server.address, 'add', 'add_common', '--input', 'x1:int32=[[1,2],[3,4]]', '--input', 'x2=[[1,2],[3,4]]');
   t.equal(wrongType.code, 1);
-  t.match(wrongType.json, { error_code: 'E_INVALID_DTYPE', error_msg: /takes float32, got int32/ }, 'int32 JSON into a float32 model');
+  t.match(wrongType.json, { error_code: 'E_INVALID_DTYPE', error_msg: /takes float32, got int32/ }, 'an explicit int32 into a float32 model');
   const down = await run('127.0.0.1:1', 'add', 'add_common', '--input', 'x1=1', '--timeout-ms', '2000');
   t.equal(down.code, 1);
   t.match(down.json, { error_code: /E_UNAVAILABLE|E_DEADLINE_EXCEEDED/ });
