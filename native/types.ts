@@ -30,7 +30,7 @@ export interface ParsedStrings {
 /**
  * An object value `{"b64": ..., "type": ..., "shape": ...}`, structurally checked only:
  * `b64` and `type` are strings, `shape` a flat list of non-negative integer literals below
- * 2^53. Decoding, the dtype name and the shape/size rules of PROTOCOLS.md §2.5 are the
+ * 2^53. Decoding, the dtype name and the shape/size rules of docs/rest.md ("b64" objects) are the
  * caller's to check.
  */
 export interface ParsedB64 {

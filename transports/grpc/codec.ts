@@ -1,6 +1,6 @@
 /**
- * Tensors and errors on the gRPC wire (PROTOCOLS.md §1.2, §1.5, §1.6), as pure functions
- * shared by the server and the client:
+ * Tensors and errors on the gRPC wire (MindSpore Serving's ms_service.proto: its tensor, dtype
+ * and error-reply rules), as pure functions shared by the server and the client:
  *
  *   WireTensor ──decodeTensor──► Tensor        (checks dtype, dims, byte sizes, value counts)
  *   Tensor ──encodeTensor──► WireTensor        (no copy of numeric data)

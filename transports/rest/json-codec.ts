@@ -1,5 +1,5 @@
 /**
- * The JSON side of the RESTful protocol (MindSpore Serving's rules, PROTOCOLS.md §2.3–2.6, with
+ * The JSON side of the RESTful protocol (MindSpore Serving's rules as docs/rest.md states them, with
  * our decisions), as pure functions:
  *
  *   body ──parseInstances──► ParsedRequest ──toTensor(value, input dtype)──► Instance[]
