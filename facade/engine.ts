@@ -200,7 +200,7 @@ export class ServingEngine {
    * from), with their version folders, and which versions are loaded.
    */
   repositoryIndex(): Promise<RepositoryEntry[]> {
-    const loaded = new Map([...this.servables].map(([name, versions]) => [name, [...versions.keys()].sort((a, b) => a - b)] as const));
+    const loaded = new Map([...this.servables.keys()].map((name) => [name, this.loadedVersions(name)] as const));
     return repositoryIndex([...this.startConfigs.values()].map((c) => c.servableDirectory), loaded);
   }
 
@@ -212,8 +212,9 @@ export class ServingEngine {
    */
   async loadServable(name: string, versionNumber = 0): Promise<number[]> {
     if (this.draining) throw stoppedError();
-    if (this.servables.get(name)?.size) {
-      throw new ServingError('E_INVALID_ARGUMENT', `servable '${name}' is already loaded (versions ${[...this.servables.get(name)!.keys()].join(', ')}); unload it first`);
+    const loaded = this.loadedVersions(name);
+    if (loaded.length > 0) {
+      throw new ServingError('E_INVALID_ARGUMENT', `servable '${name}' is already loaded (versions ${loaded.join(', ')}); unload it first`);
     }
     let config = this.startConfigs.get(name);
     if (config === undefined || config.versionNumber !== versionNumber) {
@@ -226,7 +227,7 @@ export class ServingEngine {
       config = new ServableStartConfig({ ...template, servableDirectory: directory, servableName: name, versionNumber, decKey: config?.decKey ?? null });
     }
     await this.startServables(config);
-    return [...(this.servables.get(name)?.keys() ?? [])].sort((a, b) => a - b);
+    return this.loadedVersions(name);
   }
 
   /**
@@ -235,10 +236,11 @@ export class ServingEngine {
    * actors and stage threads stop. Resolves with the versions unloaded.
    */
   unloadServable(name: string, timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS): Promise<number[]> {
-    const versions = this.servables.get(name);
-    if (!versions || versions.size === 0) {
-      const known = [...this.servables.keys()];
-      return Promise.reject(new ServingError('E_UNKNOWN_SERVABLE', `servable '${name}' is not loaded${known.length ? ` (loaded: ${known.join(', ')})` : ''}`));
+    let versions: Map<number, ServableRuntime>;
+    try {
+      versions = this.versionsOf(name);
+    } catch (err) {
+      return Promise.reject(err);
     }
     const runtimes = [...versions.values()];
     this.servables.delete(name);
@@ -331,14 +333,7 @@ export class ServingEngine {
    * For operators and tests (stats, device actors); requests go through `lookup`.
    */
   runtime(servable: string, versionNumber = 0): ServableRuntime {
-    const versions = this.servables.get(servable);
-    if (!versions || versions.size === 0) {
-      const known = [...this.servables.keys()];
-      throw new ServingError(
-        'E_UNKNOWN_SERVABLE',
-        `servable '${servable}' is not loaded${known.length ? ` (loaded: ${known.join(', ')})` : ''}`,
-      );
-    }
+    const versions = this.versionsOf(servable);
     if (!Number.isSafeInteger(versionNumber) || versionNumber < 0) {
       throw new ServingError('E_INVALID_ARGUMENT', `version must be an integer >= 0, got ${versionNumber}`);
     }
@@ -350,6 +345,21 @@ export class ServingEngine {
       );
     }
     return rt;
+  }
+
+  /** The loaded versions of a servable; E_UNKNOWN_SERVABLE when it has none. */
+  private versionsOf(servable: string): Map<number, ServableRuntime> {
+    const versions = this.servables.get(servable);
+    if (!versions || versions.size === 0) {
+      const known = [...this.servables.keys()];
+      throw new ServingError('E_UNKNOWN_SERVABLE', `servable '${servable}' is not loaded${known.length ? ` (loaded: ${known.join(', ')})` : ''}`);
+    }
+    return versions;
+  }
+
+  /** The loaded version numbers of a servable, ascending (none: empty). */
+  private loadedVersions(servable: string): number[] {
+    return [...(this.servables.get(servable)?.keys() ?? [])].sort((a, b) => a - b);
   }
 
   /**
@@ -434,11 +444,7 @@ export class ServingEngine {
 
   /** Loaded servables, their versions and methods. */
   describe(): ServableInfo[] {
-    return [...this.servables.entries()].map(([name, versions]) => ({
-      name,
-      versions: [...versions.keys()].sort((a, b) => a - b),
-      methods: this.runtime(name).describe(),
-    }));
+    return [...this.servables.keys()].map((name) => ({ name, versions: this.loadedVersions(name), methods: this.runtime(name).describe() }));
   }
 
   /**
@@ -448,8 +454,7 @@ export class ServingEngine {
    */
   metadata(servable: string, versionNumber = 0): ServableMetadata {
     const rt = this.runtime(servable, versionNumber);
-    const versions = [...(this.servables.get(servable)?.keys() ?? [])].sort((a, b) => a - b);
-    return { name: rt.name, version: rt.version, versions, methods: rt.describe() };
+    return { name: rt.name, version: rt.version, versions: this.loadedVersions(servable), methods: rt.describe() };
   }
 
   /**
