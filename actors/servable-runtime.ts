@@ -6,6 +6,7 @@
  */
 import { Cancellation } from '../engine/cancellation.js';
 import { ServingError, toServingError } from '../engine/errors.js';
+import { waitUntil } from '../engine/wait.js';
 import type { MethodGraph, ModelStage, Stage, ValueRef } from '../engine/method-graph.js';
 import type { LoadedConfig } from '../engine/config-loader.js';
 import { type ServableLocation, modelFilePath } from '../engine/servable-dir.js';
@@ -379,7 +380,7 @@ export class ServableRuntime {
   async drain(timeoutMs: number): Promise<void> {
     this.stopped = true;
     const deadline = performance.now() + timeoutMs;
-    while (this.inflight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => this.inflight === 0, deadline);
     if (this.inflight > 0) return this.stop();
     this.scheduler?.close(this.stoppedError());
     await Promise.all([this.group.stop(), this.stagePool?.drain(Math.max(0, deadline - performance.now()))]);

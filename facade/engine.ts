@@ -11,6 +11,7 @@
 import { loadServableConfig, type LoadedConfig } from '../engine/config-loader.js';
 import { InstanceErrors, ServingError } from '../engine/errors.js';
 import { closest, libraryMessage } from '../engine/option-schema.js';
+import { waitUntil } from '../engine/wait.js';
 import type { InferOptions, InstanceOutcome, MethodInfo } from '../engine/inference.js';
 import { listVersions, locateServable, resolveVersion, type ServableLocation } from '../engine/servable-dir.js';
 import { ServableStartConfig } from '../engine/start-config.js';
@@ -492,7 +493,7 @@ export class ServingEngine {
     // Listeners stop accepting now and finish their exchanges in the background, within the
     // same timeout (a gRPC stream a client keeps open must not outlast the drain).
     const closing = this.closeListeners(timeoutMs);
-    while (this.inflight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => this.inflight === 0, deadline);
     const cut = this.inflight;
     // Each runtime lets its stage tasks finish in what is left of the timeout, then cuts off.
     const left = Math.max(0, deadline - performance.now());
