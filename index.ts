@@ -18,3 +18,4 @@ export { ServingError, InstanceErrors, ERROR_CODES, type ErrorCode } from './eng
 export type { Model, Placeholder, DeclareModelOptions, StageOptions, MethodOptions, MethodInputOptions } from './engine/register.js';
 export type { RestServer, RestServerOptions } from './transports/rest/server.js';
 export type { GrpcServer, GrpcServerOptions } from './transports/grpc/server.js';
+export { SSLConfig, type SSLConfigFactory } from './transports/ssl-config.js';
