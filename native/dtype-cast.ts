@@ -63,7 +63,7 @@ const isBigIntArray = (a: SourceArray): a is BigInt64Array | BigUint64Array => a
 export function castTensor<D extends NumericDType>(t: Tensor, dtype: D, where = 'castTensor'): TensorOf<D> {
   if (t.dtype === dtype) return t as TensorOf<D>;
   if (!canCast(t.dtype, dtype) || !isNumericDType(t.dtype)) {
-    throw new ServingError('E_INVALID_DTYPE', `${where}: a ${t.dtype} tensor cannot be cast to ${dtype}${dtype === 'bool' ? ' (only bool converts to bool)' : ''}`);
+    throw new ServingError('E_INVALID_DTYPE', `${where}: ${t.dtype} cannot be cast to ${dtype}${dtype === 'bool' ? ' (only bool converts to bool)' : ''}`);
   }
   const src = sourceValues(t as TensorOf<NumericDType>);
   const shape = t.shape;
