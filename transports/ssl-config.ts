@@ -11,7 +11,8 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ServingError } from '../engine/errors.js';
-import { type OptionsIn, boolean, checkOptions, invalidArgument, path } from '../engine/option-schema.js';
+import { type OptionsIn, type Same, boolean, checkOptions, invalidArgument, path } from '../engine/option-schema.js';
+import { type ConfigFactory, configFactory } from './config-factory.js';
 
 export const SSL_CONFIG_OPTIONS = {
   certificate: path({ required: true, doc: 'PEM certificate (chain)' }),
@@ -32,18 +33,11 @@ export interface SSLConfig {
 }
 
 // SSLConfig (part of the public API, written out for its docs) and the schema must describe the same object.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sslConfigMatchesSchema: Same<SSLConfig, OptionsIn<typeof SSL_CONFIG_OPTIONS>> = true;
 void sslConfigMatchesSchema;
 
 /** `server.SSLConfig`: callable with or without `new` (MindSpore's Python has no `new`). */
-export interface SSLConfigFactory {
-  (options: SSLConfig): Readonly<SSLConfig>;
-  new (options: SSLConfig): Readonly<SSLConfig>;
-  readonly prototype: Readonly<SSLConfig>;
-}
-
-const FACTORY = 'server.SSLConfig';
+export type SSLConfigFactory = ConfigFactory<SSLConfig>;
 
 /**
  * Server TLS settings, checked now: the option kinds (unknown keys refused with the closest
@@ -51,17 +45,11 @@ const FACTORY = 'server.SSLConfig';
  * matching the certificate). Returns a frozen object (`instanceof SSLConfig` holds) that
  * `startRestfulServer` and `startGrpcServer` take as `sslConfig`, as they take a plain object.
  */
-export const SSLConfig = function SSLConfig(options: SSLConfig): Readonly<SSLConfig> {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new ServingError(
-      'E_INVALID_ARGUMENT',
-      `${FACTORY} takes one object: ${FACTORY}({ certificate, privateKey, customCa, verifyClient }), got ${options === null ? 'null' : Array.isArray(options) ? 'a list' : typeof options}`,
-    );
-  }
-  const settings: SSLConfig = checkOptions(SSL_CONFIG_OPTIONS, options, invalidArgument(FACTORY));
-  checkSslConfig(settings, FACTORY);
-  return Object.freeze(Object.assign(Object.create((SSLConfig as unknown as SSLConfigFactory).prototype) as SSLConfig, settings));
-} as SSLConfigFactory;
+export const SSLConfig: SSLConfigFactory = configFactory<SSLConfig>('server.SSLConfig', '{ certificate, privateKey, customCa, verifyClient }', false, (options) => {
+  const settings: SSLConfig = checkOptions(SSL_CONFIG_OPTIONS, options, invalidArgument('server.SSLConfig'));
+  checkSslConfig(settings, 'server.SSLConfig');
+  return settings;
+});
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 

@@ -79,7 +79,10 @@ t.test('gRPC: x1 as a tensor of each numeric dtype, x2 float16', async (t) => {
   const outcomes = await client.inferEach(DTYPES.map((dtype) => ({ x1: x1Of(dtype).tensor, x2 })));
   DTYPES.forEach((dtype, k) => {
     const o = outcomes[k];
-    if (!o || o instanceof ServingError) return t.fail(`${dtype}: ${o?.message}`);
+    if (!o || o instanceof ServingError) {
+      t.fail(`${dtype}: ${o?.message}`);
+      return;
+    }
     t.equal(o.y!.dtype, 'float32');
     t.same(Array.from(o.y!.data as Float32Array), x1Of(dtype).values.map((v, i) => v + [0.5, 1.5, 2.5, 3.5][i]!), dtype);
   });

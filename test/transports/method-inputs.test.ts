@@ -175,10 +175,13 @@ t.test('gRPC: into a declared integer dtype only integers in range convert; noth
     { n: { dtype: 'int64', shape: [2], data: BigInt64Array.of(0n, 2n ** 31n) } },
     { n: { dtype: 'float32', shape: [1], data: Float32Array.of(NaN) } },
   ]);
-  const first = outcomes[0] as { y: { dtype: string; data: Int32Array } };
-  t.same([first.y.dtype, Array.from(first.y.data)], ['int32', [2, -7, 65504]]);
-  const second = outcomes[1] as { y: { dtype: string; data: Int32Array } };
-  t.same([second.y.dtype, Array.from(second.y.data)], ['int32', [5, 2 ** 31 - 1]]);
+  const y = (k: number): [string, number[]] => {
+    const o = outcomes[k];
+    if (!o || o instanceof ServingError) throw new Error(`instance ${k} failed: ${o?.message}`);
+    return [o.y!.dtype, Array.from(o.y!.data as Int32Array)];
+  };
+  t.same(y(0), ['int32', [2, -7, 65504]]);
+  t.same(y(1), ['int32', [5, 2 ** 31 - 1]]);
   t.match(outcomes[2], { code: 'E_INVALID_DTYPE', message: /^method 'count' input 'n' takes int32, but element \[1\] is 1\.5, not an integer$/ });
   t.match(outcomes[3], { code: 'E_INVALID_ARGUMENT', message: /^method 'count' input 'n': element \[1\] \(2147483648\) is out of the int32 range \[-2147483648, 2147483647\]$/ });
   t.match(outcomes[4], { code: 'E_INVALID_DTYPE', message: /is NaN, not an integer/ });
@@ -217,7 +220,8 @@ t.test('library API: the same conversion; an input that is not declared keeps th
     { x1: { dtype: 'int32', shape: [2, 2], data: Int32Array.of(1, 2, 3, 4) }, x2: { dtype: 'float32', shape: [2, 2], data: Float32Array.of(1, 1, 1, 1) } },
     { x1: { dtype: 'float32', shape: [2, 2], data: Float32Array.of(1, 2, 3, 4) }, x2: { dtype: 'int32', shape: [2, 2], data: Int32Array.of(1, 1, 1, 1) } },
   ]);
-  const sum = outcomes[0] as { y: { data: Float32Array } };
-  t.same(Array.from(sum.y.data), [2, 3, 4, 5], 'declared x1 (float32) converted from int32 before the model');
+  const sum = outcomes[0];
+  if (!sum || sum instanceof ServingError) throw new Error(`instance 0 failed: ${sum?.message}`);
+  t.same(Array.from(sum.y!.data as Float32Array), [2, 3, 4, 5], 'declared x1 (float32) converted from int32 before the model');
   t.match(outcomes[1], { code: 'E_INVALID_DTYPE', message: /takes float32, got int32/ }, 'x2 is not declared: the model refuses int32, as before');
 });

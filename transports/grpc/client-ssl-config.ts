@@ -9,7 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { ServingError } from '../../engine/errors.js';
-import { type OptionsIn, checkOptions, invalidArgument, path } from '../../engine/option-schema.js';
+import { type OptionsIn, type Same, checkOptions, invalidArgument, path } from '../../engine/option-schema.js';
+import { configFactory } from '../config-factory.js';
 
 export const CLIENT_SSL_OPTIONS = {
   certificate: path({ doc: "path of the client's PEM certificate (mutual TLS; with privateKey)" }),
@@ -28,7 +29,6 @@ export interface SSLConfig {
 }
 
 // The interface (written out for its docs) and the schema must describe the same object.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sslConfigMatchesSchema: Same<SSLConfig, OptionsIn<typeof CLIENT_SSL_OPTIONS>> = true;
 void sslConfigMatchesSchema;
 
@@ -65,21 +65,13 @@ export function clientTlsFiles(ssl: SSLConfig, where: string): ClientTlsFiles {
   return { customCa: read('customCa'), privateKey: read('privateKey'), certificate: read('certificate') };
 }
 
-const FACTORY = 'SSLConfig';
-
 /**
  * Client TLS settings, checked now (option kinds, unknown keys with the closest known one,
  * certificate with privateKey, readable files). Returns a frozen object (`instanceof SSLConfig`
  * holds) for the Client's `sslConfig`, which takes a plain object as well.
  */
-export const SSLConfig = function SSLConfig(options: SSLConfig = {}): Readonly<SSLConfig> {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new ServingError(
-      'E_INVALID_ARGUMENT',
-      `${FACTORY} takes one object: ${FACTORY}({ certificate, privateKey, customCa }), got ${options === null ? 'null' : Array.isArray(options) ? 'a list' : typeof options}`,
-    );
-  }
-  const settings: SSLConfig = checkOptions(CLIENT_SSL_OPTIONS, options, invalidArgument(FACTORY));
-  clientTlsFiles(settings, FACTORY);
-  return Object.freeze(Object.assign(Object.create((SSLConfig as unknown as SSLConfigFactory).prototype) as SSLConfig, settings));
-} as SSLConfigFactory;
+export const SSLConfig = configFactory<SSLConfig>('SSLConfig', '{ certificate, privateKey, customCa }', true, (options) => {
+  const settings: SSLConfig = checkOptions(CLIENT_SSL_OPTIONS, options, invalidArgument('SSLConfig'));
+  clientTlsFiles(settings, 'SSLConfig');
+  return settings;
+}) as SSLConfigFactory;
