@@ -1,6 +1,7 @@
 # actorserve in a container: the README's install, then `actorserve serve` as PID 1.
 #   docker build -t actorserve .
-#   docker run --rm -p 1500:1500 -p 5500:5500 actorserve
+#   docker run --rm -p 1500:1500 -p 5500:5500 --stop-timeout 40 actorserve
+# (docker stop waits 10 s before SIGKILL unless told otherwise; the drain takes up to 30 s)
 # docs/deployment.md explains each step and how to serve your own servables.
 FROM node:20-bookworm
 
