@@ -41,8 +41,11 @@ export interface RestServer {
   readonly address: string;
   /** The TCP port bound (0 for a unix socket). */
   readonly port: number;
-  /** Stops accepting, lets requests in flight finish (up to closeTimeoutMs), then closes every connection. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, lets requests in flight finish for up to `timeoutMs` (a drain passes its
+   * own; default: the closeTimeoutMs option), then closes every connection.
+   */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 /**
@@ -157,12 +160,12 @@ class UwsRestServer implements RestServer {
     this.engine.log(`RESTful server listening on ${this.settings.ssl ? 'https' : 'http'}://${this.address}${this.front ? ' (client certificates required)' : ''}`);
   }
 
-  close(): Promise<void> {
-    this.closing ??= this.drainAndClose();
+  close(timeoutMs = this.settings.closeTimeoutMs): Promise<void> {
+    this.closing ??= this.drainAndClose(timeoutMs);
     return this.closing;
   }
 
-  private async drainAndClose(): Promise<void> {
+  private async drainAndClose(timeoutMs: number): Promise<void> {
     this.draining = true;
     this.front?.stopAccepting();
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
@@ -171,7 +174,7 @@ class UwsRestServer implements RestServer {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         this.drained = resolve;
-        timer = setTimeout(resolve, this.settings.closeTimeoutMs);
+        timer = setTimeout(resolve, timeoutMs);
       });
       clearTimeout(timer);
     }
