@@ -20,6 +20,14 @@ fx.config('add', ADD_CONFIG);
 fx.model('add', 1, 'add.onnx', addModel({ batch: 'N' }));
 t.teardown(() => fx.remove());
 
+/** The replicas and nginx, ended when this process exits or times out (teardowns do not run then). */
+const children = new Set<{ kill(): void }>();
+const killChildren = () => {
+  for (const c of children) c.kill();
+};
+process.on('exit', killChildren);
+t.on('timeout', killChildren);
+
 /** Load bounds: it stops at whichever comes first. */
 const CLIENTS = 4;
 const MAX_REQUESTS = 150_000;
@@ -75,7 +83,9 @@ class Replica {
   }
 
   start() {
-    return runCli(['serve', '--servable-dir', fx.dir, '--servables', 'add', '--rest-address', `127.0.0.1:${this.port}`, '--no-grpc', '--drain-timeout-ms', '20000']);
+    const proc = runCli(['serve', '--servable-dir', fx.dir, '--servables', 'add', '--rest-address', `127.0.0.1:${this.port}`, '--no-grpc', '--drain-timeout-ms', '20000']);
+    children.add({ kill: () => proc.child.kill('SIGKILL') });
+    return proc;
   }
 
   async ready(): Promise<void> {
@@ -167,6 +177,7 @@ t.test('a rolling restart of two replicas behind nginx loses no request', async 
 
   const nginxPort = await freePort();
   const nginx = await startNginx(documentedNginxConfig(ports, nginxPort), nginxPort);
+  children.add(nginx);
   t.teardown(() => nginx.stop());
   const load = new Load(`http://127.0.0.1:${nginxPort}`);
   t.teardown(() => load.stop());

@@ -16,6 +16,8 @@ export interface Nginx {
   errorLog(): string;
   /** SIGQUIT (graceful stop), then the temp dir is removed. */
   stop(): Promise<void>;
+  /** SIGTERM (nginx's fast stop: the master ends its workers) at once, for an exit or a timeout. */
+  kill(): void;
 }
 
 /** Starts nginx with `httpConfig` inside `http { }`; resolves once `port` accepts connections. */
@@ -69,7 +71,7 @@ ${httpConfig}
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { errorLog, stop };
+  return { errorLog, stop, kill: () => child.kill('SIGTERM') };
 }
 
 function accepts(port: number): Promise<boolean> {
