@@ -42,6 +42,11 @@ t.test('raw: numeric chunks are viewed when aligned and copied when not; BYTES a
   const copied = tensorFromRaw('float32', [2], body.subarray(1), 'x');
   t.same([...(copied.data as Float32Array)], [1.5, -2]);
   t.not((copied.data as Float32Array).buffer, body.buffer, 'misaligned: copied');
+  // a Buffer (what gRPC's bytes fields and HTTP bodies are), whose slice() is a view, not a copy
+  const buf = Buffer.alloc(9);
+  buf.set(new Uint8Array(values.buffer), 1);
+  const fromBuffer = tensorFromRaw('float32', [2], buf.subarray(1), 'x');
+  t.same([...(fromBuffer.data as Float32Array)], [1.5, -2], 'misaligned Buffer: copied');
 
   const strings: Tensor = { dtype: 'bytes', shape: [3], data: [Buffer.from('ab'), Buffer.alloc(0), Buffer.from('héllo')] };
   const raw = tensorToRaw(strings);

@@ -34,7 +34,7 @@ export function tensorFromRaw(dtype: DType, shape: readonly number[], bytes: Uin
       if (bytes[i]! > 1) throw new ServingError('E_INVALID_ARGUMENT', `${what}: BOOL element ${i} is byte ${bytes[i]}, expected 0 or 1`);
     }
   }
-  const aligned = bytes.byteOffset % size === 0 ? bytes : bytes.slice(); // slice(): a fresh, aligned copy
+  const aligned = bytes.byteOffset % size === 0 ? bytes : new Uint8Array(bytes); // a fresh, aligned copy (a Buffer's slice() would be a view)
   return { dtype, shape, data: new ctor(aligned.buffer, aligned.byteOffset, count) } as Tensor;
 }
 
