@@ -139,11 +139,17 @@ export class GrpcSession {
       let codes = '';
       let code = '';
       const chunks: Buffer[] = [];
+      /** The actorserve code of a failed call, in the trailers or (a trailers-only reply) the headers. */
+      const readCode = (h: http2.IncomingHttpHeaders): void => {
+        const one = h[ERROR_CODE_TRAILER];
+        if (one !== undefined) code = String(Array.isArray(one) ? one[0] : one);
+      };
       req.on('response', (h) => {
         httpStatus = Number(h[':status']);
         if (h['grpc-status'] !== undefined) {
           status = Number(h['grpc-status']);
           message = decodeMessage(h['grpc-message']);
+          readCode(h);
         }
       });
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -152,8 +158,7 @@ export class GrpcSession {
         message = decodeMessage(t['grpc-message']);
         const c = t[ERROR_CODES_TRAILER];
         codes = c === undefined ? '' : String(Array.isArray(c) ? c[0] : c);
-        const one = t[ERROR_CODE_TRAILER];
-        code = one === undefined ? '' : String(Array.isArray(one) ? one[0] : one);
+        readCode(t);
       });
       req.on('error', (err: NodeJS.ErrnoException) => {
         failure ??= socketFailure(err);
