@@ -2,7 +2,9 @@
  * The gRPC protos, loaded at run time with @grpc/proto-loader from the source tree
  * (`<package root>/transports/grpc/protos/`), and the TypeScript shapes of their messages as
  * proto-loader hands them over (snake_case keys, enums and 64-bit integers as numbers, bytes
- * as Buffers, every field present with its default on the decoding side).
+ * as Buffers, every field present with its default on the decoding side). The Open Inference
+ * Protocol's proto is loaded on its own with 64-bit integers as decimal strings, so INT64 and
+ * UINT64 contents keep every bit.
  */
 import path from 'node:path';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';

@@ -7,6 +7,9 @@
  *   MindSpore's clients, read by ours).
  * - `actorserve.v1.ActorServe/PredictStream`, our pipelined bidirectional stream (see
  *   predict-stream.ts), with real gRPC status codes for whole-stream errors.
+ * - `inference.GRPCInferenceService`, the Open Inference Protocol (KServe v2) with Triton's
+ *   ModelStreamInfer (kserve-service.ts): real gRPC statuses and the `actorserve-error-code`
+ *   trailer; stream requests that fail are answered in `error_message`.
  *
  * It only decodes, calls the engine and encodes. Limits are explicit: message size both ways
  * (maxMsgMbSize, default 100 MiB as MindSpore), concurrent streams per connection,
