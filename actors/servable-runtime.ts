@@ -19,11 +19,11 @@ import { BatchPlan } from './batch-plan.js';
 import { DeviceGroup } from './device-group.js';
 import { type DeviceHandle, localDeviceFactory } from './device-handle.js';
 import { ModelScheduler, type RequestState, type SchedulerStats } from './model-scheduler.js';
-import type { GraphInfo } from './protocol.js';
+import type { GraphInfo, ValueInfo } from './protocol.js';
 import { StagePool } from './stage-pool.js';
 import type { ModelCall } from './stage-protocol.js';
 import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
-import type { InferOptions, InstanceOutcome, MethodInfo } from '../engine/inference.js';
+import type { InferOptions, InstanceOutcome, MethodInfo, MethodLayout, TensorLayout } from '../engine/inference.js';
 
 /** One loaded servable version's live figures (ServableRuntime.stats). */
 export interface RuntimeStats extends RuntimeFigures, SchedulerStats {}
@@ -152,8 +152,12 @@ export class ServableRuntime {
 
   /** Whether model input `k` of `stage` carries a batch dim (its first dim is not part of an instance). */
   private batchedInput(stage: ModelStage, k: number): boolean {
-    const declaration = this.config.models[this.modelIndex.get(stage.modelKey)!]!.declaration;
+    const declaration = this.declarationOf(stage);
     return declaration.withBatchDim && !declaration.withoutBatchDimInputs.includes(k);
+  }
+
+  private declarationOf(stage: ModelStage): LoadedConfig['models'][number]['declaration'] {
+    return this.config.models[this.modelIndex.get(stage.modelKey)!]!.declaration;
   }
 
   private graph(stage: ModelStage): GraphInfo {
@@ -197,10 +201,40 @@ export class ServableRuntime {
           return { name, ...declared };
         }),
         outputs: m.outputs,
+        layout: this.layoutOf(m),
       };
       this.infos.set(m, info);
     }
     return info;
+  }
+
+  /** See MethodLayout (engine/inference.ts): which tensors carry the batch dim, and their per-instance types. */
+  private layoutOf(m: MethodGraph): MethodLayout {
+    const batched = m.stages.some((s) => s.kind === 'model' && this.declarationOf(s).withBatchDim);
+    const fromModel = (value: ValueInfo, withBatch: boolean): TensorLayout => ({
+      dtype: value.dtype,
+      dims: withBatch ? value.dims.slice(1) : value.dims,
+      batched,
+    });
+    const inputs = m.inputs.map((_, i): TensorLayout => {
+      const declared = m.declaredInputs[i] ?? {};
+      for (const s of m.stages) {
+        const k = s.args.findIndex((a) => a.stage === 0 && a.output === i);
+        if (k >= 0 && s.kind === 'model') {
+          const withBatch = this.batchedInput(s, k);
+          const model = fromModel(this.graph(s).inputs[k]!, withBatch);
+          return { ...model, ...declared, batched: batched && withBatch };
+        }
+      }
+      return { ...declared, batched };
+    });
+    const outputs = m.returns.map((ref): TensorLayout => {
+      if (ref.stage === 0) return { ...inputs[ref.output]!, batched };
+      const s = m.stages[ref.stage - 1]!;
+      if (s.kind !== 'model') return { batched };
+      return fromModel(this.graph(s).outputs[ref.output]!, this.declarationOf(s).withBatchDim);
+    });
+    return { batched, inputs, outputs };
   }
 
   /** Can serve now: not stopping, and a device actor is live (or the servable has no models). */

@@ -11,7 +11,7 @@
  */
 import http2 from 'node:http2';
 import net from 'node:net';
-import { ERROR_CODES_TRAILER, PREDICT_PATH, PREDICT_STREAM_PATH, protos } from '../transports/grpc/proto.js';
+import { ERROR_CODE_TRAILER, ERROR_CODES_TRAILER, KSERVE_PATH, PREDICT_PATH, PREDICT_STREAM_PATH, protos } from '../transports/grpc/proto.js';
 import { type Failure, GRPC_UNAVAILABLE, grpcFailure, replyFailure, socketFailure, streamReplyFailure } from './bench-failure.js';
 
 export interface GrpcEndpoint {
@@ -112,14 +112,17 @@ export class GrpcSession {
     return s;
   }
 
-  /** One unary MSService/Predict call with a framed request. */
-  unary(framed: Buffer): Promise<Failure | undefined> {
+  /**
+   * One unary call with a framed request: MSService/Predict (the reply's error_msg decides),
+   * or the Open Inference Protocol's ModelInfer (`kserve`: the gRPC status decides).
+   */
+  unary(framed: Buffer, rpc: 'predict' | 'kserve' = 'predict'): Promise<Failure | undefined> {
     return new Promise((resolve) => {
       let req: http2.ClientHttp2Stream;
       try {
         req = this.h2().request({
           ':method': 'POST',
-          ':path': PREDICT_PATH,
+          ':path': rpc === 'kserve' ? KSERVE_PATH.ModelInfer : PREDICT_PATH,
           'content-type': 'application/grpc',
           te: 'trailers',
           'grpc-timeout': grpcTimeout(this.timeoutMs),
@@ -134,12 +137,19 @@ export class GrpcSession {
       let status: number | undefined;
       let message = '';
       let codes = '';
+      let code = '';
       const chunks: Buffer[] = [];
+      /** The actorserve code of a failed call, in the trailers or (a trailers-only reply) the headers. */
+      const readCode = (h: http2.IncomingHttpHeaders): void => {
+        const one = h[ERROR_CODE_TRAILER];
+        if (one !== undefined) code = String(Array.isArray(one) ? one[0] : one);
+      };
       req.on('response', (h) => {
         httpStatus = Number(h[':status']);
         if (h['grpc-status'] !== undefined) {
           status = Number(h['grpc-status']);
           message = decodeMessage(h['grpc-message']);
+          readCode(h);
         }
       });
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -148,6 +158,7 @@ export class GrpcSession {
         message = decodeMessage(t['grpc-message']);
         const c = t[ERROR_CODES_TRAILER];
         codes = c === undefined ? '' : String(Array.isArray(c) ? c[0] : c);
+        readCode(t);
       });
       req.on('error', (err: NodeJS.ErrnoException) => {
         failure ??= socketFailure(err);
@@ -160,9 +171,10 @@ export class GrpcSession {
         if (failure) return resolve(failure);
         if (httpStatus !== 200) return resolve({ kind: httpStatus ? `HTTP ${httpStatus}` : 'connection reset', message: 'not a gRPC reply', connection: !httpStatus });
         if (status === undefined) return resolve(grpcFailure(2, 'the call ended without a grpc-status'));
-        if (status !== 0) return resolve(grpcFailure(status, message));
+        if (status !== 0) return resolve(code ? { ...grpcFailure(status, message), kind: code } : grpcFailure(status, message));
         const { list, compressed } = messages(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
         if (list.length !== 1 || compressed) return resolve({ kind: 'bad gRPC reply', message: compressed ? 'compressed reply' : `${list.length} reply messages` });
+        if (rpc === 'kserve') return resolve(undefined); // status OK: the inference succeeded
         try {
           resolve(replyFailure(protos().predict.responseDeserialize(list[0]!), codes));
         } catch (err) {

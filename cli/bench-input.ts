@@ -1,7 +1,9 @@
 /**
  * Request payloads for `actorserve bench`, encoded once before the load starts: the REST body
- * (the input JSON as it is, or converted to msgpack), the gRPC `MSService/Predict` request and
- * the `PredictStream` request (without its id, which each send appends).
+ * (the input JSON as it is, or converted to msgpack), the gRPC `MSService/Predict` request,
+ * the `PredictStream` request (without its id, which each send appends) and the Open Inference
+ * Protocol's `ModelInfer` request (kserve: the instances stacked along a leading batch dim,
+ * in raw_input_contents).
  */
 import { Packr } from 'msgpackr';
 import type { DType } from '../engine/dtypes.js';
@@ -9,9 +11,18 @@ import { parseInstances } from '../native/index.js';
 import { toTensor } from '../transports/rest/json-codec.js';
 import { encodeTensor } from '../transports/grpc/codec.js';
 import { protos, type WireInstance, type WireServableSpec, type WireTensor } from '../transports/grpc/proto.js';
+import type { Instance, Tensor } from '../engine/tensor.js';
+import { toV2Datatype } from '../transports/kserve/datatypes.js';
+import { stackBatch } from '../transports/kserve/batch.js';
+import { tensorToRaw } from '../transports/kserve/raw.js';
 
-export type Protocol = 'rest' | 'grpc' | 'grpc-stream';
-export const PROTOCOLS: readonly Protocol[] = ['rest', 'grpc', 'grpc-stream'];
+export type Protocol = 'rest' | 'grpc' | 'grpc-stream' | 'kserve';
+export const PROTOCOLS: readonly Protocol[] = ['rest', 'grpc', 'grpc-stream', 'kserve'];
+
+/** The model name of a servable method in the Open Inference Protocol: `<servable>.<method>`. */
+export function v2ModelName(spec: Spec): string {
+  return `${spec.servable}.${spec.method}`;
+}
 
 /** The README's example body: one `add` instance of two [2, 2] float32 tensors. */
 export const ADD_EXAMPLE_BODY = '{"instances":{"x1":[[1.0, 1.0], [1.0, 1.0]], "x2":[[1.0, 1.0], [1.0, 1.0]]}}';
@@ -88,7 +99,13 @@ export function buildPayload(protocol: Protocol, json: Uint8Array, spec: Spec, o
     }
     return { bytes: json, instances, path: restPath(spec), headers: { 'content-type': 'application/json' } };
   }
-  const wire = wireInstances(json, options.numbersDtype ?? 'float32', where);
+  const tensors = instanceTensors(json, options.numbersDtype ?? 'float32', where);
+  if (protocol === 'kserve') return { bytes: v2Request(tensors, spec, where), instances, path: '', headers: {} };
+  const wire: WireInstance[] = tensors.map((inst) => {
+    const items: Record<string, WireTensor> = {};
+    for (const [name, t] of Object.entries(inst)) items[name] = encodeTensor(t);
+    return { items };
+  });
   const servable_spec: WireServableSpec = { name: spec.servable, method_name: spec.method, version_number: spec.version };
   const p = protos();
   const bytes =
@@ -98,8 +115,8 @@ export function buildPayload(protocol: Protocol, json: Uint8Array, spec: Spec, o
   return { bytes, instances, path: '', headers: {} };
 }
 
-/** JSON instances → wire instances, with REST's parsing rules and `numbersDtype` for plain numbers. */
-function wireInstances(json: Uint8Array, numbersDtype: DType, where: string): WireInstance[] {
+/** JSON instances → tensors, with REST's parsing rules and `numbersDtype` for plain numbers. */
+function instanceTensors(json: Uint8Array, numbersDtype: DType, where: string): Instance[] {
   let request;
   try {
     request = parseInstances(json);
@@ -107,14 +124,44 @@ function wireInstances(json: Uint8Array, numbersDtype: DType, where: string): Wi
     throw new InputError(`${where}: ${(err as Error).message}`);
   }
   return request.instances.map((inst, i) => {
-    const items: Record<string, WireTensor> = {};
+    const out: Instance = {};
     for (const [name, value] of Object.entries(inst)) {
       try {
-        items[name] = encodeTensor(toTensor(value, value.kind === 'numbers' ? numbersDtype : undefined, `instance ${i}, input '${name}'`));
+        out[name] = toTensor(value, value.kind === 'numbers' ? numbersDtype : undefined, `instance ${i}, input '${name}'`);
       } catch (err) {
         throw new InputError(`${where}: ${(err as Error).message}`);
       }
     }
-    return { items };
+    return out;
+  });
+}
+
+/** A ModelInferRequest: each input's instances stacked along a new leading (batch) dim, raw. */
+function v2Request(instances: readonly Instance[], spec: Spec, where: string): Uint8Array {
+  const names = Object.keys(instances[0]!);
+  const inputs = [];
+  const raw = [];
+  for (const name of names) {
+    let t: Tensor;
+    try {
+      t = stackBatch(
+        instances.map((inst, i) => {
+          const part = inst[name];
+          if (!part) throw new InputError(`${where}: instance ${i} has no input '${name}' (kserve sends the instances as one batch: every instance needs the same inputs)`);
+          return part;
+        }),
+        `input '${name}'`,
+      );
+    } catch (err) {
+      throw err instanceof InputError ? err : new InputError(`${where}: ${(err as Error).message.replace(/v2 output tensor/, 'v2 tensor')}`);
+    }
+    inputs.push({ name, datatype: toV2Datatype(t.dtype), shape: [...t.shape] });
+    raw.push(tensorToRaw(t));
+  }
+  return protos().kserve.ModelInfer.requestSerialize({
+    model_name: v2ModelName(spec),
+    model_version: spec.version > 0 ? String(spec.version) : '',
+    inputs,
+    raw_input_contents: raw,
   });
 }

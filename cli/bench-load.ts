@@ -203,6 +203,9 @@ function merge(plan: Plan, concurrency: number, workers: number, reports: readon
   };
 }
 
+/** The rpc each gRPC protocol calls, for messages. */
+const GRPC_RPC = { grpc: 'MSService/Predict', 'grpc-stream': 'PredictStream', kserve: 'GRPCInferenceService/ModelInfer' } as const;
+
 /** What a load client needs to reach the plan's target and send its request. */
 function target(plan: Plan) {
   return {
@@ -226,7 +229,7 @@ export async function preflight(plan: Plan, timeoutMs = Math.min(plan.timeoutMs,
   try {
     const f = await client.sender(0)();
     if (!f) return;
-    const what = plan.protocol === 'rest' ? `${plan.label}${plan.payload.path}` : `${plan.label} (${plan.protocol === 'grpc' ? 'MSService/Predict' : 'PredictStream'})`;
+    const what = plan.protocol === 'rest' ? `${plan.label}${plan.payload.path}` : `${plan.label} (${GRPC_RPC[plan.protocol]})`;
     if (f.connection) throw new BenchError(`cannot reach ${what}: ${f.kind}${f.message && f.message !== f.kind ? ` (${oneLine(f.message)})` : ''}`);
     throw new BenchError(`${what}: ${f.kind}${f.message ? `: ${oneLine(f.message)}` : ''}`);
   } finally {

@@ -127,9 +127,10 @@ export async function makeClient(job: Omit<WorkerJob, 'shared' | 'warmupMs'>): P
   }
   const { GrpcSession, frame } = await import('./bench-grpc.js');
   const sessions = Array.from({ length: Math.ceil(job.loops / 100) }, () => new GrpcSession(job.grpc!, job.timeoutMs));
-  if (job.protocol === 'grpc') {
+  if (job.protocol === 'grpc' || job.protocol === 'kserve') {
     const framed = frame(job.payload);
-    return { sender: (i) => () => sessions[i % sessions.length]!.unary(framed), close: () => sessions.forEach((s) => s.close()) };
+    const rpc = job.protocol === 'kserve' ? 'kserve' : 'predict';
+    return { sender: (i) => () => sessions[i % sessions.length]!.unary(framed, rpc), close: () => sessions.forEach((s) => s.close()) };
   }
   const streams = sessions.map((s) => s.stream());
   return {

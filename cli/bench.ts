@@ -1,7 +1,8 @@
 /**
  * `actorserve bench <target> --servable S --method M [...]`: a bounded closed-loop load
  * generator for any server speaking actorserve's REST protocol (MindSpore's RESTful API) or
- * gRPC (`MSService/Predict`, actorserve's `PredictStream`). Load runs on worker threads that
+ * gRPC (`MSService/Predict`, actorserve's `PredictStream`, the Open Inference Protocol's
+ * `ModelInfer`). Load runs on worker threads that
  * own keep-alive connections and send pre-encoded bodies; the main thread only keeps time,
  * prints progress on stderr (cli/bench-progress.ts) and the final table (or `--json`).
  *
@@ -18,8 +19,8 @@ import { isDType } from '../engine/dtypes.js';
 
 export const BENCH_USAGE = `Usage: actorserve bench <target> --servable NAME --method NAME [options]
 
-Load-tests a server speaking actorserve's REST or gRPC protocol (actorserve, MindSpore
-Serving, ...): closed-loop clients on worker threads, one concurrency level after another,
+Load-tests a server speaking actorserve's REST or gRPC protocols (actorserve, MindSpore
+Serving, or any KServe v2 / Open Inference Protocol gRPC server): closed-loop clients on worker threads, one concurrency level after another,
 then a table of requests/s, instances/s, latency percentiles and errors by kind per level.
 
 <target>                  host:port, http://host:port or unix:/path/to/socket
@@ -28,9 +29,12 @@ Options:
   --servable NAME         servable to call (required)
   --method NAME           method to call (required)
   --version N             servable version (default: 0, the newest)
-  --protocol P            rest (default), grpc (MSService/Predict, unary) or grpc-stream
+  --protocol P            rest (default), grpc (MSService/Predict, unary), grpc-stream
                           (actorserve PredictStream: one stream per load thread, every
-                          request of the level in flight on it)
+                          request of the level in flight on it) or kserve (KServe v2 gRPC:
+                          GRPCInferenceService/ModelInfer, unary, model <servable>.<method>;
+                          the input's instances are stacked along a leading batch dim and
+                          sent in raw_input_contents)
   --concurrency LIST      requests in flight per level, e.g. 1,8,64 (default: 1,8,64)
   --duration D            measure each level for D: 10s, 500ms, 1m; the unit is required
                           (default: 10s)
@@ -40,8 +44,8 @@ Options:
   --input FILE            JSON body {"instances": ...} sent with every request (default for
                           add/add_common and add/add_cast: the README's example)
   --msgpack               rest: send the input as msgpack and ask for msgpack replies
-  --dtype T               grpc: dtype of plain JSON numbers in the input (default: float32;
-                          {"b64", "type", "shape"} values keep their own)
+  --dtype T               gRPC protocols: dtype of plain JSON numbers in the input
+                          (default: float32; {"b64", "type", "shape"} values keep their own)
   --http-client C         rest: raw (default: keep-alive HTTP/1.1 on node:net, the lighter
                           client) or node (node:http's keep-alive Agent, as a cross-check)
   --workers N             load-generator threads (default: half the cores, 1..8; never
@@ -52,7 +56,7 @@ Options:
   -h, --help              show this help
 
 A request counts as failed when the reply is not 200 (rest), the gRPC status is not OK, or
-the reply holds an error_msg (the whole request or one instance). Latency percentiles are of
+the reply holds an error_msg (the whole request or one instance; grpc and grpc-stream). Latency percentiles are of
 successful requests; req/s counts successful requests. When every request fails to connect
 for 1 s (the server went away), the level stops there: "server unreachable from t=…" on
 stderr, its rates cover the time before (unreachableFromSeconds in --json), later levels are

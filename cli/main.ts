@@ -2,8 +2,6 @@
  * The `actorserve` command line: `serve`, `infer`, `bench` and `encrypt`, each in its own
  * module. Every command has --help; bad flags exit 2 with a one-line reason, failures exit 1.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { UsageError } from './args.js';
 import { ConfigError } from './config.js';
 import { serve } from './serve.js';
@@ -12,7 +10,7 @@ import { runBenchCommand } from './bench.js';
 import { runInferCommand } from '../transports/grpc/infer-cli.js';
 import { closest } from '../engine/option-schema.js';
 import { cliWording } from './library-wording.js';
-import { packageRootOf } from '../engine/package-root.js';
+import { ownPackageVersion } from '../engine/package-root.js';
 
 const USAGE = `Usage: actorserve <command> [options]
 
@@ -30,12 +28,6 @@ Run "actorserve <command> --help" for the options of a command.
 `;
 
 const COMMANDS = ['serve', 'encrypt', 'infer', 'bench'];
-
-/** The `version` of actorserve's own package.json (the package this module ships in). */
-function packageVersion(): string {
-  const file = path.join(packageRootOf(import.meta.url), 'package.json');
-  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
-}
 
 /** `unknown command 'serv' (did you mean 'serve'?)`. */
 function unknownCommand(command: string): UsageError {
@@ -65,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
       case '-v':
       case '--version':
       case 'version':
-        process.stdout.write(`actorserve ${packageVersion()}\n`);
+        process.stdout.write(`actorserve ${ownPackageVersion()}\n`);
         return 0;
       default:
         throw unknownCommand(command);

@@ -3,6 +3,7 @@
  * runtime's supervisor, a transport, a test): per-request options and per-instance outcomes.
  */
 import type { CancelSignal } from './cancellation.js';
+import type { DType } from './dtypes.js';
 import type { ServingError } from './errors.js';
 import type { Instance } from './tensor.js';
 
@@ -24,9 +25,40 @@ export interface MethodInput {
   readonly dims?: readonly (number | string)[];
 }
 
+/** One input or output of a method as batch-shaped protocols (KServe v2) see it. */
+export interface TensorLayout {
+  /** Declared, or the model's where the tensor feeds a model input (comes from a model output) directly. */
+  readonly dtype?: DType;
+  /** Dims of one instance, without a batch dim (a string or -1 is dynamic); absent: unknown. */
+  readonly dims?: readonly (number | string)[];
+  /**
+   * In a batched method, whether this input is split along its leading dim into instances
+   * (false for a model input listed in `withoutBatchDimInputs`: every instance gets it whole).
+   * False for every tensor of a method that is not batched.
+   */
+  readonly batched: boolean;
+}
+
+/**
+ * How a method's instances map onto whole-batch tensors. A method is batched when one of its
+ * model stages runs a model declared `withBatchDim` (the default): a client's tensor of shape
+ * [N, ...] is then N instances, and outputs stack the instances' results along a new leading
+ * dim. A method whose models have no batch dim (or that has no model stage) takes each tensor
+ * whole as one instance.
+ */
+export interface MethodLayout {
+  readonly batched: boolean;
+  /** Index-aligned with MethodInfo.inputs. */
+  readonly inputs: readonly TensorLayout[];
+  /** Index-aligned with MethodInfo.outputs. */
+  readonly outputs: readonly TensorLayout[];
+}
+
 /** A method's signature, as metadata endpoints and decoders need it. */
 export interface MethodInfo {
   readonly name: string;
   readonly inputs: readonly MethodInput[];
   readonly outputs: readonly string[];
+  /** Batch layout and output types (set by the runtime; absent in metadata a client rebuilt). */
+  readonly layout?: MethodLayout;
 }

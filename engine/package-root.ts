@@ -1,5 +1,5 @@
 /** Finding actorserve's own package folder (protos, the addon, the bundled servables live under it). */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,4 +20,12 @@ export function packageRootOf(moduleUrl: string): string {
   const root = findPackageRoot(dirname(file));
   if (root === undefined) throw new Error(`actorserve: no package.json above ${file}`);
   return root;
+}
+
+let version: string | undefined;
+
+/** The `version` of actorserve's own package.json (read once). */
+export function ownPackageVersion(): string {
+  version ??= (JSON.parse(readFileSync(join(packageRootOf(import.meta.url), 'package.json'), 'utf8')) as { version: string }).version;
+  return version;
 }

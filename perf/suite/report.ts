@@ -6,6 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { LevelResult } from '../../cli/bench-load.js';
+import type { Protocol } from '../../cli/bench-input.js';
 import { type Spread, num, pairedRatio, spread, withRange } from './stats.js';
 import { type Series, lineChart } from './svg.js';
 
@@ -15,7 +16,7 @@ export interface Workload {
   readonly id: string;
   readonly title: string;
   readonly what: string;
-  readonly protocol: 'rest' | 'grpc' | 'grpc-stream';
+  readonly protocol: Protocol;
   readonly servable: string;
   readonly method: string;
   readonly input: 'add' | 'mlp' | 'resnet';
@@ -171,6 +172,11 @@ function goalNotes(input: ReportInput, c: number): string[] {
   }
   if (r['grpc-add']?.['actorserve'] && r['grpc-add']?.['grpc-echo']) {
     notes.push(`gRPC unary, c=${c}: server CPU per call — actorserve ${us('grpc-add', 'actorserve')}, bare grpc-js echo ${us('grpc-add', 'grpc-echo')}; both are dominated by grpc-js's per-call cost.`);
+  }
+  if (r['grpc-kserve-add']?.['actorserve'] && r['grpc-add']?.['actorserve']) {
+    notes.push(
+      `gRPC KServe v2, c=${c}: ModelInfer ${num(rps('grpc-kserve-add', 'actorserve'))} req/s vs MSService/Predict ${num(rps('grpc-add', 'actorserve'))} req/s; server CPU per call ${us('grpc-kserve-add', 'actorserve')} vs ${us('grpc-add', 'actorserve')} (same servable and values; v2 adds the model-name resolution, batch split/stack and raw tensor layout).`,
+    );
   }
   if (r['grpc-stream-add']?.['actorserve'] && r['grpc-add']?.['actorserve']) {
     notes.push(`gRPC streaming, c=${c}: server CPU per request — PredictStream ${us('grpc-stream-add', 'actorserve')} vs unary Predict ${us('grpc-add', 'actorserve')}: a stream saves grpc-js's per-call work.`);

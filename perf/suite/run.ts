@@ -93,6 +93,17 @@ export const WORKLOADS: readonly Workload[] = [
     targets: ['actorserve', 'grpc-echo'],
     baseline: 'grpc-echo',
   },
+  {
+    id: 'grpc-kserve-add',
+    title: 'gRPC KServe v2 ModelInfer add_common',
+    what: 'unary Open Inference Protocol GRPCInferenceService/ModelInfer to the model `add.add_common`, one [1, 2, 2] float32 batch per request in raw_input_contents, replies in raw_output_contents; compared with MSService/Predict in the notes',
+    protocol: 'kserve',
+    servable: 'add',
+    method: 'add_common',
+    input: 'add',
+    targets: ['actorserve'],
+    baseline: 'actorserve',
+  },
 ];
 
 function log(line: string): void {

@@ -101,13 +101,13 @@ t.test('the table: a header, one row per level; --input with several instances c
   t.equal((JSON.parse(msgpack.stdout) as { levels: Level[] }).levels[0]!.ok, 20, 'msgpack bodies work');
 });
 
-t.test('duration mode with warm-up; gRPC unary and PredictStream against the gRPC transport', async (t) => {
+t.test('duration mode with warm-up; gRPC unary, PredictStream and KServe v2 ModelInfer against the gRPC transport', async (t) => {
   const d = await bench([restAddress, '--servable', 'add', '--method', 'add_common', '--duration', '300ms', '--warmup', '100ms', '--concurrency', '3', '--json']);
   t.equal(d.code, 0, d.stderr);
   const level = (JSON.parse(d.stdout) as { levels: (Level & { seconds: number })[] }).levels[0]!;
   t.ok(level.ok > 0 && level.errors === 0);
   t.ok(Math.abs(level.seconds - 0.3) < 0.01, `measured over the window (${level.seconds} s)`);
-  for (const protocol of ['grpc', 'grpc-stream']) {
+  for (const protocol of ['grpc', 'grpc-stream', 'kserve']) {
     const r = await bench([`127.0.0.1:${grpc.port}`, '--protocol', protocol, '--servable', 'add', '--method', 'add_common', '--requests', '100', '--concurrency', '1,8', '--json']);
     t.equal(r.code, 0, `${protocol}: ${r.stderr}`);
     const doc = JSON.parse(r.stdout) as { levels: Level[] };
@@ -130,6 +130,9 @@ t.test('failures are counted by kind, with a sample message', async (t) => {
   r = await bench([`127.0.0.1:${grpc.port}`, '--protocol', 'grpc', '--servable', 'nope', '--method', 'add_common', '--input', addBody, '--requests', '5']);
   t.equal(r.code, 1);
   t.match(r.stderr, /MSService\/Predict\): E_UNKNOWN_SERVABLE/);
+  r = await bench([`127.0.0.1:${grpc.port}`, '--protocol', 'kserve', '--servable', 'nope', '--method', 'add_common', '--input', addBody, '--requests', '5']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /GRPCInferenceService\/ModelInfer\): E_UNKNOWN_SERVABLE: .*nope/);
 
   // a server that fails every third request mid-run: the run completes and reports them
   let n = 0;

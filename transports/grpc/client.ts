@@ -13,21 +13,12 @@
  * `inferEach` resolves with each instance's outputs or error. Transport failures (server
  * unreachable, deadline, message too large) map from their gRPC status.
  */
-import {
-  type ChannelCredentials,
-  Client as GrpcClient,
-  type ClientDuplexStream,
-  Metadata,
-  type ServiceError,
-  type StatusObject,
-  credentials,
-  status as grpcStatus,
-} from '@grpc/grpc-js';
+import { type Client as GrpcClient, Metadata, type StatusObject, status as grpcStatus } from '@grpc/grpc-js';
 import { InstanceErrors, ServingError, isErrorCode } from '../../engine/errors.js';
 import { type Instance, type Tensor, stringTensor, tensor, tensorStrings } from '../../engine/tensor.js';
-import { codeOfMsError, decodeTensor, encodeTensor, errorOfStatus } from './codec.js';
+import { codeOfMsError, decodeTensor, encodeTensor } from './codec.js';
+import { PipelinedClientStream } from './client-stream.js';
 import {
-  ERROR_CODE_TRAILER,
   ERROR_CODES_TRAILER,
   MODEL_METADATA_PATH,
   PREDICT_PATH,
@@ -43,8 +34,10 @@ import {
 import { type InputInstance, toInputTensor } from './values.js';
 import { decodeMetadata } from './metadata.js';
 import type { ServableMetadata } from '../../facade/engine.js';
-import { type ClientOptions, clientSettings } from './client-options.js';
-import { SSLConfig, type SSLConfigFactory, clientTlsFiles } from './client-ssl-config.js';
+import type { ClientOptions } from './client-options.js';
+import { SSLConfig, type SSLConfigFactory } from './client-ssl-config.js';
+import { bad, deadlineOf, nonEmpty, openChannel, serviceError } from './channel.js';
+import { KServeClient } from './kserve-client.js';
 
 export type { InputInstance, InputValue, TensorLike } from './values.js';
 export { ServingError, InstanceErrors };
@@ -55,27 +48,11 @@ export { tensor, stringTensor, tensorStrings };
 export type { ClientOptions, SSLConfigFactory };
 // MindSpore's client `SSLConfig(...)` (`new` optional), for the Client's `sslConfig` option.
 export { SSLConfig };
+export { KServeClient, KServeStream } from './kserve-client.js';
+export type { KServeInferOptions, KServeInferResult, V2ModelMetadata, V2ServerMetadata, V2TensorMetadata, V2Parameters } from './kserve-client.js';
 
 /** Per-instance outcome: the outputs by name, or the error of that instance. */
 export type InstanceOutcome = Instance | ServingError;
-
-const MIB = 1024 * 1024;
-
-function bad(message: string): ServingError {
-  return new ServingError('E_INVALID_ARGUMENT', `Client: ${message}`);
-}
-
-function nonEmpty(name: string, value: unknown): string {
-  if (typeof value !== 'string') throw bad(`${name} must be a string, got ${typeof value}`);
-  if (value.length === 0) throw bad(`${name} must not be empty`);
-  return value;
-}
-
-function channelCredentials(ssl: SSLConfig | undefined): ChannelCredentials {
-  if (ssl === undefined) return credentials.createInsecure();
-  const pem = clientTlsFiles(ssl, 'Client: sslConfig');
-  return credentials.createSsl(pem.customCa, pem.privateKey, pem.certificate);
-}
 
 function toInstances(instances: InputInstance | readonly InputInstance[]): WireInstance[] {
   const list = Array.isArray(instances) ? (instances as readonly InputInstance[]) : [instances as InputInstance];
@@ -132,10 +109,6 @@ function throwIfAnyFailed(outcomes: InstanceOutcome[]): Instance[] {
   return outcomes as Instance[];
 }
 
-function serviceError(err: ServiceError): ServingError {
-  return errorOfStatus(err.code, err.details, String(err.metadata?.get(ERROR_CODE_TRAILER)[0] ?? ''));
-}
-
 export class Client {
   readonly address: string;
   readonly servableName: string;
@@ -144,22 +117,27 @@ export class Client {
   readonly timeoutMs: number | undefined;
   private readonly grpc: GrpcClient;
   private readonly spec: WireServableSpec;
+  private kserve: KServeClient | undefined;
 
   constructor(address: string, servableName: string, methodName: string, options: ClientOptions = {}) {
     this.address = nonEmpty('address', address);
     this.servableName = nonEmpty('servableName', servableName);
     this.methodName = nonEmpty('methodName', methodName);
-    const o = clientSettings(options);
-    this.versionNumber = o.versionNumber;
-    this.timeoutMs = o.timeoutMs;
-    const maxBytes = Math.floor(o.maxMsgMbSize * MIB);
-    this.grpc = new GrpcClient(address, channelCredentials(o.sslConfig), {
-      'grpc.max_send_message_length': maxBytes,
-      'grpc.max_receive_message_length': maxBytes,
-      ...o.channelOptions,
-    });
-    this.spec = { name: servableName, method_name: methodName, version_number: o.versionNumber };
-    protos(); // fail here, not on the first call, if the protos cannot be loaded
+    const { grpc, settings } = openChannel(address, options);
+    this.grpc = grpc;
+    this.versionNumber = settings.versionNumber;
+    this.timeoutMs = settings.timeoutMs;
+    this.spec = { name: servableName, method_name: methodName, version_number: settings.versionNumber };
+  }
+
+  /**
+   * The Open Inference Protocol (KServe v2, `inference.GRPCInferenceService`) on this client's
+   * channel: `client.v2.infer('add', { x1, x2 })`. Models are named `<servable>` (its default
+   * method) or `<servable>.<method>`; this client's `timeoutMs` applies. Closed with the client.
+   */
+  get v2(): KServeClient {
+    this.kserve ??= KServeClient.onChannel(this.grpc, { timeoutMs: this.timeoutMs });
+    return this.kserve;
   }
 
   /**
@@ -187,7 +165,7 @@ export class Client {
     const { predict } = protos();
     return new Promise((resolve, reject) => {
       let reply: WirePredictReply | undefined;
-      const deadline = this.timeoutMs !== undefined ? Date.now() + this.timeoutMs : Infinity;
+      const deadline = deadlineOf(this.timeoutMs);
       const call = this.grpc.makeUnaryRequest(
         PREDICT_PATH,
         predict.requestSerialize,
@@ -219,7 +197,7 @@ export class Client {
   metadata(): Promise<ServableMetadata> {
     const { modelMetadata } = protos();
     return new Promise((resolve, reject) => {
-      const deadline = this.timeoutMs !== undefined ? Date.now() + this.timeoutMs : Infinity;
+      const deadline = deadlineOf(this.timeoutMs);
       this.grpc.makeUnaryRequest(
         MODEL_METADATA_PATH,
         modelMetadata.requestSerialize,
@@ -243,13 +221,6 @@ export class Client {
   }
 }
 
-interface Pending {
-  readonly resolve: (outcomes: InstanceOutcome[]) => void;
-  readonly reject: (err: ServingError) => void;
-  readonly count: number;
-  readonly timer: NodeJS.Timeout | undefined;
-}
-
 /**
  * Many requests on one `actorserve.v1.ActorServe/PredictStream`: each `infer`/`inferEach`
  * sends a request with a fresh id and resolves when the reply with that id arrives (replies
@@ -258,34 +229,15 @@ interface Pending {
  * resolves when every request is answered; a stream that fails rejects every pending request
  * with the stream's error.
  */
-export class ClientStream {
-  private readonly call: ClientDuplexStream<WireStreamRequest, WireStreamReply>;
-  private readonly pending = new Map<number, Pending>();
+export class ClientStream extends PipelinedClientStream<WireStreamRequest, WireStreamReply, number, InstanceOutcome[], number> {
   private nextId = 1;
-  private closedWith: ServingError | undefined;
-  private ending = false;
-  private readonly done: Promise<void>;
-  private settle!: (err?: ServingError) => void;
 
   constructor(
     grpc: GrpcClient,
     private readonly spec: WireServableSpec,
-    private readonly timeoutMs: number | undefined,
+    timeoutMs: number | undefined,
   ) {
-    const { predictStream } = protos();
-    this.call = grpc.makeBidiStreamRequest(PREDICT_STREAM_PATH, predictStream.requestSerialize, predictStream.responseDeserialize, new Metadata(), {});
-    this.done = new Promise<void>((resolve, reject) => {
-      this.settle = (err) => (err ? reject(err) : resolve());
-    });
-    this.done.catch(() => undefined);
-    this.call.on('data', (reply: WireStreamReply) => this.onReply(reply));
-    this.call.on('error', () => undefined); // the same status arrives on 'status'
-    this.call.on('status', (s: StatusObject) => this.onStatus(s));
-  }
-
-  /** Requests sent and not yet answered. */
-  get inFlight(): number {
-    return this.pending.size;
+    super(grpc, PREDICT_STREAM_PATH, protos().predictStream, timeoutMs);
   }
 
   /** One request on the stream; like Client.infer. */
@@ -295,8 +247,8 @@ export class ClientStream {
 
   /** One request on the stream; like Client.inferEach. */
   inferEach(instances: InputInstance | readonly InputInstance[]): Promise<InstanceOutcome[]> {
-    if (this.ending) return Promise.reject(new ServingError('E_INVALID_ARGUMENT', 'ClientStream: the stream was ended; open a new one'));
-    if (this.closedWith) return Promise.reject(this.closedWith);
+    const refused = this.refusal('ClientStream');
+    if (refused) return Promise.reject(refused);
     let wire: WireInstance[];
     try {
       wire = toInstances(instances);
@@ -304,48 +256,20 @@ export class ClientStream {
       return Promise.reject(err);
     }
     const id = this.nextId++;
-    return new Promise<InstanceOutcome[]>((resolve, reject) => {
-      const timer =
-        this.timeoutMs === undefined
-          ? undefined
-          : setTimeout(() => {
-              if (this.pending.delete(id)) {
-                reject(new ServingError('E_DEADLINE_EXCEEDED', `the request did not complete within its deadline of ${this.timeoutMs} ms`));
-              }
-            }, this.timeoutMs);
-      this.pending.set(id, { resolve, reject, count: wire.length, timer });
-      this.call.write({ id, servable_spec: this.spec, instances: wire, timeout_ms: this.timeoutMs === undefined ? 0 : Math.ceil(this.timeoutMs) });
-    });
+    const timeout_ms = this.timeoutMs === undefined ? 0 : Math.ceil(this.timeoutMs);
+    return this.send(id, { id, servable_spec: this.spec, instances: wire, timeout_ms }, wire.length);
   }
 
-  /** Half-closes the stream: resolves when the server has answered everything and ended it. */
-  end(): Promise<void> {
-    if (!this.ending && !this.closedWith) {
-      this.ending = true;
-      this.call.end();
-    }
-    return this.done;
-  }
-
-  /** Cancels the stream: pending requests reject with E_STOPPED and the server drops their work. */
-  cancel(): void {
-    this.failAll(new ServingError('E_STOPPED', 'the stream was cancelled'));
-    this.call.cancel();
-  }
-
-  private onReply(reply: WireStreamReply): void {
-    const id = Number(reply.id ?? 0);
-    const p = this.pending.get(id);
+  protected onReply(reply: WireStreamReply): void {
+    const p = this.take(Number(reply.id ?? 0));
     if (!p) return; // answered after its local deadline
-    this.pending.delete(id);
-    clearTimeout(p.timer);
     try {
       if (reply.error) {
         p.reject(new ServingError(isErrorCode(reply.error.code) ? reply.error.code : 'E_INTERNAL', reply.error.message || 'Predict failed'));
       } else {
         const results = reply.results ?? [];
-        if (results.length !== p.count) {
-          throw new ServingError('E_INTERNAL', `the server replied with ${results.length} results to a request of ${p.count} instances`);
+        if (results.length !== p.context) {
+          throw new ServingError('E_INTERNAL', `the server replied with ${results.length} results to a request of ${p.context} instances`);
         }
         p.resolve(
           results.map((r, k) =>
@@ -356,25 +280,5 @@ export class ClientStream {
     } catch (err) {
       p.reject(err as ServingError);
     }
-  }
-
-  private onStatus(s: StatusObject): void {
-    if (s.code === grpcStatus.OK) {
-      this.failAll(new ServingError('E_UNAVAILABLE', 'the stream ended before this request was answered'));
-      this.settle();
-      return;
-    }
-    const err = errorOfStatus(s.code, s.details, String(s.metadata?.get(ERROR_CODE_TRAILER)[0] ?? ''));
-    this.failAll(err);
-    this.settle(err);
-  }
-
-  private failAll(err: ServingError): void {
-    this.closedWith ??= err;
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
-    this.pending.clear();
   }
 }

@@ -89,7 +89,8 @@ export function decodeTensor(t: WireTensor, where: string): Tensor {
   return { dtype, shape, data: values.map(asBuffer) };
 }
 
-function numericView(dtype: NumericDType, bytes: Uint8Array, count: number) {
+/** `count` elements of `dtype` viewing `bytes` when aligned for the element type, else a copy. */
+export function numericView(dtype: NumericDType, bytes: Uint8Array, count: number) {
   const Ctor = TYPED_ARRAY[dtype];
   if (bytes.byteOffset % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(bytes.buffer, bytes.byteOffset, count);
   const copy = new Uint8Array(bytes.byteLength);

@@ -3,7 +3,13 @@
  * JSON on stdout.
  *
  *   actorserve infer <address> <servable> <method> --input NAME=VALUE... [--version N]
- *                    [--timeout-ms N] [--ca FILE] [--cert FILE --key FILE]
+ *                    [--protocol mindspore|kserve] [--timeout-ms N] [--ca FILE] [--cert FILE --key FILE]
+ *
+ * `--protocol kserve` sends the inputs as one KServe v2 ModelInfer (the Open Inference
+ * Protocol's gRPC service) to the model `<servable>.<method>`; each input is the whole v2
+ * tensor (with its batch dim), untyped numbers take the datatype the model metadata gives, and
+ * the reply is printed as v2 JSON: `{"model_name","model_version","outputs":[{"name",
+ * "datatype","shape","data"}]}` with `data` flat.
  *
  * <address> is read as `bench` reads its target (transports/target-address.ts): host:port,
  * host (port 5500), grpc://host:port, http://host:port, [::1]:port or unix:/path. An address
@@ -25,9 +31,11 @@
 import { readFileSync } from 'node:fs';
 import { type DType, isDType, isNumericDType } from '../../engine/dtypes.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
-import type { Tensor } from '../../engine/tensor.js';
+import { type Tensor, elementCount } from '../../engine/tensor.js';
 import { unknownFlagMessage } from '../../engine/option-schema.js';
 import { Client, type SSLConfig } from './client.js';
+import { KServeClient } from './kserve-client.js';
+import { fromV2Datatype, isV2Datatype, toV2Datatype } from '../kserve/datatypes.js';
 import { readNpy } from './npy.js';
 import { type InputValue, tensorToPlain, toInputTensor } from './values.js';
 import type { MethodInput } from '../../facade/engine.js';
@@ -38,6 +46,8 @@ import { type TargetAddress, TargetError, parseTargetAddress } from '../target-a
 export const INFER_USAGE = `usage: actorserve infer <address> <servable> <method> --input NAME=VALUE... [options]
 
 Sends one instance to a gRPC server (MSService/Predict) and prints the outputs as JSON.
+With --protocol kserve: one KServe v2 ModelInfer (inference.GRPCInferenceService) to the
+model <servable>.<method>, printed as a v2 JSON response.
 
   <address>            the gRPC server: host:port, grpc://host:port, [::1]:port or
                        unix:/path (default port 5500; not the REST port)
@@ -52,6 +62,10 @@ Sends one instance to a gRPC server (MSService/Predict) and prints the outputs a
                        numbers are sent in the method's input dtype when the server
                        tells it (actorserve's metadata RPC)
   --version N          servable version (default 0: the newest)
+  --protocol P         mindspore (default: MSService/Predict, the inputs form one
+                       instance) or kserve (KServe v2 gRPC ModelInfer: each input is the
+                       whole v2 tensor, batch dim included, e.g. x=[[1, 2]] for one row;
+                       untyped numbers take the model's datatype from ModelMetadata)
   --timeout-ms N       deadline of the call
   --ca FILE            TLS: the CA that the server's certificate chains to
   --cert FILE, --key FILE
@@ -82,9 +96,14 @@ interface Parsed {
   /** Inputs given as plain JSON numbers without a dtype: sent in the method's declared dtype when the server says one. */
   untyped: Map<string, UntypedNumbers>;
   versionNumber: number;
+  protocol: InferProtocol;
   timeoutMs: number | undefined;
   ssl: SSLConfig | undefined;
 }
+
+/** `--protocol`: MindSpore's MSService/Predict, or the Open Inference Protocol's ModelInfer. */
+type InferProtocol = 'mindspore' | 'kserve';
+const INFER_PROTOCOLS: readonly InferProtocol[] = ['mindspore', 'kserve'];
 
 /** Runs `actorserve infer ...`; `argv` is what follows `infer` (a leading 'infer' is skipped). Resolves with the exit status. */
 export async function runInferCommand(argv: readonly string[], io: CommandIO = DEFAULT_IO): Promise<number> {
@@ -104,13 +123,17 @@ export async function runInferCommand(argv: readonly string[], io: CommandIO = D
     }
     throw err;
   }
-  let client: Client;
+  const options = {
+    versionNumber: parsed.versionNumber,
+    ...(parsed.timeoutMs !== undefined ? { timeoutMs: parsed.timeoutMs } : {}),
+    ...(parsed.ssl ? { sslConfig: parsed.ssl } : {}),
+  };
+  let client: Client | KServeClient;
   try {
-    client = new Client(grpcTarget(parsed.target), parsed.servable, parsed.method, {
-      versionNumber: parsed.versionNumber,
-      ...(parsed.timeoutMs !== undefined ? { timeoutMs: parsed.timeoutMs } : {}),
-      ...(parsed.ssl ? { sslConfig: parsed.ssl } : {}),
-    });
+    client =
+      parsed.protocol === 'kserve'
+        ? new KServeClient(grpcTarget(parsed.target), options)
+        : new Client(grpcTarget(parsed.target), parsed.servable, parsed.method, options);
   } catch (err) {
     io.stderr(`actorserve infer: ${(err as Error).message}\n`);
     return 2;
@@ -119,27 +142,16 @@ export async function runInferCommand(argv: readonly string[], io: CommandIO = D
     // A REST port would hold a call until grpc-js gives up on the HTTP/2 handshake: probe
     // alongside, and report a plaintext address that answers HTTP/1.1 at once.
     const notGrpc = parsed.ssl ? NEVER : answersHttp1(parsed.target, HTTP1_PROBE_MS).then((http1) => (http1 ? NOT_GRPC : NEVER));
-    if (parsed.untyped.size > 0) await Promise.race([typeUntypedInputs(client, parsed), notGrpc]);
-    const call = client.inferEach([parsed.inputs]);
-    const outcomes = await Promise.race([call, notGrpc]);
-    if (outcomes === NOT_GRPC) {
+    const call = client instanceof KServeClient ? inferV2(client, parsed) : inferMindSpore(client, parsed, notGrpc);
+    const answer = await Promise.race([call, notGrpc]);
+    if (answer === NOT_GRPC) {
       call.catch(() => undefined); // cancelled by close() below
       const message = `${parsed.address} answers HTTP/1.1, not gRPC (is it a REST port?): infer speaks gRPC; give the server's gRPC address (serve --grpc-address, default 127.0.0.1:5500)`;
       io.stdout(`${JSON.stringify({ error_code: 'E_UNAVAILABLE', error_msg: message })}\n`);
       return 1;
     }
-    let failed = false;
-    const instances = outcomes.map((o) => {
-      if (o instanceof ServingError) {
-        failed = true;
-        return JSON.stringify({ error_code: o.code, error_msg: o.message });
-      }
-      return `{${Object.entries(o)
-        .map(([name, t]) => `${JSON.stringify(name)}:${outputJson(t, name)}`)
-        .join(',')}}`;
-    });
-    io.stdout(`{"instances":[${instances.join(',')}]}\n`);
-    return failed ? 1 : 0;
+    io.stdout(`${answer.json}\n`);
+    return answer.failed ? 1 : 0;
   } catch (err) {
     const e = toServingError(err);
     io.stdout(`${JSON.stringify({ error_code: e.code, error_msg: e.message })}\n`);
@@ -147,6 +159,49 @@ export async function runInferCommand(argv: readonly string[], io: CommandIO = D
   } finally {
     client.close();
   }
+}
+
+/** What a call printed: its JSON, and whether anything failed. */
+interface Answer {
+  readonly json: string;
+  readonly failed: boolean;
+}
+
+/** MSService/Predict: the inputs as one instance; `{"instances":[...]}` with an error object per failed instance. */
+async function inferMindSpore(client: Client, parsed: Parsed, notGrpc: Promise<typeof NOT_GRPC>): Promise<Answer> {
+  if (parsed.untyped.size > 0) await Promise.race([typeUntypedInputs(client, parsed), notGrpc]);
+  const outcomes = await client.inferEach([parsed.inputs]);
+  let failed = false;
+  const instances = outcomes.map((o) => {
+    if (o instanceof ServingError) {
+      failed = true;
+      return JSON.stringify({ error_code: o.code, error_msg: o.message });
+    }
+    return `{${Object.entries(o)
+      .map(([name, t]) => `${JSON.stringify(name)}:${outputJson(t, name)}`)
+      .join(',')}}`;
+  });
+  return { json: `{"instances":[${instances.join(',')}]}`, failed };
+}
+
+/** KServe v2 ModelInfer to `<servable>.<method>`: a v2 JSON response, `data` flat. */
+async function inferV2(client: KServeClient, parsed: Parsed): Promise<Answer> {
+  const model = `${parsed.servable}.${parsed.method}`;
+  const version = parsed.versionNumber > 0 ? String(parsed.versionNumber) : undefined;
+  if (parsed.untyped.size > 0) {
+    // untyped numbers in the model's datatype, as v2 REST converts JSON numbers; errors are left to the infer call
+    const inputs = await client.modelMetadata(model, version).then((m) => m.inputs, () => undefined);
+    retypeUntyped(parsed, (name) => {
+      const datatype = inputs?.find((i) => i.name === name)?.datatype;
+      return isV2Datatype(datatype) ? fromV2Datatype(datatype) : undefined;
+    });
+  }
+  const r = await client.infer(model, parsed.inputs, version !== undefined ? { version } : {});
+  const outputs = Object.entries(r.outputs).map(
+    ([name, t]) =>
+      `{"name":${JSON.stringify(name)},"datatype":"${toV2Datatype(t.dtype)}","shape":${JSON.stringify(t.shape)},"data":${outputJson({ ...t, shape: [elementCount(t.shape)] }, name)}}`,
+  );
+  return { json: `{"model_name":${JSON.stringify(r.modelName)},"model_version":${JSON.stringify(r.modelVersion)},"outputs":[${outputs.join(',')}]}`, failed: false };
 }
 
 const DEFAULT_GRPC_PORT = 5500;
@@ -167,13 +222,14 @@ function outputJson(t: Tensor, name: string): string {
 }
 
 /** The flags `infer` takes (for the suggestion when one is mistyped). */
-const INFER_FLAGS = ['input', 'version', 'timeout-ms', 'ca', 'cert', 'key', 'help'];
+const INFER_FLAGS = ['input', 'version', 'protocol', 'timeout-ms', 'ca', 'cert', 'key', 'help'];
 
 function parseArgs(args: readonly string[]): Parsed {
   const positional: string[] = [];
   const inputs: Record<string, InputValue> = {};
   const untyped = new Map<string, UntypedNumbers>();
   let versionNumber = 0;
+  let protocol: InferProtocol = 'mindspore';
   let timeoutMs: number | undefined;
   const ssl: SSLConfig = {};
   for (let i = 0; i < args.length; i++) {
@@ -195,6 +251,12 @@ function parseArgs(args: readonly string[]): Parsed {
       case '--version':
         versionNumber = integer(arg, value(), 0);
         break;
+      case '--protocol': {
+        const p = value();
+        if (!INFER_PROTOCOLS.includes(p as InferProtocol)) throw new UsageError(`--protocol takes ${INFER_PROTOCOLS.join(' or ')}, got ${JSON.stringify(p)}`);
+        protocol = p as InferProtocol;
+        break;
+      }
       case '--timeout-ms':
         timeoutMs = integer(arg, value(), 1);
         break;
@@ -217,7 +279,7 @@ function parseArgs(args: readonly string[]): Parsed {
   const [address, servable, method] = positional as [string, string, string];
   const target = parseTargetAddress(address, DEFAULT_GRPC_PORT, 'are not read by infer: give host:port with --ca (and --cert, --key for mutual TLS)');
   const useSsl = ssl.customCa !== undefined || ssl.certificate !== undefined || ssl.privateKey !== undefined;
-  return { address, target, servable, method, inputs, untyped, versionNumber, timeoutMs, ssl: useSsl ? ssl : undefined };
+  return { address, target, servable, method, inputs, untyped, versionNumber, protocol, timeoutMs, ssl: useSsl ? ssl : undefined };
 }
 
 /**
@@ -233,9 +295,17 @@ async function typeUntypedInputs(client: Client, parsed: Parsed): Promise<void> 
   } catch {
     return;
   }
-  for (const [name, numbers] of parsed.untyped) {
+  retypeUntyped(parsed, (name) => {
     const dtype = inputs?.find((i) => i.name === name)?.dtype;
-    if (dtype === undefined || !isDType(dtype) || !isNumericDType(dtype)) continue;
+    return dtype !== undefined && isDType(dtype) ? dtype : undefined;
+  });
+}
+
+/** Sends each untyped numeric input in the dtype `dtypeOf` gives it (none, or not numeric: as typed from the JSON). */
+function retypeUntyped(parsed: Parsed, dtypeOf: (name: string) => DType | undefined): void {
+  for (const [name, numbers] of parsed.untyped) {
+    const dtype = dtypeOf(name);
+    if (dtype === undefined || !isNumericDType(dtype)) continue;
     parsed.inputs[name] = toInputTensor({ dtype, shape: [...numbers.shape], data: [...numbers.values] }, `input '${name}'`);
   }
 }

@@ -2,7 +2,9 @@
  * The gRPC protos, loaded at run time with @grpc/proto-loader from the source tree
  * (`<package root>/transports/grpc/protos/`), and the TypeScript shapes of their messages as
  * proto-loader hands them over (snake_case keys, enums and 64-bit integers as numbers, bytes
- * as Buffers, every field present with its default on the decoding side).
+ * as Buffers, every field present with its default on the decoding side). The Open Inference
+ * Protocol's proto is loaded on its own with 64-bit integers as decimal strings, so INT64 and
+ * UINT64 contents keep every bit.
  */
 import path from 'node:path';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
@@ -14,6 +16,17 @@ export const ACTORSERVE_SERVICE = 'actorserve.v1.ActorServe';
 export const PREDICT_PATH = `/${MS_SERVICE}/Predict`;
 export const PREDICT_STREAM_PATH = `/${ACTORSERVE_SERVICE}/PredictStream`;
 export const MODEL_METADATA_PATH = `/${ACTORSERVE_SERVICE}/GetModelMetadata`;
+export const INFERENCE_SERVICE = 'inference.GRPCInferenceService';
+/** Full method paths of the Open Inference Protocol's service, by rpc name. */
+export const KSERVE_PATH = {
+  ServerLive: `/${INFERENCE_SERVICE}/ServerLive`,
+  ServerReady: `/${INFERENCE_SERVICE}/ServerReady`,
+  ModelReady: `/${INFERENCE_SERVICE}/ModelReady`,
+  ServerMetadata: `/${INFERENCE_SERVICE}/ServerMetadata`,
+  ModelMetadata: `/${INFERENCE_SERVICE}/ModelMetadata`,
+  ModelInfer: `/${INFERENCE_SERVICE}/ModelInfer`,
+  ModelStreamInfer: `/${INFERENCE_SERVICE}/ModelStreamInfer`,
+} as const;
 
 /** Trailer naming the actorserve error code of each `error_msg` entry (comma-separated, '' = ok). */
 export const ERROR_CODES_TRAILER = 'actorserve-error-codes';
@@ -120,6 +133,114 @@ export interface WireModelMetadataReply {
   methods?: WireMethodMetadata[];
 }
 
+// ---- messages (inference, the Open Inference Protocol) ----
+// Loaded with 64-bit integers as decimal strings (int64/uint64 contents keep every bit);
+// the encoding side takes numbers or strings for them.
+
+/** An int64/uint64 field: a decimal string when decoded; a number or a string when encoded. */
+export type WireLong = number | string;
+
+export interface WireInferParameter {
+  bool_param?: boolean;
+  int64_param?: WireLong;
+  string_param?: string;
+  double_param?: number;
+  uint64_param?: WireLong;
+  /** Which member of the oneof is set (decoding side). */
+  parameter_choice?: 'bool_param' | 'int64_param' | 'string_param' | 'double_param' | 'uint64_param';
+}
+
+export type WireInferParameters = Record<string, WireInferParameter>;
+
+export interface WireInferTensorContents {
+  bool_contents?: boolean[];
+  int_contents?: number[];
+  int64_contents?: WireLong[];
+  uint_contents?: number[];
+  uint64_contents?: WireLong[];
+  fp32_contents?: number[];
+  fp64_contents?: number[];
+  bytes_contents?: Uint8Array[];
+}
+
+export interface WireInferTensor {
+  name?: string;
+  datatype?: string;
+  shape?: WireLong[];
+  parameters?: WireInferParameters;
+  contents?: WireInferTensorContents | null;
+}
+
+export interface WireInferRequestedOutput {
+  name?: string;
+  parameters?: WireInferParameters;
+}
+
+export interface WireModelInferRequest {
+  model_name?: string;
+  model_version?: string;
+  id?: string;
+  parameters?: WireInferParameters;
+  inputs?: WireInferTensor[];
+  outputs?: WireInferRequestedOutput[];
+  raw_input_contents?: Uint8Array[];
+}
+
+export interface WireModelInferResponse {
+  model_name?: string;
+  model_version?: string;
+  id?: string;
+  parameters?: WireInferParameters;
+  outputs?: WireInferTensor[];
+  raw_output_contents?: Uint8Array[];
+}
+
+export interface WireModelStreamInferResponse {
+  error_message?: string;
+  infer_response?: WireModelInferResponse | null;
+}
+
+export interface WireModelRequest {
+  name?: string;
+  version?: string;
+}
+
+export interface WireV2TensorMetadata {
+  name?: string;
+  datatype?: string;
+  shape?: WireLong[];
+}
+
+export interface WireV2ModelMetadata {
+  name?: string;
+  versions?: string[];
+  platform?: string;
+  inputs?: WireV2TensorMetadata[];
+  outputs?: WireV2TensorMetadata[];
+  properties?: Record<string, string>;
+}
+
+export interface WireServerMetadata {
+  name?: string;
+  version?: string;
+  extensions?: string[];
+}
+
+/** The messages of GRPCInferenceService's RPCs, by rpc name: [request, response]. */
+export interface KServeMessages {
+  ServerLive: [Record<string, never>, { live?: boolean }];
+  ServerReady: [Record<string, never>, { ready?: boolean }];
+  ModelReady: [WireModelRequest, { ready?: boolean }];
+  ServerMetadata: [Record<string, never>, WireServerMetadata];
+  ModelMetadata: [WireModelRequest, WireV2ModelMetadata];
+  ModelInfer: [WireModelInferRequest, WireModelInferResponse];
+  ModelStreamInfer: [WireModelInferRequest, WireModelStreamInferResponse];
+}
+
+export type KServeRpc = keyof KServeMessages;
+
+export type KServeMethods = { readonly [K in KServeRpc]: MethodDefinition<KServeMessages[K][0], KServeMessages[K][1]> };
+
 export const PROTO_DIR = path.join(packageRootOf(import.meta.url), 'transports', 'grpc', 'protos');
 
 export interface Protos {
@@ -128,6 +249,8 @@ export interface Protos {
   readonly predict: MethodDefinition<WirePredictRequest, WirePredictReply>;
   readonly predictStream: MethodDefinition<WireStreamRequest, WireStreamReply>;
   readonly modelMetadata: MethodDefinition<WireModelMetadataRequest, WireModelMetadataReply>;
+  readonly inference: ServiceDefinition;
+  readonly kserve: KServeMethods;
 }
 
 let loaded: Protos | undefined;
@@ -145,7 +268,19 @@ export function protos(): Protos {
     objects: false,
     oneofs: true,
   });
+  // 64-bit integers as strings here: INT64/UINT64 contents must keep every bit
+  const oip = loadSync('grpc_inference_service.proto', {
+    includeDirs: [PROTO_DIR],
+    keepCase: true,
+    longs: String,
+    enums: Number,
+    defaults: true,
+    arrays: true,
+    objects: false,
+    oneofs: true,
+  });
   const msService = def[MS_SERVICE] as unknown as ServiceDefinition;
+  const inference = oip[INFERENCE_SERVICE] as unknown as ServiceDefinition;
   const actorServe = def[ACTORSERVE_SERVICE] as unknown as ServiceDefinition;
   loaded = {
     msService,
@@ -153,6 +288,8 @@ export function protos(): Protos {
     predict: msService['Predict'] as MethodDefinition<WirePredictRequest, WirePredictReply>,
     predictStream: actorServe['PredictStream'] as MethodDefinition<WireStreamRequest, WireStreamReply>,
     modelMetadata: actorServe['GetModelMetadata'] as MethodDefinition<WireModelMetadataRequest, WireModelMetadataReply>,
+    inference,
+    kserve: inference as unknown as KServeMethods,
   };
   return loaded;
 }

@@ -7,6 +7,9 @@
  *   MindSpore's clients, read by ours).
  * - `actorserve.v1.ActorServe/PredictStream`, our pipelined bidirectional stream (see
  *   predict-stream.ts), with real gRPC status codes for whole-stream errors.
+ * - `inference.GRPCInferenceService`, the Open Inference Protocol (KServe v2) with Triton's
+ *   ModelStreamInfer (kserve-service.ts): real gRPC statuses and the `actorserve-error-code`
+ *   trailer; stream requests that fail are answered in `error_message`.
  *
  * It only decodes, calls the engine and encodes. Limits are explicit: message size both ways
  * (maxMsgMbSize, default 100 MiB as MindSpore), concurrent streams per connection,
@@ -24,6 +27,7 @@ import {
   ServerCredentials,
   type ServerDuplexStream,
   type ServerUnaryCall,
+  type StatusObject,
   type sendUnaryData,
 } from '@grpc/grpc-js';
 import { Cancellation } from '../../engine/cancellation.js';
@@ -35,13 +39,17 @@ import { type ListenAddress, claimSocketPath, configuredAddress, formatListenAdd
 import { restrictSocketFile } from '../listen-address.js';
 import { clientRequestId, requestIdOf } from '../request-id.js';
 import { encodeMsReply, runPredict } from './predict.js';
-import { PredictStreamSession, type StreamStats } from './predict-stream.js';
+import { predictStreamRpc } from './predict-stream.js';
+import { PipelinedStreamSession, type StreamSession, type StreamStats } from './stream-session.js';
 import { encodeMetadata } from './metadata.js';
+import * as kserve from './kserve-service.js';
 import {
   ERROR_CODE_TRAILER,
   ERROR_CODES_TRAILER,
-  type WireModelMetadataReply,
+  type WireModelInferRequest,
+  type WireModelStreamInferResponse,
   type WireModelMetadataRequest,
+  type WireModelRequest,
   type WirePredictReply,
   type WirePredictRequest,
   type WireStreamReply,
@@ -99,6 +107,12 @@ function remainingMs(deadline: Date | number): number | undefined {
   return Number.isFinite(at) ? at - Date.now() : undefined;
 }
 
+/** A call's end with the error's gRPC status and its code in the `actorserve-error-code` trailer (added to `metadata`). */
+function errorStatus(error: ServingError, metadata: Metadata): Partial<StatusObject> {
+  metadata.set(ERROR_CODE_TRAILER, error.code);
+  return { code: error.grpcStatus, details: error.message, metadata };
+}
+
 /** Metadata key of the request id (as REST's X-Request-Id header). */
 const REQUEST_ID_KEY = 'x-request-id';
 
@@ -107,7 +121,7 @@ class GrpcJsServer implements GrpcServer {
   port = 0;
   readonly stats: GrpcServerStats = { unaryCalls: 0, streams: 0, activeStreams: 0, streamRequests: 0, peakStreamInflight: 0 };
   private readonly server: Server;
-  private readonly sessions = new Set<PredictStreamSession>();
+  private readonly sessions = new Set<StreamSession>();
   private closing: Promise<void> | undefined;
   private ownsSocketFile = false;
 
@@ -124,13 +138,24 @@ class GrpcJsServer implements GrpcServer {
       'grpc.keepalive_timeout_ms': settings.keepaliveTimeoutMs,
       'grpc.max_connection_idle_ms': settings.maxConnectionIdleMs,
     });
-    const { msService, actorServe } = protos();
+    const { msService, actorServe, inference } = protos();
     this.server.addService(msService, { Predict: this.predict.bind(this) });
     this.server.addService(actorServe, {
       PredictStream: this.predictStream.bind(this),
-      GetModelMetadata: this.modelMetadata.bind(this),
+      GetModelMetadata: this.unary((call: ServerUnaryCall<WireModelMetadataRequest, unknown>) =>
+        encodeMetadata(this.engine.metadata(call.request.name ?? '', call.request.version_number ?? 0)),
+      ),
       // Server-streaming token generation (actorserve.proto, `Generate`) is registered here
       // when incremental servables get it: one GenerateReply written per decode step.
+    });
+    this.server.addService(inference, {
+      ServerLive: this.unary(() => kserve.serverLive()),
+      ServerReady: this.unary(() => kserve.serverReady(this.engine)),
+      ModelReady: this.unary((call: ServerUnaryCall<WireModelRequest, unknown>) => kserve.modelReady(this.engine, call.request)),
+      ServerMetadata: this.unary(() => kserve.serverMetadata(this.engine)),
+      ModelMetadata: this.unary((call: ServerUnaryCall<WireModelRequest, unknown>) => kserve.modelMetadata(this.engine, call.request)),
+      ModelInfer: this.unary((call: ServerUnaryCall<WireModelInferRequest, unknown>, ctx) => kserve.modelInfer(this.engine, call.request, ctx)),
+      ModelStreamInfer: this.modelStreamInfer.bind(this),
     });
   }
 
@@ -155,19 +180,57 @@ class GrpcJsServer implements GrpcServer {
     this.engine.log(`gRPC server listening on ${this.address}${this.settings.ssl ? ' (TLS)' : ''}`);
   }
 
-  private predict(call: ServerUnaryCall<WirePredictRequest, WirePredictReply>, callback: sendUnaryData<WirePredictReply>): void {
-    this.stats.unaryCalls++;
+  /**
+   * What a unary call brings besides its message: its deadline, a cancellation the engine
+   * watches, and the client's x-request-id (while the access log is on, a new one when it sent
+   * none; it comes back as a trailer).
+   */
+  private callContext(call: ServerUnaryCall<unknown, unknown>): { deadlineMs: number | undefined; signal: Cancellation; requestId: string | undefined } {
     // grpc-js emits 'cancelled' when the call's stream closes, answered or not; after the
     // answer it finds nothing left to cancel.
-    const cancellation = new Cancellation();
-    call.on('cancelled', () => cancellation.cancel());
-    const req = call.request;
-    // The client's x-request-id; while the access log is on, a new one when it sent none. It
-    // comes back as a trailer.
+    const signal = new Cancellation();
+    call.on('cancelled', () => signal.cancel());
     const sent = call.metadata.get(REQUEST_ID_KEY)[0];
     const requestId = this.engine.requestLog ? requestIdOf(sent) : clientRequestId(sent);
+    return { deadlineMs: remainingMs(call.getDeadline()), signal, requestId };
+  }
+
+  /**
+   * A unary handler with real gRPC statuses: `run`'s value is the reply; a ServingError it
+   * throws or rejects with ends the call with the code's status and the
+   * `actorserve-error-code` trailer. A call cancelled (or past its deadline) is not answered.
+   */
+  private unary<Req, Res>(
+    run: (call: ServerUnaryCall<Req, Res>, ctx: ReturnType<GrpcJsServer['callContext']>) => Res | Promise<Res>,
+  ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+    return (call, callback) => {
+      this.stats.unaryCalls++;
+      const ctx = this.callContext(call);
+      const trailer = (): Metadata => {
+        const m = new Metadata();
+        if (ctx.requestId !== undefined) m.set(REQUEST_ID_KEY, ctx.requestId);
+        return m;
+      };
+      new Promise<Res>((resolve) => resolve(run(call, ctx))).then(
+        (reply) => {
+          if (!ctx.signal.aborted) callback(null, reply, trailer());
+        },
+        (err: unknown) => {
+          if (ctx.signal.aborted) return;
+          const error = toServingError(err);
+          if (error.code === 'E_INTERNAL') this.engine.log(`gRPC ${call.getPath()}: internal error: ${(err as Error)?.stack ?? error.message}`);
+          callback(errorStatus(error, trailer()));
+        },
+      );
+    };
+  }
+
+  private predict(call: ServerUnaryCall<WirePredictRequest, WirePredictReply>, callback: sendUnaryData<WirePredictReply>): void {
+    this.stats.unaryCalls++;
+    const { signal: cancellation, deadlineMs, requestId } = this.callContext(call);
+    const req = call.request;
     runPredict(this.engine, req.servable_spec, req.instances, {
-      deadlineMs: remainingMs(call.getDeadline()),
+      deadlineMs,
       signal: cancellation,
       log: this.engine.log,
       ...(requestId !== undefined ? { requestId } : {}),
@@ -189,27 +252,21 @@ class GrpcJsServer implements GrpcServer {
     }).catch((err: unknown) => this.engine.log(`gRPC predict: answering the call failed: ${(err as Error)?.stack ?? String(err)}`));
   }
 
-  private modelMetadata(call: ServerUnaryCall<WireModelMetadataRequest, WireModelMetadataReply>, callback: sendUnaryData<WireModelMetadataReply>): void {
-    this.stats.unaryCalls++;
-    let reply: WireModelMetadataReply;
-    try {
-      reply = encodeMetadata(this.engine.metadata(call.request.name ?? '', call.request.version_number ?? 0));
-    } catch (err) {
-      const error = toServingError(err);
-      const metadata = new Metadata();
-      metadata.set(ERROR_CODE_TRAILER, error.code);
-      callback({ code: error.grpcStatus, details: error.message, metadata });
-      return;
-    }
-    callback(null, reply);
+  private predictStream(call: ServerDuplexStream<WireStreamRequest, WireStreamReply>): void {
+    this.startSession(new PipelinedStreamSession(call, predictStreamRpc(this.engine), this.settings.streamWindow, this.stats, this.engine.log, this.endSession));
   }
 
-  private predictStream(call: ServerDuplexStream<WireStreamRequest, WireStreamReply>): void {
+  private modelStreamInfer(call: ServerDuplexStream<WireModelInferRequest, WireModelStreamInferResponse>): void {
+    this.startSession(new PipelinedStreamSession(call, kserve.modelStreamInferRpc(this.engine, this.engine.log), this.settings.streamWindow, this.stats, this.engine.log, this.endSession));
+  }
+
+  private readonly endSession = (s: StreamSession): void => {
+    if (this.sessions.delete(s)) this.stats.activeStreams--;
+  };
+
+  private startSession(session: StreamSession): void {
     this.stats.streams++;
     this.stats.activeStreams++;
-    const session = new PredictStreamSession(call, this.engine, this.settings.streamWindow, this.stats, (s) => {
-      if (this.sessions.delete(s)) this.stats.activeStreams--;
-    });
     this.sessions.add(session);
     session.start();
     if (this.closing) session.drain();

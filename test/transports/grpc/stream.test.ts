@@ -238,7 +238,10 @@ t.test('server close answers what a stream has read, then ends it with UNAVAILAB
   t.teardown(() => client.close());
   const stream = client.stream();
   const inflight = [stream.infer({ x1: f32([300, 0, 0, 0]), x2: f32([1, 1, 1, 1]) }), stream.infer({ x1: f32([300, 0, 0, 0]), x2: f32([2, 2, 2, 2]) })];
-  await new Promise((r) => setTimeout(r, 100));
+  // both read by the server (a fixed 100 ms wait missed the second on a loaded machine: it was
+  // still unread when the close began, so it was rightly not run)
+  for (let waited = 0; own.stats.streamRequests < 2 && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  t.equal(own.stats.streamRequests, 2, 'both requests read');
   const closing = own.close();
   const settled = await Promise.allSettled(inflight);
   t.same(settled.map((s) => s.status), ['fulfilled', 'fulfilled'], 'requests in flight were answered');
