@@ -17,7 +17,7 @@ let env: EngineFixture;
 let rest: RestServer;
 
 t.before(async () => {
-  env = await startEngine('http1-edge');
+  env = await startEngine('http1-edge', 'add');
   rest = await startRestfulServer(env.engine, '127.0.0.1:0', { maxMsgMbSize: 1 });
 });
 t.teardown(async () => {
