@@ -88,11 +88,6 @@ export class Front {
     });
   }
 
-  /** Connections open now (those being refused not counted). */
-  get connections(): number {
-    return this.clients.size;
-  }
-
   /** Stops accepting new connections. */
   stopAccepting(): void {
     this.server.close();
@@ -109,6 +104,7 @@ export class Front {
   private accept(client: Socket): void {
     const max = this.options.maxConnections;
     if (max !== undefined && this.clients.size >= max) return this.refuse(client);
+    client.setNoDelay(true); // replies leave in one write each: no Nagle wait (uWS sets TCP_NODELAY too)
     const backend = connect(this.backendPath);
     this.clients.add(client);
     this.backends.add(backend);
