@@ -7,14 +7,22 @@
  *   await server.startServables(new server.ServableStartConfig({ servableDirectory, servableName: 'add' }));
  *   await server.startGrpcServer('127.0.0.1:5500');
  *   await server.startRestfulServer('127.0.0.1:1500');
+ *   await server.startGrpcServer('0.0.0.0:5501', { sslConfig: server.SSLConfig({ certificate, privateKey }) });
  *   ...
  *   await server.stop();   // closes the transports, then the servables
  */
 import { ServingEngine } from './facade/engine.js';
 import { type GrpcServer, type GrpcServerOptions, startGrpcServer } from './transports/grpc/server.js';
 import { type RestServer, type RestServerOptions, startRestfulServer } from './transports/rest/server.js';
+import { SSLConfig, type SSLConfigFactory } from './transports/ssl-config.js';
 
 export class ServingServer extends ServingEngine {
+  /**
+   * MindSpore's `server.SSLConfig`: checked TLS settings for `sslConfig` (`new` optional).
+   * A plain `{ certificate, privateKey, customCa, verifyClient }` object works as well.
+   */
+  readonly SSLConfig: SSLConfigFactory = SSLConfig;
+
   /**
    * Starts the REST transport (MindSpore RESTful protocol, msgpack, /healthz, /readyz,
    * /metrics) on `host:port` or `unix:/path`. It stops with `stop()`/`drain()`.

@@ -13,6 +13,8 @@ import { type ServableLocation, modelFilePath } from '../engine/servable-dir.js'
 import type { ServableStartConfig } from '../engine/start-config.js';
 import { type Instance, type Tensor, checkTensor } from '../engine/tensor.js';
 import { checkDeclared, declarationConflict } from '../engine/declared-inputs.js';
+import { isNumericDType } from '../engine/dtypes.js';
+import { castTensor } from '../native/dtype-cast.js';
 import { BatchPlan } from './batch-plan.js';
 import { DeviceGroup } from './device-group.js';
 import { type DeviceHandle, localDeviceFactory } from './device-handle.js';
@@ -334,8 +336,11 @@ export class ServableRuntime {
       }
       const t = checkTensor(record[name], `input '${name}'`);
       const declared = m.declaredInputs[i];
-      if (declared) checkDeclared(t, declared, `method '${m.name}' input '${name}'`);
-      return t;
+      if (!declared) return t;
+      // every transport and the library API come through here: one conversion for all
+      const where = `method '${m.name}' input '${name}'`;
+      checkDeclared(t, declared, where);
+      return declared.dtype === undefined || !isNumericDType(declared.dtype) ? t : castTensor(t, declared.dtype, where);
     });
   }
 

@@ -27,7 +27,7 @@ import {
   string,
 } from '../engine/option-schema.js';
 import { SERVABLE_START_OPTIONS as START } from '../engine/start-config.js';
-import { SSL_CONFIG_OPTIONS } from '../transports/server-options.js';
+import { SSL_CONFIG_OPTIONS } from '../transports/ssl-config.js';
 import { REST_SERVER_OPTIONS } from '../transports/rest/options.js';
 import { GRPC_SERVER_OPTIONS } from '../transports/grpc/options.js';
 

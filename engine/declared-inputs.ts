@@ -3,7 +3,7 @@
  * per-instance check of a request's tensor against its declaration, and the load-time check
  * that a declaration agrees with the model input it feeds directly.
  */
-import type { DType } from './dtypes.js';
+import { type DType, canCast } from './dtypes.js';
 import { ServingError } from './errors.js';
 import type { DeclaredInput } from './method-graph.js';
 import type { Tensor } from './tensor.js';
@@ -20,9 +20,14 @@ export function fitsDims(shape: readonly number[], dims: Dims): boolean {
   return shape.length === dims.length && dims.every((d, i) => !isFixed(d) || d === shape[i]);
 }
 
-/** Refuses (E_INVALID_DTYPE, E_INVALID_SHAPE) a tensor that does not match its input's declaration. */
+/**
+ * Refuses (E_INVALID_DTYPE, E_INVALID_SHAPE) a tensor that does not fit its input's
+ * declaration: a dtype that does not convert to the declared one (numeric dtypes convert to
+ * each other, bool into numbers; strings and bytes never), or a shape that does not fit. The
+ * runtime then converts the tensor to the declared dtype (native/dtype-cast.ts).
+ */
 export function checkDeclared(t: Tensor, declared: DeclaredInput, where: string): void {
-  if (declared.dtype !== undefined && t.dtype !== declared.dtype) {
+  if (declared.dtype !== undefined && !canCast(t.dtype, declared.dtype)) {
     throw new ServingError('E_INVALID_DTYPE', `${where} takes ${declared.dtype}, got ${t.dtype}`);
   }
   if (declared.dims !== undefined && !fitsDims(t.shape, declared.dims)) {

@@ -65,6 +65,15 @@ export function isNumericDType(dtype: DType): dtype is NumericDType {
   return dtype !== 'string' && dtype !== 'bytes';
 }
 
+/**
+ * Whether a tensor of `from` converts to `to` (native/dtype-cast.ts `castTensor`; its values may
+ * still be refused): between numeric dtypes, bool only into numbers; never strings or bytes.
+ */
+export function canCast(from: DType, to: DType): boolean {
+  if (from === to) return true;
+  return isNumericDType(from) && isNumericDType(to) && to !== 'bool';
+}
+
 export function bytesPerElement(dtype: NumericDType): number {
   return TYPED_ARRAY[dtype].BYTES_PER_ELEMENT;
 }

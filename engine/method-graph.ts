@@ -37,9 +37,10 @@ export type Stage = ModelStage | FunctionStage;
 
 /**
  * What `register.method(name, { inputs: [{ name, dtype, shape }] })` declares of one input:
- * transports convert values to `dtype`, and the runtime refuses an instance whose tensor has
- * another dtype or a shape that does not fit `dims` (per instance, no batch dim; -1 or a string
- * is a dynamic dim). Empty when the input is only named.
+ * REST turns JSON numbers into `dtype`, and the runtime converts a typed tensor of another
+ * numeric dtype to it (native/dtype-cast.ts) and refuses one whose dtype does not convert or
+ * whose shape does not fit `dims` (per instance, no batch dim; -1 or a string is a dynamic dim).
+ * Empty when the input is only named.
  */
 export interface DeclaredInput {
   readonly dtype?: DType;

@@ -138,6 +138,8 @@ export function omitFields<S extends Fields, K extends keyof S & string>(fields:
 export type InOf<F> = F extends { readonly __in?: infer I } ? I : never;
 export type OutOf<F> = F extends { readonly __out?: infer O } ? O : never;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
+/** `true` when A and B are the same type (a hand-written option interface against its schema's `OptionsIn`). */
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type RequiredKeys<S> = { [K in keyof S]: S[K] extends { required: true } ? K : never }[keyof S];
 type DefaultedKeys<S> = { [K in keyof S]: S[K] extends { default: unknown } ? K : never }[keyof S];
 type NullIn<F> = F extends { nullable: string } ? null : never;

@@ -286,9 +286,11 @@ export function declareModel(options: DeclareModelOptions): Model {
 }
 
 /**
- * One input of a method as `register.method` declares it. Transports convert request values to
- * `dtype` (JSON `1` becomes 1.0 for a float32 input) and an instance whose value has another
- * dtype, or whose shape does not fit `shape`, is refused as a client error before any stage runs.
+ * One input of a method as `register.method` declares it. Request values are converted to
+ * `dtype` before any stage runs, from every transport alike (JSON `1` becomes 1.0 for a float32
+ * input, and so does an int32, float16 or bool tensor); a value the dtype cannot hold, a dtype
+ * that does not convert (strings, bytes; numbers into bool) or a shape that does not fit
+ * `shape` is refused as a client error.
  */
 export interface MethodInputOptions {
   /** The input's name: the method function's parameter at the same position. */

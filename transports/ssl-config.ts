@@ -1,12 +1,25 @@
 /**
- * The server-side TLS settings both transports take, and their start-up check: every file must
- * be readable and hold what its field says (PEM certificates, a PEM private key that matches
- * the certificate), and `verifyClient` (mutual TLS) needs `customCa`. Problems are clear
- * E_INVALID_ARGUMENT errors naming the transport, the field and the file.
+ * The server-side TLS settings both transports take (`sslConfig`), MindSpore Serving 1.3's
+ * `server.SSLConfig(...)` that builds them, and their check: every file must be readable and
+ * hold what its field says (PEM certificates, a PEM private key that matches the certificate),
+ * and `verifyClient` (mutual TLS) needs `customCa`. Problems are clear E_INVALID_ARGUMENT
+ * errors naming the caller, the field and the file.
+ *
+ *   const ssl = server.SSLConfig({ certificate: 'server.crt', privateKey: 'server.key' });   // `new` optional
+ *   await server.startGrpcServer('0.0.0.0:5500', { sslConfig: ssl });                       // a plain object works too
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ServingError } from '../engine/errors.js';
+import { type OptionsIn, type Same, boolean, checkOptions, invalidArgument, path } from '../engine/option-schema.js';
+import { type ConfigFactory, configFactory } from './config-factory.js';
+
+export const SSL_CONFIG_OPTIONS = {
+  certificate: path({ required: true, doc: 'PEM certificate (chain)' }),
+  privateKey: path({ required: true, doc: 'PEM private key' }),
+  customCa: path({ doc: 'PEM CA bundle that client certificates must chain to (needed with verifyClient)' }),
+  verifyClient: boolean({ doc: 'mutual TLS: require a client certificate signed by customCa' }),
+} as const;
 
 export interface SSLConfig {
   /** Path of the PEM certificate (chain). */
@@ -19,6 +32,25 @@ export interface SSLConfig {
   verifyClient?: boolean;
 }
 
+// SSLConfig (part of the public API, written out for its docs) and the schema must describe the same object.
+const sslConfigMatchesSchema: Same<SSLConfig, OptionsIn<typeof SSL_CONFIG_OPTIONS>> = true;
+void sslConfigMatchesSchema;
+
+/** `server.SSLConfig`: callable with or without `new` (MindSpore's Python has no `new`). */
+export type SSLConfigFactory = ConfigFactory<SSLConfig>;
+
+/**
+ * Server TLS settings, checked now: the option kinds (unknown keys refused with the closest
+ * known one), `verifyClient` with `customCa`, and the files themselves (readable PEM, the key
+ * matching the certificate). Returns a frozen object (`instanceof SSLConfig` holds) that
+ * `startRestfulServer` and `startGrpcServer` take as `sslConfig`, as they take a plain object.
+ */
+export const SSLConfig: SSLConfigFactory = configFactory<SSLConfig>('server.SSLConfig', '{ certificate, privateKey, customCa, verifyClient }', false, (options) => {
+  const settings: SSLConfig = checkOptions(SSL_CONFIG_OPTIONS, options, invalidArgument('server.SSLConfig'));
+  checkSslConfig(settings, 'server.SSLConfig');
+  return settings;
+});
+
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 
 /** The contents of an SSLConfig's files, as checked (the servers build their TLS contexts from them). */
@@ -28,9 +60,12 @@ export interface TlsPem {
   readonly customCa?: Buffer;
 }
 
-/** `server` names the transport in messages ("RESTful server", "gRPC server"). Returns the files read. */
-export function checkSslConfig(ssl: SSLConfig, server: string): TlsPem {
-  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `${server} sslConfig: ${message}`);
+/**
+ * `where` starts the messages ("RESTful server sslConfig", "gRPC server sslConfig",
+ * "server.SSLConfig"). Returns the files read.
+ */
+export function checkSslConfig(ssl: SSLConfig, where: string): TlsPem {
+  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `${where}: ${message}`);
   const read = (field: keyof SSLConfig, path: unknown): Buffer => {
     if (typeof path !== 'string' || path.length === 0) throw bad(`${field} must be the path of a PEM file`);
     try {

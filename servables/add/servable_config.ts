@@ -1,19 +1,23 @@
 // The `add` servable: float32 element-wise add of two [2, 2] tensors per instance.
-import { register, type Tensor } from 'actorserve';
+import { castTensor, register, ServingError, type Tensor } from 'actorserve';
 
 const model = register.declareModel({ modelFile: 'tensor_add.onnx', modelFormat: 'onnx', withBatchDim: true });
 
-/** Casts any numeric tensor to float32 (the stage before the model in `add_cast`). */
+/**
+ * Casts both inputs to float32 (the stage before the model in `add_cast`, MindSpore's
+ * `x.astype(np.float32)`): every numeric dtype, float16 and bool included. A string or bytes
+ * input is the client's mistake: a 400 (E_INVALID_ARGUMENT), not a failure of the servable.
+ */
 export function castToFloat32(x1: Tensor, x2: Tensor): [Tensor, Tensor] {
-  return [toFloat32(x1), toFloat32(x2)];
+  return [toFloat32(x1, 'x1'), toFloat32(x2, 'x2')];
 }
 
-function toFloat32(t: Tensor): Tensor {
-  if (t.dtype === 'string' || t.dtype === 'bytes') throw new Error(`add_cast takes numeric tensors, got ${t.dtype}`);
-  if (t.dtype === 'float16') throw new Error('add_cast does not take float16 inputs');
-  const out = new Float32Array(t.data.length);
-  for (let i = 0; i < out.length; i++) out[i] = Number(t.data[i]);
-  return { dtype: 'float32', shape: t.shape, data: out };
+function toFloat32(t: Tensor, name: string): Tensor {
+  if (t.dtype === 'string' || t.dtype === 'bytes') {
+    throw new ServingError('E_INVALID_ARGUMENT', `add_cast takes numeric inputs (bool, int*, uint*, float16/32/64), got ${t.dtype} for ${name}`);
+  }
+  // a value float32 cannot hold (beyond ±3.4e38) is refused as a client error too
+  return castTensor(t, 'float32', `add_cast input ${name}`);
 }
 
 register.method('add_common', { outputs: ['y'] }, (x1, x2) => {

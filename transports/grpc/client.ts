@@ -13,7 +13,6 @@
  * `inferEach` resolves with each instance's outputs or error. Transport failures (server
  * unreachable, deadline, message too large) map from their gRPC status.
  */
-import { readFileSync } from 'node:fs';
 import {
   type ChannelCredentials,
   Client as GrpcClient,
@@ -44,7 +43,8 @@ import {
 import { type InputInstance, toInputTensor } from './values.js';
 import { decodeMetadata } from './metadata.js';
 import type { ServableMetadata } from '../../facade/engine.js';
-import { type ClientOptions, type SSLConfig, clientSettings } from './client-options.js';
+import { type ClientOptions, clientSettings } from './client-options.js';
+import { SSLConfig, type SSLConfigFactory, clientTlsFiles } from './client-ssl-config.js';
 
 export type { InputInstance, InputValue, TensorLike } from './values.js';
 export { ServingError, InstanceErrors };
@@ -52,7 +52,9 @@ export type { Instance, Tensor };
 // Building inputs and reading string outputs without a second import from 'actorserve'.
 export { tensor, stringTensor, tensorStrings };
 
-export type { ClientOptions, SSLConfig };
+export type { ClientOptions, SSLConfigFactory };
+// MindSpore's client `SSLConfig(...)` (`new` optional), for the Client's `sslConfig` option.
+export { SSLConfig };
 
 /** Per-instance outcome: the outputs by name, or the error of that instance. */
 export type InstanceOutcome = Instance | ServingError;
@@ -69,21 +71,10 @@ function nonEmpty(name: string, value: unknown): string {
   return value;
 }
 
-function readPem(field: string, path: string | undefined): Buffer | null {
-  if (path === undefined) return null;
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw bad(`sslConfig.${field} file ${path} cannot be read: ${(err as Error).message}`);
-  }
-}
-
 function channelCredentials(ssl: SSLConfig | undefined): ChannelCredentials {
   if (ssl === undefined) return credentials.createInsecure();
-  if ((ssl.certificate === undefined) !== (ssl.privateKey === undefined)) {
-    throw bad('sslConfig.certificate and sslConfig.privateKey must be given together');
-  }
-  return credentials.createSsl(readPem('customCa', ssl.customCa), readPem('privateKey', ssl.privateKey), readPem('certificate', ssl.certificate));
+  const pem = clientTlsFiles(ssl, 'Client: sslConfig');
+  return credentials.createSsl(pem.customCa, pem.privateKey, pem.certificate);
 }
 
 function toInstances(instances: InputInstance | readonly InputInstance[]): WireInstance[] {

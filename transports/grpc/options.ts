@@ -41,7 +41,7 @@ export function grpcSettings(options: GrpcServerOptions): GrpcSettings {
   const o = checkOptions(GRPC_SERVER_OPTIONS, options, invalidArgument('gRPC server options'));
   return {
     ssl: o.sslConfig,
-    pem: o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'gRPC server') : undefined,
+    pem: o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'gRPC server sslConfig') : undefined,
     maxMsgBytes: Math.floor(o.maxMsgMbSize * MIB),
     maxConcurrentStreams: o.maxConcurrentStreams,
     keepaliveTimeMs: o.keepaliveTimeMs,

@@ -12,7 +12,9 @@
  * `register.method(name, { inputs })`, or the model's where it feeds a model directly), plain
  * JSON numbers become that dtype (range-checked); elsewhere integers → int32, other numbers →
  * float32, bools → bool, strings → string. `{"b64": ..., "type": ..., "shape": ...}` objects
- * carry any dtype as raw little-endian bytes (type defaults to bytes).
+ * carry any dtype as raw little-endian bytes (type defaults to bytes). Typed values (bools, a
+ * numeric b64 type) keep their dtype: the runtime converts them to a declared input's dtype
+ * and a model input refuses another dtype, as for gRPC and msgpack.
  *
  * Replies: numbers and bools by native/index.ts's writers (float16 by json-writer.ts).
  */
@@ -24,13 +26,13 @@ import type { InstanceOutcome } from '../../facade/engine.js';
 import {
   type ParsedRequest,
   type ParsedValue,
-  float32ToFloat16,
   parseInstances,
   writeBoolJson,
   writeFloat32Json,
   writeFloat64Json,
   writeIntJson,
 } from '../../native/index.js';
+import { castTensor, elementAt } from '../../native/dtype-cast.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
 import { ReplyWriter } from './reply-writer.js';
 import { writeFloat16Json, writeNested } from './json-writer.js';
@@ -120,7 +122,9 @@ export function toTensor(value: ParsedValue, expected: DType | undefined, where:
     }
     case 'bools': {
       if (value.data.length === 0 && expected !== undefined) return emptyTensor(expected, value.shape);
-      if (expected !== undefined && expected !== 'bool') {
+      // Bools are typed: a numeric input decides (the runtime converts them for a declared
+      // input, a model input refuses them), as it does for gRPC and msgpack.
+      if (expected !== undefined && !isNumericDType(expected)) {
         throw new ServingError('E_INVALID_DTYPE', `${where} takes ${expected}, got bools`);
       }
       return { dtype: 'bool', shape: value.shape, data: value.data };
@@ -144,68 +148,31 @@ function emptyTensor(dtype: DType, shape: number[]): Tensor {
   return { dtype, shape, data: [] };
 }
 
-const INT_RANGE: Partial<Record<NumericDType, readonly [number, number]>> = {
-  int8: [-128, 127],
-  int16: [-32768, 32767],
-  int32: [-2147483648, 2147483647],
-  int64: [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  uint8: [0, 255],
-  uint16: [0, 65535],
-  uint32: [0, 4294967295],
-  uint64: [0, Number.MAX_SAFE_INTEGER],
-};
-
-const FLOAT_MAX = { float16: 65504, float32: 3.4028234663852886e38 } as const;
-
+/**
+ * JSON numbers → `dtype` by native/dtype-cast.ts's rules (the runtime's for declared inputs):
+ * integers in range for integer dtypes, no overflow to ±Infinity for floats. 64-bit integers
+ * also stay within ±2^53, where JSON numbers (doubles) are exact.
+ */
 function numbersTensor(src: Float64Array, shape: number[], dtype: Exclude<NumericDType, 'bool'>, where: string): Tensor {
-  const n = src.length;
-  const range = INT_RANGE[dtype];
-  if (range) {
-    const [lo, hi] = range;
-    for (let i = 0; i < n; i++) {
+  if (dtype === 'float64') {
+    // The parsed data is ours: no copy, unless it is a view into the buffer the request's small
+    // values share (native/README.md), which a postMessage to a stage thread would clone whole.
+    const owns = src.byteOffset === 0 && src.byteLength === src.buffer.byteLength;
+    return { dtype, shape, data: owns ? src : src.slice() };
+  }
+  if (dtype === 'int64' || dtype === 'uint64') {
+    const lo = dtype === 'int64' ? -Number.MAX_SAFE_INTEGER : 0;
+    for (let i = 0; i < src.length; i++) {
       const v = src[i]!;
-      if (!Number.isInteger(v)) {
-        throw new ServingError('E_INVALID_DTYPE', `${where} takes ${dtype}, but ${at(i, shape)} is ${v}, not an integer`);
-      }
-      if (v < lo || v > hi) {
-        const hint = dtype.endsWith('64') ? ' (JSON numbers beyond ±2^53 are inexact: send them as b64 data)' : '';
-        throw badRequest(`${where}: ${at(i, shape)} (${v}) is out of the ${dtype} range [${lo}, ${hi}]${hint}`);
+      if (!Number.isInteger(v)) break; // castTensor words it
+      if (v < lo || v > Number.MAX_SAFE_INTEGER) {
+        throw badRequest(
+          `${where}: ${elementAt(i, shape)} (${v}) is out of the ${dtype} range [${lo}, ${Number.MAX_SAFE_INTEGER}] (JSON numbers beyond ±2^53 are inexact: send them as b64 data)`,
+        );
       }
     }
-    if (dtype === 'int64') return { dtype, shape, data: BigInt64Array.from(src, (v) => BigInt(v)) };
-    if (dtype === 'uint64') return { dtype, shape, data: BigUint64Array.from(src, (v) => BigInt(v)) };
-    const data = new TYPED_ARRAY[dtype](n);
-    (data as Int32Array).set(src);
-    return { dtype, shape, data } as Tensor;
   }
-  if (dtype === 'float32' || dtype === 'float16') {
-    // Through float32 for both: double → float32 → float16 rounds as double → float16 does
-    // (float32 has more than 2 × 11 + 2 bits). A value that rounds to ±Infinity is an error,
-    // not a silent overflow (the parsed numbers are finite).
-    const f32 = new Float32Array(src);
-    const data = dtype === 'float32' ? f32 : float32ToFloat16(f32);
-    for (let i = 0; i < n; i++) {
-      const overflows = dtype === 'float32' ? f32[i]! - f32[i]! !== 0 : (data[i]! & 0x7fff) === 0x7c00;
-      if (overflows) throw badRequest(`${where}: ${at(i, shape)} (${src[i]}) is out of the ${dtype} range ±${FLOAT_MAX[dtype]}`);
-    }
-    return { dtype, shape, data } as Tensor;
-  }
-  // The parsed data is ours: no copy, unless it is a view into the buffer the request's small
-  // values share (native/README.md), which a postMessage to a stage thread would clone whole.
-  const owns = src.byteOffset === 0 && src.byteLength === src.buffer.byteLength;
-  return { dtype: 'float64', shape, data: owns ? src : src.slice() };
-}
-
-/** "element [1][0]": where the flat index `i` sits in `shape` ("the value" for a scalar). */
-function at(i: number, shape: readonly number[]): string {
-  if (shape.length === 0) return 'the value';
-  let s = '';
-  for (let d = shape.length - 1; d >= 0; d--) {
-    const dim = shape[d]!;
-    s = `[${i % dim}]${s}`;
-    i = Math.floor(i / dim);
-  }
-  return `element ${s}`;
+  return castTensor({ dtype: 'float64', shape, data: src }, dtype, where);
 }
 
 /** b64 object `type` names (MindSpore's set, plus our dtype names). */
@@ -230,7 +197,9 @@ function b64Tensor(text: string, type: string | undefined, shapeValue: readonly 
   }
   const shape = readShape(shapeValue, where);
   const count = elementCount(shape, where);
-  if (expected !== undefined && isNumericDType(expected) && dtype !== expected) {
+  // A numeric b64 type is the client's: as for gRPC and msgpack, the runtime converts it to a
+  // declared input's dtype, and a model input refuses another dtype. Bytes never become numbers.
+  if (expected !== undefined && isNumericDType(expected) && !isNumericDType(dtype)) {
     throw new ServingError(
       'E_INVALID_DTYPE',
       `${where} takes ${expected}, the b64 object holds ${dtype}${type === undefined ? ' (the default type; set "type": "' + expected + '")' : ''}`,

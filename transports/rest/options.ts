@@ -66,7 +66,7 @@ export function restSettings(options: RestServerOptions): RestSettings {
   }
   return {
     ssl: o.sslConfig,
-    pem: o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'RESTful server') : undefined,
+    pem: o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'RESTful server sslConfig') : undefined,
     bodyLimit: o.maxBodyBytes ?? Math.floor(o.maxMsgMbSize * MIB),
     maxHeaderBytes: o.maxHeaderBytes,
     closeTimeoutMs: o.closeTimeoutMs,

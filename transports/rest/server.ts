@@ -41,8 +41,11 @@ export interface RestServer {
   readonly address: string;
   /** The TCP port bound (0 for a unix socket). */
   readonly port: number;
-  /** Stops accepting, lets requests in flight finish (up to closeTimeoutMs), then closes every connection. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, lets requests in flight finish for up to `timeoutMs` (a drain passes its
+   * own; default: the closeTimeoutMs option), then closes every connection.
+   */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 /**
@@ -164,12 +167,12 @@ class UwsRestServer implements RestServer {
     );
   }
 
-  close(): Promise<void> {
-    this.closing ??= this.drainAndClose();
+  close(timeoutMs = this.settings.closeTimeoutMs): Promise<void> {
+    this.closing ??= this.drainAndClose(timeoutMs);
     return this.closing;
   }
 
-  private async drainAndClose(): Promise<void> {
+  private async drainAndClose(timeoutMs: number): Promise<void> {
     this.draining = true;
     this.front?.stopAccepting();
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
@@ -178,7 +181,7 @@ class UwsRestServer implements RestServer {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         this.drained = resolve;
-        timer = setTimeout(resolve, this.settings.closeTimeoutMs);
+        timer = setTimeout(resolve, timeoutMs);
       });
       clearTimeout(timer);
     }

@@ -169,6 +169,16 @@ t.test('close() cuts off requests that outlive closeTimeoutMs', async (t) => {
   await t.rejects(slow, { code: 'ECONNRESET' });
 });
 
+t.test("close(timeoutMs) waits that long, not closeTimeoutMs (a drain passes its own timeout)", async (t) => {
+  const rest = await startRestfulServer(env.engine, '127.0.0.1:0', { closeTimeoutMs: 100 });
+  const slow = request({ port: rest.port }, '/model/ident:slow', { body: '{"instances":{"x":1}}' });
+  await new Promise((r) => setTimeout(r, 200));
+  await rest.close(10_000);
+  const r = await slow;
+  t.equal(r.status, 200, 'the slow request was answered, not cut off after 100 ms');
+  t.same(r.json, { instances: [{ y: 1 }] });
+});
+
 t.test('a keep-alive connection that sends during the drain gets 503 and is closed', async (t) => {
   const rest = await startRestfulServer(env.engine, '127.0.0.1:0');
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
