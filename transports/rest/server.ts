@@ -142,7 +142,7 @@ class UwsRestServer implements RestServer {
       throw new ServingError('E_UNAVAILABLE', `RESTful server could not bind to ${where} (${detail})`);
     };
     if (l.kind === 'unix') await claimSocketPath(l.path, 'RESTful server');
-    // with a TLS front, the uWS app listens on a private unix socket and the front on the address
+    // with a front, the uWS app listens on a private unix socket and the front on the address
     const appAt: ListenAddress = this.front ? { kind: 'unix', path: join(this.privateDir!, 'app.sock') } : l;
     const socket = await new Promise<us_listen_socket | false>((resolve) => {
       if (appAt.kind === 'unix') this.app.listen_unix((s) => resolve(s), appAt.path);
