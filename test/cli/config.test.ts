@@ -68,8 +68,8 @@ for (const [name, text, message] of bad) {
 }
 
 t.test('every option of the servers is a key of their config entry (hooks excepted)', async (t) => {
-  const c = await loadConfigFile(write('listeners.yaml', 'rest: { maxHeaderBytes: 4096, bodyTimeoutMs: 5000 }\ngrpc: { streamWindow: 8, keepaliveTimeMs: 60000 }\n'));
-  t.same(c.rest, { maxHeaderBytes: 4096, bodyTimeoutMs: 5000 });
+  const c = await loadConfigFile(write('listeners.yaml', 'rest: { maxHeaderBytes: 4096, bodyTimeoutMs: 5000, maxConnections: 100 }\ngrpc: { streamWindow: 8, keepaliveTimeMs: 60000 }\n'));
+  t.same(c.rest, { maxHeaderBytes: 4096, bodyTimeoutMs: 5000, maxConnections: 100 });
   t.same(c.grpc, { streamWindow: 8, keepaliveTimeMs: 60000 });
   const err = await loadConfigFile(write('hook.yaml', 'rest: { parseInstances: x }\n')).catch((e: unknown) => e);
   t.match((err as Error).message, /config\.rest: unknown key 'parseInstances'/);

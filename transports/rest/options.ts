@@ -16,6 +16,10 @@ export const REST_SERVER_OPTIONS = {
   maxHeaderBytes: integer({ min: 256, default: 16 * 1024, doc: 'largest request line + headers in bytes; larger requests get 431' }),
   closeTimeoutMs: { ...SERVER_OPTIONS.closeTimeoutMs, doc: 'how long close() waits for requests in flight before cutting them off' },
   bodyTimeoutMs: number({ min: 0, exclusiveMin: true, default: 60_000, doc: 'a request body must arrive completely within this time, else 408' }),
+  maxConnections: integer({
+    min: 1,
+    doc: 'connections open at once; one more is answered 503 and closed (HTTPS without verifyClient: closed). Absent: no limit but the process\'s file limit. Setting it puts a Node front before uWS (docs/rest.md gives the cost)',
+  }),
   controlApi: boolean({
     default: false,
     doc: 'serve the repository index and the load/unload control API (GET /repository/index, POST /repository/servables/<name>/load|unload); whoever reaches the port can then unload servables',
@@ -42,6 +46,8 @@ export interface RestSettings {
   readonly maxHeaderBytes: number;
   readonly closeTimeoutMs: number;
   readonly bodyTimeoutMs: number;
+  /** Connections open at once (counted by the Node front); undefined: no limit. */
+  readonly maxConnections: number | undefined;
   readonly parseInstances: InstancesParser | undefined;
   /** Bind the TCP port with SO_REUSEPORT (deliberate sharing); false binds it exclusively. */
   readonly reusePort: boolean;
@@ -54,6 +60,10 @@ export function restSettings(options: RestServerOptions): RestSettings {
     // the client-certificate front is a Node TLS server, and Node 20's net cannot set SO_REUSEPORT
     throw new ServingError('E_INVALID_ARGUMENT', 'RESTful server options: reusePort cannot be combined with sslConfig.verifyClient');
   }
+  if (o.reusePort && o.maxConnections !== undefined) {
+    // the connection-counting front is a Node server, for the same reason; and each server could only count its own share
+    throw new ServingError('E_INVALID_ARGUMENT', 'RESTful server options: reusePort cannot be combined with maxConnections');
+  }
   return {
     ssl: o.sslConfig,
     pem: o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'RESTful server sslConfig') : undefined,
@@ -61,6 +71,7 @@ export function restSettings(options: RestServerOptions): RestSettings {
     maxHeaderBytes: o.maxHeaderBytes,
     closeTimeoutMs: o.closeTimeoutMs,
     bodyTimeoutMs: o.bodyTimeoutMs,
+    maxConnections: o.maxConnections,
     parseInstances: o.parseInstances,
     reusePort: o.reusePort,
     controlApi: o.controlApi,

@@ -32,7 +32,7 @@ import { mindsporeRoutes } from './mindspore-routes.js';
 import { type RestServerOptions, type RestSettings, restSettings } from './options.js';
 import { PROBE_ROUTES } from './probe-routes.js';
 import { type BodyRoute, type Route, RouteTable } from './route-table.js';
-import { TLS12_CIPHERS, TlsFront } from './tls-front.js';
+import { Front, TLS12_CIPHERS } from './front.js';
 
 export type { SSLConfig, RestServerOptions };
 
@@ -94,8 +94,8 @@ class UwsRestServer implements RestServer {
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
   private ownsSocketFile = false;
-  /** With `verifyClient`: the Node TLS server in front, and the private folder of the app's socket. */
-  private front: TlsFront | undefined;
+  /** With `verifyClient` or `maxConnections`: the Node server in front (front.ts), and the private folder of the app's socket. */
+  private front: Front | undefined;
   private privateDir: string | undefined;
 
   constructor(
@@ -112,11 +112,16 @@ class UwsRestServer implements RestServer {
       ...extraRoutes,
     ]);
     const ssl = settings.ssl;
-    if (ssl?.verifyClient) {
+    if (ssl?.verifyClient || settings.maxConnections !== undefined) {
       this.privateDir = mkdtempSync(join(tmpdir(), 'actorserve-rest-'));
       try {
-        const pem = settings.pem!; // checked: verifyClient comes with a customCa
-        this.front = new TlsFront({ ...pem, customCa: pem.customCa! }, join(this.privateDir, 'app.sock'));
+        const pem = settings.pem;
+        this.front = new Front(join(this.privateDir, 'app.sock'), {
+          // checked: verifyClient comes with a customCa
+          mutualTls: ssl?.verifyClient && pem ? { ...pem, customCa: pem.customCa! } : undefined,
+          maxConnections: settings.maxConnections,
+          passesTls: ssl !== undefined && !ssl.verifyClient,
+        });
       } catch (err) {
         rmSync(this.privateDir, { recursive: true, force: true });
         throw new ServingError(
@@ -137,7 +142,7 @@ class UwsRestServer implements RestServer {
       throw new ServingError('E_UNAVAILABLE', `RESTful server could not bind to ${where} (${detail})`);
     };
     if (l.kind === 'unix') await claimSocketPath(l.path, 'RESTful server');
-    // with a TLS front, the uWS app listens on a private unix socket and the front on the address
+    // with a front, the uWS app listens on a private unix socket and the front on the address
     const appAt: ListenAddress = this.front ? { kind: 'unix', path: join(this.privateDir!, 'app.sock') } : l;
     const socket = await new Promise<us_listen_socket | false>((resolve) => {
       if (appAt.kind === 'unix') this.app.listen_unix((s) => resolve(s), appAt.path);
@@ -157,7 +162,9 @@ class UwsRestServer implements RestServer {
     this.ownsSocketFile = l.kind === 'unix';
     if (l.kind === 'unix') restrictSocketFile(l.path);
     this.address = formatListenAddress(l, this.port);
-    this.engine.log(`RESTful server listening on ${this.settings.ssl ? 'https' : 'http'}://${this.address}${this.front ? ' (client certificates required)' : ''}`);
+    this.engine.log(
+      `RESTful server listening on ${this.settings.ssl ? 'https' : 'http'}://${this.address}${this.settings.ssl?.verifyClient ? ' (client certificates required)' : ''}${this.settings.maxConnections !== undefined ? ` (at most ${this.settings.maxConnections} connections)` : ''}`,
+    );
   }
 
   close(timeoutMs = this.settings.closeTimeoutMs): Promise<void> {
@@ -311,7 +318,7 @@ function sslApp(ssl: SSLConfig): TemplatedApp {
       cert_file_name: ssl.certificate,
       key_file_name: ssl.privateKey,
       ssl_ciphers: TLS12_CIPHERS,
-      // no ca_file_name: uSockets would verify but not require client certificates (see tls-front.ts)
+      // no ca_file_name: uSockets would verify but not require client certificates (see front.ts)
     });
   } catch (err) {
     throw new ServingError(

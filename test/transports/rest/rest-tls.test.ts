@@ -1,5 +1,5 @@
 // HTTPS matters of the REST transport alone, with and without verifyClient (uWS's own TLS, or
-// the Node TLS front of tls-front.ts): the protocol and cipher policy, and keep-alive HTTPS
+// the Node TLS front of front.ts): the protocol and cipher policy, and keep-alive HTTPS
 // connections through close(). Who is served and who is refused, and the start-up errors, are
 // in ../tls-matrix.test.ts for both transports.
 import t from 'tap';
