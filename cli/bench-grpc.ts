@@ -112,8 +112,11 @@ export class GrpcSession {
     return s;
   }
 
-  /** One unary MSService/Predict call with a framed request. */
-  unary(framed: Buffer): Promise<Failure | undefined> {
+  /**
+   * One unary MSService/Predict call with a framed request. `deadlineMs` (default: the
+   * client's timeout) is the call's `grpc-timeout`: the soak sends some with a short one.
+   */
+  unary(framed: Buffer, deadlineMs = this.timeoutMs): Promise<Failure | undefined> {
     return new Promise((resolve) => {
       let req: http2.ClientHttp2Stream;
       try {
@@ -122,7 +125,7 @@ export class GrpcSession {
           ':path': PREDICT_PATH,
           'content-type': 'application/grpc',
           te: 'trailers',
-          'grpc-timeout': grpcTimeout(this.timeoutMs),
+          'grpc-timeout': grpcTimeout(deadlineMs),
         });
       } catch (err) {
         this.session = undefined;
