@@ -15,6 +15,8 @@ export interface TimeSeries {
 export interface Panel {
   readonly title: string;
   readonly yLabel: string;
+  /** Start the y axis near the lowest value instead of at 0 (to see a slope on a large base). */
+  readonly fitY?: boolean;
   readonly series: readonly TimeSeries[];
 }
 
@@ -28,7 +30,7 @@ export interface TimeChartSpec {
 
 const W = 820;
 const PANEL_H = 190;
-const M = { left: 70, right: 200, top: 62, gap: 46, bottom: 40 };
+const M = { left: 70, right: 200, top: 62, gap: 46, bottom: 52 };
 const f1 = (v: number): string => v.toFixed(1);
 
 function ticksUpTo(hi: number): { max: number; ticks: number[] } {
@@ -39,12 +41,24 @@ function ticksUpTo(hi: number): { max: number; ticks: number[] } {
   return { max, ticks };
 }
 
+/** Ticks over [lo, hi] with a margin, starting at a round value below lo. */
+function ticksAround(lo: number, hi: number): { min: number; max: number; ticks: number[] } {
+  const span = Math.max(hi - lo, Math.abs(hi) * 0.02, 1);
+  const step = niceStep(span * 1.2, 4);
+  const min = Math.max(0, Math.floor((lo - span * 0.1) / step) * step);
+  const max = Math.ceil((hi + span * 0.1) / step) * step;
+  const ticks: number[] = [];
+  for (let t = min; t <= max + step / 2; t += step) ticks.push(t);
+  return { min, max, ticks };
+}
+
 function panelSvg(p: Panel, top: number, spec: TimeChartSpec): string[] {
   const plotW = W - M.left - M.right;
   const x = (t: number): number => M.left + (plotW * t) / spec.durationS;
   const values = p.series.flatMap((s) => s.points.map((q) => q.y)).filter((v) => Number.isFinite(v));
-  const { max, ticks } = ticksUpTo(values.length ? Math.max(...values) : 1);
-  const y = (v: number): number => top + PANEL_H * (1 - v / max);
+  const hi = values.length ? Math.max(...values) : 1;
+  const { min, max, ticks } = p.fitY && values.length ? ticksAround(Math.min(...values), hi) : { min: 0, ...ticksUpTo(hi) };
+  const y = (v: number): number => top + PANEL_H * (1 - (v - min) / (max - min));
   const out: string[] = [];
   out.push(`<text x="${M.left}" y="${top - 10}" font-weight="bold">${escapeXml(p.title)}</text>`);
   out.push(`<rect x="${M.left}" y="${top}" width="${f1(x(spec.warmupS) - M.left)}" height="${PANEL_H}" fill="#f2f2f2"/>`);

@@ -74,11 +74,18 @@ export function soakChart(s: SoakSummary): string {
   const mid = (startS: number): number => startS + windowS / 2;
   const panels: Panel[] = [
     {
-      title: `Server memory (RSS slope after warm-up ${f(s.memory.rssSlopeMbPerMin, 2)} MB/min, heap used ${f(s.memory.heapSlopeMbPerMin, 2)} MB/min)`,
+      title: `Server resident memory (least-squares slope after warm-up: ${f(s.memory.rssSlopeMbPerMin, 2)} MB/min)`,
       yLabel: 'MB',
+      fitY: true,
       series: [
         { name: 'RSS', color: COLORS[0]!, points: series((x) => x.rssMb) },
-        { name: 'RSS fit', color: COLORS[0]!, dashed: true, points: fitLine(samples, warmupS, (x) => x.rssMb) },
+        { name: 'fit after warm-up', color: COLORS[0]!, dashed: true, points: fitLine(samples, warmupS, (x) => x.rssMb) },
+      ],
+    },
+    {
+      title: `Main thread V8 heap and external memory (heap used slope ${f(s.memory.heapSlopeMbPerMin, 2)} MB/min)`,
+      yLabel: 'MB',
+      series: [
         { name: 'heap used', color: COLORS[1]!, points: series((x) => x.heapUsedMb) },
         { name: 'heap total', color: COLORS[1]!, dashed: true, points: series((x) => x.heapTotalMb) },
         { name: 'external', color: COLORS[3]!, points: series((x) => x.externalMb) },
