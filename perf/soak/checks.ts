@@ -98,6 +98,20 @@ export function p99Check(pair: P99Pair, t: Thresholds): Check {
   return { name, ok: last.p99Ms <= limitMs, value, limit };
 }
 
+/**
+ * Handles: once the load has stopped and its connections are closed, the server's active libuv
+ * resources are back to what they were before it started (give or take `slack`): sockets,
+ * timers and streams of finished, failed and cancelled requests were all released.
+ */
+export function handlesCheck(before: number, after: number, slack: number): Check {
+  return {
+    name: 'handles released',
+    ok: Number.isFinite(before) && Number.isFinite(after) && after <= before + slack,
+    value: `${before} active resources before the load, ${after} after it`,
+    limit: `after ≤ before + ${slack}`,
+  };
+}
+
 /** The server: up at every sample, and stopped cleanly (exit 0) after SIGTERM. */
 export function serverCheck(scrapeFailures: readonly string[], samples: number, exit: { readonly code: number | null; readonly signal: string | null; readonly diedEarly: boolean }): Check {
   const problems: string[] = [];

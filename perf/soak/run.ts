@@ -8,6 +8,7 @@
  *   - no outcome other than the intended ones (each kind lists its own), every kind sent
  *   - p99 stable: per good kind, the last window's p99 within --p99-ratio × (or
  *     --p99-slack-ms above) the first window's after warm-up
+ *   - handles released: active libuv resources back to their idle count after the load
  *   - the server answered every scrape and exited 0 after SIGTERM
  *
  * It exits 1 when a check fails (2 on bad flags, 3 when it could not run at all).
@@ -27,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { findProjectRoot } from '../../servables/generate-models.js';
 import { sampleJpeg } from '../suite/servables.js';
-import { type Check, type Thresholds, memoryCheck, outcomeChecks, p99Check, serverCheck } from './checks.js';
+import { type Check, type Thresholds, handlesCheck, memoryCheck, outcomeChecks, p99Check, serverCheck } from './checks.js';
 import { runLoad } from './load.js';
 import { type Sample, sample, scrape, sumByLabel } from './sampler.js';
 import { startServer } from './server.js';
@@ -35,6 +36,11 @@ import { type SoakSummary, soakChart, soakMarkdown } from './report.js';
 import { requestKinds } from './traffic.js';
 
 class UsageError extends Error {}
+
+/** Pause between the end of the load and the last sample (the handles check). */
+const HANDLES_SETTLE_MS = 2000;
+/** Active resources the server may hold after the load beyond those it held before it. */
+const HANDLES_SLACK = 8;
 
 /** "10m", "60s", "90" (seconds), "1.5m" → milliseconds. */
 function parseDuration(s: string, atLeastMs = 5000): number {
@@ -151,6 +157,8 @@ async function main(argv: string[]): Promise<number> {
   const load = await runLoad({ rest: server.rest, grpc: server.grpc, kinds, restLoops, grpcLoops, durationMs, windowMs, maxRequests });
   clearInterval(timer);
   await sampling;
+  // the loops have closed their connections: give the server a moment to see them go
+  await new Promise((r) => setTimeout(r, HANDLES_SETTLE_MS));
   await takeSample();
   const generatorCpuS = ((c) => (c.user + c.system) / 1e6)(process.cpuUsage(cpu0));
   let serverFailures: Record<string, number> = {};
@@ -191,6 +199,7 @@ async function main(argv: string[]): Promise<number> {
     { name: rss.name, ok: rss.ok, value: rss.value, limit: rss.limit },
     ...outcomeChecks(kinds.map((k) => ({ id: k.id, expected: k.expected, counts: load.outcomes.get(k.id)! }))),
     ...goodKinds.map((k) => p99Check(pairOf(k.id), thresholds)),
+    handlesCheck(samples[0]?.activeResources ?? NaN, samples.length > 1 ? samples[samples.length - 1]!.activeResources : NaN, HANDLES_SLACK),
     serverCheck(scrapeFailures, samples.length, { ...exit, diedEarly }),
   ];
   const cpuS = samples.length >= 2 ? samples[samples.length - 1]!.cpuSeconds - samples[0]!.cpuSeconds : NaN;

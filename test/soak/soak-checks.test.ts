@@ -1,9 +1,9 @@
 // The soak's verdict functions (perf/soak/checks.ts) on synthetic samples: the memory check
 // must fail a leak of 1 MB/s at the CI run's limit even under saw-tooth noise and pass a flat
 // noisy series; an outcome not intended for its kind, an unsent kind, a p99 that grew past
-// its limit and a server that died each fail.
+// its limit, handles left open and a server that died each fail.
 import t from 'tap';
-import { memoryCheck, outcomeChecks, p99Check, serverCheck, slope } from '../../dist/perf/soak/checks.js';
+import { handlesCheck, memoryCheck, outcomeChecks, p99Check, serverCheck, slope } from '../../dist/perf/soak/checks.js';
 
 const CI_LIMIT_MB_PER_MIN = 45; // perf/soak/run.ts: the default below 5 minutes
 const THRESHOLDS = { maxSlopeMbPerMin: CI_LIMIT_MB_PER_MIN, p99Ratio: 3, p99SlackMs: 50, p99MinSamples: 100 };
@@ -64,4 +64,11 @@ t.test('server: every scrape answered and exit 0', async (t) => {
   t.notOk(serverCheck([], 30, { code: null, signal: 'SIGKILL', diedEarly: true }).ok);
   t.notOk(serverCheck([], 30, { code: 1, signal: null, diedEarly: false }).ok);
   t.notOk(serverCheck(['t=3 s: ECONNREFUSED'], 30, { code: 0, signal: null, diedEarly: false }).ok);
+});
+
+t.test('handles: back to the idle count after the load', async (t) => {
+  t.ok(handlesCheck(7, 7, 8).ok);
+  t.ok(handlesCheck(7, 15, 8).ok);
+  t.notOk(handlesCheck(7, 16, 8).ok, 'more than the slack left open fails');
+  t.notOk(handlesCheck(7, NaN, 8).ok, 'no sample after the load fails');
 });
