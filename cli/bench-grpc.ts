@@ -115,8 +115,10 @@ export class GrpcSession {
   /**
    * One unary call with a framed request: MSService/Predict (the reply's error_msg decides),
    * or the Open Inference Protocol's ModelInfer (`kserve`: the gRPC status decides).
+   * `deadlineMs` (default: the client's timeout) is the call's `grpc-timeout`: the soak sends
+   * some with a short one.
    */
-  unary(framed: Buffer, rpc: 'predict' | 'kserve' = 'predict'): Promise<Failure | undefined> {
+  unary(framed: Buffer, rpc: 'predict' | 'kserve' = 'predict', deadlineMs = this.timeoutMs): Promise<Failure | undefined> {
     return new Promise((resolve) => {
       let req: http2.ClientHttp2Stream;
       try {
@@ -125,7 +127,7 @@ export class GrpcSession {
           ':path': rpc === 'kserve' ? KSERVE_PATH.ModelInfer : PREDICT_PATH,
           'content-type': 'application/grpc',
           te: 'trailers',
-          'grpc-timeout': grpcTimeout(this.timeoutMs),
+          'grpc-timeout': grpcTimeout(deadlineMs),
         });
       } catch (err) {
         this.session = undefined;

@@ -51,9 +51,12 @@ export class HttpConnection {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Sends the request and resolves with undefined (success) or the failure. */
-  send(): Promise<Failure | undefined> {
-    return new Promise((resolve) => this.start(resolve, true));
+  /**
+   * Sends the request (or `request`, other bytes on the same connection: the soak mixes kinds
+   * of requests on one connection) and resolves with undefined (success) or the failure.
+   */
+  send(request: Buffer = this.request): Promise<Failure | undefined> {
+    return new Promise((resolve) => this.start(resolve, true, request));
   }
 
   close(): void {
@@ -61,11 +64,11 @@ export class HttpConnection {
     this.socket = undefined;
   }
 
-  private start(resolve: (f: Failure | undefined) => void, mayRetry: boolean): void {
+  private start(resolve: (f: Failure | undefined) => void, mayRetry: boolean, request: Buffer): void {
     this.resolve = (f) => {
       // A reused keep-alive connection that the server had already closed: retry once on a new one.
       if (f?.connection && mayRetry && this.reused && !this.gotBytes) {
-        this.start(resolve, false);
+        this.start(resolve, false, request);
         return;
       }
       resolve(f);
@@ -76,7 +79,7 @@ export class HttpConnection {
     this.bodyBytes = 0;
     this.reused = this.socket !== undefined;
     const socket = this.socket ?? this.connect();
-    socket.write(this.request);
+    socket.write(request);
   }
 
   private connect(): net.Socket {

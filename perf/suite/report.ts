@@ -278,6 +278,11 @@ function plots(input: ReportInput, w: Workload): Record<string, string> {
   };
 }
 
+/** The soak is a run of its own (perf/soak/); the report links its report, which sits beside perf/report.md. */
+const SOAK_LINK =
+  'Stability over time is measured separately: a 10-minute saturation soak of `actorserve serve` on REST and gRPC with good, bad and cancelled requests ' +
+  '(`npm run perf:soak`, perf/soak/): memory slope, outcomes by kind and p99 per window in [soak-report.md](soak-report.md).';
+
 /** Writes the report and the plots; returns the paths written and the goals table. */
 export async function writeReport(input: ReportInput): Promise<{ files: string[]; goals: string }> {
   const { machine: m, settings: s } = input;
@@ -291,6 +296,7 @@ export async function writeReport(input: ReportInput): Promise<{ files: string[]
       'Every number below comes from that one run on the machine described here; rerun the suite to refresh it.',
     '',
   );
+  out.push(SOAK_LINK, '');
   out.push('## Machine', '');
   out.push(
     table(

@@ -42,7 +42,7 @@ async function writeIfChanged(file: string, data: string | Uint8Array): Promise<
 }
 
 /** A deterministic 320 × 240 JPEG (a smooth colour pattern), as a camera would send. */
-async function sampleJpeg(): Promise<Buffer> {
+export async function sampleJpeg(): Promise<Buffer> {
   const { default: sharp } = await import('sharp');
   const w = 320;
   const h = 240;

@@ -35,7 +35,7 @@ export function escapeXml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 
-function niceStep(range: number, targetTicks: number): number {
+export function niceStep(range: number, targetTicks: number): number {
   const raw = range / targetTicks;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const f = raw / mag;
