@@ -43,12 +43,12 @@ t.test('--warmup 0s (and 0ms, 0) is no warm-up', async (t) => {
 
 t.test('a level longer than the progress interval writes progress lines on stderr; --json writes none', async (t) => {
   const seconds = PROGRESS_EVERY_MS / 1000 + 1;
-  const p = runCli(['bench', address, ...call, '--duration', `${seconds}s`, '--warmup', '0', '--concurrency', '2']);
+  const p = runCli(['bench', address, ...call, '--duration', `${seconds}s`, '--warmup', '0', '--concurrency', '2', '--generator', 'js']);
   t.equal(await p.exited, 0, p.output());
   t.match(p.output(), /^c=2 {2}\d+\.\d s {2}\d+ ok {2}0 errors {2}\d+ req\/s$/m, 'a progress line within the level');
   t.notOk(p.output().includes('\r') || p.output().includes('\u001b'), 'no terminal control codes when stderr is not a terminal');
 
-  const json = runCli(['bench', address, ...call, '--duration', `${seconds}s`, '--warmup', '0', '--concurrency', '2', '--json']);
+  const json = runCli(['bench', address, ...call, '--duration', `${seconds}s`, '--warmup', '0', '--concurrency', '2', '--generator', 'js', '--json']);
   t.equal(await json.exited, 0);
   t.notMatch(json.output(), /^c=2 /m, 'no progress with --json');
   t.ok(JSON.parse(json.output()), 'the output is the JSON document alone');

@@ -90,19 +90,20 @@ t.test('the table: a header, one row per level; --input with several instances c
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /3 instance\(s\) per request/);
   const lines = r.stdout.trim().split('\n');
-  t.match(lines[1], /^concurrency\s+requests\s+req\/s\s+inst\/s\s+p50 ms\s+p90 ms\s+p99 ms\s+max ms\s+errors$/);
+  t.match(lines[1], /^concurrency\s+requests\s+req\/s\s+inst\/s\s+p50 ms\s+p90 ms\s+p99 ms\s+max ms\s+errors\s+gen CPU µs\/req$/);
   const cells = lines[2]!.trim().split(/\s+/);
   t.equal(cells[0], '2');
   t.equal(cells[1], '30');
   t.equal(cells[8], '0');
+  t.ok(Number(cells[9]) > 0, 'the js generator\'s CPU per request');
   t.ok(Math.abs(Number(cells[3]) - 3 * Number(cells[2])) <= 0.02 * Number(cells[3]) + 1, 'inst/s = 3 × req/s');
   const msgpack = await bench([restAddress, '--servable', 'add', '--method', 'add_common', '--msgpack', '--requests', '20', '--concurrency', '2', '--json']);
   t.equal(msgpack.code, 0, msgpack.stderr);
   t.equal((JSON.parse(msgpack.stdout) as { levels: Level[] }).levels[0]!.ok, 20, 'msgpack bodies work');
 });
 
-t.test('duration mode with warm-up; gRPC unary and PredictStream against the gRPC transport', async (t) => {
-  const d = await bench([restAddress, '--servable', 'add', '--method', 'add_common', '--duration', '300ms', '--warmup', '100ms', '--concurrency', '3', '--json']);
+t.test('duration mode with warm-up (js generator); gRPC unary and PredictStream against the gRPC transport', async (t) => {
+  const d = await bench([restAddress, '--servable', 'add', '--method', 'add_common', '--duration', '300ms', '--warmup', '100ms', '--concurrency', '3', '--generator', 'js', '--json']);
   t.equal(d.code, 0, d.stderr);
   const level = (JSON.parse(d.stdout) as { levels: (Level & { seconds: number })[] }).levels[0]!;
   t.ok(level.ok > 0 && level.errors === 0);
