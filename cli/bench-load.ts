@@ -217,32 +217,23 @@ function merge(plan: Plan, concurrency: number, workers: number, reports: readon
   const hist = new Histogram();
   const errorsByKind: Record<string, number> = {};
   const errorSamples: Record<string, string> = {};
-  let errors = 0;
   for (const r of reports) {
     hist.merge(r.histogram);
     for (const [k, n] of Object.entries(r.errors)) {
       errorsByKind[k] = (errorsByKind[k] ?? 0) + n;
-      errors += n;
       errorSamples[k] ??= r.samples[k] ?? '';
     }
   }
   const startedAt = Math.min(...reports.map((r) => r.startedAt));
   const endedAt = Math.max(...reports.map((r) => r.endedAt));
   const gone = reports.map((r) => r.unreachableAt).filter((at): at is number => at !== undefined);
-  const seconds = Math.max(1e-6, (endedAt - startedAt) / 1000);
-  const ok = hist.count;
-  const rps = ok / seconds;
-  return {
+  return levelResult(plan, {
     concurrency,
     workers,
-    requests: ok + errors,
-    ok,
-    errors,
+    ok: hist.count,
     errorsByKind,
     errorSamples,
-    seconds,
-    requestsPerSecond: rps,
-    instancesPerSecond: rps * plan.payload.instances,
+    seconds: (endedAt - startedAt) / 1000,
     latencyMs: {
       min: hist.quantileMs(0),
       mean: hist.meanMs(),
@@ -253,7 +244,18 @@ function merge(plan: Plan, concurrency: number, workers: number, reports: readon
     },
     ...(gone.length > 0 ? { unreachableFromSeconds: Math.max(0, (Math.min(...gone) - startedAt) / 1000) } : {}),
     generator: 'js',
-  };
+  });
+}
+
+/** A LevelResult from a level's counts (either generator): the totals and rates follow from them. */
+export function levelResult(
+  plan: Plan,
+  l: Pick<LevelResult, 'concurrency' | 'workers' | 'ok' | 'errorsByKind' | 'errorSamples' | 'seconds' | 'latencyMs' | 'unreachableFromSeconds' | 'generator'>,
+): LevelResult {
+  const errors = Object.values(l.errorsByKind).reduce((a, b) => a + b, 0);
+  const seconds = Math.max(1e-6, l.seconds);
+  const rps = l.ok / seconds;
+  return { ...l, requests: l.ok + errors, errors, seconds, requestsPerSecond: rps, instancesPerSecond: rps * plan.payload.instances };
 }
 
 /** What a load client needs to reach the plan's target and send its request. */

@@ -5,7 +5,7 @@
  * a sample message from one request of bench's own client after the level; wrk's CPU and the
  * server's (serverPid) over the measured run.
  */
-import { type LevelOptions, type LevelResult, type Plan, cpuFields, sampleRequest } from './bench-load.js';
+import { type LevelOptions, type LevelResult, type Plan, cpuFields, levelResult, sampleRequest } from './bench-load.js';
 import type { Failure } from './bench-failure.js';
 import { type WrkSummary, runWrk, wrkThreads, writeWrkScript } from './bench-wrk.js';
 import { processCpuSeconds } from './proc-cpu.js';
@@ -78,27 +78,22 @@ export async function runWrkLevel(plan: Plan, wrk: string, options: LevelOptions
       if (f) errorSamples[wrkKindOf(f)] = `${f.kind}: ${f.message}`;
     }
     const measured = s.durationUs / 1e6;
-    const seconds = Math.max(1e-6, run.unreachableFromMs !== undefined ? Math.min(measured, run.unreachableFromMs / 1000) : measured);
-    const rps = ok / seconds;
+    const seconds = run.unreachableFromMs !== undefined ? Math.min(measured, run.unreachableFromMs / 1000) : measured;
     const ms = (us: number): number => us / 1000;
     const latencyMs = s.requests > 0 ? { min: ms(s.min), mean: ms(s.mean), p50: ms(s.p50), p90: ms(s.p90), p99: ms(s.p99), max: ms(s.max) } : { min: NaN, mean: NaN, p50: NaN, p90: NaN, p99: NaN, max: NaN };
     const server = serverFrom !== undefined && serverTo !== undefined ? serverTo - serverFrom : undefined;
-    return {
+    const level = levelResult(plan, {
       concurrency,
       workers: threads,
-      requests: ok + errors,
       ok,
-      errors,
       errorsByKind,
       errorSamples,
       seconds,
-      requestsPerSecond: rps,
-      instancesPerSecond: rps * plan.payload.instances,
       latencyMs,
-      ...(run.unreachableFromMs !== undefined ? { unreachableFromSeconds: seconds } : {}),
+      ...(run.unreachableFromMs !== undefined ? { unreachableFromSeconds: Math.max(1e-6, seconds) } : {}),
       generator: 'wrk',
-      ...cpuFields(ok + errors, s.cpuSeconds, server),
-    };
+    });
+    return { ...level, ...cpuFields(level.requests, s.cpuSeconds, server) };
   } finally {
     clearInterval(progress);
     await script.remove();

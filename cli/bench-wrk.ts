@@ -170,7 +170,7 @@ export async function runWrk(o: WrkRunOptions): Promise<WrkRun> {
     child.once('error', (error) => resolve({ code: null, error }));
     child.once('close', (code) => resolve({ code }));
   });
-  timers.forEach((t) => clearTimeout(t) as unknown);
+  for (const t of timers) clearTimeout(t);
   const summary = parseWrkOutput(stdout);
   if (!summary) {
     const why = exit.error ? exit.error.message : `exit code ${exit.code}`;

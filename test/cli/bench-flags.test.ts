@@ -2,21 +2,16 @@
 // real REST server in this process): a duration needs its unit, `--warmup 0s` means no warm-up,
 // and a long level writes a progress line every few seconds on stderr unless --json.
 import t from 'tap';
-import { ServingServer } from '../../dist/server.js';
-import { ServableStartConfig } from '../../dist/engine/start-config.js';
-import { ensureExampleModels } from '../../dist/servables/generate-models.js';
+import type { ServingServer } from '../../dist/server.js';
 import { PROGRESS_EVERY_MS } from '../../dist/cli/bench-progress.js';
-import { BUNDLED_SERVABLES } from '../helpers/fixtures.js';
+import { addEngine } from '../helpers/bench.js';
 import { runCli } from '../helpers/cli.js';
 
 let engine: ServingServer;
 let address = '';
 
 t.before(async () => {
-  await ensureExampleModels(BUNDLED_SERVABLES);
-  engine = new ServingServer();
-  engine.log = () => undefined;
-  await engine.startServables(new ServableStartConfig({ servableDirectory: BUNDLED_SERVABLES, servableName: 'add' }));
+  engine = await addEngine();
   address = (await engine.startRestfulServer('127.0.0.1:0')).address;
 });
 t.teardown(() => engine?.stop());

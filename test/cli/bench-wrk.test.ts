@@ -6,46 +6,14 @@
 // PATH the js generator takes over and says so; flags that do not fit wrk are refused.
 import t from 'tap';
 import http from 'node:http';
-import { ServingServer } from '../../dist/server.js';
-import { ServableStartConfig } from '../../dist/engine/start-config.js';
-import { ensureExampleModels } from '../../dist/servables/generate-models.js';
-import { runBenchCommand } from '../../dist/cli/bench.js';
+import type { ServingServer } from '../../dist/server.js';
 import { findExecutable } from '../../dist/cli/find-executable.js';
-import { BUNDLED_SERVABLES } from '../helpers/fixtures.js';
+import { type Level, addEngine, bench } from '../helpers/bench.js';
 import { runCli } from '../helpers/cli.js';
 
-interface Level {
-  concurrency: number;
-  requests: number;
-  ok: number;
-  errors: number;
-  errorsByKind: Record<string, number>;
-  errorSamples: Record<string, string>;
-  seconds: number;
-  requestsPerSecond: number;
-  latencyMs: { p50: number; p99: number };
-  generator: string;
-  generatorCpuSeconds?: number;
-  generatorCpuPerRequestUs?: number;
-  serverCpuPerRequestUs?: number;
-  unreachableFromSeconds?: number;
-}
 interface Doc {
   generator: string;
   levels: Level[];
-}
-
-async function bench(args: string[], tty = false, onStderr?: (all: string) => void): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (f: (s: string) => void) => ({ write: (s: string | Uint8Array) => (f(String(s)), true) }) as unknown as NodeJS.WritableStream;
-  const err = sink((s) => {
-    stderr += s;
-    onStderr?.(stderr);
-  }) as NodeJS.WritableStream & { isTTY?: boolean };
-  if (tty) err.isTTY = true;
-  const code = await runBenchCommand(args, { stdout: sink((s) => (stdout += s)), stderr: err });
-  return { code, stdout, stderr };
 }
 
 const call = ['--servable', 'add', '--method', 'add_common'];
@@ -55,10 +23,7 @@ let address = '';
 t.before(async () => {
   // wrk is a Debian package CI installs (.ci/run); without it these tests cannot run
   if (!findExecutable('wrk')) throw new Error('wrk is not on PATH: apt-get install wrk');
-  await ensureExampleModels(BUNDLED_SERVABLES);
-  engine = new ServingServer();
-  engine.log = () => undefined;
-  await engine.startServables(new ServableStartConfig({ servableDirectory: BUNDLED_SERVABLES, servableName: 'add' }));
+  engine = await addEngine();
   address = (await engine.startRestfulServer('127.0.0.1:0')).address;
 });
 t.teardown(() => engine?.stop());
@@ -143,10 +108,8 @@ t.test('failures wrk counts: replies >= 400 and dropped connections, by kind, wi
 });
 
 t.test('the server goes away mid-level: the level stops there, later levels are not run, exit 1', async (t) => {
-  const own = new ServingServer();
-  own.log = () => undefined;
+  const own = await addEngine();
   t.teardown(() => own.stop());
-  await own.startServables(new ServableStartConfig({ servableDirectory: BUNDLED_SERVABLES, servableName: 'add' }));
   const at = (await own.startRestfulServer('127.0.0.1:0')).address;
   let running: () => void = () => undefined;
   const measuring = new Promise<void>((resolve) => (running = resolve));

@@ -7,54 +7,21 @@ import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tmpdir } from 'node:os';
-import { ServingServer } from '../../dist/server.js';
-import { ServableStartConfig } from '../../dist/engine/start-config.js';
-import { ensureExampleModels } from '../../dist/servables/generate-models.js';
-import { runBenchCommand, parseDuration } from '../../dist/cli/bench.js';
+import type { ServingServer } from '../../dist/server.js';
+import { parseDuration } from '../../dist/cli/bench.js';
 import { Histogram } from '../../dist/cli/bench-histogram.js';
 import { HttpConnection, encodeRequest } from '../../dist/cli/bench-http.js';
 import { streamMessage } from '../../dist/cli/bench-grpc.js';
 import { startGrpcServer, type GrpcServer } from '../../dist/transports/grpc/server.js';
 import { protos } from '../../dist/transports/grpc/proto.js';
-import { BUNDLED_SERVABLES } from '../helpers/fixtures.js';
-
-interface Captured {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function bench(args: string[], tty = false): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (f: (s: string) => void) => ({ write: (s: string | Uint8Array) => (f(String(s)), true) }) as unknown as NodeJS.WritableStream;
-  const err = sink((s) => (stderr += s)) as NodeJS.WritableStream & { isTTY?: boolean };
-  if (tty) err.isTTY = true;
-  const code = await runBenchCommand(args, { stdout: sink((s) => (stdout += s)), stderr: err });
-  return { code, stdout, stderr };
-}
-
-interface Level {
-  concurrency: number;
-  requests: number;
-  ok: number;
-  errors: number;
-  errorsByKind: Record<string, number>;
-  errorSamples: Record<string, string>;
-  requestsPerSecond: number;
-  instancesPerSecond: number;
-  latencyMs: { p50: number; p90: number; p99: number; max: number; min: number };
-}
+import { type Level, addEngine, bench } from '../helpers/bench.js';
 
 let engine: ServingServer;
 let restAddress = '';
 let grpc: GrpcServer;
 
 t.before(async () => {
-  await ensureExampleModels(BUNDLED_SERVABLES);
-  engine = new ServingServer();
-  engine.log = () => {};
-  await engine.startServables(new ServableStartConfig({ servableDirectory: BUNDLED_SERVABLES, servableName: 'add' }));
+  engine = await addEngine();
   restAddress = (await engine.startRestfulServer('127.0.0.1:0')).address;
   grpc = await startGrpcServer(engine, '127.0.0.1:0');
 });
