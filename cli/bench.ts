@@ -61,7 +61,8 @@ Options:
                           more than the concurrency)
   --server-pid PID        the server's process id when it runs on this machine: its CPU
                           per request is shown next to the load generator's (Linux)
-  --timeout D             per-request timeout (default: 30s)
+  --timeout D             per-request timeout (default: 30s; wrk takes whole seconds, so
+                          it is rounded up)
   --json                  print the results as JSON on stdout instead of the table, and no
                           progress lines in logs (a terminal still shows the live line)
   -h, --help              show this help

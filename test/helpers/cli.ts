@@ -11,9 +11,8 @@ export const BIN = path.join(ROOT, 'bin', 'actorserve.js');
 /** What `serve` prints once REST listens on a TCP port; group 1 is the port. */
 export const REST_LISTENING = /RESTful server listening on http:\/\/127\.0\.0\.1:(\d+)/;
 
-/** `env`: the child's environment (default: this process's). */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function runCli(args: string[]) {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
