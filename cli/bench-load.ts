@@ -13,6 +13,8 @@ import { Histogram } from './bench-histogram.js';
 import type { Payload, Protocol } from './bench-input.js';
 import type { RestEndpoint } from './bench-failure.js';
 import type { GrpcEndpoint } from './bench-grpc.js';
+import type { Failure } from './bench-failure.js';
+import { processCpuSeconds } from './proc-cpu.js';
 import { type HttpClientKind, SHARED_SLOTS, SLOT_ERRORS, SLOT_OK, type WorkerJob, type WorkerReport, makeClient } from './bench-worker.js';
 
 /** The target cannot be used (unreachable, refuses the request): exit 1 with this one line. */
@@ -65,9 +67,14 @@ export interface LevelOptions {
   readonly warmupMs?: number;
   /** Duration mode: called when the measured window opens and closes (main-thread timers, ±1 ms). */
   readonly onWindow?: (edge: 'start' | 'end') => void;
-  /** Called about 4 times a second with the measured totals so far. */
-  readonly onProgress?: (p: { ok: number; errors: number; elapsedMs: number }) => void;
+  /** Called about 4 times a second with the measured totals so far (wrk: time only). */
+  readonly onProgress?: (p: { ok?: number; errors?: number; elapsedMs: number }) => void;
+  /** The server's process id, when it runs on this machine: its CPU time is read over the measurement. */
+  readonly serverPid?: number;
 }
+
+/** Which load generator ran a level: worker threads in this process, or wrk. */
+export type Generator = 'js' | 'wrk';
 
 export interface LevelResult {
   readonly concurrency: number;
@@ -92,6 +99,38 @@ export interface LevelResult {
    * over the time before. Absent while the server answered.
    */
   readonly unreachableFromSeconds?: number;
+  readonly generator: Generator;
+  /** CPU seconds the load generator used over the measurement (all its threads); absent when unknown. */
+  readonly generatorCpuSeconds?: number;
+  /** The same per answered request, in µs. */
+  readonly generatorCpuPerRequestUs?: number;
+  /** CPU seconds the server process used over the measurement (with serverPid, on Linux). */
+  readonly serverCpuSeconds?: number;
+  /** The same per answered request, in µs. */
+  readonly serverCpuPerRequestUs?: number;
+}
+
+/** The CPU fields of a LevelResult from CPU seconds over a measurement of `requests` requests. */
+export function cpuFields(requests: number, generator: number | undefined, server: number | undefined): Pick<LevelResult, 'generatorCpuSeconds' | 'generatorCpuPerRequestUs' | 'serverCpuSeconds' | 'serverCpuPerRequestUs'> {
+  const per = (s: number): number | undefined => (requests > 0 ? (s / requests) * 1e6 : undefined);
+  const out: { generatorCpuSeconds?: number; generatorCpuPerRequestUs?: number; serverCpuSeconds?: number; serverCpuPerRequestUs?: number } = {};
+  if (generator !== undefined) {
+    out.generatorCpuSeconds = generator;
+    const p = per(generator);
+    if (p !== undefined) out.generatorCpuPerRequestUs = p;
+  }
+  if (server !== undefined) {
+    out.serverCpuSeconds = server;
+    const p = per(server);
+    if (p !== undefined) out.serverCpuPerRequestUs = p;
+  }
+  return out;
+}
+
+/** CPU seconds of this process (all threads: the JS generator's load threads included). */
+function selfCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 const WORKER_URL = new URL('./bench-worker.js', import.meta.url);
@@ -139,21 +178,34 @@ export async function runLevel(plan: Plan, options: LevelOptions): Promise<Level
       const tick = options.onProgress;
       progress = setInterval(() => tick({ ok: Atomics.load(counters, SLOT_OK), errors: Atomics.load(counters, SLOT_ERRORS), elapsedMs: Math.max(0, performance.now() - measureFrom) }), 250);
     }
-    for (const w of threads) w.postMessage('go');
+    // CPU of this process and of the server over the measured window: duration mode between
+    // the window's edges, requests mode from 'go' to the last report
+    const cpu: Record<'start' | 'end', { self: number; server: number | undefined }> = { start: { self: 0, server: undefined }, end: { self: 0, server: undefined } };
+    const sample = (e: 'start' | 'end'): void => {
+      cpu[e] = { self: selfCpuSeconds(), server: options.serverPid !== undefined ? processCpuSeconds(options.serverPid) : undefined };
+    };
     const pending = new Set<'start' | 'end'>();
     const fire = (e: 'start' | 'end'): void => {
-      if (pending.delete(e)) options.onWindow!(e);
+      if (!pending.delete(e)) return;
+      sample(e);
+      options.onWindow?.(e);
     };
-    if (options.onWindow && options.durationMs !== undefined) {
+    if (options.durationMs !== undefined) {
       pending.add('start').add('end');
       windowTimers.push(setTimeout(() => fire('start'), options.warmupMs ?? 0));
       windowTimers.push(setTimeout(() => fire('end'), (options.warmupMs ?? 0) + options.durationMs));
+    } else {
+      sample('start');
     }
+    for (const w of threads) w.postMessage('go');
     const results = await Promise.race([Promise.all(reports), failed]);
     // the threads may report a moment before this thread's timer fires
     fire('start');
     fire('end');
-    return merge(plan, concurrency, workers, results);
+    if (options.durationMs === undefined) sample('end');
+    const level = merge(plan, concurrency, workers, results);
+    const server = cpu.start.server !== undefined && cpu.end.server !== undefined ? cpu.end.server - cpu.start.server : undefined;
+    return { ...level, ...cpuFields(level.requests, cpu.end.self - cpu.start.self, server) };
   } finally {
     clearInterval(progress);
     windowTimers.forEach(clearTimeout);
@@ -165,32 +217,23 @@ function merge(plan: Plan, concurrency: number, workers: number, reports: readon
   const hist = new Histogram();
   const errorsByKind: Record<string, number> = {};
   const errorSamples: Record<string, string> = {};
-  let errors = 0;
   for (const r of reports) {
     hist.merge(r.histogram);
     for (const [k, n] of Object.entries(r.errors)) {
       errorsByKind[k] = (errorsByKind[k] ?? 0) + n;
-      errors += n;
       errorSamples[k] ??= r.samples[k] ?? '';
     }
   }
   const startedAt = Math.min(...reports.map((r) => r.startedAt));
   const endedAt = Math.max(...reports.map((r) => r.endedAt));
   const gone = reports.map((r) => r.unreachableAt).filter((at): at is number => at !== undefined);
-  const seconds = Math.max(1e-6, (endedAt - startedAt) / 1000);
-  const ok = hist.count;
-  const rps = ok / seconds;
-  return {
+  return levelResult(plan, {
     concurrency,
     workers,
-    requests: ok + errors,
-    ok,
-    errors,
+    ok: hist.count,
     errorsByKind,
     errorSamples,
-    seconds,
-    requestsPerSecond: rps,
-    instancesPerSecond: rps * plan.payload.instances,
+    seconds: (endedAt - startedAt) / 1000,
     latencyMs: {
       min: hist.quantileMs(0),
       mean: hist.meanMs(),
@@ -200,7 +243,19 @@ function merge(plan: Plan, concurrency: number, workers: number, reports: readon
       max: hist.quantileMs(1),
     },
     ...(gone.length > 0 ? { unreachableFromSeconds: Math.max(0, (Math.min(...gone) - startedAt) / 1000) } : {}),
-  };
+    generator: 'js',
+  });
+}
+
+/** A LevelResult from a level's counts (either generator): the totals and rates follow from them. */
+export function levelResult(
+  plan: Plan,
+  l: Pick<LevelResult, 'concurrency' | 'workers' | 'ok' | 'errorsByKind' | 'errorSamples' | 'seconds' | 'latencyMs' | 'unreachableFromSeconds' | 'generator'>,
+): LevelResult {
+  const errors = Object.values(l.errorsByKind).reduce((a, b) => a + b, 0);
+  const seconds = Math.max(1e-6, l.seconds);
+  const rps = l.ok / seconds;
+  return { ...l, requests: l.ok + errors, errors, seconds, requestsPerSecond: rps, instancesPerSecond: rps * plan.payload.instances };
 }
 
 /** The rpc each gRPC protocol calls, for messages. */
@@ -225,13 +280,18 @@ function target(plan: Plan) {
  * BenchError with one line.
  */
 export async function preflight(plan: Plan, timeoutMs = Math.min(plan.timeoutMs, 10_000)): Promise<void> {
+  const f = await sampleRequest(plan, timeoutMs);
+  if (!f) return;
+  const what = plan.protocol === 'rest' ? `${plan.label}${plan.payload.path}` : `${plan.label} (${GRPC_RPC[plan.protocol]})`;
+  if (f.connection) throw new BenchError(`cannot reach ${what}: ${f.kind}${f.message && f.message !== f.kind ? ` (${oneLine(f.message)})` : ''}`);
+  throw new BenchError(`${what}: ${f.kind}${f.message ? `: ${oneLine(f.message)}` : ''}`);
+}
+
+/** One request with the JS client from this thread: undefined on success, else the failure. */
+export async function sampleRequest(plan: Plan, timeoutMs = Math.min(plan.timeoutMs, 10_000)): Promise<Failure | undefined> {
   const client = await makeClient({ ...target(plan), loops: 1, timeoutMs });
   try {
-    const f = await client.sender(0)();
-    if (!f) return;
-    const what = plan.protocol === 'rest' ? `${plan.label}${plan.payload.path}` : `${plan.label} (${GRPC_RPC[plan.protocol]})`;
-    if (f.connection) throw new BenchError(`cannot reach ${what}: ${f.kind}${f.message && f.message !== f.kind ? ` (${oneLine(f.message)})` : ''}`);
-    throw new BenchError(`${what}: ${f.kind}${f.message ? `: ${oneLine(f.message)}` : ''}`);
+    return await client.sender(0)();
   } finally {
     client.close();
   }

@@ -1,7 +1,8 @@
 /**
  * Progress of a bench level on stderr while it runs: on a terminal one line rewritten in place
  * about 4 times a second; otherwise (a log file, CI) one line every PROGRESS_EVERY_MS of the
- * measured window, so a long level shows it is alive. `--json` turns the logged lines off (its
+ * measured window, so a long level shows it is alive. wrk reports its counts only when a level
+ * ends, so its line shows the time alone. `--json` turns the logged lines off (its
  * document goes to stdout; a terminal's live line on stderr is for the person watching).
  */
 
@@ -9,8 +10,9 @@
 export const PROGRESS_EVERY_MS = 5_000;
 
 export interface LevelProgress {
-  readonly ok: number;
-  readonly errors: number;
+  /** Absent with wrk, which gives its counts at the end of the level only. */
+  readonly ok?: number;
+  readonly errors?: number;
   /** Time into the measured window; 0 while warming up. */
   readonly elapsedMs: number;
 }
@@ -23,8 +25,9 @@ export interface ProgressLine {
 }
 
 function describe(concurrency: number, p: LevelProgress): string {
-  const rate = p.elapsedMs > 0 ? (p.ok / p.elapsedMs) * 1000 : 0;
   const phase = p.elapsedMs === 0 ? 'warming up' : `${(p.elapsedMs / 1000).toFixed(1)} s`;
+  if (p.ok === undefined) return `c=${concurrency}  ${phase}  (wrk: counts at the end of the level)`;
+  const rate = p.elapsedMs > 0 ? (p.ok / p.elapsedMs) * 1000 : 0;
   return `c=${concurrency}  ${phase}  ${p.ok} ok  ${p.errors} errors  ${rate.toFixed(0)} req/s`;
 }
 

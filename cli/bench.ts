@@ -13,15 +13,22 @@ import { readFile } from 'node:fs/promises';
 
 import { UsageError, parseArgsStrict } from './args.js';
 import { type Protocol, InputError, PROTOCOLS, buildPayload, defaultInput } from './bench-input.js';
-import { BenchError, type LevelResult, type Plan, TargetError, defaultWorkers, parseTarget, preflight, runLevel } from './bench-load.js';
+import { BenchError, type Generator, type LevelResult, type Plan, TargetError, defaultWorkers, parseTarget, preflight, runLevel } from './bench-load.js';
 import { progressLine } from './bench-progress.js';
+import { runWrkLevel } from './bench-wrk-level.js';
+import { WrkError } from './bench-wrk.js';
+import { findExecutable } from './find-executable.js';
 import { isDType } from '../engine/dtypes.js';
 
 export const BENCH_USAGE = `Usage: actorserve bench <target> --servable NAME --method NAME [options]
 
 Load-tests a server speaking actorserve's REST or gRPC protocols (actorserve, MindSpore
-Serving, or any KServe v2 / Open Inference Protocol gRPC server): closed-loop clients on worker threads, one concurrency level after another,
-then a table of requests/s, instances/s, latency percentiles and errors by kind per level.
+Serving, or any KServe v2 / Open Inference Protocol gRPC server): closed-loop clients, one
+concurrency level after another, then a table of requests/s, instances/s, latency
+percentiles, errors by kind and the load generator's CPU per request for each level. REST
+load comes from wrk when it is installed (a C load generator: a few µs of CPU per request, so
+on a small machine the server sets the limit), otherwise, and for gRPC, from closed loops on
+worker threads in this process.
 
 <target>                  host:port, http://host:port or unix:/path/to/socket
                           (default port: 1500 for rest, 5500 for grpc)
@@ -46,21 +53,36 @@ Options:
   --msgpack               rest: send the input as msgpack and ask for msgpack replies
   --dtype T               gRPC protocols: dtype of plain JSON numbers in the input
                           (default: float32; {"b64", "type", "shape"} values keep their own)
-  --http-client C         rest: raw (default: keep-alive HTTP/1.1 on node:net, the lighter
-                          client) or node (node:http's keep-alive Agent, as a cross-check)
+  --generator G           wrk or js. wrk (the default for rest over TCP with --duration
+                          when wrk is on PATH; Debian/Ubuntu: apt-get install wrk): one wrk
+                          process per level, -t = --workers (a divisor of the concurrency),
+                          -c = the concurrency. js (the default otherwise): closed loops on
+                          worker threads in this process; the only one for grpc,
+                          grpc-stream, kserve, unix: targets, --requests and --http-client
+  --http-client C         rest, js generator: raw (default: keep-alive HTTP/1.1 on node:net,
+                          the lighter client) or node (node:http's keep-alive Agent, as a
+                          cross-check)
   --workers N             load-generator threads (default: half the cores, 1..8; never
                           more than the concurrency)
-  --timeout D             per-request timeout (default: 30s)
+  --server-pid PID        the server's process id when it runs on this machine: its CPU
+                          per request is shown next to the load generator's (Linux)
+  --timeout D             per-request timeout (default: 30s; wrk takes whole seconds, so
+                          it is rounded up)
   --json                  print the results as JSON on stdout instead of the table, and no
                           progress lines in logs (a terminal still shows the live line)
   -h, --help              show this help
 
 A request counts as failed when the reply is not 200 (rest), the gRPC status is not OK, or
-the reply holds an error_msg (the whole request or one instance; grpc and grpc-stream). Latency percentiles are of
-successful requests; req/s counts successful requests. When every request fails to connect
-for 1 s (the server went away), the level stops there: "server unreachable from t=…" on
-stderr, its rates cover the time before (unreachableFromSeconds in --json), later levels are
-not run, and the exit code is 1.
+the reply holds an error_msg (the whole request or one instance; grpc and grpc-stream). With wrk, a failure is a
+reply with a status >= 400 or a socket error (connect, read, write, timeout), counted by
+kind; wrk does not read reply bodies, so a 200 carrying an error_msg is not counted (one
+request before the run must succeed, and one after a level with errors shows a sample).
+Latency percentiles are of successful requests (wrk: of every reply); req/s counts
+successful requests. "gen CPU µs/req" is the CPU time the load generator used (wrk's
+process, or this one for js) divided by the requests answered. When every request fails to
+connect for 1 s (the server went away), the level stops there: "server unreachable from
+t=…" on stderr, its rates cover the time before (unreachableFromSeconds in --json), later
+levels are not run, and the exit code is 1.
 `;
 
 export interface BenchIO {
@@ -114,7 +136,11 @@ export interface BenchOptions {
   readonly msgpack: boolean;
   readonly dtype: string;
   readonly workers: number;
-  readonly httpClient: 'raw' | 'node';
+  /** Given with --http-client (the raw client otherwise). */
+  readonly httpClient?: 'raw' | 'node';
+  /** Given with --generator (chosen by chooseGenerator otherwise). */
+  readonly generator?: Generator;
+  readonly serverPid?: number;
   readonly timeoutMs: number;
   readonly json: boolean;
 }
@@ -137,6 +163,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
       dtype: { type: 'string' },
       workers: { type: 'string' },
       'http-client': { type: 'string' },
+      generator: { type: 'string' },
+      'server-pid': { type: 'string' },
       timeout: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -154,9 +182,16 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
   if (values.duration !== undefined && values.requests !== undefined) throw new UsageError('give --duration or --requests, not both');
   if (values.msgpack && protocol !== 'rest') throw new UsageError('--msgpack is for --protocol rest');
   if (values.dtype !== undefined && protocol === 'rest') throw new UsageError('--dtype is for the grpc protocols (REST servers convert numbers to the model dtype)');
-  const httpClient = values['http-client'] ?? 'raw';
-  if (httpClient !== 'raw' && httpClient !== 'node') throw new UsageError(`--http-client takes raw or node, got '${httpClient}'`);
-  if (values['http-client'] !== undefined && protocol !== 'rest') throw new UsageError('--http-client is for --protocol rest');
+  const httpClient = values['http-client'];
+  if (httpClient !== undefined && httpClient !== 'raw' && httpClient !== 'node') throw new UsageError(`--http-client takes raw or node, got '${httpClient}'`);
+  if (httpClient !== undefined && protocol !== 'rest') throw new UsageError('--http-client is for --protocol rest');
+  const generator = values.generator;
+  if (generator !== undefined && generator !== 'wrk' && generator !== 'js') throw new UsageError(`--generator takes wrk or js, got '${generator}'`);
+  if (generator === 'wrk') {
+    if (protocol !== 'rest') throw new UsageError('--generator wrk is for --protocol rest (gRPC load comes from the js generator)');
+    if (values.requests !== undefined) throw new UsageError('--generator wrk runs for a --duration; --requests needs --generator js');
+    if (httpClient !== undefined) throw new UsageError('--http-client is for --generator js');
+  }
   const dtype = values.dtype ?? 'float32';
   if (!isDType(dtype) || dtype === 'string' || dtype === 'bytes' || dtype === 'bool') throw new UsageError(`--dtype takes a numeric dtype (float32, int64, ...), got '${dtype}'`);
   const requests = values.requests !== undefined ? positiveInt(values.requests, '--requests') : undefined;
@@ -176,7 +211,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
     msgpack: values.msgpack ?? false,
     dtype,
     workers: values.workers !== undefined ? positiveInt(values.workers, '--workers') : defaultWorkers(),
-    httpClient,
+    ...(httpClient !== undefined ? { httpClient } : {}),
+    ...(generator !== undefined ? { generator } : {}),
+    ...(values['server-pid'] !== undefined ? { serverPid: positiveInt(values['server-pid'], '--server-pid') } : {}),
     timeoutMs: values.timeout !== undefined ? parseDuration(values.timeout, '--timeout') : 30_000,
     json: values.json ?? false,
   };
@@ -208,7 +245,37 @@ export async function makePlan(o: BenchOptions): Promise<Plan> {
     if (err instanceof TargetError || err instanceof InputError) throw new UsageError(err.message);
     throw err;
   }
-  return { protocol: o.protocol, ...target, payload, timeoutMs: o.timeoutMs, workers: o.workers, httpClient: o.httpClient };
+  return { protocol: o.protocol, ...target, payload, timeoutMs: o.timeoutMs, workers: o.workers, httpClient: o.httpClient ?? 'raw' };
+}
+
+/** The load generator for a run: wrk's path, or js with the reason when wrk was wanted but is missing. */
+export interface GeneratorChoice {
+  readonly generator: Generator;
+  readonly wrk?: string;
+  /** Why the default is not wrk although the run could use it (wrk not installed). */
+  readonly note?: string;
+}
+
+const INSTALL_WRK = 'Debian/Ubuntu: apt-get install wrk';
+
+/**
+ * --generator, or the default: wrk for REST over TCP in duration mode with the raw client when
+ * wrk is on `searchPath`, js otherwise. Throws UsageError for a unix: target with wrk, BenchError
+ * when --generator wrk is given and wrk is not installed.
+ */
+export function chooseGenerator(o: BenchOptions, plan: Plan, searchPath?: string): GeneratorChoice {
+  const unix = plan.rest?.socketPath !== undefined;
+  if (o.generator === 'js') return { generator: 'js' };
+  if (o.generator === 'wrk') {
+    if (unix) throw new UsageError('--generator wrk connects over TCP only; a unix: target needs --generator js');
+    const wrk = findExecutable('wrk', searchPath);
+    if (!wrk) throw new BenchError(`--generator wrk: wrk is not on PATH (${INSTALL_WRK}), or use --generator js`);
+    return { generator: 'wrk', wrk };
+  }
+  if (o.protocol !== 'rest' || unix || o.requests !== undefined || o.httpClient !== undefined) return { generator: 'js' };
+  const wrk = findExecutable('wrk', searchPath);
+  if (wrk) return { generator: 'wrk', wrk };
+  return { generator: 'js', note: `wrk is not on PATH, so the load comes from the js generator, which costs several times more CPU per request (${INSTALL_WRK})` };
 }
 
 function fmt(n: number): string {
@@ -220,7 +287,8 @@ function fmt(n: number): string {
 
 /** The final table: one row per level, then one line per error kind. */
 export function formatTable(results: readonly LevelResult[]): string {
-  const headers = ['concurrency', 'requests', 'req/s', 'inst/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'];
+  const server = results.some((r) => r.serverCpuPerRequestUs !== undefined);
+  const headers = ['concurrency', 'requests', 'req/s', 'inst/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'gen CPU µs/req', ...(server ? ['server CPU µs/req'] : [])];
   const rows = results.map((r) => [
     String(r.concurrency),
     String(r.requests),
@@ -231,6 +299,8 @@ export function formatTable(results: readonly LevelResult[]): string {
     fmt(r.latencyMs.p99),
     fmt(r.latencyMs.max),
     String(r.errors),
+    fmt(r.generatorCpuPerRequestUs ?? NaN),
+    ...(server ? [fmt(r.serverCpuPerRequestUs ?? NaN)] : []),
   ]);
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -252,25 +322,30 @@ export async function runBench(argv: string[], io: BenchIO): Promise<number> {
     return 0;
   }
   const plan = await makePlan(o);
+  const choice = chooseGenerator(o, plan);
+  if (choice.note) io.stderr.write(`actorserve bench: ${choice.note}\n`);
   await preflight(plan);
   const tty = io.stderr.isTTY === true;
   const mode = o.requests !== undefined ? `${o.requests} requests` : `${o.durationMs! / 1000} s`;
   if (!o.json) {
     io.stdout.write(
       `${plan.label} ${o.protocol} ${o.servable}/${o.method}${o.version ? ` v${o.version}` : ''}: ${plan.payload.instances} instance(s) per request, ` +
-        `${mode} per level${o.warmupMs ? ` after ${o.warmupMs / 1000} s warm-up` : ''}, up to ${o.workers} load thread(s)\n`,
+        `${mode} per level${o.warmupMs ? ` after ${o.warmupMs / 1000} s warm-up` : ''}, ` +
+        `${choice.wrk ? `wrk (${choice.wrk}) with` : 'js generator,'} up to ${o.workers} load thread(s)\n`,
     );
   }
   const results: LevelResult[] = [];
   for (const concurrency of o.concurrency) {
     const progress = o.json && !tty ? undefined : progressLine(io.stderr, tty, concurrency);
-    const r = await runLevel(plan, {
+    const level = {
       concurrency,
       ...(o.durationMs !== undefined ? { durationMs: o.durationMs } : {}),
       ...(o.requests !== undefined ? { requests: o.requests } : {}),
       warmupMs: o.warmupMs,
       ...(progress ? { onProgress: progress.onProgress } : {}),
-    });
+      ...(o.serverPid !== undefined ? { serverPid: o.serverPid } : {}),
+    };
+    const r = choice.wrk ? await runWrkLevel(plan, choice.wrk, level) : await runLevel(plan, level);
     progress?.done();
     results.push(r);
     if (r.unreachableFromSeconds !== undefined) break; // the levels after it would measure nothing
@@ -286,6 +361,7 @@ export async function runBench(argv: string[], io: BenchIO): Promise<number> {
       ...(o.durationMs !== undefined ? { durationMs: o.durationMs } : { requestsPerLevel: o.requests }),
       warmupMs: o.warmupMs,
       workers: o.workers,
+      generator: choice.generator,
       levels: results,
     };
     io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
@@ -322,7 +398,7 @@ export async function runBenchCommand(argv: string[], io: BenchIO = { stdout: pr
     const usage = err instanceof UsageError || String((err as { code?: unknown })?.code).startsWith('ERR_PARSE_ARGS');
     io.stderr.write(`actorserve bench: ${message}\n`);
     if (usage) io.stderr.write('Run "actorserve bench --help" for usage.\n');
-    if (!usage && !(err instanceof BenchError) && process.env['NODE_DEBUG']?.includes('actorserve-bench')) io.stderr.write(`${(err as Error).stack}\n`);
+    if (!usage && !(err instanceof BenchError) && !(err instanceof WrkError) && process.env['NODE_DEBUG']?.includes('actorserve-bench')) io.stderr.write(`${(err as Error).stack}\n`);
     return usage ? 2 : 1;
   }
 }

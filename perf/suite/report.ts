@@ -54,6 +54,8 @@ export interface ReportInput {
     readonly mlpMaxBatch: number;
     /** Cells shortened to keep to the time budget. */
     readonly shortened: { readonly count: number; readonly minMs: number } | undefined;
+    /** What drove the REST cells (absent in results saved before wrk: the JS generator). */
+    readonly restGenerator?: 'wrk' | 'js';
   };
   readonly machine: {
     readonly cpu: string;
@@ -130,25 +132,29 @@ function goals(input: ReportInput, c: number): Goal[] {
   ];
 }
 
-/** Median server CPU µs per request of a cell, NaN when unknown. */
-function cpuPerRequest(results: SuiteResults, w: string, t: string, c: number): number {
-  return spread((results[w]?.[t]?.[c] ?? []).map((r) => ((r.serverCores ?? NaN) / r.requestsPerSecond) * 1e6)).median;
+/** Median server (or load generator) CPU µs per successful request of a cell, NaN when unknown. */
+function cpuPerRequest(results: SuiteResults, w: string, t: string, c: number, of: 'serverCores' | 'clientCores' = 'serverCores'): number {
+  return spread((results[w]?.[t]?.[c] ?? []).map((r) => ((r[of] ?? NaN) / r.requestsPerSecond) * 1e6)).median;
 }
 
 /** Facts from the run that explain each goal's figure (CPU per request, ceilings). */
 function goalNotes(input: ReportInput, c: number): string[] {
   const r = input.results;
   const rps = (w: string, t: string): number => cellSpread(r, w, t, c, RPS).median;
-  const us = (w: string, t: string): string => {
-    const v = cpuPerRequest(r, w, t, c);
+  const us = (w: string, t: string, of: 'serverCores' | 'clientCores' = 'serverCores'): string => {
+    const v = cpuPerRequest(r, w, t, c, of);
     return Number.isFinite(v) ? `${num(v)} µs` : 'unknown';
   };
+  const gen = input.settings.restGenerator ?? 'js';
   const notes: string[] = [];
   if (r['rest-add']?.['actorserve'] && r['rest-add']?.['fastify']) {
     notes.push(
       `REST add_common, c=${c}: server CPU per request — actorserve ${us('rest-add', 'actorserve')}, Fastify + onnxruntime-node ${us('rest-add', 'fastify')}` +
         (r['rest-add']?.['uws'] ? `, bare uWS responder ${us('rest-add', 'uws')} (${num(rps('rest-add', 'uws'))} req/s)` : '') +
-        '. The model work of `add` is negligible, so this goal measures per-request overhead: it can only be met if actorserve spends about a third of the CPU Fastify spends per request.',
+        '. The model work of `add` is negligible, so this goal measures per-request overhead: it can only be met if actorserve spends about a third of the CPU Fastify spends per request. ' +
+        `The load generator (${gen}) spent ${us('rest-add', 'actorserve', 'clientCores')} per request against actorserve` +
+        (r['rest-add']?.['uws'] ? ` and ${us('rest-add', 'uws', 'clientCores')} against the bare uWS responder` : '') +
+        ': on a machine with few cores that is CPU the servers do not get.',
     );
     const ceiling = r['rest-add']?.['uws'] ? cellRatio(r, 'rest-add', 'uws', 'rest-add', 'fastify', c) : undefined;
     if (ceiling && ceiling.median < 3) {
@@ -200,6 +206,7 @@ function workloadSection(input: ReportInput, w: Workload, plotRel: string): stri
       const cores = spread(cells.map((r) => r.serverCores ?? NaN)).median;
       const usPerReq = spread(cells.map((r) => (r.serverCores ?? NaN) / r.requestsPerSecond * 1e6)).median;
       const client = spread(cells.map((r) => r.clientCores ?? NaN)).median;
+      const clientPerReq = spread(cells.map((r) => ((r.clientCores ?? NaN) / r.requestsPerSecond) * 1e6)).median;
       const base = t === w.baseline ? '1.00×' : (() => {
         const q = cellRatio(results, w.id, t, w.id, w.baseline, c);
         if (!Number.isFinite(q.median)) return '–';
@@ -218,15 +225,16 @@ function workloadSection(input: ReportInput, w: Workload, plotRel: string): stri
         p((r) => r.latencyMs.max),
         errors ? `${errors} (${kinds.join(', ')})` : '0',
         Number.isFinite(cores) ? `${cores.toFixed(2)} / ${num(usPerReq)} µs` : '–',
-        Number.isFinite(client) ? client.toFixed(2) : '–',
+        Number.isFinite(client) ? `${client.toFixed(2)} / ${num(clientPerReq)} µs` : '–',
         base,
       ]);
     }
   }
-  const out = [`## ${w.title}`, '', `${w.what}. Baseline for the ratio: ${TARGET_NAMES[w.baseline]}.`, ''];
+  const generator = w.protocol === 'rest' ? (input.settings.restGenerator ?? 'js') : 'js';
+  const out = [`## ${w.title}`, '', `${w.what}. Baseline for the ratio: ${TARGET_NAMES[w.baseline]}. Load generator: ${generator === 'wrk' ? 'wrk' : 'the JS generator'}.`, ''];
   out.push(
     table(
-      ['c', 'target', 'req/s median (min–max)', 'inst/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'server CPU: cores / per req', 'load gen. cores', `vs ${w.baseline}`],
+      ['c', 'target', 'req/s median (min–max)', 'inst/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'server CPU: cores / per req', 'load gen. CPU: cores / per req', `vs ${w.baseline}`],
       rows,
       ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
@@ -324,7 +332,10 @@ export async function writeReport(input: ReportInput): Promise<{ files: string[]
   out.push(
     [
       `- Each cell: ${s.warmupMs} ms warm-up, then ${s.cellMs / 1000} s measured; every cell repeated ${s.repeats}× (cells of all targets interleaved, order rotated per repeat). Tables show the median, with min–max over the repeats where it matters.`,
-      `- Load: \`actorserve bench\`'s generator (cli/bench-load.ts), closed loops (each sends, waits for the reply, sends again) on ${s.workers} worker thread(s) in the suite's process; REST over one keep-alive HTTP/1.1 connection per loop (a lean node:net client, cli/bench-http.ts), gRPC over one HTTP/2 session per thread (node:http2, cli/bench-grpc.ts); bodies encoded and framed once. c = requests in flight.`,
+      (s.restGenerator === 'wrk'
+        ? `- REST load: wrk (cli/bench-wrk.ts, as \`actorserve bench --generator wrk\`), its own process, -t ${s.workers} (or the largest divisor of c below it) -c c, one keep-alive HTTP/1.1 connection per request in flight, the body in a generated Lua script; the warm-up is a separate wrk run. wrk counts a reply with status ≥ 400 or a socket error as failed and does not read bodies; its latencies are of every reply.\n` +
+          `- gRPC load: \`actorserve bench\`'s JS generator (cli/bench-load.ts), closed loops (each sends, waits for the reply, sends again) on ${s.workers} worker thread(s) in the suite's process, one HTTP/2 session per thread (node:http2, cli/bench-grpc.ts); messages encoded and framed once. c = requests in flight.`
+        : `- Load: \`actorserve bench\`'s JS generator (cli/bench-load.ts), closed loops (each sends, waits for the reply, sends again) on ${s.workers} worker thread(s) in the suite's process; REST over one keep-alive HTTP/1.1 connection per loop (a lean node:net client, cli/bench-http.ts), gRPC over one HTTP/2 session per thread (node:http2, cli/bench-grpc.ts); bodies encoded and framed once. c = requests in flight. wrk was not used (not on PATH, or --generator js): the generator takes about a core itself and caps the fastest targets.`),
       `- actorserve: its own process (perf/suite/targets/actorserve.ts: \`ServingServer\`, \`startServables\`, \`startRestfulServer\` as \`actorserve serve\` does, plus \`startGrpcServer\`), device actors ${s.deviceIds.split(',').length} per servable (device ids ${s.deviceIds}), ${s.intraOpThreads} intra-op thread(s) each, default batching (max batch 16 for add, ${s.mlpMaxBatch} for the MLP, 8 for resnet; no queue delay).`,
       `- Fastify + onnxruntime-node: its own process, the same three models, \`session.run\` on the main thread per request (no batching across requests), same session options (${s.intraOpThreads} intra-op thread(s), sequential, all graph optimisations), Fastify's JSON parser and serializer, sharp for the CNN's preprocessing.`,
       '- bare uWS responder: reads each body and answers a constant `add` reply. bare grpc-js echo: the same protos, answers each instance with its x1 as y at once.',
@@ -392,8 +403,9 @@ export async function writeReport(input: ReportInput): Promise<{ files: string[]
   out.push(
     [
       '- req/s counts successful replies only; latency percentiles are of successful requests, measured by the client from send to the last byte of the reply.',
-      '- Server and load generator share this machine, so each figure is for the pair; on few cores the load generator takes a large share of the CPU and caps what the ceilings (uWS, grpc-js echo) can show.',
-      '- "server CPU" is the CPU time the target process (all its threads) used during the cell, in cores (1.00 = one core busy), and divided by the requests served: the cost of one request on the server. "load gen. cores" is the same for the suite\'s process (the load threads; the main thread only waits). A target at ~1 core with the load generator well below its ceiling is server-bound; a load generator near 1 core per load thread is the limit.',
+      '- Server and load generator share this machine, so each figure is for the pair; on few cores the load generator takes a share of the CPU (wrk a few µs per request, the JS generator several times more) and caps what the ceilings (uWS, grpc-js echo) can show.',
+      '- "server CPU" is the CPU time the target process (all its threads) used during the cell, in cores (1.00 = one core busy), and divided by the requests served: the cost of one request on the server. A target at ~1 core with the load generator well below its ceiling is server-bound; a load generator near 1 core per load thread is the limit.',
+      '- "load gen. CPU" is the CPU time the load generator used in the cell: the wrk process for REST cells driven by wrk (read from /proc/self/stat by its Lua `done` after its threads ended), the suite\'s own process (its load threads; the main thread only waits) for the JS generator; per req = divided by the successful requests, as the server\'s. On a shared machine this is CPU the servers do not get.',
       '- Run a cell yourself against any server: `actorserve bench 127.0.0.1:1500 --servable add --method add_common --concurrency 1,8,64 --duration 10s` (see `actorserve bench --help`).',
     ].join('\n'),
     '',

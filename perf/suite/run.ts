@@ -4,7 +4,7 @@
  *
  *   npm run build && node dist/perf/suite/run.js [--cell-seconds 3] [--repeats 3]
  *       [--warmup-ms 500] [--concurrency 1,8,64] [--intra-op-threads 1] [--device-ids 0]
- *       [--workers N] [--only rest-add,grpc-add,ort] [--report perf/report.md] [--quick]
+ *       [--workers N] [--generator wrk|js] [--only rest-add,grpc-add,ort] [--report perf/report.md] [--quick]
  *       [--budget-min 12] [--from-results perf/out/results.json]
  *
  * The load cells stay within --budget-min minutes: when a slow, busy machine would overrun
@@ -21,8 +21,10 @@
  *   grpc-echo     a bare grpc-js server with the same protos (gRPC ceiling)
  * plus the raw onnxruntime-node compute loop (no server) as a job of its own.
  *
- * The load is `actorserve bench`'s generator (cli/bench-load.ts): closed loops on worker
- * threads, keep-alive connections, pre-encoded bodies.
+ * The load is `actorserve bench`'s: REST from wrk (cli/bench-wrk.ts) when it is on PATH (else,
+ * and with --generator js, from the JS generator, saying so), gRPC from the JS generator
+ * (cli/bench-load.ts: closed loops on worker threads, keep-alive connections, pre-encoded
+ * bodies). Each cell records the CPU time of the target and of the load generator.
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -31,7 +33,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildPayload } from '../../cli/bench-input.js';
-import { type Plan, defaultWorkers, parseTarget, preflight, runLevel } from '../../cli/bench-load.js';
+import { type LevelResult, type Plan, defaultWorkers, parseTarget, preflight, runLevel } from '../../cli/bench-load.js';
+import { runWrkLevel } from '../../cli/bench-wrk-level.js';
+import { findExecutable } from '../../cli/find-executable.js';
 import { findProjectRoot } from '../../servables/generate-models.js';
 import { type Running, runJob, startTarget } from './child.js';
 import { type CellResult, type OrtLoopResult, type ReportInput, type SuiteResults, type Workload, type TargetId, writeReport } from './report.js';
@@ -124,15 +128,12 @@ function versionOf(root: string, pkg: string): string {
   }
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far; undefined off Linux. */
-function cpuSeconds(pid: number | 'self'): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return undefined;
-  }
+/** The CPU the target and the load generator used in a cell, in cores (1 = one core busy). */
+function cores(level: LevelResult): { serverCores?: number; clientCores?: number } {
+  const per = (cpu: number | undefined): number | undefined => (cpu !== undefined && level.seconds > 0 ? cpu / level.seconds : undefined);
+  const serverCores = per(level.serverCpuSeconds);
+  const clientCores = per(level.generatorCpuSeconds);
+  return { ...(serverCores !== undefined ? { serverCores } : {}), ...(clientCores !== undefined ? { clientCores } : {}) };
 }
 
 function loadavg(): [number, number, number] {
@@ -150,6 +151,7 @@ async function main(): Promise<void> {
       'intra-op-threads': { type: 'string', default: '1' },
       'device-ids': { type: 'string', default: '0' },
       workers: { type: 'string' },
+      generator: { type: 'string' },
       only: { type: 'string' },
       'budget-min': { type: 'string', default: '12' },
       'from-results': { type: 'string' },
@@ -184,6 +186,19 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const loadStart = loadavg();
   log(`perf suite: load average ${loadStart.map((v) => v.toFixed(2)).join(' ')} on ${os.availableParallelism()} cores`);
+  if (values.generator !== undefined && values.generator !== 'wrk' && values.generator !== 'js') throw new Error(`--generator takes wrk or js, got '${values.generator}'`);
+  const wrk = values.generator === 'js' ? undefined : findExecutable('wrk');
+  if (values.generator === 'wrk' && !wrk) throw new Error('--generator wrk: wrk is not on PATH (Debian/Ubuntu: apt-get install wrk)');
+  if (workloads.some((w) => w.protocol === 'rest')) {
+    log(
+      wrk
+        ? `REST load: wrk (${wrk})`
+        : values.generator === 'js'
+          ? 'REST load: the JS generator (--generator js)'
+          : 'REST load: wrk is not on PATH, so the JS generator drives REST; it uses about a core for itself and caps the fastest targets. Install wrk (Debian/Ubuntu: apt-get install wrk) and rerun for the numbers the goals need.',
+    );
+  }
+  const restGenerator = wrk ? 'wrk' : 'js';
   log('preparing servables and inputs under perf/out/ ...');
   const files = await prepareSuite(path.join(root, 'perf', 'out'), root);
   const inputs = {
@@ -253,26 +268,16 @@ async function main(): Promise<void> {
               shortened.minMs = Math.min(shortened.minMs, durationMs);
             }
             spentInCells += durationMs + warmupMs;
-            // CPU of the target and of this process over the measured window
-            const pid = running.get(id)!.process.pid!;
-            const sample = () => ({ server: cpuSeconds(pid), client: cpuSeconds('self'), at: performance.now() });
-            let from: ReturnType<typeof sample> | undefined;
-            let to: ReturnType<typeof sample> | undefined;
-            const level = await runLevel(plans.get(`${w.id}/${id}`)!, {
-              concurrency: c,
-              durationMs,
-              warmupMs,
-              onWindow: (edge) => (edge === 'start' ? (from = sample()) : (to = sample())),
-            });
-            const wall = from && to ? (to.at - from.at) / 1000 : NaN;
-            const cores = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && wall > 0 ? (b - a) / wall : undefined);
-            const serverCores = cores(from?.server, to?.server);
-            const clientCores = cores(from?.client, to?.client);
-            const r = { ...level, ...(serverCores !== undefined ? { serverCores } : {}), ...(clientCores !== undefined ? { clientCores } : {}) };
+            // the level records the CPU of the target and of the load generator over its measurement
+            const plan = plans.get(`${w.id}/${id}`)!;
+            const cell = { concurrency: c, durationMs, warmupMs, serverPid: running.get(id)!.process.pid! };
+            const level = wrk && w.protocol === 'rest' ? await runWrkLevel(plan, wrk, cell) : await runLevel(plan, cell);
+            const r = { ...level, ...cores(level) };
             ((byTarget[id] ??= {})[c] ??= []).push(r);
             done++;
             const errs = r.errors ? `, ${r.errors} errors (${Object.keys(r.errorsByKind).join(', ')})` : '';
-            const cpu = r.serverCores !== undefined ? `, CPU: server ${r.serverCores.toFixed(2)} cores, load generator ${r.clientCores?.toFixed(2)}` : '';
+            const us = (v: number | undefined): string => (v !== undefined ? `${v.toFixed(1)} µs/req` : '?');
+            const cpu = r.serverCores !== undefined ? `, CPU: server ${r.serverCores.toFixed(2)} cores ${us(r.serverCpuPerRequestUs)}, ${r.generator} ${r.clientCores?.toFixed(2)} cores ${us(r.generatorCpuPerRequestUs)}` : '';
             log(
               `[${done}/${total} ${((performance.now() - t0) / 1000).toFixed(0)} s] ${w.id} c=${c} ${id} #${rep + 1}: ` +
                 `${r.requestsPerSecond.toFixed(0)} req/s, p50 ${r.latencyMs.p50.toFixed(2)} ms, p99 ${r.latencyMs.p99.toFixed(2)} ms${cpu}${errs}`,
@@ -298,7 +303,7 @@ async function main(): Promise<void> {
     results,
     ort,
     concurrency,
-    settings: { cellMs, repeats, warmupMs, workers, intraOpThreads: intra, deviceIds, mlpMaxBatch: MLP_MAX_BATCH, shortened: shortened.count ? shortened : undefined },
+    settings: { cellMs, repeats, warmupMs, workers, intraOpThreads: intra, deviceIds, mlpMaxBatch: MLP_MAX_BATCH, shortened: shortened.count ? shortened : undefined, restGenerator },
     machine: {
       cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
       cores: os.availableParallelism(),

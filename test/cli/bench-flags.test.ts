@@ -2,21 +2,16 @@
 // real REST server in this process): a duration needs its unit, `--warmup 0s` means no warm-up,
 // and a long level writes a progress line every few seconds on stderr unless --json.
 import t from 'tap';
-import { ServingServer } from '../../dist/server.js';
-import { ServableStartConfig } from '../../dist/engine/start-config.js';
-import { ensureExampleModels } from '../../dist/servables/generate-models.js';
+import type { ServingServer } from '../../dist/server.js';
 import { PROGRESS_EVERY_MS } from '../../dist/cli/bench-progress.js';
-import { BUNDLED_SERVABLES } from '../helpers/fixtures.js';
+import { addEngine } from '../helpers/bench.js';
 import { runCli } from '../helpers/cli.js';
 
 let engine: ServingServer;
 let address = '';
 
 t.before(async () => {
-  await ensureExampleModels(BUNDLED_SERVABLES);
-  engine = new ServingServer();
-  engine.log = () => undefined;
-  await engine.startServables(new ServableStartConfig({ servableDirectory: BUNDLED_SERVABLES, servableName: 'add' }));
+  engine = await addEngine();
   address = (await engine.startRestfulServer('127.0.0.1:0')).address;
 });
 t.teardown(() => engine?.stop());
@@ -43,12 +38,12 @@ t.test('--warmup 0s (and 0ms, 0) is no warm-up', async (t) => {
 
 t.test('a level longer than the progress interval writes progress lines on stderr; --json writes none', async (t) => {
   const seconds = PROGRESS_EVERY_MS / 1000 + 1;
-  const p = runCli(['bench', address, ...call, '--duration', `${seconds}s`, '--warmup', '0', '--concurrency', '2']);
+  const p = runCli(['bench', address, ...call, '--duration', `${seconds}s`, '--warmup', '0', '--concurrency', '2', '--generator', 'js']);
   t.equal(await p.exited, 0, p.output());
   t.match(p.output(), /^c=2 {2}\d+\.\d s {2}\d+ ok {2}0 errors {2}\d+ req\/s$/m, 'a progress line within the level');
   t.notOk(p.output().includes('\r') || p.output().includes('\u001b'), 'no terminal control codes when stderr is not a terminal');
 
-  const json = runCli(['bench', address, ...call, '--duration', `${seconds}s`, '--warmup', '0', '--concurrency', '2', '--json']);
+  const json = runCli(['bench', address, ...call, '--duration', `${seconds}s`, '--warmup', '0', '--concurrency', '2', '--generator', 'js', '--json']);
   t.equal(await json.exited, 0);
   t.notMatch(json.output(), /^c=2 /m, 'no progress with --json');
   t.ok(JSON.parse(json.output()), 'the output is the JSON document alone');

@@ -1,6 +1,6 @@
 // `actorserve bench` when the server goes away mid-level: the level stops where the server went
 // ("server unreachable from t=…"), its rates cover the time before, later levels are not run,
-// exit 1; for REST, gRPC unary and PredictStream alike.
+// exit 1; for REST, gRPC unary and PredictStream alike (the js generator; wrk: bench-wrk.test.ts).
 import t from 'tap';
 import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
@@ -33,7 +33,7 @@ for (const protocol of ['rest', 'grpc', 'grpc-stream'] as const) {
     const sink = (f: (s: string) => void) => ({ write: (s: string | Uint8Array) => (f(String(s)), true) }) as unknown as NodeJS.WritableStream;
     const err = sink((s) => (stderr += s)) as NodeJS.WritableStream & { isTTY?: boolean };
     err.isTTY = true; // the progress line tells when requests are being answered
-    const args = [address, '--protocol', protocol, '--servable', 'add', '--method', 'add_common', '--duration', '60s', '--warmup', '1ms', '--concurrency', '2,4', '--workers', '1', '--json'];
+    const args = [address, '--protocol', protocol, '--servable', 'add', '--method', 'add_common', '--duration', '60s', '--warmup', '1ms', '--concurrency', '2,4', '--workers', '1', '--generator', 'js', '--json'];
     const run = runBenchCommand(args, { stdout: sink((s) => (stdout += s)), stderr: err });
     while (!/\b[1-9]\d* ok\b/.test(stderr)) await new Promise((r) => setTimeout(r, 20));
     await engine.stop();

@@ -7,54 +7,21 @@ import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tmpdir } from 'node:os';
-import { ServingServer } from '../../dist/server.js';
-import { ServableStartConfig } from '../../dist/engine/start-config.js';
-import { ensureExampleModels } from '../../dist/servables/generate-models.js';
-import { runBenchCommand, parseDuration } from '../../dist/cli/bench.js';
+import type { ServingServer } from '../../dist/server.js';
+import { parseDuration } from '../../dist/cli/bench.js';
 import { Histogram } from '../../dist/cli/bench-histogram.js';
 import { HttpConnection, encodeRequest } from '../../dist/cli/bench-http.js';
 import { streamMessage } from '../../dist/cli/bench-grpc.js';
 import { startGrpcServer, type GrpcServer } from '../../dist/transports/grpc/server.js';
 import { protos } from '../../dist/transports/grpc/proto.js';
-import { BUNDLED_SERVABLES } from '../helpers/fixtures.js';
-
-interface Captured {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function bench(args: string[], tty = false): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (f: (s: string) => void) => ({ write: (s: string | Uint8Array) => (f(String(s)), true) }) as unknown as NodeJS.WritableStream;
-  const err = sink((s) => (stderr += s)) as NodeJS.WritableStream & { isTTY?: boolean };
-  if (tty) err.isTTY = true;
-  const code = await runBenchCommand(args, { stdout: sink((s) => (stdout += s)), stderr: err });
-  return { code, stdout, stderr };
-}
-
-interface Level {
-  concurrency: number;
-  requests: number;
-  ok: number;
-  errors: number;
-  errorsByKind: Record<string, number>;
-  errorSamples: Record<string, string>;
-  requestsPerSecond: number;
-  instancesPerSecond: number;
-  latencyMs: { p50: number; p90: number; p99: number; max: number; min: number };
-}
+import { type Level, addEngine, bench } from '../helpers/bench.js';
 
 let engine: ServingServer;
 let restAddress = '';
 let grpc: GrpcServer;
 
 t.before(async () => {
-  await ensureExampleModels(BUNDLED_SERVABLES);
-  engine = new ServingServer();
-  engine.log = () => {};
-  await engine.startServables(new ServableStartConfig({ servableDirectory: BUNDLED_SERVABLES, servableName: 'add' }));
+  engine = await addEngine();
   restAddress = (await engine.startRestfulServer('127.0.0.1:0')).address;
   grpc = await startGrpcServer(engine, '127.0.0.1:0');
 });
@@ -90,19 +57,20 @@ t.test('the table: a header, one row per level; --input with several instances c
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /3 instance\(s\) per request/);
   const lines = r.stdout.trim().split('\n');
-  t.match(lines[1], /^concurrency\s+requests\s+req\/s\s+inst\/s\s+p50 ms\s+p90 ms\s+p99 ms\s+max ms\s+errors$/);
+  t.match(lines[1], /^concurrency\s+requests\s+req\/s\s+inst\/s\s+p50 ms\s+p90 ms\s+p99 ms\s+max ms\s+errors\s+gen CPU µs\/req$/);
   const cells = lines[2]!.trim().split(/\s+/);
   t.equal(cells[0], '2');
   t.equal(cells[1], '30');
   t.equal(cells[8], '0');
+  t.ok(Number(cells[9]) > 0, 'the js generator\'s CPU per request');
   t.ok(Math.abs(Number(cells[3]) - 3 * Number(cells[2])) <= 0.02 * Number(cells[3]) + 1, 'inst/s = 3 × req/s');
   const msgpack = await bench([restAddress, '--servable', 'add', '--method', 'add_common', '--msgpack', '--requests', '20', '--concurrency', '2', '--json']);
   t.equal(msgpack.code, 0, msgpack.stderr);
   t.equal((JSON.parse(msgpack.stdout) as { levels: Level[] }).levels[0]!.ok, 20, 'msgpack bodies work');
 });
 
-t.test('duration mode with warm-up; gRPC unary, PredictStream and KServe v2 ModelInfer against the gRPC transport', async (t) => {
-  const d = await bench([restAddress, '--servable', 'add', '--method', 'add_common', '--duration', '300ms', '--warmup', '100ms', '--concurrency', '3', '--json']);
+t.test('duration mode with warm-up (js generator); gRPC unary, PredictStream and KServe v2 ModelInfer against the gRPC transport', async (t) => {
+  const d = await bench([restAddress, '--servable', 'add', '--method', 'add_common', '--duration', '300ms', '--warmup', '100ms', '--concurrency', '3', '--generator', 'js', '--json']);
   t.equal(d.code, 0, d.stderr);
   const level = (JSON.parse(d.stdout) as { levels: (Level & { seconds: number })[] }).levels[0]!;
   t.ok(level.ok > 0 && level.errors === 0);
