@@ -58,17 +58,18 @@ export function decodeV2Request(body: Uint8Array, jsonLength: number | undefined
   if (split > body.byteLength) {
     throw badRequest(`Inference-Header-Content-Length is ${split}, but the body has only ${body.byteLength} bytes`);
   }
+  const hint = jsonLength === undefined ? '; a body with binary tensor data needs the Inference-Header-Content-Length header' : '';
   let text: string;
   try {
     text = utf8.decode(body.subarray(0, split));
   } catch {
-    throw badRequest('the request JSON is not valid UTF-8');
+    throw badRequest(`the request JSON is not valid UTF-8${hint}`);
   }
   let root: unknown;
   try {
     root = JSON.parse(text);
   } catch (err) {
-    throw badRequest(`the request body is not valid JSON (${(err as Error).message})${jsonLength === undefined ? '; a body with binary tensor data needs the Inference-Header-Content-Length header' : ''}`);
+    throw badRequest(`the request body is not valid JSON (${(err as Error).message})${hint}`);
   }
   if (!isObject(root)) throw badRequest('the request body must be a JSON object {"inputs": [...]}');
   const id = root['id'];

@@ -118,7 +118,7 @@ function flatJsonText(t: Tensor, name: string): string {
     case 'bytes':
       return `[${t.data.map((b, i) => stringJson(b, i, name)).join(',')}]`;
     default:
-      return tensorJson({ ...t, shape: flat } as Tensor, name);
+      return tensorJson({ ...t, shape: flat }, name);
   }
 }
 
