@@ -161,6 +161,7 @@ export class RouteTable {
 function usageOf(routes: readonly Route<unknown>[]): string {
   const byMethod = new Map<string, string[]>();
   for (const r of routes) {
+    if (r.path.fallback === true) continue; // a catch-all serves nothing to list
     const texts = byMethod.get(r.method) ?? [];
     texts.push(r.path.text);
     byMethod.set(r.method, texts);
