@@ -5,7 +5,7 @@ import t from 'tap';
 import { ServingServer } from '../../dist/server.js';
 import { startRestfulServer } from '../../dist/transports/rest/server.js';
 import { ONNX_DTYPES } from '../../dist/servables/onnx-builder.js';
-import { type KServeFixture, postJson, startKServe } from './rest/fixtures/kserve.js';
+import { ADD_METADATA, type KServeFixture, postJson, startKServe } from './rest/fixtures/kserve.js';
 import { request } from './rest/fixtures/rest.js';
 
 let fx: KServeFixture;
@@ -52,17 +52,7 @@ t.test('health: a server with nothing loaded is live but not ready (503 {"error"
 t.test('model metadata: names, versions, v2 datatypes and -1 dims, the name mapping', async (t) => {
   const add = await get('/v2/models/add');
   t.equal(add.status, 200);
-  t.same(add.json, {
-    name: 'add',
-    versions: ['1'],
-    platform: 'actorserve',
-    inputs: [
-      { name: 'x1', datatype: 'FP32', shape: [-1, 2, 2] },
-      { name: 'x2', datatype: 'FP32', shape: [-1, 2, 2] },
-    ],
-    outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2, 2] }],
-    properties: { servable: 'add', method: 'add_common', version: '1', batched: 'true', methods: 'add,add.add_common,add.add_cast' },
-  });
+  t.same(add.json, ADD_METADATA);
   t.match((await get('/v2/models/add.add_cast/versions/1')).json, { name: 'add.add_cast', properties: { method: 'add_cast' } });
   t.match((await get('/v2/models/matmul')).json, {
     inputs: [{ name: 'x', datatype: '', shape: [-1] }, { name: 'y' }],
