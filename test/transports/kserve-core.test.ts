@@ -11,6 +11,7 @@ import { parseV2Version, v2ModelMetadata, v2ModelReady, v2ModelRef, v2ServerMeta
 import { type V2InferRequest, type V2InputTensor, inferV2 } from '../../dist/transports/kserve/infer.js';
 import { float16ToFloat32 } from '../../dist/native/index.js';
 import { type EngineFixture, startEngine } from './rest/fixtures/rest.js';
+import { ADD_METADATA } from './rest/fixtures/kserve.js';
 import { type Tensor, tensorStrings } from '../../dist/engine/tensor.js';
 
 const code = (c: string) => ({ name: 'ServingError', code: c });
@@ -170,17 +171,7 @@ t.test('server metadata and readiness', async (t) => {
 });
 
 t.test('model metadata: v2 datatypes, -1 for the batch dim and dynamic dims, the name mapping in properties', async (t) => {
-  t.same(v2ModelMetadata(fx.engine, 'add'), {
-    name: 'add',
-    versions: ['1'],
-    platform: 'actorserve',
-    inputs: [
-      { name: 'x1', datatype: 'FP32', shape: [-1, 2, 2] },
-      { name: 'x2', datatype: 'FP32', shape: [-1, 2, 2] },
-    ],
-    outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2, 2] }],
-    properties: { servable: 'add', method: 'add_common', version: '1', batched: 'true', methods: 'add,add.add_common,add.add_cast' },
-  });
+  t.same(v2ModelMetadata(fx.engine, 'add'), ADD_METADATA);
   const cast = v2ModelMetadata(fx.engine, 'add.add_cast', '1');
   t.same(cast.inputs[0], { name: 'x1', datatype: '', shape: [-1] }, 'an input feeding a TS stage: any datatype, unknown rank');
   t.same(cast.outputs[0], { name: 'y', datatype: 'FP32', shape: [-1, 2, 2] });

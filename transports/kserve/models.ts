@@ -112,6 +112,11 @@ function describeModel(engine: ServingEngine, model: string, versionText: string
   return { ref: ref!, version: meta.version, versions: meta.versions, info, all: meta.methods };
 }
 
+/** The method a model name addresses (for decoders that need its inputs first); throws as v2ModelMetadata does, not counted. */
+export function v2ModelInfo(engine: ServingEngine, model: string, version?: string): MethodInfo {
+  return describeModel(engine, model, version).info;
+}
+
 /** Every v2 model name of a servable: its own name (the default method), then `<servable>.<method>` for each method. */
 export function modelNames(servable: string, methods: readonly MethodInfo[]): string[] {
   return [servable, ...methods.map((m) => `${servable}.${m.name}`)];

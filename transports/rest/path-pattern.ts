@@ -23,6 +23,16 @@ export interface PathPattern<P> {
   parse(path: string): P | PathError;
   /** The 405 message for a path it owns, given the `Allow` list (default: "<text> only answers <allow>"). */
   wrongMethod?(allow: string): string;
+  /**
+   * The JSON body of the table's refusals (405, 400) for paths it owns, in its protocol's error
+   * format (default: MindSpore's `{"error_msg": ...}`; KServe v2 writes `{"error": ...}`).
+   */
+  encodeError?(message: string): string;
+  /**
+   * A protocol's catch-all (KServe v2's `/v2/...` 404): consulted only for a path that no
+   * pattern before it owns, so the patterns it covers keep their own 405s.
+   */
+  readonly fallback?: boolean;
 }
 
 /** A path in a pattern's space that cannot be read: the table answers 400 with `message`. */

@@ -53,6 +53,13 @@ export class ReplyWriter {
     this.len += this.buf.write(s, this.len, 'utf8');
   }
 
+  /** Bytes as they are (KServe v2's binary tensor data). */
+  raw(bytes: Uint8Array): void {
+    this.room(bytes.byteLength);
+    this.buf.set(bytes, this.len);
+    this.len += bytes.byteLength;
+  }
+
   /**
    * A typed array as nested JSON lists (the text of native/index.ts's write*Json). False, with
    * nothing written, for an output whose text could pass MAX_DIRECT_BYTES: write its string.

@@ -1,11 +1,12 @@
 /**
  * The REST route table: (HTTP method, path pattern, handler) entries, matched in one place.
- * Protocol modules declare their routes (mindspore-routes.ts, probe-routes.ts; a KServe v2
- * module later) and the server (server.ts) asks `match(method, path)` once per request:
+ * Protocol modules declare their routes (mindspore-routes.ts, probe-routes.ts,
+ * kserve-routes.ts) and the server (server.ts) asks `match(method, path)` once per request:
  *
  *   1. the resource: an exact path (one Map lookup), else the first pattern (in registration
- *      order) that owns the path and has a route for the method, else the first that owns it;
- *      none → 404 listing what is served
+ *      order) that owns the path and has a route for the method, else the first that owns it
+ *      (a `fallback` pattern only when none before it owns the path); none → 404 listing what
+ *      is served
  *   2. the HTTP method among that resource's routes; none → 405 with `Allow`
  *   3. the path's parameters (pattern.parse); malformed → 400 with the pattern's reason
  *
@@ -76,6 +77,8 @@ export interface RouteRefusal {
   readonly message: string;
   /** With 405: the methods the path answers (`GET`, `GET, POST`). */
   readonly allow?: string;
+  /** The JSON body, when the path's pattern has its own error format (PathPattern.encodeError). */
+  readonly body?: string;
 }
 
 export type RouteMatch = { readonly kind: 'route'; readonly route: Route<unknown>; readonly params: unknown } | RouteRefusal;
@@ -106,7 +109,8 @@ export class RouteTable {
       resource.routes.set(route.method, route);
       const allow = [...resource.routes.keys()].map((m) => m.toUpperCase()).join(', ');
       const message = resource.path.wrongMethod?.(allow) ?? `${text} only answers ${allow}`;
-      resource.wrongMethod = { kind: 'refused', status: 405, message, allow };
+      const body = resource.path.encodeError?.(message);
+      resource.wrongMethod = { kind: 'refused', status: 405, message, allow, ...(body !== undefined ? { body } : {}) };
       this.all.push(route);
     }
     this.usage = usageOf(this.all);
@@ -123,6 +127,7 @@ export class RouteTable {
       let owner: Resource | undefined;
       for (const r of this.patterns) {
         if (!r.path.owns(path)) continue;
+        if (r.path.fallback === true && owner !== undefined) break;
         owner ??= r;
         if (r.routes.has(method)) {
           resource = r;
@@ -135,7 +140,10 @@ export class RouteTable {
     const route = resource.routes.get(method);
     if (route === undefined) return resource.wrongMethod;
     const params = resource.path.parse(path);
-    if (params instanceof PathError) return { kind: 'refused', status: 400, message: params.message };
+    if (params instanceof PathError) {
+      const body = resource.path.encodeError?.(params.message);
+      return { kind: 'refused', status: 400, message: params.message, ...(body !== undefined ? { body } : {}) };
+    }
     return { kind: 'route', route, params };
   }
 
@@ -153,6 +161,7 @@ export class RouteTable {
 function usageOf(routes: readonly Route<unknown>[]): string {
   const byMethod = new Map<string, string[]>();
   for (const r of routes) {
+    if (r.path.fallback === true) continue; // a catch-all serves nothing to list
     const texts = byMethod.get(r.method) ?? [];
     texts.push(r.path.text);
     byMethod.set(r.method, texts);

@@ -1,12 +1,14 @@
 /**
  * The RESTful transport on uWebSockets.js: MindSpore Serving's REST API
- * (`POST /model/<servable>[/version/<n>]:<method>`, JSON or msgpack) plus `GET /healthz`,
- * `GET /readyz` and `GET /metrics`. It only decodes, calls the engine and encodes; model work
- * runs in the engine's device actors, never on this thread.
+ * (`POST /model/<servable>[/version/<n>]:<method>`, JSON or msgpack), KServe v2's REST API
+ * (`/v2/...`, kserve-routes.ts), plus `GET /healthz`, `GET /readyz` and `GET /metrics`. It
+ * only decodes, calls the engine and encodes; model work runs in the engine's device actors,
+ * never on this thread.
  *
  * This file is the HTTP framing: listening, TLS, header and body limits, the deadline and
  * request-id headers, draining. What is served is the route table's (route-table.ts), filled
- * by the protocol modules (mindspore-routes.ts, probe-routes.ts).
+ * by the protocol modules (mindspore-routes.ts, metadata-routes.ts, probe-routes.ts,
+ * kserve-routes.ts).
  *
  *   const rest = await startRestfulServer(engine, '127.0.0.1:1500', { maxMsgMbSize: 100 });
  *   ...
@@ -27,6 +29,7 @@ import { errorReply } from './codec.js';
 import { Exchange, JSON_TYPE, MSGPACK_TYPE, type Reply } from './exchange.js';
 import { encodeJsonError } from './json-codec.js';
 import { CONTROL_ROUTES } from './control-routes.js';
+import { KSERVE_ROUTES } from './kserve-routes.js';
 import { METADATA_ROUTES } from './metadata-routes.js';
 import { mindsporeRoutes } from './mindspore-routes.js';
 import { type RestServerOptions, type RestSettings, restSettings } from './options.js';
@@ -108,6 +111,7 @@ class UwsRestServer implements RestServer {
       ...mindsporeRoutes({ parseInstances: settings.parseInstances }),
       ...METADATA_ROUTES,
       ...PROBE_ROUTES,
+      ...KSERVE_ROUTES,
       ...(settings.controlApi ? CONTROL_ROUTES : []),
       ...extraRoutes,
     ]);
@@ -243,7 +247,11 @@ class UwsRestServer implements RestServer {
     }
 
     const found = this.routes.match(method, url);
-    if (found.kind === 'refused') return json(found.status, found.message, found.allow ? { headers: { Allow: found.allow } } : {});
+    if (found.kind === 'refused') {
+      const extra = found.allow ? { headers: { Allow: found.allow } } : {};
+      if (found.body !== undefined) return ex.send(found.status, JSON_TYPE, found.body, { close: hasBody, ...extra });
+      return json(found.status, found.message, extra);
+    }
     const { route, params } = found;
     if (route.codecs === undefined) {
       const out = route.answer(this.engine, params);

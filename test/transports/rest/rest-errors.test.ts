@@ -49,7 +49,7 @@ t.test('URL, route and method errors', async (t) => {
     ['no method', '/model/add', post(SEED_BODY), 400, /names no method/],
     ['empty method', '/model/add:', post(SEED_BODY), 400, /names no method after ':'/],
     ['bad percent-encoding', '/model/a%zz:m', post(SEED_BODY), 400, /invalid percent-encoding/],
-    ['other path', '/v2/models/add/infer', post(SEED_BODY), 404, /there is nothing at "\/v2\/models\/add\/infer"/],
+    ['other path', '/v3/models/add/infer', post(SEED_BODY), 404, /there is nothing at "\/v3\/models\/add\/infer"/],
     ['root', '/', {}, 404, /there is nothing at "\/"/],
     ['GET on predict', '/model/add:add_common', { method: 'GET' }, 405, /only answer POST/],
     ['PUT on predict', '/model/add:add_common', { method: 'PUT', body: SEED_BODY }, 405, /only answer POST/],

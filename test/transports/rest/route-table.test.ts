@@ -99,3 +99,27 @@ t.test('declaring a route twice, and bad templates, are errors', async (t) => {
   t.throws(() => pathTemplate('things/{id}'), /must start with '\/'/);
   t.throws(() => pathTemplate('/things/x{id}'), /a \{param\} must be a whole segment/);
 });
+
+t.test("a fallback pattern answers only paths no earlier pattern owns; a pattern's encodeError shapes the table's refusals", async (t) => {
+  const errorJson = (message: string): string => JSON.stringify({ error: message });
+  const own = <P>(p: PathPattern<P>): PathPattern<P> => ({ ...p, encodeError: errorJson });
+  const space: PathPattern<Record<string, never>> = { text: '/p/...', fallback: true, owns: (path) => path.startsWith('/p/'), parse: () => ({}), encodeError: errorJson };
+  const fallbackTable = new RouteTable([
+    named('post', own(pathTemplate('/p/{name}/run')), 'run'),
+    named('get', own(pathTemplate('/p/{name}')), 'meta'),
+    named('get', space, 'nothing'),
+    named('post', space, 'nothing'),
+  ]);
+  t.same(reach(fallbackTable, 'post', '/p/x/run'), { name: 'run', params: { name: 'x' } });
+  t.same(reach(fallbackTable, 'get', '/p/x/other'), { name: 'nothing', params: {} }, 'a path no other pattern owns reaches the fallback');
+  t.same(reach(fallbackTable, 'get', '/p/x/run'), {
+    kind: 'refused',
+    status: 405,
+    message: '/p/{name}/run only answers POST',
+    allow: 'POST',
+    body: '{"error":"/p/{name}/run only answers POST"}',
+  }, 'a wrong method on an owned path stays a 405, in the pattern\'s error format');
+  const bad = fallbackTable.match('get', '/p/%ZZ');
+  t.match(bad, { kind: 'refused', status: 400, body: /^\{"error":"bad URL/ });
+  t.match(fallbackTable.match('get', '/elsewhere'), { status: 404, message: /use POST \/p\/\{name\}\/run, or GET \/p\/\{name\}$/ }, 'the 404 list leaves the fallback out');
+});
