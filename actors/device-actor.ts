@@ -14,6 +14,7 @@
  * onnxruntime-node's `session.run`.
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
@@ -130,8 +131,13 @@ function stagingBuffer(index: number, bytes: number): ArrayBuffer {
   return b;
 }
 
-/** Spinning before a sleep: a batch that follows within this many µs is taken without a wake-up. */
-const SPIN_MICROS = 50;
+/**
+ * Spinning before a sleep: a batch that follows within this many µs is taken without a
+ * futex wake-up. Only where a core is left for it: on 2 cores the spinning actor slowed the
+ * main thread it waits for (engine API add, c=1: p50 137 µs with a 50 µs spin, 62 µs without;
+ * docs/architecture.md). ACTORSERVE_DEVICE_SPIN_US overrides it, for measurements.
+ */
+const SPIN_MICROS = Number(process.env['ACTORSERVE_DEVICE_SPIN_US'] ?? (availableParallelism() > 2 ? 50 : 0));
 /** The longest sleep in `Atomics.wait` before the actor returns to its event loop anyway. */
 const IDLE_WAIT_MS = 50;
 
