@@ -33,7 +33,8 @@ const WRAP_MARKER = -1;
 
 type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
 /** Atomics.waitAsync (V8, Node ≥ 16); the project's TypeScript lib (ES2022) does not declare it yet. */
-const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, index: number, value: number): WaitAsyncResult }).waitAsync;
+const atomics = Atomics as unknown as { waitAsync(this: void, a: Int32Array, index: number, value: number): WaitAsyncResult };
+const waitAsync = atomics.waitAsync;
 
 const align8 = (n: number): number => (n + 7) & ~7;
 const resolved: Promise<void> = Promise.resolve();

@@ -91,7 +91,7 @@ export interface LoadReply {
 /** The answer to `health`. Network: yes (an agent's liveness probe). */
 export interface DeviceActorHealth {
   readonly phase: 'loading' | 'ready' | 'stopping';
-  /** Batches received and not yet answered. */
+  /** Batches in the request mailbox or running (not answered yet). */
   readonly queuedBatches: number;
 }
 
