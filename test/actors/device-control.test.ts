@@ -76,7 +76,7 @@ t.test('load, health and stats are control calls; batches still run on the data 
   t.ok(stats.heapUsedBytes > 0 && stats.uptimeMs > 0, 'heap and uptime reported');
 });
 
-t.test('stop finishes every batch sent before it, though control and data travel on different ports', async (t) => {
+t.test('stop finishes every batch sent before it, though control travels on a port and data in the mailbox', async (t) => {
   let died = false;
   const h = start({ events: { died: () => (died = true) } });
   await h.ready;
@@ -141,7 +141,7 @@ t.test('drain(n) waits for batch n when the control call overtakes it (the port 
   };
   t.ok(requests.post(runFrameBytes(frame), (view, at) => writeRunFrame(frame, view, at)));
   await draining;
-  // The control port's answers are ordered among themselves (not with the data port's).
+  // The control port's answers are ordered among themselves (not with the mailbox's).
   t.same(await control.health(), { phase: 'ready', queuedBatches: 0 }, 'drained only once batch 1 was done');
   t.equal((await control.stats()).batchesRun, 1);
   const reply = replies.take(readReplyFrame);
