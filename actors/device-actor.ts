@@ -1,18 +1,29 @@
 /**
  * Device actor: the worker-thread entry. Owns one ONNX Runtime session per model subgraph,
  * created inside this thread, and runs batches described by the supervisor. Inputs are read
- * from, and outputs written to, the slot's SharedArrayBuffer; only descriptors travel in
- * messages. Control calls (load, health, stats, drain, stop, crash) arrive through comlink on
- * the control port of the start-up data (see protocol.ts).
+ * from, and outputs written to, the slot's SharedArrayBuffer; only descriptors travel, as
+ * frames in the request and reply mailboxes (mailbox.ts). Control calls (load, health, stats,
+ * drain, stop, crash) arrive through comlink on the control port of the start-up data (see
+ * protocol.ts).
+ *
+ * Once loaded, the actor's pump takes batches from the request mailbox one at a time. With
+ * none waiting it spins for SPIN_MICROS, then sleeps in `Atomics.wait`; the supervisor rings
+ * the doorbell with each batch and after each control call, and the sleep ends after
+ * IDLE_WAIT_MS at the latest. A wake-up without a batch returns to the event loop, where
+ * control messages (and anything they scheduled) run; a batch yields there too, inside
+ * onnxruntime-node's `session.run`.
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as ort from 'onnxruntime-node';
-import { type DType, type NumericDType, TYPED_ARRAY, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
+import { type DType, TYPED_ARRAY, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
 import { MISSING_KEY_MESSAGE, decryptModel, isEncryptedModel } from '../engine/model-crypto.js';
+import { Mailbox } from './mailbox.js';
+import { encodeReplyFrame, packStrings, packedStringBytes, readRunFrame } from './batch-frames.js';
 import {
   DEVICE_PROTOCOL_VERSION,
   type DeviceActorHealth,
@@ -20,11 +31,10 @@ import {
   type DeviceThreadData,
   type GraphInfo,
   type LoadReply,
-  type ResultMessage,
-  type RunErrorMessage,
-  type RunMessage,
+  type ReplyFrame,
+  type RunFrame,
+  type SlotBufferMessage,
   type TensorRef,
-  type ToDevice,
   type ValueInfo,
   align8,
   protocolMismatch,
@@ -35,10 +45,14 @@ if (!parentPort) throw new Error('device-actor.js is a worker thread entry');
 const port = parentPort;
 const startedAt = performance.now();
 const sessions: ort.InferenceSession[][] = [];
-const slotBuffers = new Map<number, SharedArrayBuffer>();
+const requests = new Mailbox(init.requests);
+const replies = new Mailbox(init.replies);
+/** Each slot's buffer and its generation (a bigger buffer replaces it, from either side). */
+const slotBuffers = init.slots.map((buffer) => ({ buffer, generation: 0 }));
+/** Batches taken from the mailbox and not answered yet (0 or 1: they run one at a time). */
+let running = 0;
+let lastAnsweredId = 0;
 let phase: DeviceActorHealth['phase'] = 'loading';
-let lastReceivedId = 0;
-let queuedBatches = 0;
 let batchesRun = 0;
 let batchesFailed = 0;
 
@@ -118,17 +132,27 @@ function stagingBuffer(index: number, bytes: number): ArrayBuffer {
 }
 
 /**
- * Batches run one at a time, in arrival order: `session.run` defers its work with
- * setImmediate, so a second batch must not start (and overwrite the staging buffers) before
- * the first one has finished.
+ * Spinning before a sleep: a batch that follows within this many µs is taken without a
+ * futex wake-up. Only where a core is left for it: on 2 cores the spinning actor slowed the
+ * main thread it waits for (engine API add, c=1: p50 137 µs with a 50 µs spin, 62 µs without;
+ * docs/architecture.md). ACTORSERVE_DEVICE_SPIN_US overrides it, for measurements.
  */
-let chain: Promise<void> = Promise.resolve();
+const SPIN_MICROS = Number(process.env['ACTORSERVE_DEVICE_SPIN_US'] ?? (availableParallelism() > 2 ? 50 : 0));
+/** The longest sleep in `Atomics.wait` before the actor returns to its event loop anyway. */
+const IDLE_WAIT_MS = 50;
 
 function toOrt(ref: TensorRef, buffer: SharedArrayBuffer, index: number): ort.Tensor {
-  if ('strings' in ref) {
-    return new ort.Tensor('string', ref.strings.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8')), ref.dims);
+  if (!isNumericDType(ref.dtype)) {
+    const lengths = new Uint32Array(buffer, ref.offset, ref.length);
+    let at = ref.offset + 4 * ref.length;
+    const strings: string[] = [];
+    for (const n of lengths) {
+      strings.push(Buffer.from(buffer, at, n).toString('utf8'));
+      at += n;
+    }
+    return new ort.Tensor('string', strings, ref.dims);
   }
-  const dtype = ref.dtype as NumericDType;
+  const dtype = ref.dtype;
   const Ctor = TYPED_ARRAY[dtype];
   const bytes = ref.length * Ctor.BYTES_PER_ELEMENT;
   const local = stagingBuffer(index, bytes);
@@ -136,32 +160,65 @@ function toOrt(ref: TensorRef, buffer: SharedArrayBuffer, index: number): ort.Te
   return new ort.Tensor(dtype as 'float32', new Ctor(local, 0, ref.length) as Float32Array, ref.dims);
 }
 
-async function run(msg: RunMessage): Promise<void> {
-  if (msg.buffer) slotBuffers.set(msg.slot, msg.buffer);
-  let buffer = slotBuffers.get(msg.slot)!;
-  const session = sessions[msg.model]?.[msg.subgraph];
-  if (!session) throw new Error(`no session for model ${msg.model} subgraph ${msg.subgraph}`);
+/** Slot buffers the supervisor sent, waiting for the frame that names them (or the reverse). */
+const bufferWaiters = new Map<number, (message: SlotBufferMessage) => void>();
+
+port.on('message', (message: SlotBufferMessage) => {
+  const slot = slotBuffers[message.slot];
+  if (!slot || message.generation <= slot.generation) return;
+  slot.buffer = message.buffer;
+  slot.generation = message.generation;
+  bufferWaiters.get(message.slot)?.(message);
+});
+
+/** The buffer a frame's inputs sit in: the slot's current one, or the newer one on its way. */
+function inputBuffer(frame: RunFrame): SharedArrayBuffer | Promise<SharedArrayBuffer> {
+  const slot = slotBuffers[frame.slot];
+  if (!slot) throw new Error(`no slot ${frame.slot}`);
+  if (slot.generation >= frame.generation) return slot.buffer;
+  return new Promise((resolve) => {
+    bufferWaiters.set(frame.slot, (message) => {
+      if (message.generation < frame.generation) return;
+      bufferWaiters.delete(frame.slot);
+      resolve(message.buffer);
+    });
+  });
+}
+
+async function run(frame: RunFrame): Promise<ReplyFrame> {
+  const given = inputBuffer(frame);
+  let buffer = given instanceof SharedArrayBuffer ? given : await given;
+  const session = sessions[frame.model]?.[frame.subgraph];
+  if (!session) throw new Error(`no session for model ${frame.model} subgraph ${frame.subgraph}`);
   const feeds: Record<string, ort.Tensor> = {};
   session.inputNames.forEach((name, i) => {
-    feeds[name] = toOrt(msg.inputs[i]!, buffer, i);
+    feeds[name] = toOrt(frame.inputs[i]!, buffer, i);
   });
   const results = await session.run(feeds);
 
   // Inputs are consumed: outputs go to the slot from offset 0, or to a bigger new buffer.
   const outs = session.outputNames.map((name) => results[name]!);
+  const strings = outs.map((t) => (t.type === 'string' ? (t.data as string[]).map((x) => Buffer.from(x, 'utf8')) : undefined));
   let needed = 0;
-  for (const t of outs) if (t.type !== 'string') needed += align8((t.data as ArrayBufferView).byteLength);
-  let grown: SharedArrayBuffer | undefined;
+  outs.forEach((t, i) => {
+    const packed = strings[i];
+    needed += align8(packed ? packedStringBytes(packed) : (t.data as ArrayBufferView).byteLength);
+  });
+  const slot = slotBuffers[frame.slot]!;
   if (needed > buffer.byteLength) {
-    grown = new SharedArrayBuffer(Math.max(needed, buffer.byteLength * 2));
-    slotBuffers.set(msg.slot, grown);
-    buffer = grown;
+    buffer = new SharedArrayBuffer(Math.max(needed, buffer.byteLength * 2));
+    slot.buffer = buffer;
+    slot.generation++;
+    port.postMessage({ type: 'slot-buffer', slot: frame.slot, generation: slot.generation, buffer } satisfies SlotBufferMessage);
   }
   let offset = 0;
-  const outputs: TensorRef[] = outs.map((t) => {
+  const outputs: TensorRef[] = outs.map((t, i) => {
     const dims = [...t.dims];
-    if (t.type === 'string') {
-      return { dtype: 'string', dims, strings: (t.data as string[]).map((s) => Buffer.from(s, 'utf8')) };
+    const packed = strings[i];
+    if (packed) {
+      const ref = { dtype: 'string' as const, dims, offset, length: packed.length };
+      offset += align8(packStrings(buffer, offset, packed));
+      return ref;
     }
     const dtype = dtypeFromOrt(t.type) as DType;
     if (!isNumericDType(dtype)) throw new Error(`unexpected output type ${t.type}`);
@@ -172,58 +229,82 @@ async function run(msg: RunMessage): Promise<void> {
     return ref;
   });
   for (const t of outs) t.dispose();
-  port.postMessage(
-    grown
-      ? ({ type: 'result', id: msg.id, buffer: grown, outputs } satisfies ResultMessage)
-      : ({ type: 'result', id: msg.id, outputs } satisfies ResultMessage),
-  );
+  return { id: frame.id, generation: slot.generation, outputs };
 }
 
-/** `drain` calls whose last batch has not arrived yet (the data port is not ordered with the control port). */
-const drains: { lastRunId: number; resolve: (done: Promise<void>) => void }[] = [];
+/** Posts a reply, waiting (blocked) while the reply mailbox is full. */
+function answer(reply: ReplyFrame): void {
+  const { bytes, write } = encodeReplyFrame(reply);
+  while (!replies.post(bytes, write)) replies.sleepForRoom(bytes, IDLE_WAIT_MS);
+}
 
-port.on('message', (batch: ToDevice) => {
-  lastReceivedId = batch.id;
-  queuedBatches++;
-  chain = chain.then(() =>
-    run(batch).then(
-      () => {
-        queuedBatches--;
+/** `drain` calls waiting for a batch to be answered. */
+const drains: { lastRunId: number; resolve: () => void }[] = [];
+let stopRequested = false;
+let pumping = false;
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Takes and runs batches, in mailbox order, until `stop` finds the mailbox empty. */
+async function pump(): Promise<void> {
+  pumping = true;
+  for (;;) {
+    const frame = requests.take(readRunFrame);
+    if (frame) {
+      running = 1;
+      let reply: ReplyFrame;
+      try {
+        reply = await run(frame);
         batchesRun++;
-      },
-      (err: unknown) => {
-        queuedBatches--;
+      } catch (err) {
         batchesFailed++;
-        port.postMessage({ type: 'run-error', id: batch.id, message: err instanceof Error ? err.message : String(err) } satisfies RunErrorMessage);
-      },
-    ),
-  );
-  if (drains.length > 0) {
-    for (const d of drains.filter((d) => d.lastRunId <= batch.id)) d.resolve(chain);
-    drains.splice(0, drains.length, ...drains.filter((d) => d.lastRunId > batch.id));
+        reply = { id: frame.id, error: err instanceof Error ? err.message : String(err) };
+      }
+      running = 0;
+      answer(reply);
+      lastAnsweredId = frame.id;
+      if (drains.length > 0) {
+        for (const d of drains.filter((d) => d.lastRunId <= lastAnsweredId)) d.resolve();
+        drains.splice(0, drains.length, ...drains.filter((d) => d.lastRunId > lastAnsweredId));
+      }
+      continue;
+    }
+    if (stopRequested) break;
+    if (requests.sleep(SPIN_MICROS, IDLE_WAIT_MS) !== 'frame') {
+      // Two turns: control handlers run in the first, what they scheduled with setImmediate
+      // (crash) in the second, before the next sleep.
+      await yieldToEventLoop();
+      await yieldToEventLoop();
+    }
   }
-});
+  await exit();
+}
+
+async function exit(): Promise<never> {
+  for (const subs of sessions) for (const s of subs) await s.release().catch(() => undefined);
+  process.exit(0);
+}
 
 let loading: Promise<LoadReply> | undefined;
-let stopping: Promise<void> | undefined;
 
 const control = {
-  load: () => (loading ??= load()),
-  health: () => ({ phase, queuedBatches }),
+  load: () =>
+    (loading ??= load().then((reply) => {
+      void pump();
+      return reply;
+    })),
+  health: () => ({ phase, queuedBatches: running + requests.size }),
   stats: () => ({ batchesRun, batchesFailed, heapUsedBytes: getHeapStatistics().used_heap_size, uptimeMs: performance.now() - startedAt }),
   drain(lastRunId: number): Promise<void> {
-    if (lastRunId <= lastReceivedId) return chain; // the chain holds every batch received
+    if (lastRunId <= lastAnsweredId) return Promise.resolve();
     return new Promise<void>((resolve) => drains.push({ lastRunId, resolve }));
   },
   stop(): Promise<void> {
+    // After the batches in the mailbox, never inside one: the pump ends once it is empty.
     phase = 'stopping';
-    // After the batches already in the mailbox, never inside one; batches arriving later
-    // queue behind the exit and never run.
-    stopping ??= chain = chain.then(async () => {
-      for (const subs of sessions) for (const s of subs) await s.release().catch(() => undefined);
-      process.exit(0);
-    });
-    return stopping;
+    stopRequested = true;
+    if (!pumping) void exit();
+    return new Promise<void>(() => {}); // the thread's exit answers
   },
   crash(): void {
     // After the reply is posted, as an uncaught error of this thread (what a real crash is).

@@ -1,15 +1,21 @@
 /**
  * The local device kind: one device actor, a worker thread in this process. Starts the worker,
  * loads its models over the control plane (comlink on a dedicated port), writes batches into
- * slot buffers and reads results back on the worker's own port (the data path), and turns the
+ * slot buffers with their descriptors as frames in the request mailbox and reads results back
+ * from the reply mailbox (the data path, shared memory only: mailbox.ts), and turns the
  * actor's death into an explicit E_ACTOR_DIED rejection of everything it had in flight.
+ *
+ * Replies are noticed through `Atomics.waitAsync` on the reply mailbox, armed while batches
+ * are outstanding; the event loop is never blocked.
  */
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { type NumericDType, TYPED_ARRAY } from '../engine/dtypes.js';
+import { type NumericDType, TYPED_ARRAY, isNumericDType } from '../engine/dtypes.js';
 import { ServingError } from '../engine/errors.js';
 import type { BatchInput, BatchOutput, BatchResult, Device, DeviceEvents, DeviceFactory, DeviceState } from './device.js';
+import { Mailbox } from './mailbox.js';
+import { packStrings, packedStringBytes, readReplyFrame, runFrameBytes, unpackStrings, writeRunFrame } from './batch-frames.js';
 import {
   DEVICE_PROTOCOL_VERSION,
   type DeviceActorHealth,
@@ -18,8 +24,9 @@ import {
   type DeviceControl,
   type DeviceGraphs,
   type DeviceThreadData,
-  type FromDevice,
-  type RunMessage,
+  type ReplyFrame,
+  type RunFrame,
+  type SlotBufferMessage,
   type TensorRef,
   align8,
   protocolMismatch,
@@ -28,10 +35,15 @@ import {
 interface Slot {
   readonly index: number;
   buffer: SharedArrayBuffer;
-  /** The actor has this buffer already (it is sent once per buffer). */
-  shared: boolean;
+  /** Bumped with each new buffer, by whichever side made it. */
+  generation: number;
   busy: boolean;
+  /** A reply naming a generation whose buffer has not arrived on the port yet. */
+  early?: ReplyFrame;
 }
+
+/** Bytes of each mailbox's frame area: far more than `slots` frames of any real model. */
+const MAILBOX_BYTES = 64 * 1024;
 
 interface Pending {
   readonly slot: Slot;
@@ -73,6 +85,12 @@ export class DeviceHandle implements Device {
   private readonly controlCalls = new Set<(err: ServingError) => void>();
   private readonly slots: Slot[];
   private readonly pending = new Map<number, Pending>();
+  private readonly requests = Mailbox.create(MAILBOX_BYTES);
+  private readonly replies = Mailbox.create(MAILBOX_BYTES);
+  /** Frames waiting for room in the request mailbox (it is sized so this stays empty). */
+  private readonly backlog: RunFrame[] = [];
+  private backlogWaiting = false;
+  private listening = false;
   private nextId = 1;
   private current: DeviceState = 'starting';
   private stopping = false;
@@ -84,14 +102,20 @@ export class DeviceHandle implements Device {
     this.slots = Array.from({ length: options.slots }, (_, index) => ({
       index,
       buffer: new SharedArrayBuffer(options.initialSlotBytes),
-      shared: false,
+      generation: 0,
       busy: false,
     }));
     const channel = new MessageChannel();
     this.controlPort = channel.port1;
     this.control = Comlink.wrap<DeviceControl>(nodeEndpoint(channel.port1));
     this.worker = new Worker(ACTOR_ENTRY, {
-      workerData: { ...options.init, control: channel.port2 } satisfies DeviceThreadData,
+      workerData: {
+        ...options.init,
+        control: channel.port2,
+        requests: this.requests.buffer,
+        replies: this.replies.buffer,
+        slots: this.slots.map((s) => s.buffer),
+      } satisfies DeviceThreadData,
       transferList: [channel.port2],
       execArgv: [],
       resourceLimits: options.resourceLimits,
@@ -119,24 +143,14 @@ export class DeviceHandle implements Device {
       },
     );
     let lastError = '';
-    this.worker.on('message', (msg: FromDevice) => {
-      switch (msg.type) {
-        case 'result':
-          this.settle(msg.id, (p) => {
-            if (msg.buffer) {
-              p.slot.buffer = msg.buffer;
-              p.slot.shared = true;
-            }
-            p.resolve({ outputs: msg.outputs.map((r) => this.outputOf(r, p.slot.buffer)), release: () => this.release(p.slot) });
-          });
-          break;
-        case 'run-error':
-          this.settle(msg.id, (p) => {
-            this.release(p.slot);
-            p.reject(new ServingError('E_MODEL_FAILED', msg.message));
-          });
-          break;
-      }
+    this.worker.on('message', (msg: SlotBufferMessage) => {
+      const slot = this.slots[msg.slot];
+      if (!slot || msg.generation <= slot.generation) return;
+      slot.buffer = msg.buffer;
+      slot.generation = msg.generation;
+      const early = slot.early;
+      slot.early = undefined;
+      if (early) this.answer(early);
     });
     this.worker.on('error', (err) => {
       lastError = err.message;
@@ -145,6 +159,9 @@ export class DeviceHandle implements Device {
       const wasStarting = this.current === 'starting';
       this.current = 'dead';
       this.controlPort.close();
+      this.takeReplies(); // what the actor answered before it ended
+      this.replies.wake(); // ends the pending waitAsync
+      this.backlog.length = 0;
       const reason = lastError || (this.stopping ? 'stopped' : `exited with code ${code}`);
       const err = new ServingError('E_ACTOR_DIED', `device actor ${this.deviceId} died while running the batch (${reason})`);
       for (const p of this.pending.values()) p.reject(err);
@@ -181,17 +198,22 @@ export class DeviceHandle implements Device {
     let needed = 0;
     for (const input of inputs) {
       if ('parts' in input) for (const p of input.parts) needed += p.byteLength;
+      else needed += packedStringBytes(input.strings);
       needed = align8(needed);
     }
     if (needed > slot.buffer.byteLength) {
       slot.buffer = new SharedArrayBuffer(Math.max(needed, slot.buffer.byteLength * 2));
-      slot.shared = false;
+      slot.generation++;
+      this.worker.postMessage({ type: 'slot-buffer', slot: slot.index, generation: slot.generation, buffer: slot.buffer } satisfies SlotBufferMessage);
     }
     const bytes = new Uint8Array(slot.buffer);
     let offset = 0;
     const refs: TensorRef[] = inputs.map((input) => {
-      if (!('parts' in input)) return { dtype: input.dtype, dims: input.dims, strings: input.strings };
       const start = offset;
+      if (!('parts' in input)) {
+        offset = align8(offset + packStrings(slot.buffer, offset, input.strings));
+        return { dtype: input.dtype, dims: input.dims, offset: start, length: input.strings.length };
+      }
       let length = 0;
       for (const p of input.parts) {
         bytes.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), offset);
@@ -201,17 +223,70 @@ export class DeviceHandle implements Device {
       offset = align8(offset);
       return { dtype: input.dtype, dims: input.dims, offset: start, length };
     });
-    const id = this.nextId++;
+    const frame: RunFrame = { id: this.nextId++, slot: slot.index, generation: slot.generation, model, subgraph, inputs: refs };
+    if (runFrameBytes(frame) > this.requests.maxFrameBytes) {
+      slot.busy = false;
+      return Promise.reject(
+        new ServingError('E_MODEL_FAILED', `the batch's description (${runFrameBytes(frame)} bytes) exceeds the device mailbox's frame limit of ${this.requests.maxFrameBytes} bytes`),
+      );
+    }
     const promise = new Promise<BatchResult>((resolve, reject) => {
-      this.pending.set(id, { slot, resolve, reject });
+      this.pending.set(frame.id, { slot, resolve, reject });
     });
-    this.worker.postMessage(
-      slot.shared
-        ? ({ type: 'run', id, slot: slot.index, model, subgraph, inputs: refs } satisfies RunMessage)
-        : ({ type: 'run', id, slot: slot.index, buffer: slot.buffer, model, subgraph, inputs: refs } satisfies RunMessage),
-    );
-    slot.shared = true;
+    if (this.backlog.length > 0 || !this.requests.post(runFrameBytes(frame), (view, at) => writeRunFrame(frame, view, at))) {
+      this.backlog.push(frame);
+      this.flushBacklog();
+    }
+    this.listen();
     return promise;
+  }
+
+  /** Posts backlogged frames as the actor makes room, in order. */
+  private flushBacklog(): void {
+    while (this.backlog.length > 0) {
+      const frame = this.backlog[0]!;
+      if (!this.requests.post(runFrameBytes(frame), (view, at) => writeRunFrame(frame, view, at))) break;
+      this.backlog.shift();
+    }
+    if (this.backlog.length === 0 || this.backlogWaiting || this.current === 'dead') return;
+    this.backlogWaiting = true;
+    void this.requests.whenRoom(runFrameBytes(this.backlog[0]!)).then(() => {
+      this.backlogWaiting = false;
+      this.flushBacklog();
+    });
+  }
+
+  /** Keeps one `waitAsync` on the reply mailbox armed while batches are outstanding. */
+  private listen(): void {
+    if (this.listening || this.pending.size === 0 || this.current === 'dead') return;
+    this.listening = true;
+    void this.replies.whenPosted().then(() => {
+      this.listening = false;
+      this.takeReplies();
+      this.listen();
+    });
+  }
+
+  private takeReplies(): void {
+    for (let reply = this.replies.take(readReplyFrame); reply; reply = this.replies.take(readReplyFrame)) this.answer(reply);
+  }
+
+  private answer(reply: ReplyFrame): void {
+    if ('error' in reply) {
+      this.settle(reply.id, (p) => {
+        this.release(p.slot);
+        p.reject(new ServingError('E_MODEL_FAILED', reply.error));
+      });
+      return;
+    }
+    const slot = this.pending.get(reply.id)?.slot;
+    if (slot && reply.generation > slot.generation) {
+      slot.early = reply; // its buffer is still on the port: answered when it arrives
+      return;
+    }
+    this.settle(reply.id, (p) => {
+      p.resolve({ outputs: reply.outputs.map((r) => this.outputOf(r, p.slot.buffer)), release: () => this.release(p.slot) });
+    });
   }
 
   /**
@@ -231,8 +306,8 @@ export class DeviceHandle implements Device {
         void this.worker.terminate();
         return;
       }
-      // The control port is not ordered with the data port: drain names the last batch sent,
-      // so the actor finishes every batch posted before this call, then stops. The exit
+      // The control port is not ordered with the mailbox: drain names the last batch sent, so
+      // the actor finishes every batch posted before this call, then stops. The exit
       // answers both calls (the actor does not reply to `stop`).
       const lastRunId = this.nextId - 1;
       this.call((c) => c.drain(lastRunId))
@@ -271,6 +346,7 @@ export class DeviceHandle implements Device {
       op(this.control)
         .then(resolve, reject)
         .finally(() => this.controlCalls.delete(reject));
+      this.requests.wake(); // the call is on the port now: an actor asleep in Atomics.wait reads it
     });
   }
 
@@ -289,8 +365,8 @@ export class DeviceHandle implements Device {
   }
 
   private outputOf(ref: TensorRef, buffer: SharedArrayBuffer): BatchOutput {
-    if ('strings' in ref) return { dtype: 'string', dims: ref.dims, strings: ref.strings };
-    const dtype = ref.dtype as NumericDType;
+    if (!isNumericDType(ref.dtype)) return { dtype: 'string', dims: ref.dims, strings: unpackStrings(buffer, ref.offset, ref.length) };
+    const dtype: NumericDType = ref.dtype;
     return { dtype, dims: ref.dims, data: new TYPED_ARRAY[dtype](buffer, ref.offset, ref.length) };
   }
 }

@@ -2,14 +2,16 @@
  * The device thread protocol: what the supervisor (main thread) and a device actor (worker
  * thread) say to each other, on two channels.
  *
- * - The data path, on the worker's own port: `run` batches go in, `result` / `run-error` come
- *   out. Numeric tensor data never travels inside these messages: it sits in the slot's
- *   SharedArrayBuffer and the message carries only where (offset, element count). String and
- *   bytes tensors, rare as model inputs, travel inline.
+ * - The data path, in two shared-memory mailboxes (mailbox.ts): RunFrames go in, ReplyFrames
+ *   come out, encoded by batch-frames.ts. Tensor data never travels inside a frame: it sits
+ *   in the slot's SharedArrayBuffer and the frame carries only where (offset, element count).
+ *   No message port is crossed per batch; only a slot's new, bigger buffer travels as a
+ *   SlotBufferMessage on the worker's own port (shared memory cannot go into a frame).
  * - The control plane, on a dedicated MessageChannel port: `DeviceControl`, called through
  *   comlink (load, health, stats, drain, stop, crash). Control calls are rare and may cost a
- *   round trip of their own; keeping them off the data port leaves the batch mailbox as cheap
- *   as it was (perf/device-control-plane.ts measures it).
+ *   round trip of their own (perf/device-control-plane.ts measures it). The supervisor rings
+ *   the request mailbox's doorbell after each call, so an actor asleep in `Atomics.wait`
+ *   returns to its event loop and reads the control port.
  *
  * Each message says whether it may cross a network later, when agents host devices on other
  * hosts. Shared memory is one process's: a remote data path carries the tensor bytes in place
@@ -23,7 +25,7 @@ import type { DType } from '../engine/dtypes.js';
  * supervisor sends it in the start-up data, the actor answers `load` with its own) and a
  * mismatch fails the load. Bump it on any change of a shape below.
  */
-export const DEVICE_PROTOCOL_VERSION = 2;
+export const DEVICE_PROTOCOL_VERSION = 3;
 
 /** The load error both sides raise when their versions differ; undefined when they agree. */
 export function protocolMismatch(supervisorVersion: number, actorVersion: number): string | undefined {
@@ -49,10 +51,16 @@ export interface DeviceActorInit {
   readonly decryption?: { readonly key: Uint8Array; readonly mode: 'AES-GCM' | 'AES-CBC' };
 }
 
-/** What a worker thread gets as workerData. Network: no (it holds the control port). */
+/** What a worker thread gets as workerData. Network: no (it holds the control port and shared memory). */
 export interface DeviceThreadData extends DeviceActorInit {
   /** The actor's end of the control channel: it exposes `DeviceControl` there. */
   readonly control: MessagePort;
+  /** The request mailbox's memory (RunFrames, supervisor → actor; see mailbox.ts). */
+  readonly requests: SharedArrayBuffer;
+  /** The reply mailbox's memory (ReplyFrames, actor → supervisor). */
+  readonly replies: SharedArrayBuffer;
+  /** The slots' buffers at generation 0. */
+  readonly slots: readonly SharedArrayBuffer[];
 }
 
 /** Shape of a model input or output as ONNX Runtime reports it; a string or -1 is a dynamic dim. */
@@ -83,7 +91,7 @@ export interface LoadReply {
 /** The answer to `health`. Network: yes (an agent's liveness probe). */
 export interface DeviceActorHealth {
   readonly phase: 'loading' | 'ready' | 'stopping';
-  /** Batches received and not yet answered. */
+  /** Batches in the request mailbox or running (not answered yet). */
   readonly queuedBatches: number;
 }
 
@@ -117,47 +125,50 @@ export interface DeviceControl {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Data path (the worker's own port)
+// Data path (two mailboxes: batch-frames.ts encodes these into their frames)
 
-/** A tensor placed in a slot buffer, or carried inline for string/bytes. */
-export type TensorRef =
-  | { readonly dtype: DType; readonly dims: readonly number[]; readonly offset: number; readonly length: number }
-  | { readonly dtype: 'string' | 'bytes'; readonly dims: readonly number[]; readonly strings: readonly Uint8Array[] };
+/**
+ * A tensor placed in a slot buffer at `offset`: `length` elements of a numeric dtype, or, for
+ * string/bytes, `length` little-endian uint32 byte lengths followed by the elements' bytes.
+ */
+export interface TensorRef {
+  readonly dtype: DType;
+  readonly dims: readonly number[];
+  readonly offset: number;
+  readonly length: number;
+}
 
 /** One batch to run, its inputs in the slot buffer. Network: no (slot offsets). */
-export interface RunMessage {
-  readonly type: 'run';
+export interface RunFrame {
   /** Increasing from 1 per actor; `drain` counts on it. */
   readonly id: number;
   readonly slot: number;
-  /** Sent only when the slot's buffer is new to the actor. */
-  readonly buffer?: SharedArrayBuffer;
+  /** The slot buffer's generation the inputs sit in (a newer one arrives as a SlotBufferMessage). */
+  readonly generation: number;
   readonly model: number;
   readonly subgraph: number;
   readonly inputs: readonly TensorRef[];
 }
 
-/** Supervisor → device actor, data path. */
-export type ToDevice = RunMessage;
+/**
+ * The answer to a RunFrame: its outputs in the slot buffer of `generation`, or the message of
+ * the error the model raised (the actor lives on). Network: the error yes, outputs no.
+ */
+export type ReplyFrame =
+  | { readonly id: number; readonly generation: number; readonly outputs: readonly TensorRef[] }
+  | { readonly id: number; readonly error: string };
 
-/** A batch's outputs, written into the slot buffer. Network: no (slot offsets). */
-export interface ResultMessage {
-  readonly type: 'result';
-  readonly id: number;
-  /** Sent when the outputs did not fit the slot: the slot's new buffer. */
-  readonly buffer?: SharedArrayBuffer;
-  readonly outputs: readonly TensorRef[];
+/**
+ * A slot's new, bigger buffer, on the worker's own port (shared memory cannot travel in a
+ * mailbox frame): the supervisor's when a batch's inputs did not fit, the actor's when its
+ * outputs did not. Sent before the frame that names its generation. Network: no.
+ */
+export interface SlotBufferMessage {
+  readonly type: 'slot-buffer';
+  readonly slot: number;
+  readonly generation: number;
+  readonly buffer: SharedArrayBuffer;
 }
-
-/** A batch the model refused or failed on (the actor lives on). Network: yes. */
-export interface RunErrorMessage {
-  readonly type: 'run-error';
-  readonly id: number;
-  readonly message: string;
-}
-
-/** Device actor → supervisor, data path. */
-export type FromDevice = ResultMessage | RunErrorMessage;
 
 /** Byte offsets in slot buffers are aligned to 8 so every typed-array view is legal. */
 export function align8(n: number): number {

@@ -2,8 +2,9 @@
  * Does the comlink control plane cost the batch data path anything? A device actor's round
  * trip for one small batch (the `add` example model, one [1, 2, 2] instance pair) measured
  *
- *   - through a bare data-path driver (RunMessage in, ResultMessage out, one slot), with the
- *     actor's control port attached and idle, then detached (the port closed after `load`);
+ *   - through a bare data-path driver (a RunFrame into the request mailbox, a ReplyFrame out of
+ *     the reply mailbox, one slot), with the actor's control port attached and idle, then
+ *     detached (the port closed after `load`);
  *   - through DeviceHandle (the product path), idle and while another loop makes control calls
  *     (a probe every 10 ms, and back to back as a stress);
  *
@@ -22,14 +23,9 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { BatchInput } from '../actors/device.js';
 import { DeviceHandle } from '../actors/device-handle.js';
-import {
-  DEVICE_PROTOCOL_VERSION,
-  type DeviceActorInit,
-  type DeviceControl,
-  type DeviceThreadData,
-  type FromDevice,
-  type RunMessage,
-} from '../actors/protocol.js';
+import { Mailbox } from '../actors/mailbox.js';
+import { readReplyFrame, runFrameBytes, writeRunFrame } from '../actors/batch-frames.js';
+import { DEVICE_PROTOCOL_VERSION, type DeviceActorInit, type DeviceControl, type DeviceThreadData, type ReplyFrame, type RunFrame } from '../actors/protocol.js';
 import { ensureExampleModels, findProjectRoot } from '../servables/generate-models.js';
 import { type LoadResult, closedLoop, table } from './harness.js';
 
@@ -51,21 +47,27 @@ const init: DeviceActorInit = {
 };
 const ACTOR_ENTRY = new URL('../actors/device-actor.js', import.meta.url);
 
-/** The actor spoken to with nothing but the data-path messages: one slot, one batch at a time. */
+/** The actor spoken to with nothing but the data-path frames: one slot, one batch at a time. */
 class BareActor {
   private readonly worker: Worker;
   private readonly port: MessagePort;
   readonly control: Comlink.Remote<DeviceControl>;
   private readonly slot = new SharedArrayBuffer(64);
+  private readonly requests = Mailbox.create(4096);
+  private readonly replies = Mailbox.create(4096);
   private nextId = 1;
-  private waiting: ((m: FromDevice) => void) | undefined;
 
   constructor() {
     const channel = new MessageChannel();
     this.port = channel.port1;
-    const workerData: DeviceThreadData = { ...init, control: channel.port2 };
+    const workerData: DeviceThreadData = {
+      ...init,
+      control: channel.port2,
+      requests: this.requests.buffer,
+      replies: this.replies.buffer,
+      slots: [this.slot],
+    };
     this.worker = new Worker(ACTOR_ENTRY, { workerData, transferList: [channel.port2], execArgv: [] });
-    this.worker.on('message', (m: FromDevice) => this.waiting?.(m));
     this.control = Comlink.wrap<DeviceControl>(nodeEndpoint(channel.port1));
   }
 
@@ -74,24 +76,27 @@ class BareActor {
     this.port.close();
   }
 
-  run(): Promise<FromDevice> {
+  async run(): Promise<ReplyFrame> {
     const x = new Float32Array(this.slot, 0, 8);
     x.set([1, 2, 3, 4, 1, 1, 1, 1]);
-    const id = this.nextId++;
-    const first = id === 1;
     const dims = [1, 2, 2];
-    const inputs = [
-      { dtype: 'float32', dims, offset: 0, length: 4 },
-      { dtype: 'float32', dims, offset: 16, length: 4 },
-    ] as const;
-    return new Promise((resolve) => {
-      this.waiting = resolve;
-      this.worker.postMessage(
-        first
-          ? ({ type: 'run', id, slot: 0, buffer: this.slot, model: 0, subgraph: 0, inputs } satisfies RunMessage)
-          : ({ type: 'run', id, slot: 0, model: 0, subgraph: 0, inputs } satisfies RunMessage),
-      );
-    });
+    const frame: RunFrame = {
+      id: this.nextId++,
+      slot: 0,
+      generation: 0,
+      model: 0,
+      subgraph: 0,
+      inputs: [
+        { dtype: 'float32', dims, offset: 0, length: 4 },
+        { dtype: 'float32', dims, offset: 16, length: 4 },
+      ],
+    };
+    this.requests.post(runFrameBytes(frame), (view, at) => writeRunFrame(frame, view, at));
+    for (;;) {
+      const reply = this.replies.take(readReplyFrame);
+      if (reply) return reply;
+      await this.replies.whenPosted();
+    }
   }
 
   async stop(): Promise<void> {

@@ -2,7 +2,8 @@
  * The engine's hot path without a transport: `server.infer('add', 'add_common', ...)` with one
  * [2, 2] instance per request, at concurrency 1 and 64, beside onnxruntime-node called
  * directly on the main thread (the floor of per-call overhead, though it serves connections
- * unfairly because session.run blocks the event loop).
+ * unfairly because session.run blocks the event loop). Each row gives the main thread's CPU
+ * time per request (Linux), the cost a transport in the same thread competes with.
  *
  *   npm run build && node dist/perf/engine-hot-path.js [--duration-ms 3000]
  */
@@ -25,7 +26,7 @@ await ensureExampleModels(servables);
 const x = () => ({ dtype: 'float32' as const, shape: [2, 2], data: Float32Array.of(1, 2, 3, 4) });
 const rows: (string | number)[][] = [];
 const record = (name: string, c: number, r: LoadResult, base?: LoadResult): void => {
-  rows.push([name, c, r.rps, r.p50Ms, r.p99Ms, r.errors, base ? `${(r.rps / base.rps).toFixed(2)}×` : '1.00×']);
+  rows.push([name, c, r.rps, r.p50Ms * 1000, r.p99Ms * 1000, r.threadCpuMicros, r.errors, base ? `${(r.rps / base.rps).toFixed(2)}×` : '1.00×']);
 };
 
 // Baseline: onnxruntime-node directly, same model, same single-instance requests.
@@ -65,5 +66,8 @@ for (const { deviceIds, metrics } of cells) {
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
 process.stdout.write(`\nEngine hot path — ${os.cpus().length} cores, ${cpu}, Node ${process.version}, ${durationMs} ms per cell\n\n`);
 process.stdout.write(
-  table(['path', 'concurrency', 'requests/s', 'p50 ms', 'p99 ms', 'errors', 'vs direct', 'mean batch'], rows.map((r) => (r.length < 8 ? [...r, '-'] : r))) + '\n',
+  table(
+    ['path', 'concurrency', 'requests/s', 'p50 µs', 'p99 µs', 'main thread µs/request', 'errors', 'vs direct', 'mean batch'],
+    rows.map((r) => (r.length < 9 ? [...r, '-'] : r)),
+  ) + '\n',
 );

@@ -4,6 +4,7 @@
  * after a warm-up; requests/s and latency percentiles), round-robin timing of synchronous
  * contenders (`measureGroup`), and a text table.
  */
+import { readFileSync } from 'node:fs';
 import { setImmediate as tick } from 'node:timers/promises';
 
 export interface LoadResult {
@@ -13,6 +14,17 @@ export interface LoadResult {
   readonly rps: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** CPU time of the calling (main) thread per request in the measured phase, in µs; NaN off Linux. */
+  readonly threadCpuMicros: number;
+}
+
+/** CPU time the calling thread has used, in ns (Linux: /proc/thread-self/schedstat); NaN elsewhere. */
+export function threadCpuNs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
 }
 
 export interface LoadOptions {
@@ -32,6 +44,7 @@ export async function closedLoop(call: () => Promise<unknown>, options: LoadOpti
   const latencies: number[] = [];
   let errors = 0;
   const maxRequests = options.maxRequests ?? 5_000_000;
+  const cpu0 = threadCpuNs();
   const start = performance.now();
   const end = start + options.durationMs;
   await Promise.all(
@@ -48,9 +61,10 @@ export async function closedLoop(call: () => Promise<unknown>, options: LoadOpti
     }),
   );
   const seconds = (performance.now() - start) / 1000;
+  const threadCpuMicros = (threadCpuNs() - cpu0) / 1000 / Math.max(1, latencies.length + errors);
   latencies.sort((a, b) => a - b);
   const pct = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
-  return { requests: latencies.length, errors, seconds, rps: latencies.length / seconds, p50Ms: pct(0.5), p99Ms: pct(0.99) };
+  return { requests: latencies.length, errors, seconds, rps: latencies.length / seconds, p50Ms: pct(0.5), p99Ms: pct(0.99), threadCpuMicros };
 }
 
 /** Formats rows as a Markdown table. */

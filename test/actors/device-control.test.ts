@@ -8,13 +8,9 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import t from 'tap';
 import type { BatchInput, DeviceEvents } from '../../dist/actors/device.js';
 import { DeviceHandle } from '../../dist/actors/device-handle.js';
-import {
-  DEVICE_PROTOCOL_VERSION,
-  type DeviceControl,
-  type DeviceThreadData,
-  type FromDevice,
-  type RunMessage,
-} from '../../dist/actors/protocol.js';
+import { Mailbox } from '../../dist/actors/mailbox.js';
+import { readReplyFrame, runFrameBytes, writeRunFrame } from '../../dist/actors/batch-frames.js';
+import { DEVICE_PROTOCOL_VERSION, type DeviceControl, type DeviceThreadData, type RunFrame } from '../../dist/actors/protocol.js';
 import { addModel } from '../../dist/servables/example-models.js';
 import { servableFixture } from '../helpers/fixtures.js';
 
@@ -80,7 +76,7 @@ t.test('load, health and stats are control calls; batches still run on the data 
   t.ok(stats.heapUsedBytes > 0 && stats.uptimeMs > 0, 'heap and uptime reported');
 });
 
-t.test('stop finishes every batch sent before it, though control and data travel on different ports', async (t) => {
+t.test('stop finishes every batch sent before it, though control travels on a port and data in the mailbox', async (t) => {
   let died = false;
   const h = start({ events: { died: () => (died = true) } });
   await h.ready;
@@ -102,9 +98,12 @@ t.test('a killed actor reports its death once and answers control calls with E_A
   await t.rejects(h.run(0, 0, batch(1)), { code: 'E_INTERNAL', message: /no free slot/ });
 });
 
-t.test('drain(n) waits for batch n when the control call overtakes it (the two ports are not ordered)', async (t) => {
+t.test('drain(n) waits for batch n when the control call overtakes it (the port and the mailbox are not ordered)', async (t) => {
   // The actor spoken to directly, as DeviceHandle does, to send the control call first.
   const channel = new MessageChannel();
+  const slot = new SharedArrayBuffer(64);
+  const requests = Mailbox.create(1024);
+  const replies = Mailbox.create(1024);
   const workerData: DeviceThreadData = {
     protocolVersion: DEVICE_PROTOCOL_VERSION,
     deviceId: 0,
@@ -112,6 +111,9 @@ t.test('drain(n) waits for batch n when the control call overtakes it (the two p
     intraOpThreads: 1,
     models: [{ key: 'add.onnx', files: [MODEL_FILE] }],
     control: channel.port2,
+    requests: requests.buffer,
+    replies: replies.buffer,
+    slots: [slot],
   };
   const worker = new Worker(new URL('../../dist/actors/device-actor.js', import.meta.url), { workerData, transferList: [channel.port2], execArgv: [] });
   const exited = new Promise((resolve) => worker.once('exit', resolve));
@@ -123,29 +125,27 @@ t.test('drain(n) waits for batch n when the control call overtakes it (the two p
   await new Promise((r) => setTimeout(r, 20));
   t.notOk(drained, 'not drained before batch 1 arrives');
 
-  const slot = new SharedArrayBuffer(64);
   new Float32Array(slot, 0, 4).fill(2);
   new Float32Array(slot, 16, 4).fill(1);
-  const answered = new Promise<FromDevice>((resolve) => worker.once('message', resolve));
   const dims = [1, 2, 2];
-  worker.postMessage({
-    type: 'run',
+  const frame: RunFrame = {
     id: 1,
     slot: 0,
-    buffer: slot,
+    generation: 0,
     model: 0,
     subgraph: 0,
     inputs: [
       { dtype: 'float32', dims, offset: 0, length: 4 },
       { dtype: 'float32', dims, offset: 16, length: 4 },
     ],
-  } satisfies RunMessage);
+  };
+  t.ok(requests.post(runFrameBytes(frame), (view, at) => writeRunFrame(frame, view, at)));
   await draining;
-  // The control port's answers are ordered among themselves (not with the data port's).
+  // The control port's answers are ordered among themselves (not with the mailbox's).
   t.same(await control.health(), { phase: 'ready', queuedBatches: 0 }, 'drained only once batch 1 was done');
   t.equal((await control.stats()).batchesRun, 1);
-  const reply = await answered;
-  t.same(reply.type === 'result' && [...new Float32Array(slot, 0, 4)], [3, 3, 3, 3]);
+  const reply = replies.take(readReplyFrame);
+  t.same(reply && 'outputs' in reply && [...new Float32Array(slot, 0, 4)], [3, 3, 3, 3]);
   void control.stop(); // never answers: the thread exits
   t.equal(await exited, 0, 'stop exits the thread cleanly');
 });
