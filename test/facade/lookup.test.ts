@@ -80,7 +80,13 @@ t.test('the engine API resolves once too, and a target keeps the version it reso
   t.equal(seen.runtimes, 1, 'servable and version resolved once (inside the facade, without the public lookup)');
   const target = server.lookup('add', 'add_common');
   t.equal(target.version, 2, 'version 0 is the newest loaded');
-  t.same(target.info, { name: 'add_common', inputs: [{ name: 'x1', dtype: 'float32', dims: ['N', 2, 2] }, { name: 'x2', dtype: 'float32', dims: ['N', 2, 2] }], outputs: ['y'] });
+  const batchedF32 = { dtype: 'float32', dims: [2, 2], batched: true };
+  t.same(target.info, {
+    name: 'add_common',
+    inputs: [{ name: 'x1', dtype: 'float32', dims: ['N', 2, 2] }, { name: 'x2', dtype: 'float32', dims: ['N', 2, 2] }],
+    outputs: ['y'],
+    layout: { batched: true, inputs: [batchedF32, batchedF32], outputs: [batchedF32] },
+  });
   t.equal(server.lookup('add', 'add_common'), target, 'resolved targets are reused');
 });
 
