@@ -8,6 +8,9 @@
  *   v2-binary   the same with the binary tensor data extension both ways (inputs as
  *               binary_data_size chunks, binary_data_output: true)
  *
+ * and the bundled `resnet` (one JPEG per request: BYTES in v2; v2 JSON cannot carry it, since
+ * JSON BYTES elements are strings, so resnet has no v2-json cell).
+ *
  *   npm run build && node dist/perf/kserve-rest.js [--cell-seconds 3] [--warmup-ms 500]
  *       [--repeats 1] [--concurrency 1,64] [--workers N] [--report perf/out/kserve-rest.md]
  *
@@ -26,7 +29,7 @@ import { type Payload, buildPayload } from '../cli/bench-input.js';
 import { type LevelResult, type Plan, defaultWorkers, parseTarget, preflight, runLevel } from '../cli/bench-load.js';
 import { findProjectRoot } from '../servables/generate-models.js';
 import { startTarget } from './suite/child.js';
-import { MLP_WIDTH, prepareSuite } from './suite/servables.js';
+import { MLP_WIDTH, prepareSuite, sampleJpeg } from './suite/servables.js';
 
 type Variant = 'mindspore' | 'v2-json' | 'v2-binary';
 const VARIANTS: readonly Variant[] = ['mindspore', 'v2-json', 'v2-binary'];
@@ -35,18 +38,33 @@ interface Workload {
   readonly id: string;
   readonly servable: string;
   readonly method: string;
-  /** name → shape and float32 values of one request's inputs (one instance). */
-  readonly inputs: Readonly<Record<string, { shape: number[]; values: number[] }>>;
+  /** name → shape and values of one request's inputs (one instance): float32 numbers, or BYTES elements. */
+  readonly inputs: Readonly<Record<string, { shape: number[]; values: number[] } | { shape: number[]; bytes: Buffer[] }>>;
+}
+
+/** The binary extension's chunk of one input: float32 little-endian, or BYTES as 4-byte LE length + bytes. */
+function chunkOf(t: Workload['inputs'][string]): Buffer {
+  if ('values' in t) return Buffer.from(Float32Array.from(t.values).buffer);
+  return Buffer.concat(
+    t.bytes.flatMap((b) => {
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(b.length);
+      return [len, b];
+    }),
+  );
 }
 
 function v2Json(w: Workload): Payload {
-  const inputs = Object.entries(w.inputs).map(([name, t]) => ({ name, datatype: 'FP32', shape: t.shape, data: t.values }));
+  const inputs = Object.entries(w.inputs).map(([name, t]) => {
+    if (!('values' in t)) throw new Error(`${w.id}: v2 JSON carries no binary BYTES input`);
+    return { name, datatype: 'FP32', shape: t.shape, data: t.values };
+  });
   return { bytes: Buffer.from(JSON.stringify({ inputs })), headers: { 'content-type': 'application/json' }, path: `/v2/models/${w.servable}/infer`, instances: 1 };
 }
 
 function v2Binary(w: Workload): Payload {
-  const chunks = Object.values(w.inputs).map((t) => Buffer.from(Float32Array.from(t.values).buffer));
-  const inputs = Object.entries(w.inputs).map(([name, t], i) => ({ name, datatype: 'FP32', shape: t.shape, parameters: { binary_data_size: chunks[i]!.length } }));
+  const chunks = Object.values(w.inputs).map(chunkOf);
+  const inputs = Object.entries(w.inputs).map(([name, t], i) => ({ name, datatype: 'values' in t ? 'FP32' : 'BYTES', shape: t.shape, parameters: { binary_data_size: chunks[i]!.length } }));
   const header = Buffer.from(JSON.stringify({ inputs, parameters: { binary_data_output: true } }));
   return {
     bytes: Buffer.concat([header, ...chunks]),
@@ -109,18 +127,20 @@ async function main(): Promise<void> {
   const workloads: Workload[] = [
     { id: 'add', servable: 'add', method: 'add_common', inputs: { x1: { shape: [1, 2, 2], values: [1, 1, 1, 1] }, x2: { shape: [1, 2, 2], values: [1, 1, 1, 1] } } },
     { id: `mlp 4×${MLP_WIDTH}`, servable: 'mlp', method: 'predict', inputs: { x: { shape: [1, MLP_WIDTH], values: mlpX } } },
+    { id: 'resnet', servable: 'resnet', method: 'classify_top1', inputs: { image: { shape: [1], bytes: [await sampleJpeg()] } } },
   ];
-  const mindsporeBodies: Record<string, Buffer> = { add: await readFile(files.inputs.add), mlp: await readFile(files.inputs.mlp) };
+  const mindsporeBodies: Record<string, Buffer> = { add: await readFile(files.inputs.add), mlp: await readFile(files.inputs.mlp), resnet: await readFile(files.inputs.resnet) };
+  const variantsOf = (w: Workload): readonly Variant[] => (Object.values(w.inputs).every((t) => 'values' in t) ? VARIANTS : VARIANTS.filter((v) => v !== 'v2-json'));
 
   const load = os.loadavg();
   process.stderr.write(`kserve-rest: load average ${load.map((v) => v.toFixed(2)).join(' ')} on ${os.availableParallelism()} cores\n`);
-  const server = await startTarget('actorserve', path.join(here, 'suite', 'targets', 'actorserve.js'), ['--servable-dir', files.servableDir, '--servables', 'add,mlp'], root);
+  const server = await startTarget('actorserve', path.join(here, 'suite', 'targets', 'actorserve.js'), ['--servable-dir', files.servableDir, '--servables', 'add,mlp,resnet'], root);
   const rows: Row[] = [];
   try {
     const address = server.info['rest']!;
     const plans = new Map<string, Plan>();
     for (const w of workloads) {
-      for (const v of VARIANTS) {
+      for (const v of variantsOf(w)) {
         const payload =
           v === 'mindspore'
             ? buildPayload('rest', mindsporeBodies[w.servable]!, { servable: w.servable, method: w.method, version: 0 }, { where: `${w.id} input` })
@@ -134,16 +154,17 @@ async function main(): Promise<void> {
     }
     for (const w of workloads) {
       for (const c of concurrency) {
-        const byVariant = new Map<Variant, LevelResult[]>(VARIANTS.map((v) => [v, []]));
+        const variants = variantsOf(w);
+        const byVariant = new Map<Variant, LevelResult[]>(variants.map((v) => [v, []]));
         for (let rep = 0; rep < repeats; rep++) {
-          for (let i = 0; i < VARIANTS.length; i++) {
-            const v = VARIANTS[(i + rep) % VARIANTS.length]!;
+          for (let i = 0; i < variants.length; i++) {
+            const v = variants[(i + rep) % variants.length]!;
             const r = await runLevel(plans.get(`${w.id}/${v}`)!, { concurrency: c, durationMs: cellMs, warmupMs });
             byVariant.get(v)!.push(r);
             process.stderr.write(`${w.id} c=${c} ${v} #${rep + 1}: ${r.requestsPerSecond.toFixed(0)} req/s, p50 ${r.latencyMs.p50.toFixed(2)} ms, p99 ${r.latencyMs.p99.toFixed(2)} ms${r.errors ? `, ${r.errors} errors` : ''}\n`);
           }
         }
-        for (const v of VARIANTS) rows.push({ workload: w.id, concurrency: c, variant: v, results: byVariant.get(v)! });
+        for (const v of variants) rows.push({ workload: w.id, concurrency: c, variant: v, results: byVariant.get(v)! });
       }
     }
   } finally {
