@@ -139,3 +139,55 @@ export function unstackState(data: NumericArray, dims: readonly number[], axis: 
   }
   return out;
 }
+
+/**
+ * Triton's sequence request parameters — `sequence_id` (an integer or a string; 0 and '' mean
+ * none), `sequence_start`, `sequence_end` (booleans) — as a request's sequence option. Used for
+ * REST's top-level "parameters" and KServe v2 parameters. Undefined when they name none; other
+ * parameters are not looked at.
+ */
+export function sequenceFromParameters(params: unknown, where = 'request "parameters"'): SequenceRequest | undefined {
+  if (params === undefined || params === null) return undefined;
+  if (typeof params !== 'object' || Array.isArray(params)) throw new ServingError('E_INVALID_ARGUMENT', `${where} must be an object`);
+  const p = params as Record<string, unknown>;
+  const flag = (name: string): boolean => {
+    const v = p[name];
+    if (v === undefined) return false;
+    if (typeof v !== 'boolean') throw new ServingError('E_INVALID_ARGUMENT', `${where}: ${name} must be a boolean, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const start = flag('sequence_start');
+  const end = flag('sequence_end');
+  const id = p['sequence_id'];
+  if (id === undefined || id === 0 || id === '') {
+    if (start || end) throw new ServingError('E_INVALID_ARGUMENT', `${where}: sequence_start and sequence_end need a sequence_id`);
+    return undefined;
+  }
+  if (typeof id !== 'string' && typeof id !== 'number') {
+    throw new ServingError('E_INVALID_ARGUMENT', `${where}: sequence_id must be an integer or a string, got ${JSON.stringify(id)}`);
+  }
+  return { id, start, end };
+}
+
+/**
+ * The same from text key/value pairs (gRPC metadata `sequence-id`, `sequence-start`,
+ * `sequence-end`): an id of decimal digits is a number (up to 2^53 - 1), any other a string;
+ * a flag is `true`/`1` or `false`/`0`.
+ */
+export function sequenceFromText(get: (name: 'id' | 'start' | 'end') => string | undefined, names = { id: 'sequence-id', start: 'sequence-start', end: 'sequence-end' }): SequenceRequest | undefined {
+  const flag = (k: 'start' | 'end'): boolean | undefined => {
+    const v = get(k)?.trim().toLowerCase();
+    if (v === undefined || v === '') return undefined;
+    if (v === 'true' || v === '1') return true;
+    if (v === 'false' || v === '0') return false;
+    throw new ServingError('E_INVALID_ARGUMENT', `${names[k]} must be true or false, got ${JSON.stringify(get(k))}`);
+  };
+  const text = get('id');
+  const id = text !== undefined && /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : text;
+  const start = flag('start');
+  const end = flag('end');
+  return sequenceFromParameters(
+    { sequence_id: id, ...(start !== undefined ? { sequence_start: start } : {}), ...(end !== undefined ? { sequence_end: end } : {}) },
+    'gRPC metadata',
+  );
+}
