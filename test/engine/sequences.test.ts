@@ -26,6 +26,18 @@ register.method('step', { outputs: ['y', 'steps'] }, (x) => register.addStage(mo
 `,
 );
 fixture.model('rnn_short', 1, 'rnn.onnx', rnnModel({ batch: 'N' }));
+// A fixed batch of 4: short batches are padded, and padding rows keep no state.
+fixture.config('rnn_fixed', `import { register } from 'actorserve';
+const model = register.declareModel({ modelFile: 'rnn.onnx', sequence: { state: [{ input: 'h', output: 'h_next', batchAxis: 1 }, { input: 'count', output: 'count_next' }] } });
+register.method('step', { outputs: ['y', 'steps'] }, (x) => register.addStage(model, [x], { outputsCount: 2 }));
+`);
+fixture.model('rnn_fixed', 1, 'rnn.onnx', rnnModel({ batch: 4 }));
+// A state the model does not have.
+fixture.config('rnn_bad', `import { register } from 'actorserve';
+const model = register.declareModel({ modelFile: 'rnn.onnx', sequence: { state: [{ input: 'hidden', output: 'h_next', batchAxis: 1 }] } });
+register.method('step', { outputs: ['y'] }, (x) => register.addStage(model, [x], { outputsCount: 1 }));
+`);
+fixture.model('rnn_bad', 1, 'rnn.onnx', rnnModel({ batch: 'N' }));
 fixture.config(
   'plain',
   `import { register } from 'actorserve';
@@ -41,6 +53,7 @@ t.before(async () => {
     new ServableStartConfig({ servableDirectory: BUNDLED_SERVABLES, servableName: 'rnn', deviceIds: [0, 1] }),
     new ServableStartConfig({ servableDirectory: fixture.dir, servableName: 'plain' }),
     new ServableStartConfig({ servableDirectory: fixture.dir, servableName: 'rnn_short' }),
+    new ServableStartConfig({ servableDirectory: fixture.dir, servableName: 'rnn_fixed' }),
   ]);
 });
 t.teardown(async () => {
@@ -169,4 +182,20 @@ t.test('an idle sequence expires: its state is freed and its id refused without 
     if (k < xs.length - 1) await new Promise((r) => setTimeout(r, 200));
   }
   checkAgainstReference(t, 'busy', xs, got);
+});
+
+t.test('a fixed-batch stateful model: padding rows neither read nor keep state', async (t) => {
+  const xs = Array.from({ length: 3 }, (_, s) => sequenceInputs(400 + s, 4));
+  const got = await Promise.all(xs.map((x, s) => runSequence('rnn_fixed', `fixed-${s}`, x)));
+  got.forEach((g, s) => checkAgainstReference(t, `fixed-${s}`, xs[s]!, g));
+  t.equal(await heldStates('rnn_fixed'), 0);
+});
+
+t.test('a state the model does not have fails the load, naming it', async (t) => {
+  const other = new ServingServer();
+  other.log = () => {};
+  const err = await other.startServables(new ServableStartConfig({ servableDirectory: fixture.dir, servableName: 'rnn_bad' })).then(() => undefined, (e: unknown) => e);
+  t.equal((err as ServingError).code, 'E_LOAD_FAILED');
+  t.match((err as Error).message, /state 'hidden': no graph of the model has an input 'hidden'/);
+  await other.stop();
 });
