@@ -166,3 +166,39 @@ t.test('malformed sequence parameters are 400s', async (t) => {
   t.equal(bad.codes[0], 'E_INVALID_ARGUMENT');
   t.match(text(bad.reply.error_msg![0]!.error_msg), /sequence-start must be true or false/);
 });
+
+t.test('KServe ModelStreamInfer: steps of 3 sequences written at once, interleaved, run in order', async (t) => {
+  const call = oip.stream();
+  const replies: Msg[] = [];
+  call.on('data', (m: Msg) => replies.push(m));
+  call.on('error', () => undefined);
+  const ended = new Promise<{ code: number }>((resolve) => call.on('status', resolve));
+  const steps = 6;
+  const xs = Array.from({ length: 3 }, (_, s) => sequenceInputs(500 + s, steps));
+  for (let k = 0; k < steps; k++) {
+    xs.forEach((x, s) => {
+      const parameters: Msg = { sequence_id: { string_param: `stream-${s}` } };
+      if (k === 0) parameters['sequence_start'] = { bool_param: true };
+      if (k === steps - 1) parameters['sequence_end'] = { bool_param: true };
+      call.write({ model_name: 'rnn', id: `${s}/${k}`, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [rawOf(x[k]!)], parameters });
+    });
+  }
+  for (let waited = 0; replies.length < 3 * steps && waited < 20_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  call.end();
+  t.equal((await ended).code, status.OK);
+  t.equal(replies.length, 3 * steps, 'every step answered');
+  const got: StepOutput[][] = xs.map(() => []);
+  for (const r of replies) {
+    t.equal(r['error_message'], '', 'no step failed');
+    const res = r['infer_response'] as Msg;
+    const [s, k] = String(res['id']).split('/').map(Number) as [number, number];
+    const names = (res['outputs'] as { name: string }[]).map((o) => o.name);
+    const raw = (name: string) => {
+      const b = (res['raw_output_contents'] as Buffer[])[names.indexOf(name)]!;
+      return [...new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength))];
+    };
+    got[s]![k] = { y: raw('y'), steps: raw('steps')[0]! };
+  }
+  xs.forEach((x, s) => checkAgainstReference(t, `stream-${s}`, x, got[s]!));
+  t.equal(engine.runtime('rnn').stats.liveSequences, 0);
+});
