@@ -174,12 +174,6 @@ export class ServableRuntime {
     this.statefulOf.set(m, stateful);
   }
 
-  /** Whether requests of method `name` must name a sequence (it runs a stateful model). */
-  isStateful(name: string): boolean {
-    const m = this.methods.get(name);
-    return m !== undefined && (this.statefulOf.get(m)?.length ?? 0) > 0;
-  }
-
   /**
    * Admits a request's sequence options for each stateful model of `m` (all or none). Throws
    * E_INVALID_ARGUMENT for a sequence request on a stateless method, a stateful method without
@@ -259,6 +253,7 @@ export class ServableRuntime {
         }),
         outputs: m.outputs,
         layout: this.layoutOf(m),
+        ...((this.statefulOf.get(m)?.length ?? 0) > 0 ? { sequence: true } : {}),
       };
       this.infos.set(m, info);
     }

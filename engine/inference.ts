@@ -67,4 +67,6 @@ export interface MethodInfo {
   readonly outputs: readonly string[];
   /** Batch layout and output types (set by the runtime; absent in metadata a client rebuilt). */
   readonly layout?: MethodLayout;
+  /** True when the method runs a stateful model: its requests name a sequence (docs/sequences.md). */
+  readonly sequence?: boolean;
 }

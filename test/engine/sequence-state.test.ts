@@ -6,6 +6,10 @@ import { checkSequenceRequest, sequenceFromParameters, sequenceFromText, stackSt
 import { readRunFrame, runFrameBytes, writeRunFrame } from '../../dist/actors/batch-frames.js';
 import { collectDeclarations, declareModel, newDeclarations } from '../../dist/engine/register.js';
 import { ServingError } from '../../dist/engine/errors.js';
+import { ServingServer } from '../../dist/server.js';
+import { ServableStartConfig } from '../../dist/engine/start-config.js';
+import { rnnModel } from '../../dist/servables/example-models.js';
+import { servableFixture } from '../helpers/fixtures.js';
 
 t.test('states stack along any batch axis and cut back out unchanged', async (t) => {
   // rows of shape [2, 1, 3] (axis 1) / [1, 2, 3] (axis 0) / [2, 3, 1] (axis 2)
@@ -102,4 +106,20 @@ t.test('declareModel checks its sequence option', async (t) => {
     fail({ state: [{ input: 'h', output: 'h' }] }, /names 'h' twice/);
     fail({ state: [{ input: 'h', output: 'h2' }], idleTimeoutMs: 0 }, /idleTimeoutMs/);
   });
+});
+
+t.test('a state the model does not have fails the load, naming it', async (t) => {
+  const fixture = servableFixture('sequence-state');
+  t.teardown(() => fixture.remove());
+  fixture.config('rnn_bad', `import { register } from 'actorserve';
+const model = register.declareModel({ modelFile: 'rnn.onnx', sequence: { state: [{ input: 'hidden', output: 'h_next', batchAxis: 1 }] } });
+register.method('step', { outputs: ['y'] }, (x) => register.addStage(model, [x], { outputsCount: 1 }));
+`);
+  fixture.model('rnn_bad', 1, 'rnn.onnx', rnnModel({ batch: 'N' }));
+  const engine = new ServingServer();
+  engine.log = () => {};
+  const err = await engine.startServables(new ServableStartConfig({ servableDirectory: fixture.dir, servableName: 'rnn_bad' })).then(() => undefined, (e: unknown) => e);
+  t.equal((err as ServingError).code, 'E_LOAD_FAILED');
+  t.match((err as Error).message, /state 'hidden': no graph of the model has an input 'hidden'/);
+  await engine.stop();
 });

@@ -4,6 +4,7 @@
 // sequences at once, interleaved, each give the plain-TS reference's outputs; one sequence can
 // even hop between transports; every refusal is a 400 / INVALID_ARGUMENT that says why.
 import { status } from '@grpc/grpc-js';
+import { pack } from 'msgpackr';
 import t, { type Test } from 'tap';
 import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
@@ -140,6 +141,19 @@ t.test('one sequence hops between transports: the state is the actor\'s, not the
   const got: StepOutput[] = [];
   for (let k = 0; k < xs.length; k++) got.push(ok(t, await fns[k % fns.length]!('hopper', xs[k]!, { start: k === 0, end: k === xs.length - 1 }), `hop ${k}`));
   checkAgainstReference(t, 'hopper', xs, got);
+});
+
+t.test('MindSpore REST msgpack bodies carry "parameters" too', async (t) => {
+  const xs = sequenceInputs(700, 3);
+  const got: StepOutput[] = [];
+  for (let k = 0; k < xs.length; k++) {
+    const body = pack({ instances: [{ x: [...xs[k]!] }], parameters: params('msgpack', { start: k === 0, end: k === xs.length - 1 }) });
+    const r = await request({ port }, '/model/rnn:step', { body, headers: { 'content-type': 'application/msgpack' } });
+    t.equal(r.status, 200, r.body.toString('utf8'));
+    const json = JSON.parse(r.body.toString('utf8')) as { instances: { y: number[]; steps: number[] }[] };
+    got.push({ y: json.instances[0]!.y, steps: json.instances[0]!.steps[0]! });
+  }
+  checkAgainstReference(t, 'msgpack', xs, got);
 });
 
 t.test('malformed sequence parameters are 400s', async (t) => {

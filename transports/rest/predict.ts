@@ -38,7 +38,8 @@ export async function predict(engine: ServingEngine, request: BodyRequest<Predic
   }
   try {
     instances = request.decoder.decode(request.body, target.info.inputs);
-    sequence = sequenceFromParameters(request.decoder.parameters?.(request.body));
+    // Only a stateful method's body is read for "parameters" (a second parse, kept off the others' path).
+    if (target.info.sequence) sequence = sequenceFromParameters(request.decoder.parameters?.(request.body));
   } catch (err) {
     engine.countRefused('rest', toServingError(err).code);
     return failed(engine, err, params, encoder);
