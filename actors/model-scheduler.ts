@@ -164,6 +164,11 @@ export class ModelScheduler {
     try {
       q.plan.check(inputs, labels);
     } catch (err) {
+      // A refused first step leaves nothing to continue: the sequence's later steps are refused too.
+      if (step?.start) {
+        const seq = step.sequence;
+        seq.registry.lose(seq, new ServingError('E_INVALID_ARGUMENT', `${seq.label} of ${seq.registry.tag} was dropped: its first step was refused (${(err as Error).message})`));
+      }
       return Promise.reject(err);
     }
     return new Promise<Tensor[]>((resolve, reject) => {

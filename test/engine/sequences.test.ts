@@ -150,6 +150,17 @@ t.test('a step whose input is refused leaves the sequence as it was', async (t) 
   checkAgainstReference(t, 'bad-input', x, [a, b, c]);
 });
 
+t.test('a refused first step drops the sequence at once; its later steps are refused', async (t) => {
+  const x = sequenceInputs(11, 2);
+  const bad = { x: { dtype: 'float32' as const, shape: [3], data: new Float32Array(3) } };
+  const outcomes = await engine.inferEach('rnn', 'step', [bad, { x: xTensor(x[0]!) }], { sequence: { id: 'bad-start', start: true } });
+  t.equal((outcomes[0] as ServingError).code, 'E_INVALID_SHAPE');
+  t.match((outcomes[1] as ServingError).message, /sequence "bad-start" of model 'rnn.onnx' was dropped: its first step was refused/);
+  t.equal(engine.runtime('rnn').stats.liveSequences, 0);
+  const again = await runSequence('rnn', 'bad-start', x);
+  checkAgainstReference(t, 'bad-start restarted', x, again);
+});
+
 t.test('an idle sequence expires: its state is freed and its id refused without start', async (t) => {
   const x = sequenceInputs(9, 3);
   await step('rnn_short', 'idle', x[0]!, { start: true });

@@ -11,6 +11,7 @@ import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { ensureExampleModels } from '../../dist/servables/generate-models.js';
 import { startRestfulServer } from '../../dist/transports/rest/server.js';
 import { startGrpcServer } from '../../dist/transports/grpc/server.js';
+import { Client } from '../../dist/transports/grpc/client.js';
 import type { WirePredictRequest } from '../../dist/transports/grpc/proto.js';
 import { BUNDLED_SERVABLES } from '../helpers/fixtures.js';
 import { type StepOutput, checkAgainstReference, sequenceInputs } from '../helpers/sequences.js';
@@ -22,6 +23,7 @@ import { type Msg, OipClient, rawOf } from './grpc/fixtures/oip-client.js';
 const engine = new ServingServer();
 engine.log = () => {};
 let port = 0;
+let grpcAddress = '';
 let ms: RawClient;
 let oip: OipClient;
 
@@ -33,6 +35,7 @@ t.before(async () => {
   port = rest.port;
   const grpc = await startGrpcServer(engine, '127.0.0.1:0');
   engine.attachListener(grpc);
+  grpcAddress = grpc.address;
   ms = new RawClient(grpc.address);
   oip = new OipClient(grpc.address);
 });
@@ -141,6 +144,20 @@ t.test('one sequence hops between transports: the state is the actor\'s, not the
   const got: StepOutput[] = [];
   for (let k = 0; k < xs.length; k++) got.push(ok(t, await fns[k % fns.length]!('hopper', xs[k]!, { start: k === 0, end: k === xs.length - 1 }), `hop ${k}`));
   checkAgainstReference(t, 'hopper', xs, got);
+});
+
+t.test('the TS gRPC client sends a sequence as metadata', async (t) => {
+  const client = new Client(grpcAddress, 'rnn', 'step');
+  t.teardown(() => client.close());
+  const xs = sequenceInputs(800, 4);
+  const got: StepOutput[] = [];
+  for (let k = 0; k < xs.length; k++) {
+    const [out] = await client.infer([{ x: { dtype: 'float32', shape: [4], data: xs[k]! } }], { sequence: { id: 'ts-client', start: k === 0, end: k === xs.length - 1 } });
+    got.push({ y: out!.y!.data as Float32Array, steps: (out!.steps!.data as Float32Array)[0]! });
+  }
+  checkAgainstReference(t, 'ts client', xs, got);
+  const err = await client.infer([{ x: { dtype: 'float32', shape: [4], data: xs[0]! } }], { sequence: { id: 'ts-client' } }).then(() => undefined, (e: unknown) => e);
+  t.match((err as Error).message, /is not live/);
 });
 
 t.test('MindSpore REST msgpack bodies carry "parameters" too', async (t) => {
