@@ -61,6 +61,7 @@ export class ServableRuntime {
   /** Per model stage: how error messages name each input ("method input 'x1'"), made once. */
   private readonly inputLabels = new Map<Stage, readonly (string | undefined)[]>();
   private readonly infos = new Map<MethodGraph, MethodInfo>();
+  private readonly methodInputLabelCache = new Map<MethodGraph, readonly string[]>();
   /** The graphs as methods see them: a stateful model's state inputs and outputs left out. */
   private visible: DeviceGraphs = [];
   /** Per stateful model index: its live sequences. */
@@ -422,6 +423,16 @@ export class ServableRuntime {
     });
   }
 
+  /** Error-message labels of a method's inputs, built once per method rather than per request. */
+  private methodInputLabels(m: MethodGraph): readonly string[] {
+    let labels = this.methodInputLabelCache.get(m);
+    if (!labels) {
+      labels = m.inputs.map((name) => `method '${m.name}' input '${name}'`);
+      this.methodInputLabelCache.set(m, labels);
+    }
+    return labels;
+  }
+
   private methodInputs(m: MethodGraph, inst: unknown): Tensor[] {
     if (typeof inst !== 'object' || inst === null || Array.isArray(inst)) {
       throw new ServingError('E_INVALID_ARGUMENT', 'an instance must be an object of named input tensors');
@@ -440,7 +451,7 @@ export class ServableRuntime {
       const declared = m.declaredInputs[i];
       if (!declared) return t;
       // every transport and the library API come through here: one conversion for all
-      const where = `method '${m.name}' input '${name}'`;
+      const where = this.methodInputLabels(m)[i]!;
       checkDeclared(t, declared, where);
       return declared.dtype === undefined || !isNumericDType(declared.dtype) ? t : castTensor(t, declared.dtype, where);
     });
