@@ -1,6 +1,6 @@
 // Writes the example servables' ONNX files (generated in-process, no download):
 //   <dir>/add/1/tensor_add.onnx, <dir>/add_sub/1/{add,sub}.onnx, <dir>/matmul/1/matmul_{0,1}.onnx,
-//   <dir>/resnet/1/resnet.onnx
+//   <dir>/resnet/1/resnet.onnx, <dir>/rnn/1/rnn.onnx
 //
 // CLI: node dist/servables/generate-models.js [--force] [dir]
 // (default dir: <project root>/servables, i.e. the source tree, not dist/).
@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { addModel, matmulSubgraphModel, resnetModel, subModel } from './example-models.js';
+import { addModel, matmulSubgraphModel, resnetModel, rnnModel, subModel } from './example-models.js';
 import { findPackageRoot } from '../engine/package-root.js';
 
 export interface EnsureExampleModelsOptions {
@@ -29,6 +29,7 @@ const EXAMPLE_FILES: ReadonlyArray<readonly [string, () => Uint8Array]> = [
   ['matmul/1/matmul_0.onnx', () => matmulSubgraphModel(128)],
   ['matmul/1/matmul_1.onnx', () => matmulSubgraphModel(8)],
   ['resnet/1/resnet.onnx', () => resnetModel({ batch: 'N' })],
+  ['rnn/1/rnn.onnx', () => rnnModel({ batch: 'N' })],
 ];
 
 /** Writes `data` to `file` atomically: a temp file in the same folder, then rename over the target. */

@@ -245,6 +245,10 @@ class GrpcJsServer implements GrpcServer {
       deadlineMs,
       signal: cancellation,
       log: this.engine.log,
+      sequenceMetadata: (name) => {
+        const v = call.metadata.get(`sequence-${name}`)[0];
+        return v === undefined ? undefined : String(v);
+      },
       ...(requestId !== undefined ? { requestId } : {}),
     }).then((outcome) => {
       if (cancellation.aborted) return; // cancelled or past its deadline: nobody to answer
