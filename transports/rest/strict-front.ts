@@ -73,6 +73,8 @@ export class StrictFront implements RestFront {
   private readonly connections = new Set<Socket>();
   /** Connections over maxConnections: each request on one is answered 503, and it is cut after REFUSED_LINGER_MS. */
   private readonly refused = new WeakSet<Socket>();
+  /** Per connection: how to abort each request forwarded on it and not yet answered. */
+  private readonly pending = new WeakMap<Socket, Set<() => void>>();
   /** Requests forwarded and not yet answered to their client. */
   private open = 0;
   private idle: (() => void) | undefined;
@@ -145,7 +147,13 @@ export class StrictFront implements RestFront {
       return;
     }
     this.connections.add(socket);
-    socket.on('close', () => this.connections.delete(socket));
+    const pending = new Set<() => void>();
+    this.pending.set(socket, pending);
+    socket.on('close', () => {
+      this.connections.delete(socket);
+      // pipelined requests whose replies were queued behind others get no 'close' of their own
+      for (const abort of pending) abort();
+    });
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
@@ -164,9 +172,11 @@ export class StrictFront implements RestFront {
 
     this.open++;
     let answered = false;
+    const pending = this.pending.get(req.socket);
     const done = (): void => {
       if (answered) return;
       answered = true;
+      pending?.delete(abort);
       if (--this.open === 0) {
         const idle = this.idle;
         this.idle = undefined;
@@ -205,10 +215,12 @@ export class StrictFront implements RestFront {
     });
     // the client went away first (or its connection was cut): abort the upstream request, so that
     // the app sees the close and the engine cancels the work
-    res.on('close', () => {
+    const abort = (): void => {
       if (!res.writableFinished) upstream.destroy();
       done();
-    });
+    };
+    pending?.add(abort);
+    res.on('close', abort);
     req.pipe(upstream);
   }
 
