@@ -94,7 +94,10 @@ export class StrictFront implements RestFront {
     };
     const tls = options.tls;
     const handler = (req: IncomingMessage, res: ServerResponse): void => this.forward(req, res);
-    const server = tls ? createHttpsServer({ ...http, ...tlsServerOptions(tls.pem, tls.verifyClient) }, handler) : createHttpServer(http, handler);
+    // a TLS handshake is bounded like the headers that follow it
+    const server = tls
+      ? createHttpsServer({ ...http, ...tlsServerOptions(tls.pem, tls.verifyClient), handshakeTimeout: options.headersTimeoutMs }, handler)
+      : createHttpServer(http, handler);
     server.keepAliveTimeout = options.keepAliveTimeoutMs;
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.forward(req, res, true));
     server.on('clientError', (err: ClientError, socket: Duplex) => this.clientError(err, socket));
