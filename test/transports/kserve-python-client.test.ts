@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { REST_LISTENING, runCli } from '../helpers/cli.js';
 import { ROOT } from '../helpers/fixtures.js';
+import { ADD_METADATA } from './rest/fixtures/kserve.js';
 
 const PYTHON = '/usr/bin/python3'; // Debian's: the python3 on PATH may be a build without the Debian modules
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'grpc', 'fixtures', 'kserve_python_client.py');
@@ -81,21 +82,7 @@ t.test('a Python client generated from our proto by grpc_tools.protoc', async (t
   t.equal(r.model_ready, true, 'ModelReady add version 1: ready');
   t.match(r.server, { name: 'actorserve', version: /^\d+\.\d+\.\d+/ }, 'ServerMetadata: name and version');
   t.same(r.server.extensions, [], 'ServerMetadata: no gRPC extensions');
-  t.same(
-    r.model,
-    {
-      name: 'add',
-      versions: ['1'],
-      platform: 'actorserve',
-      inputs: [
-        { name: 'x1', datatype: 'FP32', shape: [-1, 2, 2] },
-        { name: 'x2', datatype: 'FP32', shape: [-1, 2, 2] },
-      ],
-      outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2, 2] }],
-      properties: { servable: 'add', method: 'add_common', version: '1', batched: 'true', methods: 'add,add.add_common,add.add_cast' },
-    },
-    'ModelMetadata: the default method, -1 batch dim, the name mapping in properties',
-  );
+  t.same(r.model, ADD_METADATA, 'ModelMetadata: the default method, -1 batch dim, the name mapping in properties');
   t.same(
     r.infer,
     { model_name: 'add', model_version: '1', id: 'py-1', outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 2, 2], values: [11, 22, 33, 44] }] },
