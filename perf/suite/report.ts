@@ -291,6 +291,12 @@ const SOAK_LINK =
   'Stability over time is measured separately: a 10-minute saturation soak of `actorserve serve` on REST and gRPC with good, bad and cancelled requests ' +
   '(`npm run perf:soak`, perf/soak/): memory slope, outcomes by kind and p99 per window in [soak-report.md](soak-report.md).';
 
+/** The Open Inference Protocol comparisons are a run of their own (perf/kserve.ts); the report links theirs, beside perf/report.md. */
+const KSERVE_LINK =
+  'KServe v2 (the Open Inference Protocol) against the MindSpore routes on the same server — v2 REST JSON and binary vs MindSpore REST, v2 gRPC ModelInfer vs MSService/Predict, ' +
+  'for add, the MLP and resnet at c=1 and c=64, with the MLP\'s per-request codec and compute costs — is measured separately (`node dist/perf/kserve.js --transport rest|grpc`): ' +
+  '[kserve-rest-report.md](kserve-rest-report.md), [kserve-grpc-report.md](kserve-grpc-report.md).';
+
 /** Writes the report and the plots; returns the paths written and the goals table. */
 export async function writeReport(input: ReportInput): Promise<{ files: string[]; goals: string }> {
   const { machine: m, settings: s } = input;
@@ -304,7 +310,7 @@ export async function writeReport(input: ReportInput): Promise<{ files: string[]
       'Every number below comes from that one run on the machine described here; rerun the suite to refresh it.',
     '',
   );
-  out.push(SOAK_LINK, '');
+  out.push(SOAK_LINK, '', KSERVE_LINK, '');
   out.push('## Machine', '');
   out.push(
     table(
