@@ -81,7 +81,7 @@ t.test('a Python client generated from our proto by grpc_tools.protoc', async (t
   t.equal(r.ready, true, 'ServerReady: ready');
   t.equal(r.model_ready, true, 'ModelReady add version 1: ready');
   t.match(r.server, { name: 'actorserve', version: /^\d+\.\d+\.\d+/ }, 'ServerMetadata: name and version');
-  t.same(r.server.extensions, [], 'ServerMetadata: no gRPC extensions');
+  t.same(r.server.extensions, ['sequence', 'sequence(string_id)'], 'ServerMetadata: the gRPC extensions (sequences; binary_tensor_data is REST-only)');
   t.same(r.model, ADD_METADATA, 'ModelMetadata: the default method, -1 batch dim, the name mapping in properties');
   t.same(
     r.infer,
