@@ -20,7 +20,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as ort from 'onnxruntime-node';
-import { type DType, TYPED_ARRAY, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
+import { type DType, TYPED_ARRAY, allocate, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
 import { MISSING_KEY_MESSAGE, decryptModel, isEncryptedModel } from '../engine/model-crypto.js';
 import { Mailbox } from './mailbox.js';
 import { encodeReplyFrame, packStrings, packedStringBytes, readRunFrame } from './batch-frames.js';
@@ -36,6 +36,7 @@ import {
   type SlotBufferMessage,
   type TensorRef,
   type ValueInfo,
+  type WarmupRun,
   align8,
   protocolMismatch,
 } from './protocol.js';
@@ -111,8 +112,64 @@ async function load(): Promise<LoadReply> {
     sessions.push(subs);
     graphs.push(infos);
   }
+  const batches = init.measureCost;
+  const warmup = batches ? await Promise.all(sessions.map((subs, m) => Promise.all(subs.map((s, g) => timeRuns(s, graphs[m]![g]!, batches[m] ?? 1))))) : undefined;
   phase = 'ready';
-  return { protocolVersion: DEVICE_PROTOCOL_VERSION, graphs };
+  return { protocolVersion: DEVICE_PROTOCOL_VERSION, graphs, ...(warmup ? { warmup } : {}) };
+}
+
+/** A model slower than this per instance is timed at batch 1 only (a bigger warm-up batch would delay the load). */
+const WARMUP_BATCH_MAX_MS = 20;
+/** Timed warm-up runs stop once they took this long together. */
+const WARMUP_BUDGET_MS = 100;
+const WARMUP_RUNS = 10;
+
+/**
+ * The model's cost for the device plan (engine/device-plan.ts), on zeros: an untimed run of one
+ * instance (the first run allocates); unless that was slow, an untimed run of `batch` instances
+ * in a dynamic first dim (other dynamic dims 1); then up to WARMUP_RUNS timed runs within
+ * WARMUP_BUDGET_MS, the fastest counting (the machine may be busy). A batch shows the cost of
+ * an instance once ONNX Runtime's fixed cost per run is shared, as dynamic batching shares it
+ * under load. A graph with a string input, or that refuses zeros, answers why instead.
+ */
+async function timeRuns(session: ort.InferenceSession, info: GraphInfo, batch: number): Promise<WarmupRun | string> {
+  const feeds = (n: number): Record<string, ort.Tensor> | string => {
+    const out: Record<string, ort.Tensor> = {};
+    for (const input of info.inputs) {
+      if (!isNumericDType(input.dtype)) return `input '${input.name}' is ${input.dtype}`;
+      const dims = input.dims.map((d, k) => (typeof d === 'number' ? d : k === 0 ? n : 1));
+      out[input.name] = new ort.Tensor(input.dtype as 'float32', allocate(input.dtype, dims.reduce((a, b) => a * b, 1)) as Float32Array, dims);
+    }
+    return out;
+  };
+  const once = async (f: Record<string, ort.Tensor>): Promise<number> => {
+    const t0 = performance.now();
+    const results = await session.run(f);
+    const ms = performance.now() - t0;
+    for (const t of Object.values(results)) t.dispose();
+    return ms;
+  };
+  try {
+    const single = feeds(1);
+    if (typeof single === 'string') return single;
+    let f = single;
+    let n = 1;
+    if ((await once(single)) < WARMUP_BATCH_MAX_MS && batch > 1 && info.inputs.some((i) => typeof i.dims[0] !== 'number')) {
+      f = feeds(batch) as Record<string, ort.Tensor>;
+      n = batch;
+      await once(f);
+    }
+    let best = Infinity;
+    let spent = 0;
+    for (let i = 0; i < WARMUP_RUNS && spent < WARMUP_BUDGET_MS; i++) {
+      const ms = await once(f);
+      best = Math.min(best, ms);
+      spent += ms;
+    }
+    return { ms: best, batch: n };
+  } catch (err) {
+    return `a run on zeros failed: ${err instanceof Error ? err.message : String(err)}`;
+  }
 }
 
 /**
