@@ -118,7 +118,7 @@ async function load(): Promise<LoadReply> {
   return { protocolVersion: DEVICE_PROTOCOL_VERSION, graphs, ...(warmup ? { warmup } : {}) };
 }
 
-/** A model slower than this per instance is timed at batch 1 only (a bigger warm-up batch would delay the load). */
+/** A model slower than this per instance (its fastest warm run) is timed at batch 1 only (a bigger warm-up batch would delay the load). */
 const WARMUP_BATCH_MAX_MS = 20;
 /** Timed warm-up runs stop once they took this long together. */
 const WARMUP_BUDGET_MS = 100;
@@ -126,11 +126,13 @@ const WARMUP_RUNS = 10;
 
 /**
  * The model's cost for the device plan (engine/device-plan.ts), on zeros: an untimed run of one
- * instance (the first run allocates); unless that was slow, an untimed run of `batch` instances
- * in a dynamic first dim (other dynamic dims 1); then up to WARMUP_RUNS timed runs within
- * WARMUP_BUDGET_MS, the fastest counting (the machine may be busy). A batch shows the cost of
- * an instance once ONNX Runtime's fixed cost per run is shared, as dynamic batching shares it
- * under load. A graph with a string input, or that refuses zeros, answers why instead.
+ * instance (the first run allocates), then timed runs of one instance; unless those were slow,
+ * an untimed run of `batch` instances in a dynamic first dim (other dynamic dims 1) and timed
+ * runs of that batch. Timed runs: up to WARMUP_RUNS within WARMUP_BUDGET_MS, the fastest
+ * counting (the machine may be busy: a run that lost its core is not the model's cost). A batch
+ * shows the cost of an instance once ONNX Runtime's fixed cost per run is shared, as dynamic
+ * batching shares it under load. A graph with a string input, or that refuses zeros, answers
+ * why instead.
  */
 async function timeRuns(session: ort.InferenceSession, info: GraphInfo, batch: number): Promise<WarmupRun | string> {
   const feeds = (n: number): Record<string, ort.Tensor> | string => {
@@ -149,16 +151,8 @@ async function timeRuns(session: ort.InferenceSession, info: GraphInfo, batch: n
     for (const t of Object.values(results)) t.dispose();
     return ms;
   };
-  try {
-    const single = feeds(1);
-    if (typeof single === 'string') return single;
-    let f = single;
-    let n = 1;
-    if ((await once(single)) < WARMUP_BATCH_MAX_MS && batch > 1 && info.inputs.some((i) => typeof i.dims[0] !== 'number')) {
-      f = feeds(batch) as Record<string, ort.Tensor>;
-      n = batch;
-      await once(f);
-    }
+  const fastest = async (f: Record<string, ort.Tensor>): Promise<number> => {
+    await once(f);
     let best = Infinity;
     let spent = 0;
     for (let i = 0; i < WARMUP_RUNS && spent < WARMUP_BUDGET_MS; i++) {
@@ -166,7 +160,14 @@ async function timeRuns(session: ort.InferenceSession, info: GraphInfo, batch: n
       best = Math.min(best, ms);
       spent += ms;
     }
-    return { ms: best, batch: n };
+    return best;
+  };
+  try {
+    const single = feeds(1);
+    if (typeof single === 'string') return single;
+    const ms = await fastest(single);
+    if (ms >= WARMUP_BATCH_MAX_MS || batch <= 1 || info.inputs.every((i) => typeof i.dims[0] === 'number')) return { ms, batch: 1 };
+    return { ms: await fastest(feeds(batch) as Record<string, ort.Tensor>), batch };
   } catch (err) {
     return `a run on zeros failed: ${err instanceof Error ? err.message : String(err)}`;
   }

@@ -62,11 +62,13 @@ async function serve(servableDir: string, flags: readonly string[]): Promise<{ p
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const until = Date.now() + 120_000;
-  let m: RegExpExecArray | null = null;
-  while (!(m = /RESTful server listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out))) {
+  const listening = /RESTful server listening on http:\/\/127\.0\.0\.1:(\d+)/;
+  for (;;) {
+    if (listening.test(out)) break;
     if (child.exitCode !== null || Date.now() > until) throw new Error(`serve did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  const m = listening.exec(out)!;
   const plans = out.split('\n').filter((l) => l.includes('started on devices')).map((l) => l.replace(/^.*INFO\s+/, ''));
   return {
     port: m[1]!,
