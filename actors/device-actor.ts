@@ -20,7 +20,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as ort from 'onnxruntime-node';
-import { type DType, type NumericArray, type NumericDType, TYPED_ARRAY, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
+import { type DType, type NumericArray, type NumericDType, TYPED_ARRAY, allocate, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
 import { stackStates, stateShape, unstackState } from '../engine/sequence.js';
 import { MISSING_KEY_MESSAGE, decryptModel, isEncryptedModel } from '../engine/model-crypto.js';
 import { Mailbox } from './mailbox.js';
@@ -38,6 +38,7 @@ import {
   type SlotBufferMessage,
   type TensorRef,
   type ValueInfo,
+  type WarmupRun,
   align8,
   protocolMismatch,
 } from './protocol.js';
@@ -141,8 +142,65 @@ async function load(): Promise<LoadReply> {
     statePlans.push(model.state ? planStates(model.key, model.state, infos) : undefined);
     stateStores.push(model.state ? new Map() : undefined);
   }
+  const batches = init.measureCost;
+  const warmup = batches ? await Promise.all(sessions.map((subs, m) => Promise.all(subs.map((s, g) => timeRuns(s, graphs[m]![g]!, batches[m] ?? 1))))) : undefined;
   phase = 'ready';
-  return { protocolVersion: DEVICE_PROTOCOL_VERSION, graphs };
+  return { protocolVersion: DEVICE_PROTOCOL_VERSION, graphs, ...(warmup ? { warmup } : {}) };
+}
+
+/** A model slower than this per instance (its fastest warm run) is timed at batch 1 only (a bigger warm-up batch would delay the load). */
+const WARMUP_BATCH_MAX_MS = 20;
+/** Timed warm-up runs stop once they took this long together. */
+const WARMUP_BUDGET_MS = 100;
+const WARMUP_RUNS = 10;
+
+/**
+ * The model's cost for the device plan (engine/device-plan.ts), on zeros: an untimed run of one
+ * instance (the first run allocates), then timed runs of one instance; unless those were slow,
+ * an untimed run of `batch` instances in a dynamic first dim (other dynamic dims 1) and timed
+ * runs of that batch. Timed runs: up to WARMUP_RUNS within WARMUP_BUDGET_MS, the fastest
+ * counting (the machine may be busy: a run that lost its core is not the model's cost). A batch
+ * shows the cost of an instance once ONNX Runtime's fixed cost per run is shared, as dynamic
+ * batching shares it under load. A graph with a string input, or that refuses zeros, answers
+ * why instead.
+ */
+async function timeRuns(session: ort.InferenceSession, info: GraphInfo, batch: number): Promise<WarmupRun | string> {
+  const feeds = (n: number): Record<string, ort.Tensor> | string => {
+    const out: Record<string, ort.Tensor> = {};
+    for (const input of info.inputs) {
+      if (!isNumericDType(input.dtype)) return `input '${input.name}' is ${input.dtype}`;
+      const dims = input.dims.map((d, k) => (typeof d === 'number' ? d : k === 0 ? n : 1));
+      out[input.name] = new ort.Tensor(input.dtype as 'float32', allocate(input.dtype, dims.reduce((a, b) => a * b, 1)) as Float32Array, dims);
+    }
+    return out;
+  };
+  const once = async (f: Record<string, ort.Tensor>): Promise<number> => {
+    const t0 = performance.now();
+    const results = await session.run(f);
+    const ms = performance.now() - t0;
+    for (const t of Object.values(results)) t.dispose();
+    return ms;
+  };
+  const fastest = async (f: Record<string, ort.Tensor>): Promise<number> => {
+    await once(f);
+    let best = Infinity;
+    let spent = 0;
+    for (let i = 0; i < WARMUP_RUNS && spent < WARMUP_BUDGET_MS; i++) {
+      const ms = await once(f);
+      best = Math.min(best, ms);
+      spent += ms;
+    }
+    return best;
+  };
+  try {
+    const single = feeds(1);
+    if (typeof single === 'string') return single;
+    const ms = await fastest(single);
+    if (ms >= WARMUP_BATCH_MAX_MS || batch <= 1 || info.inputs.every((i) => typeof i.dims[0] === 'number')) return { ms, batch: 1 };
+    return { ms: await fastest(feeds(batch) as Record<string, ort.Tensor>), batch };
+  } catch (err) {
+    return `a run on zeros failed: ${err instanceof Error ? err.message : String(err)}`;
+  }
 }
 
 /** Checks a stateful model's state declaration against its graphs; says how each graph runs. */

@@ -43,6 +43,10 @@ interface Member<D> {
   givenUp: boolean;
 }
 
+function newMember<D>(deviceId: number): Member<D> {
+  return { deviceId, device: undefined, restarts: 0, failedRestarts: 0, timer: undefined, givenUp: false };
+}
+
 export class DeviceGroup<D extends Device = Device> {
   private readonly members: Member<D>[];
   private readonly policy: RestartPolicy;
@@ -54,22 +58,29 @@ export class DeviceGroup<D extends Device = Device> {
 
   constructor(private readonly options: DeviceGroupOptions<D>) {
     this.policy = options.restartPolicy ?? DEFAULT_RESTART_POLICY;
-    this.members = options.deviceIds.map((deviceId) => ({
-      deviceId,
-      device: undefined,
-      restarts: 0,
-      failedRestarts: 0,
-      timer: undefined,
-      givenUp: false,
-    }));
+    this.members = options.deviceIds.map((id) => newMember<D>(id));
   }
 
   /** Starts every device; fails (stopping the others) if any cannot load. */
   async start(): Promise<void> {
-    const started = this.members.map((m) => (m.device = this.spawn(m)));
+    const all = await this.startMembers(this.members);
+    this.graphs = all[0] ?? [];
+  }
+
+  /**
+   * Adds devices for more ids to a started group (the device plan's actors after the first,
+   * engine/device-plan.ts) and starts them; fails, stopping the whole group, if any cannot load.
+   */
+  async grow(deviceIds: readonly number[]): Promise<void> {
+    const added = deviceIds.map((id) => newMember<D>(id));
+    this.members.push(...added);
+    await this.startMembers(added);
+  }
+
+  private async startMembers(members: readonly Member<D>[]): Promise<DeviceGraphs[]> {
+    const started = members.map((m) => (m.device = this.spawn(m)));
     try {
-      const all = await Promise.all(started.map((d) => d.ready));
-      this.graphs = all[0] ?? [];
+      return await Promise.all(started.map((d) => d.ready));
     } catch (err) {
       await this.stop();
       throw err;

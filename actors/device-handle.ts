@@ -24,6 +24,7 @@ import {
   type DeviceControl,
   type DeviceGraphs,
   type DeviceThreadData,
+  type LoadReply,
   type ReplyFrame,
   type RunFrame,
   type SequenceRow,
@@ -97,6 +98,8 @@ export class DeviceHandle implements Device {
   private stopping = false;
   /** Batches this actor completed (for stats and the restart policy). */
   completed = 0;
+  /** With `init.measureCost`, once ready: the warm-up run times (LoadReply.warmup). */
+  warmup: LoadReply['warmup'];
 
   constructor(private readonly options: DeviceHandleOptions) {
     this.deviceId = options.init.deviceId;
@@ -137,6 +140,7 @@ export class DeviceHandle implements Device {
         const mismatch = protocolMismatch(DEVICE_PROTOCOL_VERSION, reply.protocolVersion);
         if (mismatch) return failLoad(mismatch);
         this.current = 'ready';
+        this.warmup = reply.warmup;
         settleReady.resolve(reply.graphs);
       },
       (err: Error) => {

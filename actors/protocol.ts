@@ -26,7 +26,7 @@ import type { SequenceStateDeclaration } from '../engine/sequence.js';
  * supervisor sends it in the start-up data, the actor answers `load` with its own) and a
  * mismatch fails the load. Bump it on any change of a shape below.
  */
-export const DEVICE_PROTOCOL_VERSION = 4;
+export const DEVICE_PROTOCOL_VERSION = 5;
 
 /** The load error both sides raise when their versions differ; undefined when they agree. */
 export function protocolMismatch(supervisorVersion: number, actorVersion: number): string | undefined {
@@ -55,6 +55,12 @@ export interface DeviceActorInit {
   }[];
   /** Present for encrypted model files. */
   readonly decryption?: { readonly key: Uint8Array; readonly mode: 'AES-GCM' | 'AES-CBC' };
+  /**
+   * Time warm-up runs of every graph after loading (LoadReply.warmup): the first actor of an
+   * auto-planned servable. Per model, the batch to try in a dynamic first dim (1 for a model
+   * without a batch dim).
+   */
+  readonly measureCost?: readonly number[];
 }
 
 /** What a worker thread gets as workerData. Network: no (it holds the control port and shared memory). */
@@ -87,11 +93,22 @@ export type DeviceGraphs = readonly (readonly GraphInfo[])[];
 // ---------------------------------------------------------------------------------------------
 // Control plane (comlink, on DeviceThreadData.control)
 
+/** A timed warm-up run: `batch` is what the dynamic first dim was (1 when there was none). */
+export interface WarmupRun {
+  readonly ms: number;
+  readonly batch: number;
+}
+
 /** The answer to `load`. Network: yes. */
 export interface LoadReply {
   /** The actor's DEVICE_PROTOCOL_VERSION (the supervisor checks it as well). */
   readonly protocolVersion: number;
   readonly graphs: DeviceGraphs;
+  /**
+   * With `measureCost`: [model][subgraph] the fastest of a few runs on zeros, or why a graph
+   * could not be run (a string input, a model that refuses zeros).
+   */
+  readonly warmup?: readonly (readonly (WarmupRun | string)[])[];
 }
 
 /** The answer to `health`. Network: yes (an agent's liveness probe). */

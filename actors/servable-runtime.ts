@@ -4,7 +4,10 @@
  * A request's instances go through the stages in order; an instance that fails at a stage is
  * answered with that error and skips the rest, the others carry on.
  */
+import { stat } from 'node:fs/promises';
+import { availableParallelism, freemem } from 'node:os';
 import { Cancellation } from '../engine/cancellation.js';
+import { type DevicePlan, needsCost, planDevices } from '../engine/device-plan.js';
 import { ServingError, toServingError } from '../engine/errors.js';
 import { waitUntil } from '../engine/wait.js';
 import type { MethodGraph, ModelStage, Stage, ValueRef } from '../engine/method-graph.js';
@@ -32,6 +35,8 @@ export interface RuntimeStats extends RuntimeFigures, SchedulerStats {}
 const NO_BATCHES: SchedulerStats = Object.freeze({ batches: 0, instances: 0, batchSizes: new Map(), batchesByDevice: new Map(), retried: 0 });
 
 const SLOTS_PER_ACTOR = 2;
+/** The largest batch the device plan's warm-up run tries (engine/device-plan.ts). */
+const WARMUP_BATCH = 8;
 const INITIAL_SLOT_BYTES = 64 * 1024;
 
 /** A request as the runtime tracks it: the scheduler's view plus a signal fired when it ends. */
@@ -49,7 +54,11 @@ export class ServableRuntime {
   readonly version: number;
   private readonly methods: Map<string, MethodGraph>;
   private readonly modelIndex: Map<string, number>;
-  private readonly group: DeviceGroup<DeviceHandle>;
+  private group: DeviceGroup<DeviceHandle>;
+  /** [model][subgraph] model file paths. */
+  private readonly modelFiles: readonly (readonly string[])[];
+  /** Device actors × intra-op threads this version runs with, and why (undefined without models). */
+  devicePlan: DevicePlan | undefined;
   private scheduler!: ModelScheduler;
   private readonly stagePool: StagePool | undefined;
   /** Whether the servable declares models (then its version folder holds their files). */
@@ -74,35 +83,15 @@ export class ServableRuntime {
     version: number,
     private readonly config: LoadedConfig,
     private readonly start: ServableStartConfig,
-    log: (line: string) => void,
+    private readonly log: (line: string) => void,
   ) {
     this.name = location.name;
     this.version = version;
     this.methods = new Map(config.methods.map((m) => [m.name, m]));
     this.modelIndex = new Map(config.models.map((m, i) => [m.key, i]));
     this.hasModels = config.models.length > 0;
-    const label = `servable '${this.name}' version ${version}`;
-    this.group = new DeviceGroup({
-      label,
-      deviceIds: this.hasModels ? start.deviceIds : [],
-      spawn: localDeviceFactory({
-        init: {
-          deviceType: start.deviceType,
-          intraOpThreads: start.intraOpThreads,
-          models: config.models.map((m) => ({
-            key: m.key,
-            files: m.declaration.files.map((f) => modelFilePath(location, version, f)),
-            ...(m.declaration.sequence ? { state: m.declaration.sequence.state } : {}),
-          })),
-          ...(start.decKey ? { decryption: { key: start.decKey, mode: start.decMode } } : {}),
-        },
-        slots: SLOTS_PER_ACTOR,
-        initialSlotBytes: INITIAL_SLOT_BYTES,
-        ...(start.actorMaxOldGenerationMb ? { resourceLimits: { maxOldGenerationSizeMb: start.actorMaxOldGenerationMb } } : {}),
-      }),
-      onCapacity: () => this.scheduler?.pump(),
-      log,
-    });
+    this.modelFiles = config.models.map((m) => m.declaration.files.map((f) => modelFilePath(location, version, f)));
+    this.group = this.makeGroup([], 1, false);
     const hasFunctions = config.methods.some((m) => m.stages.some((s) => s.kind === 'function'));
     this.stagePool = hasFunctions ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests, { log }) : undefined;
   }
@@ -121,7 +110,7 @@ export class ServableRuntime {
     const warm = rt.stagePool?.warmup(config.configPath);
     warm?.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
     try {
-      if (rt.hasModels) await rt.group.start();
+      if (rt.hasModels) await rt.startDevices();
       for (const key of Object.keys(start.batching)) {
         if (!config.models.some((m) => m.key === key)) {
           throw new ServingError('E_CONFIG_INVALID', `batching override for '${key}': the servable declares no such model (models: ${config.models.map((m) => m.key).join(', ')})`);
@@ -144,6 +133,86 @@ export class ServableRuntime {
       throw new ServingError(e.code, `servable '${location.name}' version ${version}: ${e.message}`, { cause: err });
     }
     return rt;
+  }
+
+  private makeGroup(deviceIds: readonly number[], intraOpThreads: number, measureFirst: boolean): DeviceGroup<DeviceHandle> {
+    const start = this.start;
+    const options = (measureCost: boolean): Parameters<typeof localDeviceFactory>[0] => ({
+      init: {
+        deviceType: start.deviceType,
+        intraOpThreads,
+        models: this.config.models.map((m, i) => ({ key: m.key, files: this.modelFiles[i]!, ...(m.declaration.sequence ? { state: m.declaration.sequence.state } : {}) })),
+        ...(start.decKey ? { decryption: { key: start.decKey, mode: start.decMode } } : {}),
+        // the batch a warm-up tries: what dynamic batching reaches under load, up to WARMUP_BATCH
+        ...(measureCost ? { measureCost: this.config.models.map((m) => (m.declaration.withBatchDim ? Math.min(WARMUP_BATCH, m.declaration.maxBatchSize) : 1)) } : {}),
+      },
+      slots: SLOTS_PER_ACTOR,
+      initialSlotBytes: INITIAL_SLOT_BYTES,
+      ...(start.actorMaxOldGenerationMb ? { resourceLimits: { maxOldGenerationSizeMb: start.actorMaxOldGenerationMb } } : {}),
+    });
+    // Only the first device spawned measures the model's cost (a restart of it need not).
+    let measure = measureFirst;
+    const measuring = localDeviceFactory(options(true));
+    const plain = localDeviceFactory(options(false));
+    return new DeviceGroup({
+      label: `servable '${this.name}' version ${this.version}`,
+      deviceIds,
+      spawn: (id, events) => {
+        const spawn = measure ? measuring : plain;
+        measure = false;
+        return spawn(id, events);
+      },
+      onCapacity: () => this.scheduler?.pump(),
+      log: this.log,
+    });
+  }
+
+  /**
+   * Starts the device actors the start config names, or plans them (engine/device-plan.ts):
+   * the first actor loads the models and times a warm-up run on one intra-op thread (or the
+   * threads configured), then the plan adds actors to it, or replaces it when the plan wants
+   * another thread count (ONNX Runtime fixes it when a session is made).
+   */
+  private async startDevices(): Promise<void> {
+    const { deviceType, deviceIds, intraOpThreads } = this.start;
+    const base = { cores: availableParallelism(), deviceType, deviceIds, intraOpThreads, freeMemoryBytes: freemem() };
+    if (!needsCost(deviceType, deviceIds, intraOpThreads)) {
+      this.devicePlan = planDevices({ ...base, instanceMs: undefined, modelBytes: 0 });
+      this.group = this.makeGroup(this.devicePlan.deviceIds, this.devicePlan.intraOpThreads, false);
+      return this.group.start();
+    }
+    const probeId = deviceIds?.[0] ?? 0;
+    const probeThreads = intraOpThreads ?? 1;
+    this.group = this.makeGroup([probeId], probeThreads, true);
+    await this.group.start();
+    const cost = this.instanceCost(this.group.devices()[0]?.warmup);
+    const sizes = await Promise.all(this.modelFiles.flat().map((f) => stat(f).then((st) => st.size)));
+    const plan = planDevices({ ...base, ...cost, modelBytes: sizes.reduce((a, b) => a + b, 0) });
+    this.devicePlan = plan;
+    if (plan.intraOpThreads === probeThreads && plan.deviceIds[0] === probeId) return this.group.grow(plan.deviceIds.slice(1));
+    await this.group.stop();
+    this.group = this.makeGroup(plan.deviceIds, plan.intraOpThreads, false);
+    await this.group.start();
+  }
+
+  /**
+   * One instance through every model once, from the warm-up runs: a run's time over the
+   * instances it held (its dynamic batch, or a fixed batch dim's size).
+   */
+  private instanceCost(warmup: DeviceHandle['warmup']): { instanceMs: number | undefined; measuredBatch?: number; unmeasured?: string } {
+    if (!warmup) return { instanceMs: undefined, unmeasured: 'no warm-up run' };
+    let total = 0;
+    let measuredBatch = 1;
+    for (const [i, model] of this.config.models.entries()) {
+      for (const [g, run] of (warmup[i] ?? []).entries()) {
+        if (typeof run === 'string') return { instanceMs: undefined, unmeasured: `${model.key}: ${run}` };
+        const first = this.group.graphs[i]?.[g]?.inputs[0]?.dims[0];
+        const fixed = model.declaration.withBatchDim && typeof first === 'number' && first > 1 ? first : 1;
+        total += run.ms / (run.batch > 1 ? run.batch : fixed);
+        measuredBatch = Math.max(measuredBatch, run.batch, fixed);
+      }
+    }
+    return { instanceMs: total, measuredBatch };
   }
 
   private checkMethod(m: MethodGraph): void {

@@ -27,7 +27,7 @@ export const SERVABLE_START_OPTIONS = {
     nonEmpty: true,
     unique: true,
     item: 'id',
-    default: [0],
+    nullable: 'as-absent',
     doc: 'one device actor (worker thread holding every model) per id',
   }),
   versionNumber: integer({ min: 0, default: 0, doc: 'version to start; 0 = the newest present' }),
@@ -42,7 +42,7 @@ export const SERVABLE_START_OPTIONS = {
   numParallelWorkers: integer({ min: 0, max: 64, default: 0, doc: 'stage-pool threads for TS stages; 0 = 1 when the servable has function stages' }),
   decKey: bytes({ lengths: [16, 24, 32], nullable: 'as-absent', doc: 'key of encrypted model files' }),
   decMode: oneOf<DecMode>()({ values: ['AES-GCM', 'AES-CBC'], default: 'AES-GCM', doc: 'cipher of encrypted model files' }),
-  intraOpThreads: integer({ min: 1, max: 256, default: 1, doc: 'ONNX Runtime threads per device actor' }),
+  intraOpThreads: integer({ min: 1, max: 256, nullable: 'as-absent', doc: 'ONNX Runtime threads per device actor' }),
   maxQueuedRequests: integer({ min: 1, default: 10_000, doc: 'requests admitted at once; beyond: E_OVERLOADED (HTTP 503)' }),
   defaultDeadlineMs: number({ min: 0, exclusiveMin: true, default: 30_000, doc: 'deadline of requests that name none' }),
   actorMaxOldGenerationMb: integer({ min: 16, doc: "V8 heap limit of each device actor in MiB (default: Node's)" }),
@@ -61,13 +61,15 @@ export class ServableStartConfig implements StartSettings {
   // step with the schema.
   declare readonly servableDirectory: string;
   declare readonly servableName: string;
-  declare readonly deviceIds: readonly number[];
+  /** undefined: chosen at start from the cores and the model's cost (engine/device-plan.ts). */
+  declare readonly deviceIds: readonly number[] | undefined;
   declare readonly versionNumber: number;
   declare readonly deviceType: DeviceType;
   declare readonly numParallelWorkers: number;
   declare readonly decKey: Uint8Array | undefined;
   declare readonly decMode: DecMode;
-  declare readonly intraOpThreads: number;
+  /** undefined: chosen at start with the device actors. */
+  declare readonly intraOpThreads: number | undefined;
   declare readonly maxQueuedRequests: number;
   declare readonly defaultDeadlineMs: number;
   declare readonly actorMaxOldGenerationMb: number | undefined;

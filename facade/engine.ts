@@ -15,6 +15,7 @@ import { waitUntil } from '../engine/wait.js';
 import type { InferOptions, InstanceOutcome, MethodInfo } from '../engine/inference.js';
 import { listVersions, locateServable, resolveVersion, type ServableLocation } from '../engine/servable-dir.js';
 import { ServableStartConfig } from '../engine/start-config.js';
+import { describePlan } from '../engine/device-plan.js';
 import type { MethodGraph } from '../engine/method-graph.js';
 import type { Instance } from '../engine/tensor.js';
 import { ServingMetrics, type Transport } from '../engine/serving-metrics.js';
@@ -179,7 +180,9 @@ export class ServingEngine {
       }
       prior.config = new ServableStartConfig({
         ...prior.config,
-        deviceIds: [...new Set([...prior.config.deviceIds, ...c.deviceIds])],
+        // ids named by either (absent in both: planned at start)
+        deviceIds: prior.config.deviceIds || c.deviceIds ? [...new Set([...(prior.config.deviceIds ?? []), ...(c.deviceIds ?? [])])] : null,
+        intraOpThreads: prior.config.intraOpThreads ?? c.intraOpThreads ?? null,
         numParallelWorkers: Math.max(prior.config.numParallelWorkers, c.numParallelWorkers),
         decKey: prior.config.decKey ?? null,
       });
@@ -263,7 +266,8 @@ export class ServingEngine {
   private async launch(plan: StartPlan): Promise<ServableRuntime> {
     const name = plan.config.servableName;
     const rt = await ServableRuntime.create(plan.location, plan.version, plan.loaded, plan.config, this.log, this.metrics?.observer(name));
-    this.log(`servable '${name}' version ${rt.version} started on devices [${plan.config.deviceIds.join(', ')}]`);
+    const devices = rt.devicePlan ? `on devices [${rt.devicePlan.deviceIds.join(', ')}]: ${describePlan(rt.devicePlan)}` : '(no models: no device actors)';
+    this.log(`servable '${name}' version ${rt.version} started ${devices}`);
     return rt;
   }
 

@@ -11,23 +11,26 @@ import { DeviceHandle } from '../../dist/actors/device-handle.js';
 import { Mailbox } from '../../dist/actors/mailbox.js';
 import { readReplyFrame, runFrameBytes, writeRunFrame } from '../../dist/actors/batch-frames.js';
 import { DEVICE_PROTOCOL_VERSION, type DeviceControl, type DeviceThreadData, type RunFrame } from '../../dist/actors/protocol.js';
-import { addModel } from '../../dist/servables/example-models.js';
+import { addModel, identityModel } from '../../dist/servables/example-models.js';
 import { servableFixture } from '../helpers/fixtures.js';
 
 const fx = servableFixture('device-control');
 fx.model('add', 1, 'add.onnx', addModel({ batch: 'N' }));
+fx.model('add', 1, 'add4.onnx', addModel({ batch: 4 }));
+fx.model('add', 1, 'strings.onnx', identityModel('string', { batch: 'N' }));
 t.teardown(() => fx.remove());
 
 const MODEL_FILE = path.join(fx.dir, 'add', '1', 'add.onnx');
 
-function start(options: { protocolVersion?: number; events?: Partial<DeviceEvents> } = {}): DeviceHandle {
+function start(options: { protocolVersion?: number; events?: Partial<DeviceEvents>; files?: readonly string[]; measureCost?: readonly number[] } = {}): DeviceHandle {
   return new DeviceHandle({
     init: {
       protocolVersion: options.protocolVersion ?? DEVICE_PROTOCOL_VERSION,
       deviceId: 0,
       deviceType: 'cpu',
       intraOpThreads: 1,
-      models: [{ key: 'add.onnx', files: [MODEL_FILE] }],
+      models: (options.files ?? [MODEL_FILE]).map((file) => ({ key: path.basename(file), files: [file] })),
+      ...(options.measureCost ? { measureCost: options.measureCost } : {}),
     },
     slots: 2,
     initialSlotBytes: 1024,
@@ -50,6 +53,27 @@ async function runAdd(h: DeviceHandle, k: number): Promise<number[]> {
   result.release();
   return values;
 }
+
+t.test('measureCost: the actor times warm-up runs on zeros at the batch asked for, or says why it could not', async (t) => {
+  const files = ['add.onnx', 'add4.onnx', 'strings.onnx'].map((f) => path.join(fx.dir, 'add', '1', f));
+  const measured = start({ files, measureCost: [8, 8, 8] });
+  await measured.ready;
+  const [dynamic, fixed, strings] = measured.warmup ?? [];
+  t.match(dynamic, [{ batch: 8 }], 'a dynamic first dim takes the batch');
+  t.match(fixed, [{ batch: 1 }], 'a fixed batch dim runs as it is (the supervisor divides by it)');
+  t.ok([dynamic, fixed].every((runs) => typeof runs?.[0] === 'object' && runs[0].ms > 0), 'times in ms');
+  t.same(strings, ["input 'x' is string"]);
+  t.same(await runAdd(measured, 2), [3, 3, 3, 3], 'serves after the warm-up');
+  await measured.stop();
+  const single = start({ measureCost: [1] });
+  await single.ready;
+  t.match(single.warmup, [[{ batch: 1 }]], 'a model without a batch dim: one instance');
+  await single.stop();
+  const plain = start();
+  await plain.ready;
+  t.equal(plain.warmup, undefined, 'no warm-up unless asked');
+  await plain.stop();
+});
 
 t.test('a device actor speaking another protocol version fails its load with a clear error', async (t) => {
   let died = false;

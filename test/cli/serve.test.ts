@@ -138,7 +138,7 @@ t.test('--help comes from the schema: each flag shows its field\'s doc and defau
   const help = run(['serve', '--help']);
   t.equal(await help.exited, 0);
   const intra = SERVABLE_START_OPTIONS.intraOpThreads;
-  t.match(help.output(), `--intra-op-threads N    ${intra.doc} (default: ${intra.default})\n`);
+  t.match(help.output(), `--intra-op-threads N    ${intra.doc} (default: auto)\n`);
   const ids = SERVABLE_START_OPTIONS.deviceIds;
-  t.match(help.output(), `--device-ids 0,1        ${ids.doc} (default: ${ids.default.join(',')})\n`);
+  t.match(help.output(), `--device-ids 0,1        ${ids.doc} (default: auto, from the cores and the model cost; docs/configuration.md)\n`);
 });

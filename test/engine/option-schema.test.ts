@@ -123,7 +123,8 @@ t.test('ServableStartConfig refuses unknown keys', async (t) => {
   });
   t.throws(() => new ServableStartConfig({ ...fx, intraOpThreads: 0 }), { message: 'ServableStartConfig: intraOpThreads must be an integer in [1, 256], got 0' });
   const c = new ServableStartConfig(fx);
-  t.same([c.deviceIds, c.versionNumber, c.deviceType, c.intraOpThreads, c.maxQueuedRequests, c.defaultDeadlineMs, c.batching], [[0], 0, 'cpu', 1, 10_000, 30_000, {}]);
+  t.same([c.deviceIds, c.versionNumber, c.deviceType, c.intraOpThreads, c.maxQueuedRequests, c.defaultDeadlineMs, c.batching], [undefined, 0, 'cpu', undefined, 10_000, 30_000, {}], 'device ids and threads absent: planned at start (engine/device-plan.ts)');
+  t.same([new ServableStartConfig({ ...fx, deviceIds: null, intraOpThreads: null }).deviceIds], [undefined], 'null is absent (MindSpore None)');
   t.same({ ...new ServableStartConfig({ ...c, deviceIds: [1] }) }, { ...c, deviceIds: [1] }, 'a config spreads back into one (the facade merges configs so)');
 });
 
