@@ -17,7 +17,8 @@ import { isNumericDType } from '../engine/dtypes.js';
 import { castTensor } from '../native/dtype-cast.js';
 import { BatchPlan } from './batch-plan.js';
 import { DeviceGroup } from './device-group.js';
-import { type DeviceHandle, localDeviceFactory } from './device-handle.js';
+import { DeviceHandle, localDeviceFactory } from './device-handle.js';
+import type { DevicePool } from './device.js';
 import { ModelScheduler, type RequestState, type SchedulerStats } from './model-scheduler.js';
 import type { GraphInfo, ValueInfo } from './protocol.js';
 import { StagePool } from './stage-pool.js';
@@ -33,6 +34,12 @@ const NO_BATCHES: SchedulerStats = Object.freeze({ batches: 0, instances: 0, bat
 const SLOTS_PER_ACTOR = 2;
 const INITIAL_SLOT_BYTES = 64 * 1024;
 
+/**
+ * Makes the devices of a servable whose devices are not local device actors (a distributed
+ * servable's ranks); `onCapacity` is called when the scheduler may dispatch again.
+ */
+export type PoolFactory = (onCapacity: () => void) => DevicePool;
+
 /** A request as the runtime tracks it: the scheduler's view plus a signal fired when it ends. */
 interface RequestCtx extends RequestState {
   /** Made when a stage task first needs to know (the stage pool skips tasks of ended requests). */
@@ -46,7 +53,7 @@ export class ServableRuntime {
   readonly version: number;
   private readonly methods: Map<string, MethodGraph>;
   private readonly modelIndex: Map<string, number>;
-  private readonly group: DeviceGroup<DeviceHandle>;
+  private readonly group: DevicePool;
   private scheduler!: ModelScheduler;
   private readonly stagePool: StagePool | undefined;
   /** Whether the servable declares models (then its version folder holds their files). */
@@ -65,6 +72,7 @@ export class ServableRuntime {
     private readonly config: LoadedConfig,
     private readonly start: ServableStartConfig,
     log: (line: string) => void,
+    pool: PoolFactory | undefined,
   ) {
     this.name = location.name;
     this.version = version;
@@ -72,7 +80,8 @@ export class ServableRuntime {
     this.modelIndex = new Map(config.models.map((m, i) => [m.key, i]));
     this.hasModels = config.models.length > 0;
     const label = `servable '${this.name}' version ${version}`;
-    this.group = new DeviceGroup({
+    const onCapacity = (): void => this.scheduler?.pump();
+    this.group = pool ? pool(onCapacity) : new DeviceGroup({
       label,
       deviceIds: this.hasModels ? start.deviceIds : [],
       spawn: localDeviceFactory({
@@ -86,7 +95,7 @@ export class ServableRuntime {
         initialSlotBytes: INITIAL_SLOT_BYTES,
         ...(start.actorMaxOldGenerationMb ? { resourceLimits: { maxOldGenerationSizeMb: start.actorMaxOldGenerationMb } } : {}),
       }),
-      onCapacity: () => this.scheduler?.pump(),
+      onCapacity,
       log,
     });
     const hasFunctions = config.methods.some((m) => m.stages.some((s) => s.kind === 'function'));
@@ -101,8 +110,12 @@ export class ServableRuntime {
     start: ServableStartConfig,
     log: (line: string) => void,
     observer?: BatchObserver,
+    pool?: PoolFactory,
   ): Promise<ServableRuntime> {
-    const rt = new ServableRuntime(location, version, config, start, log);
+    if (!pool && config.models.some((m) => m.declaration.distributed)) {
+      throw new ServingError('E_CONFIG_INVALID', `servable '${location.name}' is declared distributed (distributed.declareServable): start it with distributed.startServable`);
+    }
+    const rt = new ServableRuntime(location, version, config, start, log, pool);
     // Stage threads import the config while the device actors load their models.
     const warm = rt.stagePool?.warmup(config.configPath);
     warm?.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
@@ -256,9 +269,9 @@ export class ServableRuntime {
     };
   }
 
-  /** Device actors, for fault tests and operators. */
+  /** Local device actors, for fault tests and operators. */
   deviceHandles(): DeviceHandle[] {
-    return this.group.devices();
+    return this.group.devices().filter((d): d is DeviceHandle => d instanceof DeviceHandle);
   }
 
   /** Runs method `m` (one of this servable's, resolved by the facade) on a request's instances. */

@@ -6,6 +6,7 @@ import { UsageError } from './args.js';
 import { ConfigError } from './config.js';
 import { serve } from './serve.js';
 import { encryptCommand } from './encrypt.js';
+import { agentCommand } from './agent.js';
 import { runBenchCommand } from './bench.js';
 import { runInferCommand } from '../transports/grpc/infer-cli.js';
 import { closest } from '../engine/option-schema.js';
@@ -19,6 +20,7 @@ Commands:
   encrypt   encrypt a model file for serving with a key (decKey/decMode)
   infer     call a method over gRPC and print the outputs as JSON
   bench     load-test a REST or gRPC server (actorserve or MindSpore-compatible)
+  agent     run this host's ranks of a distributed servable (docs/distributed.md)
 
 Options:
   -h, --help     this text
@@ -27,7 +29,7 @@ Options:
 Run "actorserve <command> --help" for the options of a command.
 `;
 
-const COMMANDS = ['serve', 'encrypt', 'infer', 'bench'];
+const COMMANDS = ['serve', 'encrypt', 'infer', 'bench', 'agent'];
 
 /** `unknown command 'serv' (did you mean 'serve'?)`. */
 function unknownCommand(command: string): UsageError {
@@ -48,6 +50,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runInferCommand(rest);
       case 'bench':
         return await runBenchCommand(rest);
+      case 'agent':
+        return await agentCommand(rest);
       case undefined:
       case '-h':
       case '--help':

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ServingServer } from '../server.js';
 import { ServableStartConfig } from '../engine/start-config.js';
-import { listServableNames } from '../engine/servable-dir.js';
+import { listServableNames, locateServable } from '../engine/servable-dir.js';
+import { loadServableConfig } from '../engine/config-loader.js';
 import { Logger } from '../engine/logger.js';
 import { type OptionsOut, list, path as pathField, string } from '../engine/option-schema.js';
 import { SERVER_OPTIONS } from '../transports/server-options.js';
@@ -78,7 +79,25 @@ type Plan = OptionsOut<typeof SERVE_CONFIG_OPTIONS> & {
   readonly bundled: boolean;
   /** --check: load and type-check, then exit without serving. */
   readonly check: boolean;
+  /** Distributed servables found in the folder and left out (they need agents: docs/distributed.md). */
+  readonly distributed: readonly string[];
 };
+
+/**
+ * The servables among `names` whose config declares them distributed: serving every servable of
+ * a folder leaves those out (their ranks need agents; docs/distributed.md). A config that does
+ * not load is kept, so that starting it reports why.
+ */
+async function distributedServables(dir: string, names: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of names) {
+    const loaded = await locateServable(dir, name)
+      .then((l) => loadServableConfig(l.configPath, name))
+      .catch(() => undefined);
+    if (loaded?.models.some((m) => m.declaration.distributed)) found.push(name);
+  }
+  return found;
+}
 
 /** The config file with the flags written over it, checked once more with every default filled in. */
 async function plan(argv: string[]): Promise<Plan | undefined> {
@@ -98,7 +117,12 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
   };
   let servables: readonly ServableEntry[] | undefined = file.servables;
   if (flags.servables) servables = flags.servables.map((name) => servables?.find((s) => s.name === name) ?? { name });
-  servables ??= (await listServableNames(servableDirectory)).map((name) => ({ name }));
+  let distributed: string[] = [];
+  if (!servables) {
+    const names = await listServableNames(servableDirectory);
+    distributed = await distributedServables(servableDirectory, names);
+    servables = names.filter((n) => !distributed.includes(n)).map((name) => ({ name }));
+  }
   if (servables.length === 0) throw new UsageError(`no servables found under ${servableDirectory}`);
 
   const maxMsgMbSize = flags['max-msg-mb'];
@@ -122,7 +146,7 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
     ...(flags['watch-versions-ms'] !== undefined ? { watchVersionsMs: flags['watch-versions-ms'] } : {}),
   };
   const config = resolveServeConfig(merged);
-  const checked = { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true };
+  const checked = { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true, distributed };
   await checkServePlan(checked);
   return checked;
 }
@@ -155,6 +179,9 @@ export async function serve(argv: string[]): Promise<number> {
       logger.info('request', { requestId: e.requestId, servable: e.servable, method: e.method, version: e.version, transport: e.transport, instances: e.instances, code: e.code ?? 'OK', ms: Math.round(e.ms * 1000) / 1000 });
   }
   if (p.bundled) await ensureExampleModels(p.servableDirectory, { log: (line) => logger.info(line) });
+  for (const name of p.distributed) {
+    logger.info(`servable '${name}' is distributed: not started here; its ranks run on agents (see docs/distributed.md)`);
+  }
   const entries = p.servables;
   if (p.check) return checkServables(server, entries.map((e) => ({ name: e.name, config: () => startConfig(p.servableDirectory, e) })), p.servableDirectory);
 

@@ -8,6 +8,8 @@
  * types, never actors/; the MindSpore-shaped `startGrpcServer`/`startRestfulServer` are
  * composed on top of it by the package entry (index.ts), so nothing here knows a transport.
  */
+import { access } from 'node:fs/promises';
+import path from 'node:path';
 import { loadServableConfig, type LoadedConfig } from '../engine/config-loader.js';
 import { InstanceErrors, ServingError } from '../engine/errors.js';
 import { closest, libraryMessage } from '../engine/option-schema.js';
@@ -19,6 +21,9 @@ import type { MethodGraph } from '../engine/method-graph.js';
 import type { Instance } from '../engine/tensor.js';
 import { ServingMetrics, type Transport } from '../engine/serving-metrics.js';
 import { ServableRuntime } from '../actors/servable-runtime.js';
+import { AgentCoordinator } from '../actors/agent-coordinator.js';
+import { type DistributedStartOptions, checkDistributedStart } from '../engine/distributed.js';
+import { readRankTable } from '../engine/rank-table.js';
 import { type RepositoryEntry, findServable, repositoryIndex } from './repository.js';
 
 export type { InferOptions, InstanceOutcome, MethodInfo, MethodInput } from '../engine/inference.js';
@@ -250,9 +255,72 @@ export class ServingEngine {
     return Promise.all(runtimes.map((rt) => rt.drain(timeoutMs))).then(() => runtimes.map((rt) => rt.version).sort((a, b) => a - b));
   }
 
+  /**
+   * Starts a distributed servable (MindSpore's `distributed.start_servable`): reads and checks
+   * the rank table, listens for agents on `distributedAddress`, waits for every rank to register
+   * (up to `waitAgentsTimeInSeconds`, 0 = forever), then serves the servable like a local one.
+   * Its ranks run in agent processes (`distributed.startupAgents`, `actorserve agent`).
+   */
+  startDistributedServable(servableDirectory: string, servableName: string, options: DistributedStartOptions): Promise<void> {
+    const run = this.starting.then(() => this.doStartDistributed(servableDirectory, servableName, options));
+    this.starting = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doStartDistributed(servableDirectory: string, servableName: string, options: DistributedStartOptions): Promise<void> {
+    if (this.draining) throw stoppedError();
+    const o = checkDistributedStart(options);
+    const config = new ServableStartConfig({
+      servableDirectory,
+      servableName,
+      versionNumber: o.versionNumber || 1,
+      maxQueuedRequests: o.maxQueuedRequests,
+      defaultDeadlineMs: o.defaultDeadlineMs,
+      numParallelWorkers: o.numParallelWorkers,
+    });
+    const location = await locateServable(config.servableDirectory, servableName);
+    const loaded = await loadServableConfig(location.configPath, servableName);
+    const layout = loaded.models.length === 1 ? loaded.models[0]!.declaration.distributed : undefined;
+    if (!layout) {
+      throw new ServingError('E_CONFIG_INVALID', `servable '${servableName}' is not declared distributed: its servable_config.ts must call distributed.declareServable(...)`);
+    }
+    const version = config.versionNumber;
+    if (this.servables.get(servableName)?.has(version)) {
+      throw new ServingError('E_INVALID_ARGUMENT', `servable '${servableName}' version ${version} is already started`);
+    }
+    const tableFile = await resolveBeside(location.dir, o.rankTableJsonFile);
+    const table = await readRankTable(tableFile, layout.rankSize, layout.stageSize);
+    const coordinator = await AgentCoordinator.start({
+      address: o.distributedAddress,
+      servableName,
+      versionNumber: version,
+      ...layout,
+      table,
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      heartbeatTimeoutMs: o.heartbeatTimeoutMs,
+      predictTimeoutMs: o.predictTimeoutMs,
+      log: (line) => this.log(line),
+    });
+    const listening = o.distributedAddress.replace(/:\d+$/, `:${coordinator.port}`);
+    this.log(`servable '${servableName}': waiting for ${layout.rankSize} agent ranks to register at ${listening}`);
+    let rt: ServableRuntime;
+    try {
+      await coordinator.waitAllReady(o.waitAgentsTimeInSeconds * 1000);
+      rt = await ServableRuntime.create(location, version, loaded, config, this.log, this.metrics?.observer(servableName), (onCapacity) => coordinator.pool(onCapacity));
+    } catch (err) {
+      await coordinator.stop();
+      throw err;
+    }
+    this.log(`servable '${servableName}' version ${version} started on ${layout.rankSize} agent ranks`);
+    this.register(rt);
+  }
+
   private async planStart(config: ServableStartConfig, version?: number): Promise<StartPlan> {
     const location = await locateServable(config.servableDirectory, config.servableName);
     const loaded = await loadServableConfig(location.configPath, config.servableName);
+    if (loaded.models.some((m) => m.declaration.distributed)) {
+      throw new ServingError('E_CONFIG_INVALID', `servable '${config.servableName}' is declared distributed (distributed.declareServable): start it with distributed.startServable`);
+    }
     const resolved = version ?? (await resolveVersion(location, config.versionNumber, loaded.models.length > 0));
     if (this.servables.get(config.servableName)?.has(resolved)) {
       throw new ServingError('E_INVALID_ARGUMENT', `servable '${config.servableName}' version ${resolved} is already started`);
@@ -610,4 +678,14 @@ class ResolvedMethod implements MethodTarget {
       },
     );
   }
+}
+
+/** A relative file beside the servable (its folder) when it exists there, else against the current directory. */
+async function resolveBeside(dir: string, file: string): Promise<string> {
+  if (path.isAbsolute(file)) return file;
+  const beside = path.join(dir, file);
+  return access(beside).then(
+    () => beside,
+    () => path.resolve(file),
+  );
 }

@@ -352,6 +352,7 @@ const EXPECTED_FILES = [
   'add_sub/1/sub.onnx',
   'matmul/1/matmul_0.onnx',
   'matmul/1/matmul_1.onnx',
+  ...Array.from({ length: 8 }, (_, r) => `matmul_distributed/model/device${r}/matmul.onnx`),
   'resnet/1/resnet.onnx',
 ];
 
