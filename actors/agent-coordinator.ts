@@ -83,7 +83,7 @@ export class AgentCoordinator {
   private readonly session = randomUUID();
   private sweeper: NodeJS.Timeout | undefined;
   private stopped = false;
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Set<{ done(): void; fail(err: ServingError): void }>();
   /** Called when the ranks' readiness changes (the scheduler may dispatch again, or must fail its queue). */
   onChange: () => void = () => undefined;
   /** The port the Coordinator service listens on. */
@@ -191,7 +191,7 @@ export class AgentCoordinator {
     this.options.log(`${this.label()}: rank ${r.rank_id} registered from ${r.address} (pid ${r.pid}); ${this.readyCount} of ${this.options.rankSize} ranks ready`);
     if (this.allReady) {
       this.everAllReady = true;
-      for (const w of [...this.waiters]) w();
+      for (const w of [...this.waiters]) w.done();
     }
     this.onChange();
     return { session: this.session };
@@ -281,22 +281,30 @@ export class AgentCoordinator {
     return this.ranks.map((s) => ({ rankId: s.rankId, state: s.state, address: s.address, pid: s.pid }));
   }
 
-  /** Resolves once every rank registered; rejects after `timeoutMs` (0 = wait forever) naming the missing ranks. */
+  /** Resolves once every rank registered; rejects after `timeoutMs` (0 = wait forever) naming the missing ranks, or when stopped. */
   waitAllReady(timeoutMs: number): Promise<void> {
     if (this.allReady) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new ServingError('E_STOPPED', `${this.label()} stopped before its agents registered`));
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
+      const waiter = {
+        done: (): void => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          resolve();
+        },
+        fail: (err: ServingError): void => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          reject(err);
+        },
       };
-      this.waiters.add(done);
+      this.waiters.add(waiter);
       if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          this.waiters.delete(done);
-          reject(new ServingError('E_LOAD_FAILED', `${this.label()}: agents did not all register within ${timeoutMs / 1000} s (waitAgentsTimeInSeconds): ${this.missing()}`));
-        }, timeoutMs);
+        timer = setTimeout(
+          () => waiter.fail(new ServingError('E_LOAD_FAILED', `${this.label()}: agents did not all register within ${timeoutMs / 1000} s (waitAgentsTimeInSeconds): ${this.missing()}`)),
+          timeoutMs,
+        );
       }
     });
   }
@@ -360,6 +368,7 @@ export class AgentCoordinator {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.sweeper);
+    for (const w of [...this.waiters]) w.fail(new ServingError('E_STOPPED', `${this.label()} stopped before its agents registered`));
     await Promise.all(
       this.ranks.map(async (slot) => {
         const client = slot.client;

@@ -126,6 +126,8 @@ export class ServingEngine {
    * API loads a servable again with it, and its directory is part of the repository index.
    */
   private readonly startConfigs = new Map<string, ServableStartConfig>();
+  /** Distributed servables waiting for their agents (stop() ends the wait). */
+  private readonly waitingForAgents = new Map<string, AgentCoordinator>();
   /** Servables started with version 0, whose newer versions `reload()` picks up. */
   private readonly followNewest = new Map<string, ServableStartConfig>();
   /** Followed servables whose serving version's folder is gone with none left (logged once). */
@@ -261,13 +263,27 @@ export class ServingEngine {
    * (up to `waitAgentsTimeInSeconds`, 0 = forever), then serves the servable like a local one.
    * Its ranks run in agent processes (`distributed.startupAgents`, `actorserve agent`).
    */
-  startDistributedServable(servableDirectory: string, servableName: string, options: DistributedStartOptions): Promise<void> {
-    const run = this.starting.then(() => this.doStartDistributed(servableDirectory, servableName, options));
-    this.starting = run.catch(() => undefined);
-    return run;
+  async startDistributedServable(servableDirectory: string, servableName: string, options: DistributedStartOptions): Promise<void> {
+    // Loading the config and binding the address are serialised with other starts; waiting for
+    // the agents is not (other servables may start meanwhile).
+    const prepared = this.starting.then(() => this.prepareDistributed(servableDirectory, servableName, options));
+    this.starting = prepared.catch(() => undefined);
+    const { coordinator, waitMs, create, key } = await prepared;
+    try {
+      await coordinator.waitAllReady(waitMs);
+      if (this.draining) throw stoppedError();
+      const rt = await create();
+      this.log(`servable '${servableName}' version ${rt.version} started on ${coordinator.options.rankSize} agent ranks`);
+      this.register(rt);
+    } catch (err) {
+      await coordinator.stop();
+      throw err;
+    } finally {
+      this.waitingForAgents.delete(key);
+    }
   }
 
-  private async doStartDistributed(servableDirectory: string, servableName: string, options: DistributedStartOptions): Promise<void> {
+  private async prepareDistributed(servableDirectory: string, servableName: string, options: DistributedStartOptions) {
     if (this.draining) throw stoppedError();
     const o = checkDistributedStart(options);
     const config = new ServableStartConfig({
@@ -285,7 +301,8 @@ export class ServingEngine {
       throw new ServingError('E_CONFIG_INVALID', `servable '${servableName}' is not declared distributed: its servable_config.ts must call distributed.declareServable(...)`);
     }
     const version = config.versionNumber;
-    if (this.servables.get(servableName)?.has(version)) {
+    const key = `${servableName}@${version}`;
+    if (this.servables.get(servableName)?.has(version) || this.waitingForAgents.has(key)) {
       throw new ServingError('E_INVALID_ARGUMENT', `servable '${servableName}' version ${version} is already started`);
     }
     const tableFile = await resolveBeside(location.dir, o.rankTableJsonFile);
@@ -301,18 +318,12 @@ export class ServingEngine {
       predictTimeoutMs: o.predictTimeoutMs,
       log: (line) => this.log(line),
     });
+    this.waitingForAgents.set(key, coordinator);
     const listening = o.distributedAddress.replace(/:\d+$/, `:${coordinator.port}`);
     this.log(`servable '${servableName}': waiting for ${layout.rankSize} agent ranks to register at ${listening}`);
-    let rt: ServableRuntime;
-    try {
-      await coordinator.waitAllReady(o.waitAgentsTimeInSeconds * 1000);
-      rt = await ServableRuntime.create(location, version, loaded, config, this.log, this.metrics?.observer(servableName), (onCapacity) => coordinator.pool(onCapacity));
-    } catch (err) {
-      await coordinator.stop();
-      throw err;
-    }
-    this.log(`servable '${servableName}' version ${version} started on ${layout.rankSize} agent ranks`);
-    this.register(rt);
+    const create = () =>
+      ServableRuntime.create(location, version, loaded, config, this.log, this.metrics?.observer(servableName), (onCapacity) => coordinator.pool(onCapacity));
+    return { coordinator, waitMs: o.waitAgentsTimeInSeconds * 1000, create, key };
   }
 
   private async planStart(config: ServableStartConfig, version?: number): Promise<StartPlan> {
@@ -587,7 +598,9 @@ export class ServingEngine {
     this.servables.clear();
     this.followNewest.clear();
     this.orphaned.clear();
-    await Promise.all(all.map(end));
+    const waiting = [...this.waitingForAgents.values()];
+    this.waitingForAgents.clear();
+    await Promise.all([...all.map(end), ...waiting.map((c) => c.stop())]);
   }
 }
 
