@@ -11,7 +11,7 @@
  * to its parent over the IPC channel (`RankMessage`).
  */
 import * as grpc from '@grpc/grpc-js';
-import { type NumericArray, isDType, isNumericDType } from '../engine/dtypes.js';
+import { isDType, isNumericDType } from '../engine/dtypes.js';
 import { ServingError } from '../engine/errors.js';
 import { DeviceGroup } from './device-group.js';
 import { localDeviceFactory } from './device-handle.js';
@@ -95,7 +95,7 @@ async function predict(request: PredictRequest): Promise<PredictReply> {
       outputs: result.outputs.map((o) => {
         if (!('data' in o)) throw new ServingError('E_MODEL_FAILED', `${label}: string outputs are not served by distributed servables`);
         // copy out of the slot before it is released
-        return arrayToWire(o.dtype, o.dims, o.data.slice() as NumericArray);
+        return arrayToWire(o.dtype, o.dims, o.data.slice());
       }),
       error: '',
     };

@@ -135,7 +135,7 @@ export async function startupAgents(options: StartupAgentsOptions): Promise<Agen
   if (!Array.isArray(o.modelFiles) || o.modelFiles.length === 0) throw invalid('modelFiles must list one model file (or list of files) per local rank');
   const port = o.agentStartPort ?? 7000;
   if (!Number.isInteger(port) || port < 1 || port > 65528) throw invalid(`agentStartPort must be an integer in [1, 65528], got ${port}`);
-  const files = o.modelFiles.map((f) => (typeof f === 'string' ? [f] : [...f]).map((p) => path.resolve(p)));
+  const files = o.modelFiles.map((f: string | readonly string[]) => (typeof f === 'string' ? [f] : [...f]).map((p) => path.resolve(p)));
   if (new Set(files.map((f) => f.length)).size > 1) throw invalid('every rank needs the same number of model files (subgraphs)');
   if (o.groupConfigFiles && o.groupConfigFiles.length !== files.length) {
     throw invalid(`groupConfigFiles holds ${o.groupConfigFiles.length} files for ${files.length} ranks`);

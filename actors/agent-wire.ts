@@ -11,7 +11,7 @@
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { type DType, type NumericArray, type NumericDType, TYPED_ARRAY, isDType, isNumericDType } from '../engine/dtypes.js';
+import { type NumericArray, type NumericDType, TYPED_ARRAY, isDType, isNumericDType } from '../engine/dtypes.js';
 import { packageRootOf } from '../engine/package-root.js';
 import { ServingError } from '../engine/errors.js';
 import type { BatchInput } from './device.js';
@@ -227,7 +227,7 @@ export function graphToWire(g: GraphInfo): WireGraphSpec {
 export function graphFromWire(g: WireGraphSpec): GraphInfo {
   const info = (v: WireTensorInfo): ValueInfo => ({
     name: v.name,
-    dtype: (isDType(v.dtype) ? v.dtype : 'float32') as DType,
+    dtype: isDType(v.dtype) ? v.dtype : 'float32',
     dims: v.dims.map((d) => (/^-?\d+$/.test(d) ? Number(d) : d)),
   });
   return { inputs: g.inputs.map(info), outputs: g.outputs.map(info) };

@@ -150,7 +150,7 @@ t.test('a rank killed with SIGKILL mid-traffic: explicit errors, not ready, fast
   const x = row(7);
   const expected = matmulReference(x, weight, 1, INNER, COLS);
   const one = () => server.infer('mmcol', 'predict', [{ x: { dtype: 'float32' as const, shape: [INNER], data: x } }]);
-  const outcomes: (string | 'ok')[] = [];
+  const outcomes: string[] = []; // 'ok', 'wrong values' or an error code
   let killed = false;
   let firstError: ServingError | undefined;
   // 8 clients in a loop, bounded in count and time, until a request fails after the kill
