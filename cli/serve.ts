@@ -79,8 +79,8 @@ type Plan = OptionsOut<typeof SERVE_CONFIG_OPTIONS> & {
   readonly bundled: boolean;
   /** --check: load and type-check, then exit without serving. */
   readonly check: boolean;
-  /** Distributed servables found in the folder and left out (they need agents: docs/distributed.md). */
-  readonly distributed: readonly string[];
+  /** The servables are every servable folder found (none named): distributed ones are left out. */
+  readonly listed: boolean;
 };
 
 /**
@@ -117,12 +117,8 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
   };
   let servables: readonly ServableEntry[] | undefined = file.servables;
   if (flags.servables) servables = flags.servables.map((name) => servables?.find((s) => s.name === name) ?? { name });
-  let distributed: string[] = [];
-  if (!servables) {
-    const names = await listServableNames(servableDirectory);
-    distributed = await distributedServables(servableDirectory, names);
-    servables = names.filter((n) => !distributed.includes(n)).map((name) => ({ name }));
-  }
+  const listed = !servables;
+  servables ??= (await listServableNames(servableDirectory)).map((name) => ({ name }));
   if (servables.length === 0) throw new UsageError(`no servables found under ${servableDirectory}`);
 
   const maxMsgMbSize = flags['max-msg-mb'];
@@ -146,7 +142,7 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
     ...(flags['watch-versions-ms'] !== undefined ? { watchVersionsMs: flags['watch-versions-ms'] } : {}),
   };
   const config = resolveServeConfig(merged);
-  const checked = { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true, distributed };
+  const checked = { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true, listed };
   await checkServePlan(checked);
   return checked;
 }
@@ -179,10 +175,12 @@ export async function serve(argv: string[]): Promise<number> {
       logger.info('request', { requestId: e.requestId, servable: e.servable, method: e.method, version: e.version, transport: e.transport, instances: e.instances, code: e.code ?? 'OK', ms: Math.round(e.ms * 1000) / 1000 });
   }
   if (p.bundled) await ensureExampleModels(p.servableDirectory, { log: (line) => logger.info(line) });
-  for (const name of p.distributed) {
+  const distributed = p.listed ? await distributedServables(p.servableDirectory, p.servables.map((e) => e.name)) : [];
+  for (const name of distributed) {
     logger.info(`servable '${name}' is distributed: not started here; its ranks run on agents (see docs/distributed.md)`);
   }
-  const entries = p.servables;
+  const entries = p.servables.filter((e) => !distributed.includes(e.name));
+  if (entries.length === 0) throw new UsageError(`no servables to serve under ${p.servableDirectory}: ${distributed.join(', ')} are distributed (docs/distributed.md)`);
   if (p.check) return checkServables(server, entries.map((e) => ({ name: e.name, config: () => startConfig(p.servableDirectory, e) })), p.servableDirectory);
 
   // Signals during start-up stop the start; after it, they drain. A repeat within
