@@ -4,13 +4,14 @@
  * Little-endian; every number is a float64 (ids, dims, offsets and lengths stay exact up to
  * 2^53) except small counts and codes (uint32).
  *
- *   RunFrame:   f64 id | u32 slot | u32 generation | u32 model | u32 subgraph | u32 n | u32 0 | n × ref
+ *   RunFrame:   f64 id | u32 slot | u32 generation | u32 model | u32 subgraph | u32 n | u32 r | n × ref | r × row
  *   ReplyFrame: f64 id | u32 0 | u32 generation | u32 n | u32 0 | n × ref        (outputs)
  *               f64 id | u32 1 | u32 byte length | UTF-8 message                  (error)
  *   ref:        u32 dtype index (DTYPES) | u32 rank | rank × f64 dim | f64 offset | f64 length
+ *   row:        f64 sequence handle | u32 flags (1 start, 2 end) | u32 0                (stateful models)
  */
 import { DTYPES, type DType } from '../engine/dtypes.js';
-import type { ReplyFrame, RunFrame, TensorRef } from './protocol.js';
+import type { ReplyFrame, RunFrame, SequenceRow, TensorRef } from './protocol.js';
 
 const HEAD = 32;
 const REPLY_OUTPUTS = 0;
@@ -56,9 +57,13 @@ function readRefs(view: DataView, at: number, count: number): TensorRef[] {
   return refs;
 }
 
+const ROW_BYTES = 16;
+const ROW_START = 1;
+const ROW_END = 2;
+
 /** Bytes of a RunFrame. */
 export function runFrameBytes(frame: RunFrame): number {
-  return HEAD + refBytes(frame.inputs);
+  return HEAD + refBytes(frame.inputs) + ROW_BYTES * (frame.rows?.length ?? 0);
 }
 
 export function writeRunFrame(frame: RunFrame, view: DataView, at: number): void {
@@ -68,19 +73,35 @@ export function writeRunFrame(frame: RunFrame, view: DataView, at: number): void
   view.setUint32(at + 16, frame.model, true);
   view.setUint32(at + 20, frame.subgraph, true);
   view.setUint32(at + 24, frame.inputs.length, true);
-  view.setUint32(at + 28, 0, true);
+  view.setUint32(at + 28, frame.rows?.length ?? 0, true);
   writeRefs(view, at + HEAD, frame.inputs);
+  let r = at + HEAD + refBytes(frame.inputs);
+  for (const row of frame.rows ?? []) {
+    view.setFloat64(r, row.handle, true);
+    view.setUint32(r + 8, (row.start ? ROW_START : 0) | (row.end ? ROW_END : 0), true);
+    view.setUint32(r + 12, 0, true);
+    r += ROW_BYTES;
+  }
 }
 
 export function readRunFrame(view: DataView, at: number): RunFrame {
-  return {
+  const inputs = readRefs(view, at + HEAD, view.getUint32(at + 24, true));
+  const frame: RunFrame = {
     id: view.getFloat64(at, true),
     slot: view.getUint32(at + 8, true),
     generation: view.getUint32(at + 12, true),
     model: view.getUint32(at + 16, true),
     subgraph: view.getUint32(at + 20, true),
-    inputs: readRefs(view, at + HEAD, view.getUint32(at + 24, true)),
+    inputs,
   };
+  const count = view.getUint32(at + 28, true);
+  if (count === 0) return frame;
+  const rows: SequenceRow[] = [];
+  for (let i = 0, r = at + HEAD + refBytes(inputs); i < count; i++, r += ROW_BYTES) {
+    const flags = view.getUint32(r + 8, true);
+    rows.push({ handle: view.getFloat64(r, true), start: (flags & ROW_START) !== 0, end: (flags & ROW_END) !== 0 });
+  }
+  return { ...frame, rows };
 }
 
 /** A ReplyFrame as the bytes it will take, and the writer of those bytes. */

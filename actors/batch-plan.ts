@@ -31,6 +31,8 @@ export class BatchPlan {
   /** The model's batch dim is a fixed number: short batches are padded. */
   readonly padded: boolean;
   readonly maxQueueDelayMs: number;
+  /** A stateful model (its state inputs and outputs are not in `graph`: the device actor feeds them). */
+  readonly stateful: boolean;
   readonly inputCount: number;
   readonly outputCount: number;
   private readonly inputs: readonly InputPlan[];
@@ -42,6 +44,7 @@ export class BatchPlan {
     this.metricLabel = decl.files.length > 1 ? `${decl.key}:${subgraph}` : decl.key;
     this.withBatchDim = decl.withBatchDim;
     this.maxQueueDelayMs = decl.maxQueueDelayMs;
+    this.stateful = decl.sequence !== undefined;
     this.inputCount = graph.inputs.length;
     this.outputCount = graph.outputs.length;
     const fail = (message: string): never => {

@@ -20,7 +20,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as ort from 'onnxruntime-node';
-import { type DType, TYPED_ARRAY, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
+import { type DType, type NumericArray, type NumericDType, TYPED_ARRAY, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
+import { stackStates, stateShape, unstackState } from '../engine/sequence.js';
 import { MISSING_KEY_MESSAGE, decryptModel, isEncryptedModel } from '../engine/model-crypto.js';
 import { Mailbox } from './mailbox.js';
 import { encodeReplyFrame, packStrings, packedStringBytes, readRunFrame } from './batch-frames.js';
@@ -33,6 +34,7 @@ import {
   type LoadReply,
   type ReplyFrame,
   type RunFrame,
+  type SequenceRow,
   type SlotBufferMessage,
   type TensorRef,
   type ValueInfo,
@@ -55,6 +57,32 @@ let lastAnsweredId = 0;
 let phase: DeviceActorHealth['phase'] = 'loading';
 let batchesRun = 0;
 let batchesFailed = 0;
+
+/** One state tensor of a stateful model, as this actor feeds and keeps it. */
+interface StatePlan {
+  readonly index: number;
+  readonly input: string;
+  readonly output: string;
+  readonly axis: number;
+  readonly dtype: NumericDType;
+  /** One sequence's dims (batch axis 1). */
+  readonly rowDims: readonly number[];
+}
+
+/** How one graph of a stateful model runs: the inputs and outputs the batch carries, and its states. */
+interface GraphStatePlan {
+  readonly batchInputs: readonly string[];
+  readonly batchOutputs: readonly string[];
+  /** States whose input this graph takes. */
+  readonly reads: readonly StatePlan[];
+  /** States whose output this graph makes. */
+  readonly writes: readonly StatePlan[];
+}
+
+/** [model][subgraph]; undefined for a stateless model. */
+const statePlans: (GraphStatePlan[] | undefined)[] = [];
+/** Per stateful model: sequence handle → its state tensors' data (index = state index). */
+const stateStores: (Map<number, (NumericArray | undefined)[]> | undefined)[] = [];
 
 function sessionOptions(): ort.InferenceSession.SessionOptions {
   return {
@@ -110,9 +138,68 @@ async function load(): Promise<LoadReply> {
     }
     sessions.push(subs);
     graphs.push(infos);
+    statePlans.push(model.state ? planStates(model.key, model.state, infos) : undefined);
+    stateStores.push(model.state ? new Map() : undefined);
   }
   phase = 'ready';
   return { protocolVersion: DEVICE_PROTOCOL_VERSION, graphs };
+}
+
+/** Checks a stateful model's state declaration against its graphs; says how each graph runs. */
+function planStates(key: string, state: NonNullable<DeviceThreadData['models'][number]['state']>, infos: readonly GraphInfo[]): GraphStatePlan[] {
+  const plans: StatePlan[] = state.map((s, index) => {
+    const where = `model '${key}' state '${s.input}'`;
+    const input = infos.flatMap((g) => g.inputs).find((v) => v.name === s.input);
+    const output = infos.flatMap((g) => g.outputs).find((v) => v.name === s.output);
+    if (!input) throw new Error(`${where}: no graph of the model has an input '${s.input}'`);
+    if (!output) throw new Error(`model '${key}' state '${s.input}': no graph of the model has an output '${s.output}'`);
+    if (!isNumericDType(input.dtype)) throw new Error(`${where}: a state must be numeric, the input is ${input.dtype}`);
+    if (output.dtype !== input.dtype) throw new Error(`${where}: the input is ${input.dtype} but output '${s.output}' is ${output.dtype}`);
+    return { index, input: s.input, output: s.output, axis: s.batchAxis, dtype: input.dtype, rowDims: stateShape(input.dims, s.batchAxis, where) };
+  });
+  return infos.map((g) => {
+    const reads = plans.filter((p) => g.inputs.some((v) => v.name === p.input));
+    const writes = plans.filter((p) => g.outputs.some((v) => v.name === p.output));
+    return {
+      batchInputs: g.inputs.filter((v) => !reads.some((p) => p.input === v.name)).map((v) => v.name),
+      batchOutputs: g.outputs.filter((v) => !writes.some((p) => p.output === v.name)).map((v) => v.name),
+      reads,
+      writes,
+    };
+  });
+}
+
+/** The state inputs of a batch: each row's state stacked along the state's batch axis. */
+function stateFeeds(plan: GraphStatePlan, store: Map<number, (NumericArray | undefined)[]>, rows: readonly SequenceRow[], feeds: Record<string, ort.Tensor>): void {
+  for (const p of plan.reads) {
+    const data = rows.map((r) => {
+      if (r.handle === 0 || r.start) return undefined; // padding, or the initial zeros
+      const kept = store.get(r.handle)?.[p.index];
+      if (!kept) throw new Error(`no state '${p.input}' is held for sequence handle ${r.handle} (internal: the supervisor sent a step of a sequence this actor does not hold)`);
+      return kept;
+    });
+    const dims = [...p.rowDims];
+    dims[p.axis] = rows.length;
+    feeds[p.input] = new ort.Tensor(p.dtype as 'float32', stackStates(data, p.dtype, p.rowDims, p.axis) as Float32Array, dims);
+  }
+}
+
+/** Keeps each row's new state (a copy); rows of padding and of ending sequences keep nothing. */
+function keepStates(plan: GraphStatePlan, store: Map<number, (NumericArray | undefined)[]>, rows: readonly SequenceRow[], results: ort.InferenceSession.OnnxValueMapType): void {
+  for (const p of plan.writes) {
+    const t = results[p.output]!;
+    const same = t.dims.length === p.rowDims.length && t.dims.every((d, i) => (i === p.axis ? d === rows.length : d === p.rowDims[i]));
+    if (!same) throw new Error(`state output '${p.output}' has dims [${t.dims.join(', ')}]; expected [${p.rowDims.map((d, i) => (i === p.axis ? rows.length : d)).join(', ')}]`);
+  }
+  rows.forEach((r, i) => {
+    if (r.handle === 0 || r.end) return;
+    let entry = store.get(r.handle);
+    if (!entry) store.set(r.handle, (entry = []));
+    for (const p of plan.writes) {
+      const t = results[p.output]!;
+      entry[p.index] = unstackState(t.data as NumericArray, t.dims, p.axis, i);
+    }
+  });
 }
 
 /**
@@ -191,13 +278,27 @@ async function run(frame: RunFrame): Promise<ReplyFrame> {
   const session = sessions[frame.model]?.[frame.subgraph];
   if (!session) throw new Error(`no session for model ${frame.model} subgraph ${frame.subgraph}`);
   const feeds: Record<string, ort.Tensor> = {};
-  session.inputNames.forEach((name, i) => {
+  const plan = statePlans[frame.model]?.[frame.subgraph];
+  const store = stateStores[frame.model];
+  const rows = frame.rows;
+  (plan ? plan.batchInputs : session.inputNames).forEach((name, i) => {
     feeds[name] = toOrt(frame.inputs[i]!, buffer, i);
   });
-  const results = await session.run(feeds);
+  let results: ort.InferenceSession.OnnxValueMapType;
+  try {
+    if (plan && store) {
+      if (!rows) throw new Error(`model ${frame.model} is stateful: a batch needs its sequence rows`);
+      stateFeeds(plan, store, rows, feeds);
+    }
+    results = await session.run(feeds);
+    if (plan && store && rows) keepStates(plan, store, rows, results);
+  } finally {
+    // An ending sequence's state goes whether its last step ran or failed.
+    if (store && rows) for (const r of rows) if (r.end) store.delete(r.handle);
+  }
 
   // Inputs are consumed: outputs go to the slot from offset 0, or to a bigger new buffer.
-  const outs = session.outputNames.map((name) => results[name]!);
+  const outs = (plan ? plan.batchOutputs : session.outputNames).map((name) => results[name]!);
   const strings = outs.map((t) => (t.type === 'string' ? (t.data as string[]).map((x) => Buffer.from(x, 'utf8')) : undefined));
   let needed = 0;
   outs.forEach((t, i) => {
@@ -228,7 +329,7 @@ async function run(frame: RunFrame): Promise<ReplyFrame> {
     offset += align8(src.byteLength);
     return ref;
   });
-  for (const t of outs) t.dispose();
+  for (const t of Object.values(results)) t.dispose();
   return { id: frame.id, generation: slot.generation, outputs };
 }
 
@@ -294,7 +395,19 @@ const control = {
       return reply;
     })),
   health: () => ({ phase, queuedBatches: running + requests.size }),
-  stats: () => ({ batchesRun, batchesFailed, heapUsedBytes: getHeapStatistics().used_heap_size, uptimeMs: performance.now() - startedAt }),
+  stats: () => ({
+    batchesRun,
+    batchesFailed,
+    heapUsedBytes: getHeapStatistics().used_heap_size,
+    uptimeMs: performance.now() - startedAt,
+    sequences: stateStores.reduce((n, s) => n + (s?.size ?? 0), 0),
+  }),
+  dropSequences(model: number, handles: readonly number[]): number {
+    const store = stateStores[model];
+    let dropped = 0;
+    for (const h of handles) if (store?.delete(h)) dropped++;
+    return dropped;
+  },
   drain(lastRunId: number): Promise<void> {
     if (lastRunId <= lastAnsweredId) return Promise.resolve();
     return new Promise<void>((resolve) => drains.push({ lastRunId, resolve }));

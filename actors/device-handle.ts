@@ -26,6 +26,7 @@ import {
   type DeviceThreadData,
   type ReplyFrame,
   type RunFrame,
+  type SequenceRow,
   type SlotBufferMessage,
   type TensorRef,
   align8,
@@ -189,7 +190,7 @@ export class DeviceHandle implements Device {
   }
 
   /** Sends one batch. Requires `hasFreeSlot()`. Rejects with E_ACTOR_DIED if the actor dies first. */
-  run(model: number, subgraph: number, inputs: readonly BatchInput[]): Promise<BatchResult> {
+  run(model: number, subgraph: number, inputs: readonly BatchInput[], rows?: readonly SequenceRow[]): Promise<BatchResult> {
     const slot = this.slots.find((s) => !s.busy);
     if (!slot || this.current !== 'ready') {
       return Promise.reject(new ServingError('E_INTERNAL', `device actor ${this.deviceId} has no free slot`));
@@ -223,7 +224,7 @@ export class DeviceHandle implements Device {
       offset = align8(offset);
       return { dtype: input.dtype, dims: input.dims, offset: start, length };
     });
-    const frame: RunFrame = { id: this.nextId++, slot: slot.index, generation: slot.generation, model, subgraph, inputs: refs };
+    const frame: RunFrame = { id: this.nextId++, slot: slot.index, generation: slot.generation, model, subgraph, inputs: refs, ...(rows ? { rows } : {}) };
     if (runFrameBytes(frame) > this.requests.maxFrameBytes) {
       slot.busy = false;
       return Promise.reject(
@@ -324,6 +325,12 @@ export class DeviceHandle implements Device {
   /** The actor's own counters (a control round trip). */
   stats(): Promise<DeviceActorStats> {
     return this.call((c) => c.stats());
+  }
+
+  /** Frees sequences' state in the actor (a control round trip); 0 once the actor is gone. */
+  dropSequences(model: number, handles: readonly number[]): Promise<number> {
+    if (this.current !== 'ready') return Promise.resolve(0);
+    return this.call((c) => c.dropSequences(model, handles)).catch(() => 0);
   }
 
   /**

@@ -5,7 +5,7 @@
  * kind of device is a new `DeviceFactory` (see actors/README.md).
  */
 import type { NumericArray, NumericDType } from '../engine/dtypes.js';
-import type { DeviceGraphs } from './protocol.js';
+import type { DeviceGraphs, SequenceRow } from './protocol.js';
 
 /** One model input of a batch: the instances' data in order (padding included), or strings. */
 export type BatchInput =
@@ -52,11 +52,17 @@ export interface Device {
   /** Ready, with room for one more batch. */
   hasFreeSlot(): boolean;
   /**
-   * Runs one batch; requires `hasFreeSlot()`. Rejects with a ServingError: E_MODEL_FAILED when
+   * Runs one batch; requires `hasFreeSlot()`. `rows` (stateful models) say whose state each
+   * batch row reads and writes (SequenceRow). Rejects with a ServingError: E_MODEL_FAILED when
    * the model refused the batch, E_ACTOR_DIED when the device died first (the scheduler retries
    * those once elsewhere).
    */
-  run(model: number, subgraph: number, inputs: readonly BatchInput[]): Promise<BatchResult>;
+  run(model: number, subgraph: number, inputs: readonly BatchInput[], rows?: readonly SequenceRow[]): Promise<BatchResult>;
+  /**
+   * Frees the state a stateful model keeps for these sequences (none of them in flight). A
+   * device that keeps no state (or is gone) resolves 0.
+   */
+  dropSequences?(model: number, handles: readonly number[]): Promise<number>;
   /**
    * Finishes the batches it holds, then ends (no `died` event follows). A device that does not
    * end within `graceMs` is ended by force.

@@ -11,6 +11,8 @@ import { ServingError } from '../engine/errors.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { BatchPlan } from './batch-plan.js';
 import type { Device } from './device.js';
+import type { SequenceRow } from './protocol.js';
+import type { SequenceStep } from './sequences.js';
 import type { BatchObserver } from '../engine/serving-metrics.js';
 import { debugScheduler } from '../engine/logger.js';
 
@@ -38,6 +40,8 @@ interface Task {
   readonly request: RequestState;
   readonly signature: string;
   readonly enqueuedAt: number;
+  /** For a stateful model: the sequence step this instance is. */
+  readonly step?: SequenceStep;
   attempts: number;
   resolve(outputs: Tensor[]): void;
   reject(err: ServingError): void;
@@ -72,6 +76,18 @@ class TaskQueue {
       this.head = 0;
     }
     return t;
+  }
+
+  /** The queued tasks, oldest first (a copy). */
+  list(): Task[] {
+    return this.items.slice(this.head) as Task[];
+  }
+
+  /** Removes the tasks in `gone`, keeping the order of the others. */
+  remove(gone: ReadonlySet<Task>): void {
+    if (gone.size === 0) return;
+    this.items = this.list().filter((t) => !gone.has(t));
+    this.head = 0;
   }
 
   drain(): Task[] {
@@ -142,6 +158,7 @@ export class ModelScheduler {
     inputs: readonly Tensor[],
     request: RequestState,
     labels?: readonly (string | undefined)[],
+    step?: SequenceStep,
   ): Promise<Tensor[]> {
     const q = this.byGraph[model]![subgraph]!;
     if (this.closedWith) return Promise.reject(this.closedWith);
@@ -149,10 +166,15 @@ export class ModelScheduler {
     try {
       q.plan.check(inputs, labels);
     } catch (err) {
+      // A refused first step leaves nothing to continue: the sequence's later steps are refused too.
+      if (step?.start) {
+        const seq = step.sequence;
+        seq.registry.lose(seq, new ServingError('E_INVALID_ARGUMENT', `${seq.label} of ${seq.registry.tag} was dropped: its first step was refused (${(err as Error).message})`));
+      }
       return Promise.reject(err);
     }
     return new Promise<Tensor[]>((resolve, reject) => {
-      q.tasks.push({ inputs, request, signature: q.plan.signature(inputs), enqueuedAt: performance.now(), attempts: 0, resolve, reject });
+      q.tasks.push({ inputs, request, signature: q.plan.signature(inputs), enqueuedAt: performance.now(), attempts: 0, resolve, reject, ...(step ? { step } : {}) });
       this.schedulePump();
     });
   }
@@ -211,6 +233,11 @@ export class ModelScheduler {
         idle++;
         continue;
       }
+      if (q.plan.stateful) {
+        if (this.dispatchSequenced(q)) idle = 0;
+        else idle++;
+        continue;
+      }
       const actor = this.group.pick();
       if (!actor) return;
       this.dispatch(q, actor);
@@ -245,6 +272,54 @@ export class ModelScheduler {
       if (t.signature !== signature) break;
       batch.push(q.tasks.shift()!);
     }
+    this.send(q, actor, batch);
+  }
+
+  /**
+   * A stateful model's queue: a batch goes to one device actor and holds at most one step per
+   * sequence. A sequence's steps go to the actor that holds its state, in the order they were
+   * queued; a start goes to the least-busy actor, which then holds the state. Steps of lost
+   * sequences are answered with why. Returns whether a batch was sent.
+   */
+  private dispatchSequenced(q: GraphQueue): boolean {
+    const failed = new Set<Task>();
+    let actor: Device | undefined;
+    for (const t of q.tasks.list()) {
+      const seq = t.step!.sequence;
+      if (t.request.done) {
+        failed.add(t);
+      } else if (seq.lost || seq.device?.state === 'dead') {
+        if (!seq.lost) seq.registry.lose(seq, new ServingError('E_ACTOR_DIED', `${seq.label} of ${seq.registry.tag} was lost: the device actor holding its state died; start it again`));
+        failed.add(t);
+        t.reject(seq.lost!);
+      } else if (!actor && seq.device && seq.device.state === 'ready' && seq.device.hasFreeSlot()) {
+        actor = seq.device;
+      } else if (!actor && !seq.device && t.step!.start) {
+        actor = this.group.pick();
+      }
+    }
+    q.tasks.remove(failed);
+    if (!actor) return false;
+    const batch: Task[] = [];
+    const seen = new Set<SequenceStep['sequence']>();
+    let signature: string | undefined;
+    for (const t of q.tasks.list()) {
+      if (batch.length >= q.plan.batchSize) break;
+      const { sequence: seq, start } = t.step!;
+      // One step per sequence per batch; a step skipped holds back that sequence's later steps.
+      const fits = !seen.has(seq) && (seq.device ? seq.device === actor : start) && (signature === undefined || t.signature === signature);
+      seen.add(seq);
+      if (!fits) continue;
+      signature = t.signature;
+      batch.push(t);
+    }
+    q.tasks.remove(new Set(batch));
+    if (batch.length === 0) return false;
+    this.send(q, actor, batch);
+    return true;
+  }
+
+  private send(q: GraphQueue, actor: Device, batch: Task[]): void {
     if (q.timer && q.tasks.size === 0) {
       clearTimeout(q.timer);
       q.timer = undefined;
@@ -268,8 +343,16 @@ export class ModelScheduler {
       for (const t of batch) t.reject(err as ServingError);
       return;
     }
-    actor.run(q.model, q.subgraph, inputs).then(
+    const steps = q.plan.stateful ? batch.map((t) => t.step!) : undefined;
+    let rows: SequenceRow[] | undefined;
+    if (steps) {
+      rows = steps.map((s) => ({ handle: s.sequence.handle, start: s.start, end: s.end }));
+      if (q.plan.padded) while (rows.length < q.plan.batchSize) rows.push({ handle: 0, start: false, end: false });
+      steps[0]!.sequence.registry.sent(steps, actor);
+    }
+    actor.run(q.model, q.subgraph, inputs, rows).then(
       (result) => {
+        if (steps) steps[0]!.sequence.registry.answered(steps, undefined);
         this.observer?.batch(q.plan.metricLabel, batch.length, (performance.now() - sentAt) / 1000);
         let outputs: Tensor[][];
         try {
@@ -283,6 +366,12 @@ export class ModelScheduler {
         batch.forEach((t, i) => t.resolve(outputs[i]!));
       },
       (err: ServingError) => {
+        if (steps) {
+          // State lives in one actor: a step is never retried elsewhere.
+          steps[0]!.sequence.registry.answered(steps, err);
+          for (const t of batch) t.reject(err);
+          return;
+        }
         if (err.code === 'E_ACTOR_DIED') {
           // Put retryable tasks back at the head, oldest first, then let the pump place them.
           for (let i = batch.length - 1; i >= 0; i--) {

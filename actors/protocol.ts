@@ -19,13 +19,14 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { DType } from '../engine/dtypes.js';
+import type { SequenceStateDeclaration } from '../engine/sequence.js';
 
 /**
  * Version of the messages and control calls below. Both sides compare it at start-up (the
  * supervisor sends it in the start-up data, the actor answers `load` with its own) and a
  * mismatch fails the load. Bump it on any change of a shape below.
  */
-export const DEVICE_PROTOCOL_VERSION = 3;
+export const DEVICE_PROTOCOL_VERSION = 4;
 
 /** The load error both sides raise when their versions differ; undefined when they agree. */
 export function protocolMismatch(supervisorVersion: number, actorVersion: number): string | undefined {
@@ -46,7 +47,12 @@ export interface DeviceActorInit {
   readonly deviceType: 'cpu' | 'cuda';
   readonly intraOpThreads: number;
   /** One entry per model; each lists its subgraph files (absolute paths). */
-  readonly models: readonly { readonly key: string; readonly files: readonly string[] }[];
+  readonly models: readonly {
+    readonly key: string;
+    readonly files: readonly string[];
+    /** A stateful model's state tensors: the actor keeps them per sequence (RunFrame.rows). */
+    readonly state?: readonly SequenceStateDeclaration[];
+  }[];
   /** Present for encrypted model files. */
   readonly decryption?: { readonly key: Uint8Array; readonly mode: 'AES-GCM' | 'AES-CBC' };
 }
@@ -101,6 +107,8 @@ export interface DeviceActorStats {
   readonly batchesFailed: number;
   readonly heapUsedBytes: number;
   readonly uptimeMs: number;
+  /** Sequences whose state this actor holds (all stateful models). */
+  readonly sequences: number;
 }
 
 /**
@@ -122,6 +130,11 @@ export interface DeviceControl {
   stop(): Promise<void>;
   /** Dies of an uncaught error right after answering (fault injection for tests and operators). */
   crash(): void;
+  /**
+   * Frees the state of sequences of a stateful model (an idle timeout, or an end request that
+   * never ran). Sent only while none of them has a batch in flight. Returns how many it held.
+   */
+  dropSequences(model: number, handles: readonly number[]): number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -148,6 +161,22 @@ export interface RunFrame {
   readonly model: number;
   readonly subgraph: number;
   readonly inputs: readonly TensorRef[];
+  /**
+   * For a stateful model: one entry per batch row (padding included), saying whose state the
+   * row reads and writes. Absent for other models.
+   */
+  readonly rows?: readonly SequenceRow[];
+}
+
+/**
+ * A batch row of a stateful model. `handle` names the sequence (unique per sequence, never
+ * reused; 0 = a padding row: zero state in, state out dropped). `start`: the state begins at
+ * its initial value; `end`: the state is freed after this batch (also when the batch fails).
+ */
+export interface SequenceRow {
+  readonly handle: number;
+  readonly start: boolean;
+  readonly end: boolean;
 }
 
 /**

@@ -20,7 +20,8 @@ import { DeviceGroup } from './device-group.js';
 import { DeviceHandle, localDeviceFactory } from './device-handle.js';
 import type { DevicePool } from './device.js';
 import { ModelScheduler, type RequestState, type SchedulerStats } from './model-scheduler.js';
-import type { GraphInfo, ValueInfo } from './protocol.js';
+import type { DeviceGraphs, GraphInfo, ValueInfo } from './protocol.js';
+import { type SequenceAdmission, SequenceRegistry, type SequenceStep } from './sequences.js';
 import { StagePool } from './stage-pool.js';
 import type { ModelCall } from './stage-protocol.js';
 import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
@@ -44,6 +45,8 @@ export type PoolFactory = (onCapacity: () => void) => DevicePool;
 interface RequestCtx extends RequestState {
   /** Made when a stage task first needs to know (the stage pool skips tasks of ended requests). */
   ended?: Cancellation;
+  /** The sequence this request continues, per stateful model index (requests with `sequence`). */
+  sequences?: Map<number, SequenceAdmission>;
   /** Answers the request with this error now, if it is still open (stop() cuts requests off). */
   cutOff(err: ServingError): void;
 }
@@ -65,6 +68,13 @@ export class ServableRuntime {
   /** Per model stage: how error messages name each input ("method input 'x1'"), made once. */
   private readonly inputLabels = new Map<Stage, readonly (string | undefined)[]>();
   private readonly infos = new Map<MethodGraph, MethodInfo>();
+  private readonly methodInputLabelCache = new Map<MethodGraph, readonly string[]>();
+  /** The graphs as methods see them: a stateful model's state inputs and outputs left out. */
+  private visible: DeviceGraphs = [];
+  /** Per stateful model index: its live sequences. */
+  private readonly sequences = new Map<number, SequenceRegistry>();
+  /** Per method: the stateful models its stages run. */
+  private readonly statefulOf = new Map<MethodGraph, number[]>();
 
   private constructor(
     location: ServableLocation,
@@ -88,7 +98,11 @@ export class ServableRuntime {
         init: {
           deviceType: start.deviceType,
           intraOpThreads: start.intraOpThreads,
-          models: config.models.map((m) => ({ key: m.key, files: m.declaration.files.map((f) => modelFilePath(location, version, f)) })),
+          models: config.models.map((m) => ({
+            key: m.key,
+            files: m.declaration.files.map((f) => modelFilePath(location, version, f)),
+            ...(m.declaration.sequence ? { state: m.declaration.sequence.state } : {}),
+          })),
           ...(start.decKey ? { decryption: { key: start.decKey, mode: start.decMode } } : {}),
         },
         slots: SLOTS_PER_ACTOR,
@@ -126,9 +140,13 @@ export class ServableRuntime {
           throw new ServingError('E_CONFIG_INVALID', `batching override for '${key}': the servable declares no such model (models: ${config.models.map((m) => m.key).join(', ')})`);
         }
       }
+      rt.visible = rt.group.graphs.map((subs, i) => subs.map((g) => withoutState(g, config.models[i]!.declaration.sequence?.state)));
+      config.models.forEach((m, i) => {
+        if (m.declaration.sequence) rt.sequences.set(i, new SequenceRegistry(i, `model '${m.key}'`, m.declaration.sequence));
+      });
       const plans = config.models.map((m, i) => {
         const declaration = { ...m.declaration, ...start.batching[m.key] };
-        return rt.group.graphs[i]!.map((g, sub) => new BatchPlan(declaration, sub, g));
+        return rt.visible[i]!.map((g, sub) => new BatchPlan(declaration, sub, g));
       });
       rt.scheduler = new ModelScheduler(rt.group, plans, observer);
       for (const m of config.methods) rt.checkMethod(m);
@@ -142,15 +160,21 @@ export class ServableRuntime {
   }
 
   private checkMethod(m: MethodGraph): void {
+    const stateful: number[] = [];
     m.stages.forEach((stage, i) => {
       if (stage.kind !== 'model') return;
       const graph = this.graph(stage);
       const where = `method '${m.name}' stage ${i + 1} (${stage.tag})`;
+      const model = this.modelIndex.get(stage.modelKey)!;
+      if (this.sequences.has(model)) {
+        if (stateful.includes(model)) throw new ServingError('E_CONFIG_INVALID', `${where}: a method runs a stateful model in one stage at most (each request is one step of its sequence)`);
+        stateful.push(model);
+      }
       if (stage.args.length !== graph.inputs.length) {
-        throw new ServingError('E_CONFIG_INVALID', `${where}: passes ${stage.args.length} inputs, the model takes ${graph.inputs.length}`);
+        throw new ServingError('E_CONFIG_INVALID', `${where}: passes ${stage.args.length} inputs, the model takes ${graph.inputs.length}${this.sequences.has(model) ? ' besides its state' : ''}`);
       }
       if (stage.outputsCount !== graph.outputs.length) {
-        throw new ServingError('E_CONFIG_INVALID', `${where}: declares ${stage.outputsCount} outputs, the model has ${graph.outputs.length}`);
+        throw new ServingError('E_CONFIG_INVALID', `${where}: declares ${stage.outputsCount} outputs, the model has ${graph.outputs.length}${this.sequences.has(model) ? ' besides its state' : ''}`);
       }
       stage.args.forEach((a, k) => {
         if (a.stage !== 0) return;
@@ -161,6 +185,34 @@ export class ServableRuntime {
         }
       });
     });
+    this.statefulOf.set(m, stateful);
+  }
+
+  /**
+   * Admits a request's sequence options for each stateful model of `m` (all or none). Throws
+   * E_INVALID_ARGUMENT for a sequence request on a stateless method, a stateful method without
+   * one, an unknown or expired id without start, or a second start of a live id.
+   */
+  private admitSequences(m: MethodGraph, options: InferOptions): Map<number, SequenceAdmission> | undefined {
+    const stateful = this.statefulOf.get(m) ?? [];
+    if (options.sequence === undefined) {
+      if (stateful.length === 0) return undefined;
+      throw new ServingError(
+        'E_INVALID_ARGUMENT',
+        `method '${m.name}' runs a stateful model: a request must name its sequence (sequence_id, with sequence_start on the first request)`,
+      );
+    }
+    if (stateful.length === 0) {
+      throw new ServingError('E_INVALID_ARGUMENT', `method '${m.name}' of servable '${this.name}' keeps no state: a request of it takes no sequence`);
+    }
+    const admitted = new Map<number, SequenceAdmission>();
+    try {
+      for (const model of stateful) admitted.set(model, this.sequences.get(model)!.admit(options.sequence));
+    } catch (err) {
+      for (const a of admitted.values()) a.sequence.registry.requestEnded(a);
+      throw err;
+    }
+    return admitted;
   }
 
   /** Whether model input `k` of `stage` carries a batch dim (its first dim is not part of an instance). */
@@ -174,7 +226,7 @@ export class ServableRuntime {
   }
 
   private graph(stage: ModelStage): GraphInfo {
-    return this.group.graphs[this.modelIndex.get(stage.modelKey)!]![stage.subgraph]!;
+    return this.visible[this.modelIndex.get(stage.modelKey)!]![stage.subgraph]!;
   }
 
   /** The method graph of that name, if the servable declares one. */
@@ -215,6 +267,7 @@ export class ServableRuntime {
         }),
         outputs: m.outputs,
         layout: this.layoutOf(m),
+        ...((this.statefulOf.get(m)?.length ?? 0) > 0 ? { sequence: true } : {}),
       };
       this.infos.set(m, info);
     }
@@ -265,8 +318,21 @@ export class ServableRuntime {
       queued: scheduler?.queued ?? 0,
       restarts: this.group.restarts,
       liveActors: this.group.liveCount,
+      ...this.sequenceFigures(),
       ...(scheduler?.stats ?? NO_BATCHES),
     };
+  }
+
+  private sequenceFigures(): { liveSequences: number; sequencesStarted: number; sequencesExpired: number } {
+    let liveSequences = 0;
+    let sequencesStarted = 0;
+    let sequencesExpired = 0;
+    for (const r of this.sequences.values()) {
+      liveSequences += r.size;
+      sequencesStarted += r.started;
+      sequencesExpired += r.expired;
+    }
+    return { liveSequences, sequencesStarted, sequencesExpired };
   }
 
   /** Local device actors, for fault tests and operators. */
@@ -290,6 +356,7 @@ export class ServableRuntime {
         `servable '${this.name}' has ${this.inflight} requests in flight, the limit is ${this.start.maxQueuedRequests}; retry later`,
       );
     }
+    const sequences = this.admitSequences(m, options);
     this.inflight++;
     const signal = options.signal;
     // One promise per request, settled by whichever comes first: the work, the deadline
@@ -300,6 +367,7 @@ export class ServableRuntime {
         cutOff: (err) => {
           if (end()) reject(err);
         },
+        ...(sequences ? { sequences } : {}),
       };
       this.open.add(ctx);
       const end = (): boolean => {
@@ -310,6 +378,7 @@ export class ServableRuntime {
         this.inflight--;
         this.open.delete(ctx);
         ctx.ended?.cancel();
+        if (sequences) for (const a of sequences.values()) a.sequence.registry.requestEnded(a);
         return true;
       };
       const onAbort = (): void => {
@@ -367,6 +436,16 @@ export class ServableRuntime {
     });
   }
 
+  /** Error-message labels of a method's inputs, built once per method rather than per request. */
+  private methodInputLabels(m: MethodGraph): readonly string[] {
+    let labels = this.methodInputLabelCache.get(m);
+    if (!labels) {
+      labels = m.inputs.map((name) => `method '${m.name}' input '${name}'`);
+      this.methodInputLabelCache.set(m, labels);
+    }
+    return labels;
+  }
+
   private methodInputs(m: MethodGraph, inst: unknown): Tensor[] {
     if (typeof inst !== 'object' || inst === null || Array.isArray(inst)) {
       throw new ServingError('E_INVALID_ARGUMENT', 'an instance must be an object of named input tensors');
@@ -385,7 +464,7 @@ export class ServableRuntime {
       const declared = m.declaredInputs[i];
       if (!declared) return t;
       // every transport and the library API come through here: one conversion for all
-      const where = `method '${m.name}' input '${name}'`;
+      const where = this.methodInputLabels(m)[i]!;
       checkDeclared(t, declared, where);
       return declared.dtype === undefined || !isNumericDType(declared.dtype) ? t : castTensor(t, declared.dtype, where);
     });
@@ -405,7 +484,11 @@ export class ServableRuntime {
         this.inputLabels.set(stage, labels);
       }
       const named = labels;
-      return Promise.all(args.map((a) => this.scheduler.submit(model, stage.subgraph, a, ctx, named).catch(toServingError)));
+      const seq = ctx.sequences?.get(model);
+      // Each instance is one step of the sequence, in order: the first starts it, the last ends it.
+      const step = (k: number): SequenceStep | undefined =>
+        seq && { sequence: seq.sequence, start: seq.start && k === 0, end: seq.end && k === args.length - 1 };
+      return Promise.all(args.map((a, k) => this.scheduler.submit(model, stage.subgraph, a, ctx, named, step(k)).catch(toServingError)));
     }
     const chunk = stage.batchSize && stage.batchSize > 0 ? stage.batchSize : args.length;
     const parts: Promise<(Tensor[] | ServingError)[]>[] = [];
@@ -421,6 +504,7 @@ export class ServableRuntime {
   private async callModel(req: ModelCall, ctx: RequestCtx): Promise<Tensor[][]> {
     const model = this.modelIndex.get(req.modelKey);
     if (model === undefined) throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is not declared`);
+    if (this.sequences.has(model)) throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is stateful; run it as a stage of the method (register.addStage)`);
     if (ctx.done) throw new ServingError('E_DEADLINE_EXCEEDED', 'model.call after the request ended');
     return Promise.all(req.instances.map((inst) => this.scheduler.submit(model, req.subgraph, inst as Tensor[], ctx)));
   }
@@ -435,6 +519,7 @@ export class ServableRuntime {
     await waitUntil(() => this.inflight === 0, deadline);
     if (this.inflight > 0) return this.stop();
     this.scheduler?.close(this.stoppedError());
+    for (const r of this.sequences.values()) r.clear();
     await Promise.all([this.group.stop(), this.stagePool?.drain(Math.max(0, deadline - performance.now()))]);
   }
 
@@ -447,6 +532,7 @@ export class ServableRuntime {
     const err = this.stoppedError();
     for (const ctx of [...this.open]) ctx.cutOff(err);
     this.scheduler?.close(err);
+    for (const r of this.sequences.values()) r.clear();
     await Promise.all([this.group.stop(), this.stagePool?.stop()]);
   }
 
@@ -455,3 +541,12 @@ export class ServableRuntime {
   }
 }
 
+
+/** A graph as methods see it: the state inputs and outputs of a stateful model left out (the device actor feeds them). */
+function withoutState(g: GraphInfo, state: readonly { readonly input: string; readonly output: string }[] | undefined): GraphInfo {
+  if (!state) return g;
+  return {
+    inputs: g.inputs.filter((v) => !state.some((s) => s.input === v.name)),
+    outputs: g.outputs.filter((v) => !state.some((s) => s.output === v.name)),
+  };
+}

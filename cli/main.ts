@@ -1,14 +1,9 @@
 /**
  * The `actorserve` command line: `serve`, `infer`, `bench` and `encrypt`, each in its own
- * module. Every command has --help; bad flags exit 2 with a one-line reason, failures exit 1.
+ * module, loaded only when its command runs. Every command has --help; bad flags exit 2 with a one-line reason, failures exit 1.
  */
 import { UsageError } from './args.js';
 import { ConfigError } from './config.js';
-import { serve } from './serve.js';
-import { encryptCommand } from './encrypt.js';
-import { agentCommand } from './agent.js';
-import { runBenchCommand } from './bench.js';
-import { runInferCommand } from '../transports/grpc/infer-cli.js';
 import { closest } from '../engine/option-schema.js';
 import { cliWording } from './library-wording.js';
 import { ownPackageVersion } from '../engine/package-root.js';
@@ -43,15 +38,15 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'serve':
-        return await serve(rest);
+        return await (await import('./serve.js')).serve(rest);
       case 'encrypt':
-        return await encryptCommand(rest);
+        return await (await import('./encrypt.js')).encryptCommand(rest);
       case 'infer':
-        return await runInferCommand(rest);
+        return await (await import('../transports/grpc/infer-cli.js')).runInferCommand(rest);
       case 'bench':
-        return await runBenchCommand(rest);
+        return await (await import('./bench.js')).runBenchCommand(rest);
       case 'agent':
-        return await agentCommand(rest);
+        return await (await import('./agent.js')).agentCommand(rest);
       case undefined:
       case '-h':
       case '--help':

@@ -9,12 +9,13 @@ import { ServingError } from '../engine/errors.js';
 import { closest } from '../engine/option-schema.js';
 import { listServableNames, locateServable } from '../engine/servable-dir.js';
 import { parseListenAddress } from '../transports/listen-address.js';
+import { type SSLConfig, checkSslConfig } from '../transports/ssl-config.js';
 import { UsageError } from './args.js';
 
 /** A transport as `serve` will start it: null = off. */
 interface ListenerPlan {
   readonly address: string;
-  readonly ssl?: { readonly certificate: string; readonly privateKey: string; readonly customCa?: string | undefined } | undefined;
+  readonly ssl?: SSLConfig | undefined;
 }
 
 export interface ServePlanToCheck {
@@ -48,7 +49,7 @@ export async function checkServePlan(p: ServePlanToCheck): Promise<void> {
   ] as const) {
     if (listener === null) continue;
     checkAddress(listener.address, name);
-    if (listener.ssl) await checkTlsFiles(listener.ssl, name);
+    if (listener.ssl) checkTlsFiles(listener.ssl, name);
   }
 }
 
@@ -76,11 +77,12 @@ function checkAddress(address: string, server: string): void {
   }
 }
 
-async function checkTlsFiles(ssl: NonNullable<ListenerPlan['ssl']>, server: string): Promise<void> {
-  const files = { certificate: ssl.certificate, privateKey: ssl.privateKey, customCa: ssl.customCa };
-  for (const [key, file] of Object.entries(files)) {
-    if (file === undefined) continue;
-    if (!(await readable(file))) throw new UsageError(`${server} TLS ${key} file ${file} does not exist or cannot be read`);
+/** The same check `startRestfulServer`/`startGrpcServer` make (readable PEM files, the key matching the certificate, verifyClient with customCa), made before any model loads. */
+function checkTlsFiles(ssl: NonNullable<ListenerPlan['ssl']>, server: string): void {
+  try {
+    checkSslConfig(ssl, `${server} TLS`);
+  } catch (err) {
+    throw err instanceof ServingError ? new UsageError(err.message) : err;
   }
 }
 

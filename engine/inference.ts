@@ -5,6 +5,7 @@
 import type { CancelSignal } from './cancellation.js';
 import type { DType } from './dtypes.js';
 import type { ServingError } from './errors.js';
+import type { SequenceRequest } from './sequence.js';
 import type { Instance } from './tensor.js';
 
 export interface InferOptions {
@@ -12,6 +13,11 @@ export interface InferOptions {
   deadlineMs?: number;
   /** Aborting it answers the request with E_CANCELLED and drops its queued work (a client went away). */
   signal?: CancelSignal;
+  /**
+   * For a method whose model is stateful (`declareModel({ sequence })`): the sequence this
+   * request continues (or starts, or ends). Each instance is one step, in order.
+   */
+  sequence?: SequenceRequest;
 }
 
 /** Per-instance outcome: the outputs by name, or the error that instance got. */
@@ -61,4 +67,6 @@ export interface MethodInfo {
   readonly outputs: readonly string[];
   /** Batch layout and output types (set by the runtime; absent in metadata a client rebuilt). */
   readonly layout?: MethodLayout;
+  /** True when the method runs a stateful model: its requests name a sequence (docs/sequences.md). */
+  readonly sequence?: boolean;
 }

@@ -21,6 +21,7 @@ import { ServingError } from './errors.js';
 import type { DeclaredInput, FunctionStage, MethodGraph, ModelStage, Stage, ValueRef } from './method-graph.js';
 import { type OptionFailure, boolean, checkOptions, integer, libraryMessage, list, number, object, oneOf, scalar, string } from './option-schema.js';
 import { type Tensor, toTensor } from './tensor.js';
+import { DEFAULT_SEQUENCE_IDLE_TIMEOUT_MS, type SequenceDeclaration, type SequenceStateDeclaration, type SequenceOptions, type SequenceStateOptions } from './sequence.js';
 
 // ---------------------------------------------------------------------------------------------
 // Models
@@ -41,6 +42,11 @@ export interface DeclareModelOptions {
   maxBatchSize?: number;
   /** How long a partial batch may wait for more instances while a device actor is free (default 0 ms). */
   maxQueueDelayMs?: number;
+  /**
+   * The model is stateful: requests name a sequence, and each state input is fed the previous
+   * request's state output of the same sequence (docs/sequences.md).
+   */
+  sequence?: SequenceOptions;
 }
 
 export interface ModelDeclaration {
@@ -50,6 +56,8 @@ export interface ModelDeclaration {
   readonly withoutBatchDimInputs: readonly number[];
   readonly maxBatchSize: number;
   readonly maxQueueDelayMs: number;
+  /** Present for a stateful model. */
+  readonly sequence?: SequenceDeclaration;
   /** Set for the model of a distributed servable (`distributed.declareServable`): its ranks run on agents. */
   readonly distributed?: DistributedLayout;
 }
@@ -258,6 +266,13 @@ export const DEFAULT_MAX_BATCH_SIZE = 16;
  * (`declareModel({ maxBatchsize: 8 })` is an error, not a silently ignored option). The
  * interfaces above stay the documented types; these are their run-time checks.
  */
+const SEQUENCE_STATE_FIELDS = {
+  input: string({ required: true, doc: 'the model input that takes the state' }),
+  output: string({ required: true, doc: 'the model output that updates the state' }),
+  batchAxis: integer({ min: 0, default: 0, doc: "the state tensor's batch axis" }),
+  initial: oneOf<'zeros'>()({ values: ['zeros'], default: 'zeros', doc: "the state at a sequence's start" }),
+};
+
 const DECLARE_MODEL_FIELDS = {
   modelFile: list(string({ doc: 'a model file' }), { single: true, required: true, nonEmpty: true, unique: true, item: 'file', doc: 'the model file(s)' }),
   modelFormat: string({ default: 'onnx', doc: "only 'onnx' is served" }),
@@ -265,11 +280,19 @@ const DECLARE_MODEL_FIELDS = {
   withoutBatchDimInputs: list(integer({ min: 0, doc: 'an input index' }), { single: true, default: [], doc: 'inputs without a batch dim' }),
   maxBatchSize: integer({ min: 1, default: DEFAULT_MAX_BATCH_SIZE, doc: 'largest batch when the batch dim is dynamic' }),
   maxQueueDelayMs: number({ min: 0, default: 0, doc: 'how long a partial batch may wait' }),
+  sequence: object(
+    {
+      state: list(object(SEQUENCE_STATE_FIELDS, { doc: 'one state tensor' }), { required: true, nonEmpty: true, item: 'state', doc: 'the state tensors' }),
+      idleTimeoutMs: number({ min: 1, default: DEFAULT_SEQUENCE_IDLE_TIMEOUT_MS, doc: 'an idle sequence is dropped after this long' }),
+    },
+    { doc: 'the model keeps state per sequence' },
+  ),
 };
 
 /** True when A and B have the same keys: the documented option interfaces and their schemas cannot drift apart. */
 type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
 true satisfies SameKeys<DeclareModelOptions, typeof DECLARE_MODEL_FIELDS>;
+true satisfies SameKeys<SequenceStateOptions, typeof SEQUENCE_STATE_FIELDS>;
 
 export function declareModel(options: DeclareModelOptions): Model {
   const o = checkOptions(DECLARE_MODEL_FIELDS, options, configFailure('declareModel'));
@@ -294,9 +317,17 @@ export function declareModel(options: DeclareModelOptions): Model {
     withoutBatchDimInputs: withoutBatch,
     maxBatchSize,
     maxQueueDelayMs,
+    ...(o.sequence ? { sequence: sequenceDeclaration(o.sequence) } : {}),
   });
   into.models.push(model);
   return model;
+}
+
+function sequenceDeclaration(o: { state: readonly SequenceStateDeclaration[]; idleTimeoutMs: number }): SequenceDeclaration {
+  const names = o.state.flatMap((s) => [s.input, s.output]);
+  const repeated = names.find((n, i) => names.indexOf(n) !== i);
+  if (repeated !== undefined) throw configError(`declareModel: sequence.state names '${repeated}' twice`);
+  return { state: o.state.map((s) => ({ ...s })), idleTimeoutMs: o.idleTimeoutMs };
 }
 
 /**

@@ -21,6 +21,12 @@ export interface RuntimeFigures {
   readonly queued: number;
   readonly restarts: number;
   readonly liveActors: number;
+  /** Live sequences of the version's stateful models (started, not ended, not expired). */
+  readonly liveSequences: number;
+  /** Sequences started so far. */
+  readonly sequencesStarted: number;
+  /** Sequences dropped after their idle timeout. */
+  readonly sequencesExpired: number;
 }
 
 export type Transport = 'rest' | 'grpc' | 'engine';
@@ -53,6 +59,9 @@ export class ServingMetrics {
     r.collected('actorserve_inflight_requests', 'Requests admitted and not yet answered.', 'gauge', ['servable', 'version'], each((f) => f.inflight));
     r.collected('actorserve_queue_depth', 'Instances waiting in model queues.', 'gauge', ['servable', 'version'], each((f) => f.queued));
     r.collected('actorserve_device_actors_live', 'Device actors up and serving.', 'gauge', ['servable', 'version'], each((f) => f.liveActors));
+    r.collected('actorserve_sequences_live', 'Live sequences of stateful models (started, not ended, not expired).', 'gauge', ['servable', 'version'], each((f) => f.liveSequences));
+    r.collected('actorserve_sequences_started_total', 'Sequences of stateful models started.', 'counter', ['servable', 'version'], each((f) => f.sequencesStarted));
+    r.collected('actorserve_sequences_expired_total', 'Sequences dropped after their idle timeout.', 'counter', ['servable', 'version'], each((f) => f.sequencesExpired));
     r.collected('actorserve_device_actor_restarts_total', 'Device actors restarted after dying.', 'counter', ['servable', 'version'], each((f) => f.restarts));
     registerProcessMetrics(r);
   }

@@ -605,7 +605,7 @@ export class ServingEngine {
 }
 
 /** The keys each infer call takes: a typo such as `deadlineMS` is refused, never ignored. */
-const ENGINE_INFER_OPTIONS: Record<keyof EngineInferOptions, true> = { deadlineMs: true, signal: true, transport: true, requestId: true, versionNumber: true };
+const ENGINE_INFER_OPTIONS: Record<keyof EngineInferOptions, true> = { deadlineMs: true, signal: true, sequence: true, transport: true, requestId: true, versionNumber: true };
 const ENGINE_INFER_KEYS: ReadonlySet<string> = new Set(Object.keys(ENGINE_INFER_OPTIONS));
 const TARGET_INFER_KEYS: ReadonlySet<string> = new Set([...ENGINE_INFER_KEYS].filter((k) => k !== 'versionNumber'));
 

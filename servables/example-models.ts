@@ -182,3 +182,68 @@ export function resnetModel({ batch, seed = 20 }: BatchOptions & { readonly seed
     .addOutput('y', 'float32', [batch, RESNET_CLASSES])
     .toBytes();
 }
+
+/** Widths of the recurrent example (`rnn` servable): x [N, 4], h [1, N, 8]. */
+export const RNN_IN = 4;
+export const RNN_HIDDEN = 8;
+
+/** The recurrent cell's constant weights: W [4, 8], U [8, 8], b [8] (row-major, seeded). */
+export function rnnWeights(): { readonly W: Float32Array; readonly U: Float32Array; readonly b: Float32Array } {
+  const rand = mulberry32(14);
+  const fill = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
+  return { W: fill(RNN_IN * RNN_HIDDEN, 0.8), U: fill(RNN_HIDDEN * RNN_HIDDEN, 0.6), b: fill(RNN_HIDDEN, 0.2) };
+}
+
+/**
+ * A recurrent cell with two state tensors, for stateful sequences:
+ *   inputs  x [N, 4], h [1, N, 8] (state, batch axis 1), count [N, 1] (state, batch axis 0)
+ *   outputs y = tanh(x W + h U + b) [N, 8], steps = count + 1 [N, 1],
+ *           h_next = y as [1, N, 8], count_next = steps
+ * so y depends on every earlier step of its sequence and steps counts them.
+ */
+export function rnnModel({ batch }: BatchOptions): Uint8Array {
+  const { W, U, b } = rnnWeights();
+  return new OnnxGraphBuilder('rnn_cell')
+    .addInput('x', 'float32', [batch, RNN_IN])
+    .addInput('h', 'float32', [1, batch, RNN_HIDDEN])
+    .addInput('count', 'float32', [batch, 1])
+    .addInitializer('W', 'float32', [RNN_IN, RNN_HIDDEN], W)
+    .addInitializer('U', 'float32', [RNN_HIDDEN, RNN_HIDDEN], U)
+    .addInitializer('b', 'float32', [RNN_HIDDEN], b)
+    .addInitializer('axis0', 'int64', [1], BigInt64Array.of(0n))
+    .addInitializer('one', 'float32', [1], Float32Array.of(1))
+    .addNode('Squeeze', ['h', 'axis0'], ['h2'])
+    .addNode('MatMul', ['x', 'W'], ['xw'])
+    .addNode('MatMul', ['h2', 'U'], ['hu'])
+    .addNode('Add', ['xw', 'hu'], ['s1'])
+    .addNode('Add', ['s1', 'b'], ['s2'])
+    .addNode('Tanh', ['s2'], ['y'])
+    .addNode('Unsqueeze', ['y', 'axis0'], ['h_next'])
+    .addNode('Add', ['count', 'one'], ['steps'])
+    .addNode('Identity', ['steps'], ['count_next'])
+    .addOutput('y', 'float32', [batch, RNN_HIDDEN])
+    .addOutput('h_next', 'float32', [1, batch, RNN_HIDDEN])
+    .addOutput('steps', 'float32', [batch, 1])
+    .addOutput('count_next', 'float32', [batch, 1])
+    .toBytes();
+}
+
+/**
+ * The plain-TS reference of `rnnModel` for one sequence: runs its steps in order from a zero
+ * state and returns each step's outputs (what the server must give, step by step).
+ */
+export function rnnReference(xs: readonly ArrayLike<number>[]): { y: Float32Array; steps: number }[] {
+  const { W, U, b } = rnnWeights();
+  let h = new Float32Array(RNN_HIDDEN);
+  return xs.map((x, step) => {
+    const next = new Float32Array(RNN_HIDDEN);
+    for (let j = 0; j < RNN_HIDDEN; j++) {
+      let s = b[j]!;
+      for (let i = 0; i < RNN_IN; i++) s += x[i]! * W[i * RNN_HIDDEN + j]!;
+      for (let i = 0; i < RNN_HIDDEN; i++) s += h[i]! * U[i * RNN_HIDDEN + j]!;
+      next[j] = Math.tanh(s);
+    }
+    h = next;
+    return { y: next, steps: step + 1 };
+  });
+}

@@ -68,8 +68,8 @@ for (const [name, text, message] of bad) {
 }
 
 t.test('every option of the servers is a key of their config entry (hooks excepted)', async (t) => {
-  const c = await loadConfigFile(write('listeners.yaml', 'rest: { maxHeaderBytes: 4096, bodyTimeoutMs: 5000, maxConnections: 100 }\ngrpc: { streamWindow: 8, keepaliveTimeMs: 60000 }\n'));
-  t.same(c.rest, { maxHeaderBytes: 4096, bodyTimeoutMs: 5000, maxConnections: 100 });
+  const c = await loadConfigFile(write('listeners.yaml', 'rest: { maxHeaderBytes: 4096, bodyTimeoutMs: 5000, maxConnections: 100, strictHttp: true }\ngrpc: { streamWindow: 8, keepaliveTimeMs: 60000 }\n'));
+  t.same(c.rest, { maxHeaderBytes: 4096, bodyTimeoutMs: 5000, maxConnections: 100, strictHttp: true });
   t.same(c.grpc, { streamWindow: 8, keepaliveTimeMs: 60000 });
   const err = await loadConfigFile(write('hook.yaml', 'rest: { parseInstances: x }\n')).catch((e: unknown) => e);
   t.match((err as Error).message, /config\.rest: unknown key 'parseInstances'/);
@@ -78,7 +78,7 @@ t.test('every option of the servers is a key of their config entry (hooks except
 t.test('defaults are filled in once, after flags: a transport is on at its default address unless null', async (t) => {
   const c = resolveServeConfig({ grpc: null, servables: [{ name: 'add' }] });
   t.equal(c.grpc, null);
-  t.same(c.rest, { address: '127.0.0.1:1500', maxMsgMbSize: 100, maxHeaderBytes: 16384, closeTimeoutMs: 10000, bodyTimeoutMs: 60000, reusePort: false, controlApi: false });
+  t.same(c.rest, { address: '127.0.0.1:1500', maxMsgMbSize: 100, maxHeaderBytes: 16384, closeTimeoutMs: 10000, bodyTimeoutMs: 60000, reusePort: false, strictHttp: false, controlApi: false });
   t.same(c.log, { format: 'text', level: 'info', accessLog: false });
   t.same(c.servables![0], { name: 'add', version: 0, deviceIds: [0], deviceType: 'cpu', numParallelWorkers: 0, intraOpThreads: 1, maxQueuedRequests: 10000, defaultDeadlineMs: 30000, decMode: 'AES-GCM', batching: {} });
   t.equal(c.drainTimeoutMs, 30000);

@@ -52,7 +52,7 @@ t.test('serve checks flags and config before any model loads', async (t) => {
   await refused(t, [...here, '--grpc-address', '::1:5500'], /gRPC server address "::1:5500" is invalid: an IPv6 host must be in brackets/);
   const config = path.join(fx.dir, 'tls.yaml');
   writeFileSync(config, `rest:\n  address: 127.0.0.1:0\n  ssl: { certificate: missing.pem, privateKey: missing.key }\ngrpc: null\n`);
-  await refused(t, [...here, '--config', config], new RegExp(`RESTful server TLS certificate file ${path.join(fx.dir, 'missing.pem')} does not exist`));
+  await refused(t, [...here, '--config', config], new RegExp(`RESTful server TLS: certificate file ${path.join(fx.dir, 'missing.pem')} cannot be read`));
   const off = path.join(fx.dir, 'off.yaml');
   writeFileSync(off, 'rest: null\ngrpc: null\n');
   await refused(t, [...here, '--config', off], /both transports are off/);

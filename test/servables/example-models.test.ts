@@ -14,6 +14,7 @@ import {
   addModel,
   identityModel,
   matmulSubgraphModel,
+  rnnModel,
   mlpModel,
   subModel,
 } from '../../dist/servables/example-models.js';
@@ -335,6 +336,7 @@ t.test('every builder gives byte-identical output on repeated builds', async (tt
     ['sub N', () => subModel({ batch: 'N' })],
     ['matmul 128', () => matmulSubgraphModel(128)],
     ['matmul 8', () => matmulSubgraphModel(8)],
+    ['rnn', () => rnnModel({ batch: 'N' })],
     ['mlp', () => mlpModel({ layers: 3, width: 128, seed: 11, batch: 'N' })],
     ...ONNX_DTYPES.map((d): [string, () => Uint8Array] => [`identity ${d}`, () => identityModel(d, { batch: 'N', shape: [2] })]),
   ];
@@ -354,6 +356,7 @@ const EXPECTED_FILES = [
   'matmul/1/matmul_1.onnx',
   ...Array.from({ length: 8 }, (_, r) => `matmul_distributed/model/device${r}/matmul.onnx`),
   'resnet/1/resnet.onnx',
+  'rnn/1/rnn.onnx',
 ];
 
 t.test('ensureExampleModels: writes, is deterministic, and skips existing files', async (tt) => {
@@ -372,6 +375,7 @@ t.test('ensureExampleModels: writes, is deterministic, and skips existing files'
   tt.ok(snapshot[2]!.equals(Buffer.from(subModel({ batch: 'N' }))), 'sub.onnx = subModel(N)');
   tt.ok(snapshot[3]!.equals(Buffer.from(matmulSubgraphModel(128))), 'matmul_0.onnx = matmul(128)');
   tt.ok(snapshot[4]!.equals(Buffer.from(matmulSubgraphModel(8))), 'matmul_1.onnx = matmul(8)');
+  tt.ok(snapshot[6]!.equals(Buffer.from(rnnModel({ batch: 'N' }))), 'rnn.onnx = rnnModel(N)');
 
   // The files load from disk.
   const fromFile = await ort.InferenceSession.create(join(dir, 'matmul/1/matmul_1.onnx'));

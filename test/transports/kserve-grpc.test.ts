@@ -57,7 +57,7 @@ t.test('ServerLive, ServerReady, ServerMetadata', async (t) => {
   const m = await oip.ok('ServerMetadata');
   t.equal(m['name'], 'actorserve');
   t.match(m['version'], /^\d+\.\d+\.\d+/);
-  t.same(m['extensions'], [], 'no extension is implemented over gRPC (binary_tensor_data is REST only)');
+  t.same(m['extensions'], ['sequence', 'sequence(string_id)'], 'binary_tensor_data is REST only; sequences are served over gRPC too');
 });
 
 t.test('ModelReady: servables, methods and versions; unknown ones are NOT_FOUND', async (t) => {

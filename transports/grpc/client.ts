@@ -33,6 +33,7 @@ import {
 } from './proto.js';
 import { type InputInstance, toInputTensor } from './values.js';
 import { decodeMetadata } from './metadata.js';
+import type { SequenceRequest } from '../../engine/sequence.js';
 import type { ServableMetadata } from '../../facade/engine.js';
 import type { ClientOptions } from './client-options.js';
 import { SSLConfig, type SSLConfigFactory } from './client-ssl-config.js';
@@ -141,21 +142,22 @@ export class Client {
   }
 
   /**
-   * Runs the method on one instance or a list of them; resolves with one output record per
+   * Runs the method on one instance or a list of them (`options.sequence`: the sequence of a
+   * stateful method, sent as metadata; docs/sequences.md); resolves with one output record per
    * instance, in order. Rejects with the request's ServingError, or with InstanceErrors
    * (`.errors[i]`) when some instances failed.
    */
-  async infer(instances: InputInstance | readonly InputInstance[]): Promise<Instance[]> {
-    return throwIfAnyFailed(await this.inferEach(instances));
+  async infer(instances: InputInstance | readonly InputInstance[], options: PredictCallOptions = {}): Promise<Instance[]> {
+    return throwIfAnyFailed(await this.inferEach(instances, options));
   }
 
   /** The same as `infer` (MindSpore's client names its non-blocking form `infer_async`). */
-  inferAsync(instances: InputInstance | readonly InputInstance[]): Promise<Instance[]> {
-    return this.infer(instances);
+  inferAsync(instances: InputInstance | readonly InputInstance[], options: PredictCallOptions = {}): Promise<Instance[]> {
+    return this.infer(instances, options);
   }
 
   /** Like `infer`, but resolves with each instance's outcome (outputs or ServingError). */
-  inferEach(instances: InputInstance | readonly InputInstance[]): Promise<InstanceOutcome[]> {
+  inferEach(instances: InputInstance | readonly InputInstance[], options: PredictCallOptions = {}): Promise<InstanceOutcome[]> {
     let wire: WireInstance[];
     try {
       wire = toInstances(instances);
@@ -171,7 +173,7 @@ export class Client {
         predict.requestSerialize,
         predict.responseDeserialize,
         { servable_spec: this.spec, instances: wire },
-        new Metadata(),
+        sequenceMetadata(options.sequence),
         { deadline },
         (err, value) => {
           if (err) reject(serviceError(err));
@@ -281,4 +283,20 @@ export class ClientStream extends PipelinedClientStream<WireStreamRequest, WireS
       p.reject(err as ServingError);
     }
   }
+}
+
+/** Per-call options of `Client.infer`. */
+export interface PredictCallOptions {
+  /** For a method that runs a stateful model: the sequence this call is a step of (each instance one step). */
+  readonly sequence?: SequenceRequest;
+}
+
+/** A sequence as Predict metadata: sequence-id, sequence-start, sequence-end. */
+function sequenceMetadata(sequence: SequenceRequest | undefined): Metadata {
+  const m = new Metadata();
+  if (!sequence) return m;
+  m.set('sequence-id', String(sequence.id));
+  if (sequence.start) m.set('sequence-start', 'true');
+  if (sequence.end) m.set('sequence-end', 'true');
+  return m;
 }

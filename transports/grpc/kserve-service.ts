@@ -17,7 +17,7 @@ import type { CancelSignal } from '../../engine/cancellation.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
 import type { ServingEngine } from '../../facade/engine.js';
 import { type V2InferContext, type V2InferResponse, inferV2 } from '../kserve/infer.js';
-import { v2ModelMetadata, v2ModelReady, v2ServerMetadata, v2ServerReady } from '../kserve/models.js';
+import { SEQUENCE_EXTENSIONS, v2ModelMetadata, v2ModelReady, v2ServerMetadata, v2ServerReady } from '../kserve/models.js';
 import { tensorToRaw } from '../kserve/raw.js';
 import { STREAM_ERROR_CODE_PARAMETER, decodeParameters, decodeV2Tensors, encodeParameters } from './kserve-codec.js';
 import type {
@@ -29,7 +29,7 @@ import type {
 import type { PipelinedRpc } from './stream-session.js';
 
 /** Extensions of the protocol this gRPC service implements (server metadata). */
-const GRPC_EXTENSIONS: readonly string[] = [];
+const GRPC_EXTENSIONS: readonly string[] = [...SEQUENCE_EXTENSIONS];
 
 /** What one call brings besides its message. */
 export interface KServeCallContext {

@@ -10,6 +10,7 @@
  */
 import type { CancelSignal } from '../../engine/cancellation.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
+import { type SequenceRequest, sequenceFromText } from '../../engine/sequence.js';
 import type { Instance } from '../../engine/tensor.js';
 import type { InstanceOutcome, MethodTarget, ServingEngine, TargetInferOptions } from '../../facade/engine.js';
 import { decodeInstances, encodeItems, msErrorCode } from './codec.js';
@@ -27,6 +28,8 @@ export interface PredictContext {
   readonly log?: (line: string) => void;
   /** Correlates the access log and the reply (x-request-id). */
   readonly requestId?: string;
+  /** The call's `sequence-id`, `sequence-start` and `sequence-end` metadata values (stateful models). */
+  readonly sequenceMetadata?: (name: 'id' | 'start' | 'end') => string | undefined;
 }
 
 const GRPC = { transport: 'grpc' } as const;
@@ -45,6 +48,7 @@ export async function runPredict(
   // counts what it runs.
   let target: MethodTarget;
   let decoded: Instance[];
+  let sequence: SequenceRequest | undefined;
   try {
     target = engine.lookup(servable, method, version, ctx.requestId !== undefined ? { transport: 'grpc', requestId: ctx.requestId } : GRPC);
   } catch (err) {
@@ -58,6 +62,7 @@ export async function runPredict(
       throw new ServingError('E_DEADLINE_EXCEEDED', 'the request arrived after its deadline');
     }
     decoded = decodeInstances(instances);
+    if (ctx.sequenceMetadata) sequence = sequenceFromText(ctx.sequenceMetadata);
   } catch (err) {
     const outcome = failed(err, servable, method, ctx);
     engine.countRefused('grpc', outcome.error.code);
@@ -68,6 +73,7 @@ export async function runPredict(
     if (ctx.requestId !== undefined) options.requestId = ctx.requestId;
     if (ctx.deadlineMs !== undefined) options.deadlineMs = ctx.deadlineMs;
     if (ctx.signal) options.signal = ctx.signal;
+    if (sequence) options.sequence = sequence;
     const outcomes = await target.inferEach(decoded, options);
     return { ok: true, outcomes };
   } catch (err) {

@@ -42,6 +42,7 @@ import { encodeMsReply, runPredict } from './predict.js';
 import { predictStreamRpc } from './predict-stream.js';
 import { PipelinedStreamSession, type StreamSession, type StreamStats } from './stream-session.js';
 import { encodeMetadata } from './metadata.js';
+import { MalformedMessage, tolerantService } from './malformed.js';
 import * as kserve from './kserve-service.js';
 import {
   ERROR_CODE_TRAILER,
@@ -139,8 +140,8 @@ class GrpcJsServer implements GrpcServer {
       'grpc.max_connection_idle_ms': settings.maxConnectionIdleMs,
     });
     const { msService, actorServe, inference } = protos();
-    this.server.addService(msService, { Predict: this.predict.bind(this) });
-    this.server.addService(actorServe, {
+    this.server.addService(tolerantService(msService), { Predict: this.predict.bind(this) });
+    this.server.addService(tolerantService(actorServe), {
       PredictStream: this.predictStream.bind(this),
       GetModelMetadata: this.unary((call: ServerUnaryCall<WireModelMetadataRequest, unknown>) =>
         encodeMetadata(this.engine.metadata(call.request.name ?? '', call.request.version_number ?? 0)),
@@ -148,7 +149,7 @@ class GrpcJsServer implements GrpcServer {
       // Server-streaming token generation (actorserve.proto, `Generate`) is registered here
       // when incremental servables get it: one GenerateReply written per decode step.
     });
-    this.server.addService(inference, {
+    this.server.addService(tolerantService(inference), {
       ServerLive: this.unary(() => kserve.serverLive()),
       ServerReady: this.unary(() => kserve.serverReady(this.engine)),
       ModelReady: this.unary((call: ServerUnaryCall<WireModelRequest, unknown>) => kserve.modelReady(this.engine, call.request)),
@@ -211,7 +212,11 @@ class GrpcJsServer implements GrpcServer {
         if (ctx.requestId !== undefined) m.set(REQUEST_ID_KEY, ctx.requestId);
         return m;
       };
-      new Promise<Res>((resolve) => resolve(run(call, ctx))).then(
+      new Promise<Res>((resolve) => {
+        const request: unknown = call.request;
+        if (request instanceof MalformedMessage) throw request.error();
+        resolve(run(call, ctx));
+      }).then(
         (reply) => {
           if (!ctx.signal.aborted) callback(null, reply, trailer());
         },
@@ -229,10 +234,21 @@ class GrpcJsServer implements GrpcServer {
     this.stats.unaryCalls++;
     const { signal: cancellation, deadlineMs, requestId } = this.callContext(call);
     const req = call.request;
+    const malformed: unknown = req;
+    if (malformed instanceof MalformedMessage) {
+      const trailer = new Metadata();
+      if (requestId !== undefined) trailer.set(REQUEST_ID_KEY, requestId);
+      callback(errorStatus(malformed.error(), trailer));
+      return;
+    }
     runPredict(this.engine, req.servable_spec, req.instances, {
       deadlineMs,
       signal: cancellation,
       log: this.engine.log,
+      sequenceMetadata: (name) => {
+        const v = call.metadata.get(`sequence-${name}`)[0];
+        return v === undefined ? undefined : String(v);
+      },
       ...(requestId !== undefined ? { requestId } : {}),
     }).then((outcome) => {
       if (cancellation.aborted) return; // cancelled or past its deadline: nobody to answer

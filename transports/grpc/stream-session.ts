@@ -20,6 +20,7 @@ import { Metadata, type ServerDuplexStream, status as grpcStatus } from '@grpc/g
 import { Cancellation } from '../../engine/cancellation.js';
 import { ServingError } from '../../engine/errors.js';
 import { ERROR_CODE_TRAILER } from './proto.js';
+import { MalformedMessage } from './malformed.js';
 
 export interface StreamStats {
   streamRequests: number;
@@ -94,7 +95,8 @@ export class PipelinedStreamSession<Req, Reply> implements StreamSession {
 
   private onRequest(req: Req): void {
     if (this.ended) return;
-    const refusal = this.rpc.admit?.(req);
+    const message: unknown = req;
+    const refusal = message instanceof MalformedMessage ? message.error() : this.rpc.admit?.(req);
     if (refusal) {
       this.fail(refusal);
       return;

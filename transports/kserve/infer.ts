@@ -19,6 +19,7 @@
  */
 import type { CancelSignal } from '../../engine/cancellation.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
+import { type SequenceRequest, sequenceFromParameters } from '../../engine/sequence.js';
 import type { Instance, Tensor } from '../../engine/tensor.js';
 import type { MethodTarget, ServingEngine, TargetInferOptions, Transport } from '../../facade/engine.js';
 import { batchElement, stackBatch } from './batch.js';
@@ -94,7 +95,15 @@ export async function inferV2(engine: ServingEngine, request: V2InferRequest, co
     engine.countRefused(context.transport, toServingError(err).code);
     throw err;
   }
+  let sequence: SequenceRequest | undefined;
+  try {
+    sequence = sequenceFromParameters(request.parameters);
+  } catch (err) {
+    engine.countRefused(context.transport, toServingError(err).code);
+    throw err;
+  }
   const options: TargetInferOptions = { transport: context.transport };
+  if (sequence) options.sequence = sequence;
   if (context.requestId !== undefined) options.requestId = context.requestId;
   if (context.signal !== undefined) options.signal = context.signal;
   if (context.deadlineMs !== undefined) options.deadlineMs = context.deadlineMs;

@@ -16,8 +16,11 @@ import type { MethodLayout, TensorLayout } from '../../engine/inference.js';
 import { ownPackageVersion } from '../../engine/package-root.js';
 import { toV2Datatype, type V2Datatype } from './datatypes.js';
 
+/** Stateful sequences (docs/sequences.md): parameters sequence_id (integer or string), sequence_start, sequence_end. */
+export const SEQUENCE_EXTENSIONS: readonly string[] = ['sequence', 'sequence(string_id)'];
+
 /** What this server's v2 endpoints implement beyond the core (server metadata `extensions`). */
-export const V2_EXTENSIONS: readonly string[] = ['binary_tensor_data'];
+export const V2_EXTENSIONS: readonly string[] = ['binary_tensor_data', ...SEQUENCE_EXTENSIONS];
 
 export interface V2ServerMetadata {
   readonly name: string;

@@ -14,6 +14,11 @@ import type { Body, Reply } from './exchange.js';
 export interface RequestDecoder {
   /** Throws ServingError (400) on a malformed body. */
   decode(body: Uint8Array, inputs: readonly MethodInput[]): Instance[];
+  /**
+   * The body's top-level "parameters" (undefined when it has none): request parameters such
+   * as Triton's sequence_id / sequence_start / sequence_end. Called after `decode` succeeded.
+   */
+  parameters?(body: Uint8Array): unknown;
 }
 
 /** Outcomes and errors → reply bodies of one content type. */

@@ -13,7 +13,7 @@
  *    through to uWS's own TLS, where the front cannot write a reply).
  */
 import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { type TlsOptions, createServer as createTlsServer } from 'node:tls';
 import type { TlsPem } from '../ssl-config.js';
 import type { ListenAddress } from '../listen-address.js';
 
@@ -31,7 +31,49 @@ export const TLS12_CIPHERS = [
 ].join(':');
 
 /** How long a refused connection may go on sending (its request is read and dropped) before it is cut. */
-const REFUSED_LINGER_MS = 1000;
+export const REFUSED_LINGER_MS = 1000;
+
+/** A Node TLS server's options requiring a client certificate that chains to `customCa` (mutual TLS). */
+export function tlsServerOptions(pem: TlsPem, requireClientCert = true): TlsOptions {
+  return {
+    cert: pem.certificate,
+    key: pem.privateKey,
+    ...(requireClientCert ? { ca: pem.customCa, requestCert: true, rejectUnauthorized: true } : {}),
+    minVersion: 'TLSv1.2',
+    ciphers: TLS12_CIPHERS,
+  };
+}
+
+/** The body of the 503 a connection over `maxConnections` gets. */
+export function overLimitMessage(max: number): string {
+  return JSON.stringify({ error_msg: `the RESTful server has ${max} connections open, its limit (maxConnections); retry later` });
+}
+
+/** Listens on `at` (a TCP port bound exclusively, or a unix socket); resolves with the TCP port bound (0 for a unix socket). */
+export function listenOn(server: TcpServer, at: ListenAddress): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.off('error', reject);
+      const a = server.address();
+      resolve(typeof a === 'object' && a !== null ? a.port : 0);
+    };
+    if (at.kind === 'unix') server.listen(at.path, done);
+    else server.listen({ host: at.host, port: at.port, exclusive: true }, done);
+  });
+}
+
+/** What server.ts needs of a front: the pass-through one (this file) or the strict HTTP/1.1 one (strict-front.ts). */
+export interface RestFront {
+  /** Listens; resolves with the TCP port bound (0 for a unix socket). */
+  listen(at: ListenAddress): Promise<number>;
+  /** Stops accepting new connections (a drain: those open stay, to be answered). */
+  stopAccepting(): void;
+  /** Closes every connection still open. */
+  destroyAll(): void;
+  /** Resolves when every reply the front is passing on has reached its client (fronts that know). */
+  settled?(): Promise<void>;
+}
 
 export interface FrontOptions {
   /** Terminate TLS requiring a client certificate (mutual TLS); absent: pass bytes through as they are. */
@@ -42,7 +84,7 @@ export interface FrontOptions {
   readonly passesTls?: boolean;
 }
 
-export class Front {
+export class Front implements RestFront {
   private readonly server: TcpServer;
   private readonly clients = new Set<Socket>();
   private readonly backends = new Set<Socket>();
@@ -51,23 +93,10 @@ export class Front {
   /** Throws when `mutualTls`'s PEM contents do not form a valid TLS context. */
   constructor(private readonly backendPath: string, private readonly options: FrontOptions) {
     const tlsPem = options.mutualTls;
-    this.server = tlsPem
-      ? createTlsServer(
-          {
-            cert: tlsPem.certificate,
-            key: tlsPem.privateKey,
-            ca: tlsPem.customCa,
-            requestCert: true,
-            rejectUnauthorized: true,
-            minVersion: 'TLSv1.2',
-            ciphers: TLS12_CIPHERS,
-          },
-          (client) => this.accept(client),
-        )
-      : createTcpServer((client) => this.accept(client));
+    this.server = tlsPem ? createTlsServer(tlsServerOptions(tlsPem), (client) => this.accept(client)) : createTcpServer((client) => this.accept(client));
     this.server.on('tlsClientError', () => {}); // refused handshakes are the client's problem
     if (options.maxConnections !== undefined && !options.passesTls) {
-      const body = JSON.stringify({ error_msg: `the RESTful server has ${options.maxConnections} connections open, its limit (maxConnections); retry later` });
+      const body = overLimitMessage(options.maxConnections);
       this.refusal = Buffer.from(
         `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
@@ -76,16 +105,7 @@ export class Front {
 
   /** Listens; resolves with the TCP port bound (0 for a unix socket). */
   listen(at: ListenAddress): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      const done = (): void => {
-        this.server.off('error', reject);
-        const a = this.server.address();
-        resolve(typeof a === 'object' && a !== null ? a.port : 0);
-      };
-      if (at.kind === 'unix') this.server.listen(at.path, done);
-      else this.server.listen({ host: at.host, port: at.port, exclusive: true }, done);
-    });
+    return listenOn(this.server, at);
   }
 
   /** Stops accepting new connections. */

@@ -33,6 +33,11 @@ export function decodeMsgpackRequest(body: Uint8Array, inputs: readonly InputSpe
   return decodeInstances(parsed.instances, inputs);
 }
 
+/** A msgpack body already decoded once by `decodeMsgpackRequest`, decoded again (its "parameters"). */
+export function unpackMsgpack(body: Uint8Array): unknown {
+  return unpackr.unpack(body);
+}
+
 function readMsgpackValue(value: unknown, where: string): ParsedValue | TensorValue {
   if (value instanceof Uint8Array) {
     return { kind: 'tensor', tensor: { dtype: 'bytes', shape: [], data: [copyBytes(value)] } };

@@ -20,6 +20,10 @@ export const REST_SERVER_OPTIONS = {
     min: 1,
     doc: 'connections open at once; one more is answered 503 and closed (HTTPS without verifyClient: closed). Absent: no limit but the process\'s file limit. Setting it puts a Node front before uWS (docs/rest.md gives the cost)',
   }),
+  strictHttp: boolean({
+    default: false,
+    doc: 'strict HTTP/1.1 through a Node HTTP front: pipelined requests answered in order, malformed ones 400, a declared body over the limit 413 at once, HTTP/1.0 answered; costs throughput (docs/rest.md)',
+  }),
   controlApi: boolean({
     default: false,
     doc: 'serve the repository index and the load/unload control API (GET /repository/index, POST /repository/servables/<name>/load|unload); whoever reaches the port can then unload servables',
@@ -49,6 +53,8 @@ export interface RestSettings {
   /** Connections open at once (counted by the Node front); undefined: no limit. */
   readonly maxConnections: number | undefined;
   readonly parseInstances: InstancesParser | undefined;
+  /** Strict HTTP/1.1: the Node HTTP front of strict-front.ts parses and forwards every request. */
+  readonly strictHttp: boolean;
   /** Bind the TCP port with SO_REUSEPORT (deliberate sharing); false binds it exclusively. */
   readonly reusePort: boolean;
   readonly controlApi: boolean;
@@ -64,6 +70,9 @@ export function restSettings(options: RestServerOptions): RestSettings {
     // the connection-counting front is a Node server, for the same reason; and each server could only count its own share
     throw new ServingError('E_INVALID_ARGUMENT', 'RESTful server options: reusePort cannot be combined with maxConnections');
   }
+  if (o.reusePort && o.strictHttp) {
+    throw new ServingError('E_INVALID_ARGUMENT', 'RESTful server options: reusePort cannot be combined with strictHttp');
+  }
   return {
     ssl: o.sslConfig,
     pem: o.sslConfig !== undefined ? checkSslConfig(o.sslConfig, 'RESTful server sslConfig') : undefined,
@@ -72,6 +81,7 @@ export function restSettings(options: RestServerOptions): RestSettings {
     closeTimeoutMs: o.closeTimeoutMs,
     bodyTimeoutMs: o.bodyTimeoutMs,
     maxConnections: o.maxConnections,
+    strictHttp: o.strictHttp,
     parseInstances: o.parseInstances,
     reusePort: o.reusePort,
     controlApi: o.controlApi,

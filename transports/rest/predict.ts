@@ -9,6 +9,7 @@
  * instance failed with different messages, the body keeps the per-instance list.
  */
 import { ServingError, toServingError } from '../../engine/errors.js';
+import { type SequenceRequest, sequenceFromParameters } from '../../engine/sequence.js';
 import type { Instance } from '../../engine/tensor.js';
 import type { InstanceOutcome, MethodTarget, ServingEngine } from '../../facade/engine.js';
 import { type ReplyEncoder, errorReply } from './codec.js';
@@ -29,6 +30,7 @@ export async function predict(engine: ServingEngine, request: BodyRequest<Predic
   // by the target.
   let target: MethodTarget;
   let instances: Instance[];
+  let sequence: SequenceRequest | undefined;
   try {
     target = engine.lookup(params.servable, params.method, params.version, { transport: 'rest', requestId });
   } catch (err) {
@@ -36,6 +38,8 @@ export async function predict(engine: ServingEngine, request: BodyRequest<Predic
   }
   try {
     instances = request.decoder.decode(request.body, target.info.inputs);
+    // Only a stateful method's body is read for "parameters" (a second parse, kept off the others' path).
+    if (target.info.sequence) sequence = sequenceFromParameters(request.decoder.parameters?.(request.body));
   } catch (err) {
     engine.countRefused('rest', toServingError(err).code);
     return failed(engine, err, params, encoder);
@@ -46,6 +50,7 @@ export async function predict(engine: ServingEngine, request: BodyRequest<Predic
       requestId,
       ...(request.deadlineMs !== undefined ? { deadlineMs: request.deadlineMs } : {}),
       signal: request.signal,
+      ...(sequence ? { sequence } : {}),
     });
     return outcomeReply(outcomes, encoder);
   } catch (err) {

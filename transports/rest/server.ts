@@ -35,7 +35,8 @@ import { mindsporeRoutes } from './mindspore-routes.js';
 import { type RestServerOptions, type RestSettings, restSettings } from './options.js';
 import { PROBE_ROUTES } from './probe-routes.js';
 import { type BodyRoute, type Route, RouteTable } from './route-table.js';
-import { Front, TLS12_CIPHERS } from './front.js';
+import { Front, type RestFront, TLS12_CIPHERS } from './front.js';
+import { StrictFront } from './strict-front.js';
 
 export type { SSLConfig, RestServerOptions };
 
@@ -58,6 +59,8 @@ export interface RestServer {
  * `reusePort` option asks for sharing.
  */
 const LISTEN_SHARED_PORT = 0;
+/** uWS 20.30's idle timeout (HTTP_IDLE_TIMEOUT_S; its timers tick every 4 s, so 8–12 s in effect). */
+const UWS_IDLE_TIMEOUT_MS = 10_000;
 const LISTEN_EXCLUSIVE_PORT = 1;
 
 /**
@@ -97,8 +100,11 @@ class UwsRestServer implements RestServer {
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
   private ownsSocketFile = false;
-  /** With `verifyClient` or `maxConnections`: the Node server in front (front.ts), and the private folder of the app's socket. */
-  private front: Front | undefined;
+  /**
+   * With `verifyClient` or `maxConnections`: the Node server in front (front.ts); with `strictHttp`:
+   * the Node HTTP server in front (strict-front.ts). And the private folder of the app's socket.
+   */
+  private front: RestFront | undefined;
   private privateDir: string | undefined;
 
   constructor(
@@ -116,16 +122,11 @@ class UwsRestServer implements RestServer {
       ...extraRoutes,
     ]);
     const ssl = settings.ssl;
-    if (ssl?.verifyClient || settings.maxConnections !== undefined) {
+    const strict = settings.strictHttp;
+    if (ssl?.verifyClient || settings.maxConnections !== undefined || strict) {
       this.privateDir = mkdtempSync(join(tmpdir(), 'actorserve-rest-'));
       try {
-        const pem = settings.pem;
-        this.front = new Front(join(this.privateDir, 'app.sock'), {
-          // checked: verifyClient comes with a customCa
-          mutualTls: ssl?.verifyClient && pem ? { ...pem, customCa: pem.customCa! } : undefined,
-          maxConnections: settings.maxConnections,
-          passesTls: ssl !== undefined && !ssl.verifyClient,
-        });
+        this.front = this.makeFront(join(this.privateDir, 'app.sock'));
       } catch (err) {
         rmSync(this.privateDir, { recursive: true, force: true });
         throw new ServingError(
@@ -134,8 +135,33 @@ class UwsRestServer implements RestServer {
         );
       }
     }
-    this.app = (ssl && !ssl.verifyClient ? sslApp(ssl) : uWS.App()) as App;
+    // uWS terminates TLS itself only with no front that does (mutual TLS and strict mode terminate in Node)
+    this.app = (ssl && !ssl.verifyClient && !strict ? sslApp(ssl) : uWS.App()) as App;
     this.app.any('/*', (res, req) => this.handle(res, req));
+  }
+
+  private makeFront(backendPath: string): RestFront {
+    const { ssl, pem, maxConnections } = this.settings;
+    if (this.settings.strictHttp) {
+      // headers within uWS's idle timeout (or bodyTimeoutMs when shorter), then the body within bodyTimeoutMs
+      const headersTimeoutMs = Math.min(UWS_IDLE_TIMEOUT_MS, this.settings.bodyTimeoutMs);
+      return new StrictFront(backendPath, {
+        tls: ssl && pem ? { pem, verifyClient: ssl.verifyClient === true } : undefined,
+        maxConnections,
+        bodyLimit: this.settings.bodyLimit,
+        maxHeaderBytes: this.settings.maxHeaderBytes,
+        headersTimeoutMs,
+        requestTimeoutMs: headersTimeoutMs + this.settings.bodyTimeoutMs,
+        keepAliveTimeoutMs: UWS_IDLE_TIMEOUT_MS,
+        onRefused: (status) => this.engine.countRefused('rest', status === 400 ? 'E_INVALID_ARGUMENT' : `HTTP_${status}`),
+      });
+    }
+    return new Front(backendPath, {
+      // checked: verifyClient comes with a customCa
+      mutualTls: ssl?.verifyClient && pem ? { ...pem, customCa: pem.customCa! } : undefined,
+      maxConnections,
+      passesTls: ssl !== undefined && !ssl.verifyClient,
+    });
   }
 
   async start(): Promise<void> {
@@ -167,7 +193,7 @@ class UwsRestServer implements RestServer {
     if (l.kind === 'unix') restrictSocketFile(l.path);
     this.address = formatListenAddress(l, this.port);
     this.engine.log(
-      `RESTful server listening on ${this.settings.ssl ? 'https' : 'http'}://${this.address}${this.settings.ssl?.verifyClient ? ' (client certificates required)' : ''}${this.settings.maxConnections !== undefined ? ` (at most ${this.settings.maxConnections} connections)` : ''}`,
+      `RESTful server listening on ${this.settings.ssl ? 'https' : 'http'}://${this.address}${this.settings.ssl?.verifyClient ? ' (client certificates required)' : ''}${this.settings.maxConnections !== undefined ? ` (at most ${this.settings.maxConnections} connections)` : ''}${this.settings.strictHttp ? ' (strict HTTP/1.1)' : ''}`,
     );
   }
 
@@ -177,6 +203,7 @@ class UwsRestServer implements RestServer {
   }
 
   private async drainAndClose(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
     this.draining = true;
     this.front?.stopAccepting();
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
@@ -187,6 +214,13 @@ class UwsRestServer implements RestServer {
         this.drained = resolve;
         timer = setTimeout(resolve, timeoutMs);
       });
+      clearTimeout(timer);
+    }
+    // the strict front may still be passing the last replies on to their clients
+    const left = deadline - performance.now();
+    if (this.front?.settled && left > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.front.settled(), new Promise<void>((resolve) => (timer = setTimeout(resolve, left)))]);
       clearTimeout(timer);
     }
     this.release();

@@ -1,7 +1,8 @@
 // HTTP/1.1 as a hostile client speaks it, over raw TCP to the real server: pipelined requests,
 // malformed request lines, lying Content-Lengths, headers and bodies that stall, and the
 // maxConnections limit. What uWS 20.30 decides before any JavaScript runs (docs/rest.md,
-// "HTTP/1.1 edge cases") is checked as it is, so that a uWS that changes it is noticed.
+// "HTTP/1.1 edge cases") is checked as it is, so that a uWS that changes it is noticed. Strict
+// mode (--strict-http), which answers these as HTTP/1.1 asks, is http1-strict.test.ts.
 import t, { type Test } from 'tap';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
