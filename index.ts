@@ -3,10 +3,30 @@
  * (used by servable_config.ts), tensors, dtypes and errors.
  */
 import * as register from './engine/register.js';
+import { type DeclareServableOptions, type DistributedStartOptions, declareServable } from './engine/distributed.js';
+import { type Agents, type StartupAgentsOptions, startupAgents } from './actors/agent-startup.js';
 import { ServingServer, createServer } from './server.js';
 
 export const server: ServingServer = new ServingServer();
 export { register, ServingServer, createServer };
+
+/** MindSpore's `distributed` module: one servable over many ranks hosted by agents (docs/distributed.md). */
+export interface Distributed {
+  /** In servable_config.ts: declares the servable's model as `rankSize` ranks on agents. */
+  declareServable(options: DeclareServableOptions): register.Model;
+  /** In the server's script: serves the servable once every rank of its rank table registered (on `server`). */
+  startServable(servableDirectory: string, servableName: string, options: DistributedStartOptions): Promise<void>;
+  /** On each agent host: starts one rank process per local rank; resolves once all registered. */
+  startupAgents(options: StartupAgentsOptions): Promise<Agents>;
+}
+
+export const distributed: Distributed = {
+  declareServable,
+  startServable: (servableDirectory, servableName, options) => server.startDistributedServable(servableDirectory, servableName, options),
+  startupAgents,
+};
+export type { DeclareServableOptions, DistributedStartOptions, CombineRule } from './engine/distributed.js';
+export type { Agents, AgentRankInfo, StartupAgentsOptions } from './actors/agent-startup.js';
 export { ServingEngine } from './facade/engine.js';
 export { ServableStartConfig, type ServableStartOptions, type DecMode, type DeviceType } from './engine/start-config.js';
 export type { EngineInferOptions, TargetInferOptions, MethodTarget, ServableInfo, RequestLogEntry } from './facade/engine.js';

@@ -72,3 +72,25 @@ export interface Device {
 
 /** Spawns (and starts loading) the device for one id; the group calls it again to restart one. */
 export type DeviceFactory<D extends Device = Device> = (deviceId: number, events: DeviceEvents) => D;
+
+/**
+ * The devices of one loaded servable version as the runtime holds them: a DeviceGroup of local
+ * device actors, or the ranks of a distributed servable behind its coordinator
+ * (agent-coordinator.ts). The scheduler picks devices through it.
+ */
+export interface DevicePool {
+  /** [model][subgraph] graphs the devices run (set once `start` resolved). */
+  readonly graphs: DeviceGraphs;
+  /** False once nothing can serve (queued and new work fails with E_UNAVAILABLE). */
+  readonly available: boolean;
+  /** Why `available` is false, for the E_UNAVAILABLE message (absent: the generic one). */
+  unavailableReason?(): string;
+  /** Devices that take work now (readiness and the live-actors gauge). */
+  readonly liveCount: number;
+  /** Device restarts (or rank re-registrations) so far. */
+  readonly restarts: number;
+  start(): Promise<void>;
+  pick(): Device | undefined;
+  devices(): Device[];
+  stop(): Promise<void>;
+}

@@ -22,6 +22,8 @@ export interface DeviceSource {
   readonly available: boolean;
   /** A ready device with a free slot, or undefined when none has room now. */
   pick(): Device | undefined;
+  /** Why `available` is false (absent: the generic message). */
+  unavailableReason?(): string;
 }
 
 /** What the scheduler needs to know of the request a task belongs to. */
@@ -160,7 +162,7 @@ export class ModelScheduler {
   ): Promise<Tensor[]> {
     const q = this.byGraph[model]![subgraph]!;
     if (this.closedWith) return Promise.reject(this.closedWith);
-    if (!this.group.available) return Promise.reject(unavailable());
+    if (!this.group.available) return Promise.reject(this.unavailable());
     try {
       q.plan.check(inputs, labels);
     } catch (err) {
@@ -210,7 +212,7 @@ export class ModelScheduler {
       do {
         this.pumpAgain = false;
         if (!this.group.available) {
-          this.failQueued(unavailable());
+          this.failQueued(this.unavailable());
           return;
         }
         this.pumpOnce();
@@ -390,6 +392,10 @@ export class ModelScheduler {
     );
   }
 
+  private unavailable(): ServingError {
+    return new ServingError('E_UNAVAILABLE', this.group.unavailableReason?.() ?? 'no device actor of this servable is running (all failed to restart)');
+  }
+
   private failQueued(err: ServingError): void {
     for (const q of this.queues) {
       clearTimeout(q.timer);
@@ -397,8 +403,4 @@ export class ModelScheduler {
       for (const t of q.tasks.drain()) if (!t.request.done) t.reject(err);
     }
   }
-}
-
-function unavailable(): ServingError {
-  return new ServingError('E_UNAVAILABLE', 'no device actor of this servable is running (all failed to restart)');
 }

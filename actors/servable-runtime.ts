@@ -20,7 +20,8 @@ import { isNumericDType } from '../engine/dtypes.js';
 import { castTensor } from '../native/dtype-cast.js';
 import { BatchPlan } from './batch-plan.js';
 import { DeviceGroup } from './device-group.js';
-import { type DeviceHandle, localDeviceFactory } from './device-handle.js';
+import { DeviceHandle, localDeviceFactory } from './device-handle.js';
+import type { DevicePool } from './device.js';
 import { ModelScheduler, type RequestState, type SchedulerStats } from './model-scheduler.js';
 import type { DeviceGraphs, GraphInfo, ValueInfo } from './protocol.js';
 import { type SequenceAdmission, SequenceRegistry, type SequenceStep } from './sequences.js';
@@ -39,6 +40,12 @@ const SLOTS_PER_ACTOR = 2;
 const WARMUP_BATCH = 8;
 const INITIAL_SLOT_BYTES = 64 * 1024;
 
+/**
+ * Makes the devices of a servable whose devices are not local device actors (a distributed
+ * servable's ranks); `onCapacity` is called when the scheduler may dispatch again.
+ */
+export type PoolFactory = (onCapacity: () => void) => DevicePool;
+
 /** A request as the runtime tracks it: the scheduler's view plus a signal fired when it ends. */
 interface RequestCtx extends RequestState {
   /** Made when a stage task first needs to know (the stage pool skips tasks of ended requests). */
@@ -54,10 +61,11 @@ export class ServableRuntime {
   readonly version: number;
   private readonly methods: Map<string, MethodGraph>;
   private readonly modelIndex: Map<string, number>;
-  private group: DeviceGroup<DeviceHandle>;
+  /** The devices: local device actors, or a distributed servable's ranks (`pool`). */
+  private group: DevicePool;
   /** [model][subgraph] model file paths. */
   private readonly modelFiles: readonly (readonly string[])[];
-  /** Device actors × intra-op threads this version runs with, and why (undefined without models). */
+  /** Device actors × intra-op threads this version runs with, and why (undefined without models or with a pool). */
   devicePlan: DevicePlan | undefined;
   private scheduler!: ModelScheduler;
   private readonly stagePool: StagePool | undefined;
@@ -84,6 +92,7 @@ export class ServableRuntime {
     private readonly config: LoadedConfig,
     private readonly start: ServableStartConfig,
     private readonly log: (line: string) => void,
+    private readonly pool: PoolFactory | undefined,
   ) {
     this.name = location.name;
     this.version = version;
@@ -91,7 +100,7 @@ export class ServableRuntime {
     this.modelIndex = new Map(config.models.map((m, i) => [m.key, i]));
     this.hasModels = config.models.length > 0;
     this.modelFiles = config.models.map((m) => m.declaration.files.map((f) => modelFilePath(location, version, f)));
-    this.group = this.makeGroup([], 1, false);
+    this.group = pool ? pool(() => this.scheduler?.pump()) : this.makeGroup([], 1, false);
     const hasFunctions = config.methods.some((m) => m.stages.some((s) => s.kind === 'function'));
     this.stagePool = hasFunctions ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests, { log }) : undefined;
   }
@@ -104,8 +113,12 @@ export class ServableRuntime {
     start: ServableStartConfig,
     log: (line: string) => void,
     observer?: BatchObserver,
+    pool?: PoolFactory,
   ): Promise<ServableRuntime> {
-    const rt = new ServableRuntime(location, version, config, start, log);
+    if (!pool && config.models.some((m) => m.declaration.distributed)) {
+      throw new ServingError('E_CONFIG_INVALID', `servable '${location.name}' is declared distributed (distributed.declareServable): start it with distributed.startServable`);
+    }
+    const rt = new ServableRuntime(location, version, config, start, log, pool);
     // Stage threads import the config while the device actors load their models.
     const warm = rt.stagePool?.warmup(config.configPath);
     warm?.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
@@ -174,6 +187,7 @@ export class ServableRuntime {
    * another thread count (ONNX Runtime fixes it when a session is made).
    */
   private async startDevices(): Promise<void> {
+    if (this.pool) return this.group.start(); // a distributed servable's ranks: the agents decide
     const { deviceType, deviceIds, intraOpThreads } = this.start;
     const base = { cores: availableParallelism(), deviceType, deviceIds, intraOpThreads, freeMemoryBytes: freemem() };
     if (!needsCost(deviceType, deviceIds, intraOpThreads)) {
@@ -183,14 +197,15 @@ export class ServableRuntime {
     }
     const probeId = deviceIds?.[0] ?? 0;
     const probeThreads = intraOpThreads ?? 1;
-    this.group = this.makeGroup([probeId], probeThreads, true);
-    await this.group.start();
-    const cost = this.instanceCost(this.group.devices()[0]?.warmup);
+    const probe = this.makeGroup([probeId], probeThreads, true);
+    this.group = probe;
+    await probe.start();
+    const cost = this.instanceCost(probe.devices()[0]?.warmup);
     const sizes = await Promise.all(this.modelFiles.flat().map((f) => stat(f).then((st) => st.size)));
     const plan = planDevices({ ...base, ...cost, modelBytes: sizes.reduce((a, b) => a + b, 0) });
     this.devicePlan = plan;
-    if (plan.intraOpThreads === probeThreads && plan.deviceIds[0] === probeId) return this.group.grow(plan.deviceIds.slice(1));
-    await this.group.stop();
+    if (plan.intraOpThreads === probeThreads && plan.deviceIds[0] === probeId) return probe.grow(plan.deviceIds.slice(1));
+    await probe.stop();
     this.group = this.makeGroup(plan.deviceIds, plan.intraOpThreads, false);
     await this.group.start();
   }
@@ -391,9 +406,9 @@ export class ServableRuntime {
     return { liveSequences, sequencesStarted, sequencesExpired };
   }
 
-  /** Device actors, for fault tests and operators. */
+  /** Local device actors, for fault tests and operators. */
   deviceHandles(): DeviceHandle[] {
-    return this.group.devices();
+    return this.group.devices().filter((d): d is DeviceHandle => d instanceof DeviceHandle);
   }
 
   /** Runs method `m` (one of this servable's, resolved by the facade) on a request's instances. */

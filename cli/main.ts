@@ -15,6 +15,7 @@ Commands:
   encrypt   encrypt a model file for serving with a key (decKey/decMode)
   infer     call a method over gRPC and print the outputs as JSON
   bench     load-test a REST or gRPC server (actorserve or MindSpore-compatible)
+  agent     run this host's ranks of a distributed servable (docs/distributed.md)
 
 Options:
   -h, --help     this text
@@ -23,7 +24,7 @@ Options:
 Run "actorserve <command> --help" for the options of a command.
 `;
 
-const COMMANDS = ['serve', 'encrypt', 'infer', 'bench'];
+const COMMANDS = ['serve', 'encrypt', 'infer', 'bench', 'agent'];
 
 /** `unknown command 'serv' (did you mean 'serve'?)`. */
 function unknownCommand(command: string): UsageError {
@@ -44,6 +45,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('../transports/grpc/infer-cli.js')).runInferCommand(rest);
       case 'bench':
         return await (await import('./bench.js')).runBenchCommand(rest);
+      case 'agent':
+        return await (await import('./agent.js')).agentCommand(rest);
       case undefined:
       case '-h':
       case '--help':

@@ -6,7 +6,8 @@
 import path from 'node:path';
 import type { ServingServer } from '../server.js';
 import { ServableStartConfig } from '../engine/start-config.js';
-import { listServableNames } from '../engine/servable-dir.js';
+import { listServableNames, locateServable } from '../engine/servable-dir.js';
+import { loadServableConfig } from '../engine/config-loader.js';
 import { Logger } from '../engine/logger.js';
 import { type OptionsOut, list, path as pathField, string } from '../engine/option-schema.js';
 import { SERVER_OPTIONS } from '../transports/server-options.js';
@@ -78,7 +79,25 @@ type Plan = OptionsOut<typeof SERVE_CONFIG_OPTIONS> & {
   readonly bundled: boolean;
   /** --check: load and type-check, then exit without serving. */
   readonly check: boolean;
+  /** The servables are every servable folder found (none named): distributed ones are left out. */
+  readonly listed: boolean;
 };
+
+/**
+ * The servables among `names` whose config declares them distributed: serving every servable of
+ * a folder leaves those out (their ranks need agents; docs/distributed.md). A config that does
+ * not load is kept, so that starting it reports why.
+ */
+async function distributedServables(dir: string, names: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of names) {
+    const loaded = await locateServable(dir, name)
+      .then((l) => loadServableConfig(l.configPath, name))
+      .catch(() => undefined);
+    if (loaded?.models.some((m) => m.declaration.distributed)) found.push(name);
+  }
+  return found;
+}
 
 /** The config file with the flags written over it, checked once more with every default filled in. */
 async function plan(argv: string[]): Promise<Plan | undefined> {
@@ -98,6 +117,7 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
   };
   let servables: readonly ServableEntry[] | undefined = file.servables;
   if (flags.servables) servables = flags.servables.map((name) => servables?.find((s) => s.name === name) ?? { name });
+  const listed = !servables;
   servables ??= (await listServableNames(servableDirectory)).map((name) => ({ name }));
   if (servables.length === 0) throw new UsageError(`no servables found under ${servableDirectory}`);
 
@@ -123,7 +143,7 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
     ...(flags['watch-versions-ms'] !== undefined ? { watchVersionsMs: flags['watch-versions-ms'] } : {}),
   };
   const config = resolveServeConfig(merged);
-  const checked = { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true };
+  const checked = { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true, listed };
   await checkServePlan(checked);
   return checked;
 }
@@ -159,7 +179,12 @@ export async function serve(argv: string[]): Promise<number> {
       logger.info('request', { requestId: e.requestId, servable: e.servable, method: e.method, version: e.version, transport: e.transport, instances: e.instances, code: e.code ?? 'OK', ms: Math.round(e.ms * 1000) / 1000 });
   }
   if (p.bundled) await ensureExampleModels(p.servableDirectory, { log: (line) => logger.info(line) });
-  const entries = p.servables;
+  const distributed = p.listed ? await distributedServables(p.servableDirectory, p.servables.map((e) => e.name)) : [];
+  for (const name of distributed) {
+    logger.info(`servable '${name}' is distributed: not started here; its ranks run on agents (see docs/distributed.md)`);
+  }
+  const entries = p.servables.filter((e) => !distributed.includes(e.name));
+  if (entries.length === 0) throw new UsageError(`no servables to serve under ${p.servableDirectory}: ${distributed.join(', ')} are distributed (docs/distributed.md)`);
   if (p.check) return checkServables(server, entries.map((e) => ({ name: e.name, config: () => startConfig(p.servableDirectory, e) })), p.servableDirectory);
 
   // Signals during start-up stop the start; after it, they drain. A repeat within

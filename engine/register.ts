@@ -58,6 +58,19 @@ export interface ModelDeclaration {
   readonly maxQueueDelayMs: number;
   /** Present for a stateful model. */
   readonly sequence?: SequenceDeclaration;
+  /** Set for the model of a distributed servable (`distributed.declareServable`): its ranks run on agents. */
+  readonly distributed?: DistributedLayout;
+}
+
+/** How the ranks' outputs of a distributed servable combine (engine/distributed.ts). */
+export type CombineRule = 'last' | 'concat' | 'sum';
+
+/** The distributed part of a model declaration. */
+export interface DistributedLayout {
+  readonly rankSize: number;
+  readonly stageSize: number;
+  readonly combine: CombineRule;
+  readonly concatAxis: number;
 }
 
 export interface ModelCallOptions {
@@ -111,11 +124,9 @@ export class Model {
       throw new ServingError('E_STAGE_FAILED', `${prefix}: no instances given`);
     }
     const subgraph = options.subgraph ?? 0;
-    if (!Number.isInteger(subgraph) || subgraph < 0 || subgraph >= this.declaration.files.length) {
-      throw new ServingError(
-        'E_STAGE_FAILED',
-        `${prefix}: the model has no subgraph ${subgraph}; it has ${this.declaration.files.length}`,
-      );
+    const subgraphs = Math.max(1, this.declaration.files.length); // a distributed model has no files here: one graph
+    if (!Number.isInteger(subgraph) || subgraph < 0 || subgraph >= subgraphs) {
+      throw new ServingError('E_STAGE_FAILED', `${prefix}: the model has no subgraph ${subgraph}; it has ${subgraphs}`);
     }
     const tensors = instances.map((inputs, i) => {
       if (!Array.isArray(inputs)) {
@@ -292,6 +303,9 @@ export function declareModel(options: DeclareModelOptions): Model {
 
   const into = collector();
   const key = files.join(';');
+  if (into.models.some((m) => m.declaration.distributed)) {
+    throw configError('declareModel: the servable is already declared distributed (distributed.declareServable); it cannot also declare local models');
+  }
   for (const m of into.models) {
     const clash = m.declaration.files.find((f) => files.includes(f));
     if (clash) throw configError(`declareModel: model file '${clash}' is already declared`);
@@ -314,6 +328,19 @@ function sequenceDeclaration(o: { state: readonly SequenceStateDeclaration[]; id
   const repeated = names.find((n, i) => names.indexOf(n) !== i);
   if (repeated !== undefined) throw configError(`declareModel: sequence.state names '${repeated}' twice`);
   return { state: o.state.map((s) => ({ ...s })), idleTimeoutMs: o.idleTimeoutMs };
+}
+
+/**
+ * Adds a model made elsewhere in the domain (`distributed.declareServable`) to the servable
+ * being loaded: at most one, and not beside local models (MindSpore's rule).
+ */
+export function addDeclaredModel(model: Model, where: string): void {
+  const into = collector();
+  if (into.models.some((m) => m.declaration.distributed)) throw configError(`${where}: the servable is already declared distributed; declare it once`);
+  if (into.models.length > 0) {
+    throw configError(`${where}: the servable already declares local models (register.declareModel); a distributed servable declares none`);
+  }
+  into.models.push(model);
 }
 
 /**

@@ -8,6 +8,8 @@
  * types, never actors/; the MindSpore-shaped `startGrpcServer`/`startRestfulServer` are
  * composed on top of it by the package entry (index.ts), so nothing here knows a transport.
  */
+import { access } from 'node:fs/promises';
+import path from 'node:path';
 import { loadServableConfig, type LoadedConfig } from '../engine/config-loader.js';
 import { InstanceErrors, ServingError } from '../engine/errors.js';
 import { closest, libraryMessage } from '../engine/option-schema.js';
@@ -20,6 +22,9 @@ import type { MethodGraph } from '../engine/method-graph.js';
 import type { Instance } from '../engine/tensor.js';
 import { ServingMetrics, type Transport } from '../engine/serving-metrics.js';
 import { ServableRuntime } from '../actors/servable-runtime.js';
+import { AgentCoordinator } from '../actors/agent-coordinator.js';
+import { type DistributedStartOptions, checkDistributedStart } from '../engine/distributed.js';
+import { readRankTable } from '../engine/rank-table.js';
 import { type RepositoryEntry, findServable, repositoryIndex } from './repository.js';
 
 export type { InferOptions, InstanceOutcome, MethodInfo, MethodInput } from '../engine/inference.js';
@@ -122,6 +127,8 @@ export class ServingEngine {
    * API loads a servable again with it, and its directory is part of the repository index.
    */
   private readonly startConfigs = new Map<string, ServableStartConfig>();
+  /** Distributed servables waiting for their agents (stop() ends the wait). */
+  private readonly waitingForAgents = new Map<string, AgentCoordinator>();
   /** Servables started with version 0, whose newer versions `reload()` picks up. */
   private readonly followNewest = new Map<string, ServableStartConfig>();
   /** Followed servables whose serving version's folder is gone with none left (logged once). */
@@ -253,9 +260,81 @@ export class ServingEngine {
     return Promise.all(runtimes.map((rt) => rt.drain(timeoutMs))).then(() => runtimes.map((rt) => rt.version).sort((a, b) => a - b));
   }
 
+  /**
+   * Starts a distributed servable (MindSpore's `distributed.start_servable`): reads and checks
+   * the rank table, listens for agents on `distributedAddress`, waits for every rank to register
+   * (up to `waitAgentsTimeInSeconds`, 0 = forever), then serves the servable like a local one.
+   * Its ranks run in agent processes (`distributed.startupAgents`, `actorserve agent`).
+   */
+  async startDistributedServable(servableDirectory: string, servableName: string, options: DistributedStartOptions): Promise<void> {
+    // Loading the config and binding the address are serialised with other starts; waiting for
+    // the agents is not (other servables may start meanwhile).
+    const prepared = this.starting.then(() => this.prepareDistributed(servableDirectory, servableName, options));
+    this.starting = prepared.catch(() => undefined);
+    const { coordinator, waitMs, create, key } = await prepared;
+    try {
+      await coordinator.waitAllReady(waitMs);
+      if (this.draining) throw stoppedError();
+      const rt = await create();
+      this.log(`servable '${servableName}' version ${rt.version} started on ${coordinator.options.rankSize} agent ranks`);
+      this.register(rt);
+    } catch (err) {
+      await coordinator.stop();
+      throw err;
+    } finally {
+      this.waitingForAgents.delete(key);
+    }
+  }
+
+  private async prepareDistributed(servableDirectory: string, servableName: string, options: DistributedStartOptions) {
+    if (this.draining) throw stoppedError();
+    const o = checkDistributedStart(options);
+    const config = new ServableStartConfig({
+      servableDirectory,
+      servableName,
+      versionNumber: o.versionNumber || 1,
+      maxQueuedRequests: o.maxQueuedRequests,
+      defaultDeadlineMs: o.defaultDeadlineMs,
+      numParallelWorkers: o.numParallelWorkers,
+    });
+    const location = await locateServable(config.servableDirectory, servableName);
+    const loaded = await loadServableConfig(location.configPath, servableName);
+    const layout = loaded.models.length === 1 ? loaded.models[0]!.declaration.distributed : undefined;
+    if (!layout) {
+      throw new ServingError('E_CONFIG_INVALID', `servable '${servableName}' is not declared distributed: its servable_config.ts must call distributed.declareServable(...)`);
+    }
+    const version = config.versionNumber;
+    const key = `${servableName}@${version}`;
+    if (this.servables.get(servableName)?.has(version) || this.waitingForAgents.has(key)) {
+      throw new ServingError('E_INVALID_ARGUMENT', `servable '${servableName}' version ${version} is already started`);
+    }
+    const tableFile = await resolveBeside(location.dir, o.rankTableJsonFile);
+    const table = await readRankTable(tableFile, layout.rankSize, layout.stageSize);
+    const coordinator = await AgentCoordinator.start({
+      address: o.distributedAddress,
+      servableName,
+      versionNumber: version,
+      ...layout,
+      table,
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      heartbeatTimeoutMs: o.heartbeatTimeoutMs,
+      predictTimeoutMs: o.predictTimeoutMs,
+      log: (line) => this.log(line),
+    });
+    this.waitingForAgents.set(key, coordinator);
+    const listening = o.distributedAddress.replace(/:\d+$/, `:${coordinator.port}`);
+    this.log(`servable '${servableName}': waiting for ${layout.rankSize} agent ranks to register at ${listening}`);
+    const create = () =>
+      ServableRuntime.create(location, version, loaded, config, this.log, this.metrics?.observer(servableName), (onCapacity) => coordinator.pool(onCapacity));
+    return { coordinator, waitMs: o.waitAgentsTimeInSeconds * 1000, create, key };
+  }
+
   private async planStart(config: ServableStartConfig, version?: number): Promise<StartPlan> {
     const location = await locateServable(config.servableDirectory, config.servableName);
     const loaded = await loadServableConfig(location.configPath, config.servableName);
+    if (loaded.models.some((m) => m.declaration.distributed)) {
+      throw new ServingError('E_CONFIG_INVALID', `servable '${config.servableName}' is declared distributed (distributed.declareServable): start it with distributed.startServable`);
+    }
     const resolved = version ?? (await resolveVersion(location, config.versionNumber, loaded.models.length > 0));
     if (this.servables.get(config.servableName)?.has(resolved)) {
       throw new ServingError('E_INVALID_ARGUMENT', `servable '${config.servableName}' version ${resolved} is already started`);
@@ -523,7 +602,9 @@ export class ServingEngine {
     this.servables.clear();
     this.followNewest.clear();
     this.orphaned.clear();
-    await Promise.all(all.map(end));
+    const waiting = [...this.waitingForAgents.values()];
+    this.waitingForAgents.clear();
+    await Promise.all([...all.map(end), ...waiting.map((c) => c.stop())]);
   }
 }
 
@@ -614,4 +695,14 @@ class ResolvedMethod implements MethodTarget {
       },
     );
   }
+}
+
+/** A relative file beside the servable (its folder) when it exists there, else against the current directory. */
+async function resolveBeside(dir: string, file: string): Promise<string> {
+  if (path.isAbsolute(file)) return file;
+  const beside = path.join(dir, file);
+  return access(beside).then(
+    () => beside,
+    () => path.resolve(file),
+  );
 }

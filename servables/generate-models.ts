@@ -1,6 +1,7 @@
 // Writes the example servables' ONNX files (generated in-process, no download):
 //   <dir>/add/1/tensor_add.onnx, <dir>/add_sub/1/{add,sub}.onnx, <dir>/matmul/1/matmul_{0,1}.onnx,
-//   <dir>/resnet/1/resnet.onnx, <dir>/rnn/1/rnn.onnx
+//   <dir>/resnet/1/resnet.onnx, <dir>/rnn/1/rnn.onnx,
+//   <dir>/matmul_distributed/model/device{0..7}/matmul.onnx (its ranks' shards)
 //
 // CLI: node dist/servables/generate-models.js [--force] [dir]
 // (default dir: <project root>/servables, i.e. the source tree, not dist/).
@@ -12,6 +13,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { addModel, matmulSubgraphModel, resnetModel, rnnModel, subModel } from './example-models.js';
+import { DIST_COLS, DIST_INNER, DIST_RANKS, DIST_ROWS, columnShardModel, halfWeight } from './distributed-models.js';
 import { findPackageRoot } from '../engine/package-root.js';
 
 export interface EnsureExampleModelsOptions {
@@ -30,6 +32,15 @@ const EXAMPLE_FILES: ReadonlyArray<readonly [string, () => Uint8Array]> = [
   ['matmul/1/matmul_1.onnx', () => matmulSubgraphModel(8)],
   ['resnet/1/resnet.onnx', () => resnetModel({ batch: 'N' })],
   ['rnn/1/rnn.onnx', () => rnnModel({ batch: 'N' })],
+  // MindSpore's layout: one folder per rank's device, beside servable_config.ts (the agents load them)
+  ...Array.from(
+    { length: DIST_RANKS },
+    (_, rank) =>
+      [
+        `matmul_distributed/model/device${rank}/matmul.onnx`,
+        () => columnShardModel({ rows: DIST_ROWS, inner: DIST_INNER, cols: DIST_COLS, weight: halfWeight(), ranks: DIST_RANKS, rank }),
+      ] as const,
+  ),
 ];
 
 /** Writes `data` to `file` atomically: a temp file in the same folder, then rename over the target. */

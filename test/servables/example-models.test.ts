@@ -354,6 +354,7 @@ const EXPECTED_FILES = [
   'add_sub/1/sub.onnx',
   'matmul/1/matmul_0.onnx',
   'matmul/1/matmul_1.onnx',
+  ...Array.from({ length: 8 }, (_, r) => `matmul_distributed/model/device${r}/matmul.onnx`),
   'resnet/1/resnet.onnx',
   'rnn/1/rnn.onnx',
 ];
@@ -374,7 +375,7 @@ t.test('ensureExampleModels: writes, is deterministic, and skips existing files'
   tt.ok(snapshot[2]!.equals(Buffer.from(subModel({ batch: 'N' }))), 'sub.onnx = subModel(N)');
   tt.ok(snapshot[3]!.equals(Buffer.from(matmulSubgraphModel(128))), 'matmul_0.onnx = matmul(128)');
   tt.ok(snapshot[4]!.equals(Buffer.from(matmulSubgraphModel(8))), 'matmul_1.onnx = matmul(8)');
-  tt.ok(snapshot[6]!.equals(Buffer.from(rnnModel({ batch: 'N' }))), 'rnn.onnx = rnnModel(N)');
+  tt.ok(snapshot[EXPECTED_FILES.indexOf('rnn/1/rnn.onnx')]!.equals(Buffer.from(rnnModel({ batch: 'N' }))), 'rnn.onnx = rnnModel(N)');
 
   // The files load from disk.
   const fromFile = await ort.InferenceSession.create(join(dir, 'matmul/1/matmul_1.onnx'));
