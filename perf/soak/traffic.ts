@@ -122,7 +122,7 @@ function grpcKinds(inputs: Inputs): Kind[] {
   const resnetFrame = inputs.resnetBody ? predict(RESNET, Buffer.from(inputs.resnetBody)) : undefined;
   const kinds: Kind[] = [
     { id: 'grpc-add', protocol: 'grpc', class: 'good', weight: 60, what: 'Predict add_common, the README body', expected: ['ok'], send: on(addFrame) },
-    { id: 'grpc-malformed-protobuf', protocol: 'grpc', class: 'bad', weight: 4, what: 'Predict with bytes that are no PredictRequest', expected: ['gRPC INTERNAL'], send: on(frame(MALFORMED_PROTOBUF)) },
+    { id: 'grpc-malformed-protobuf', protocol: 'grpc', class: 'bad', weight: 4, what: 'Predict with bytes that are no PredictRequest', expected: ['E_INVALID_ARGUMENT'], send: on(frame(MALFORMED_PROTOBUF)) },
     { id: 'grpc-unknown-servable', protocol: 'grpc', class: 'bad', weight: 3, what: 'a servable that is not loaded', expected: ['E_UNKNOWN_SERVABLE'], send: on(predict({ ...ADD, servable: 'no_such_servable' }, add)) },
     { id: 'grpc-unknown-method', protocol: 'grpc', class: 'bad', weight: 3, what: 'add with a method it lacks', expected: ['E_UNKNOWN_METHOD'], send: on(predict({ ...ADD, method: 'no_such_method' }, add)) },
     { id: 'grpc-wrong-dtype', protocol: 'grpc', class: 'bad', weight: 3, what: 'add_common with int32 inputs', expected: ['E_INVALID_DTYPE'], send: on(predict(ADD, add, 'int32')) },
