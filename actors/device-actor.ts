@@ -165,11 +165,15 @@ const WARMUP_RUNS = 10;
  * why instead.
  */
 async function timeRuns(session: ort.InferenceSession, info: GraphInfo, batch: number): Promise<WarmupRun | string> {
+  // The batch dim's name where the graph names it ('N'): every dim of that name is the batch,
+  // wherever it sits (a state input [1, N, 8] beside x [N, 4]), as is every dynamic first dim;
+  // other dynamic dims are 1.
+  const batchName = info.inputs.map((i) => i.dims[0]).find((d): d is string => typeof d === 'string' && d !== '');
   const feeds = (n: number): Record<string, ort.Tensor> | string => {
     const out: Record<string, ort.Tensor> = {};
     for (const input of info.inputs) {
       if (!isNumericDType(input.dtype)) return `input '${input.name}' is ${input.dtype}`;
-      const dims = input.dims.map((d, k) => (typeof d === 'number' ? d : k === 0 ? n : 1));
+      const dims = input.dims.map((d, k) => (typeof d === 'number' ? d : k === 0 || d === batchName ? n : 1));
       out[input.name] = new ort.Tensor(input.dtype as 'float32', allocate(input.dtype, dims.reduce((a, b) => a * b, 1)) as Float32Array, dims);
     }
     return out;

@@ -11,13 +11,15 @@ import { DeviceHandle } from '../../dist/actors/device-handle.js';
 import { Mailbox } from '../../dist/actors/mailbox.js';
 import { readReplyFrame, runFrameBytes, writeRunFrame } from '../../dist/actors/batch-frames.js';
 import { DEVICE_PROTOCOL_VERSION, type DeviceControl, type DeviceThreadData, type RunFrame } from '../../dist/actors/protocol.js';
-import { addModel, identityModel } from '../../dist/servables/example-models.js';
+import { addModel, identityModel, rnnModel } from '../../dist/servables/example-models.js';
 import { servableFixture } from '../helpers/fixtures.js';
 
 const fx = servableFixture('device-control');
 fx.model('add', 1, 'add.onnx', addModel({ batch: 'N' }));
 fx.model('add', 1, 'add4.onnx', addModel({ batch: 4 }));
 fx.model('add', 1, 'strings.onnx', identityModel('string', { batch: 'N' }));
+// x [N, 4] with a state h [1, N, 8]: the batch dim named N sits at axis 1 of h
+fx.model('add', 1, 'rnn.onnx', rnnModel({ batch: 'N' }));
 t.teardown(() => fx.remove());
 
 const MODEL_FILE = path.join(fx.dir, 'add', '1', 'add.onnx');
@@ -55,10 +57,11 @@ async function runAdd(h: DeviceHandle, k: number): Promise<number[]> {
 }
 
 t.test('measureCost: the actor times warm-up runs on zeros at the batch asked for, or says why it could not', async (t) => {
-  const files = ['add.onnx', 'add4.onnx', 'strings.onnx'].map((f) => path.join(fx.dir, 'add', '1', f));
-  const measured = start({ files, measureCost: [8, 8, 8] });
+  const files = ['add.onnx', 'add4.onnx', 'strings.onnx', 'rnn.onnx'].map((f) => path.join(fx.dir, 'add', '1', f));
+  const measured = start({ files, measureCost: [8, 8, 8, 8] });
   await measured.ready;
-  const [dynamic, fixed, strings] = measured.warmup ?? [];
+  const [dynamic, fixed, strings, named] = measured.warmup ?? [];
+  t.match(named, [{ batch: 8 }], 'every dim named like the first dims is the batch, wherever it sits');
   t.match(dynamic, [{ batch: 8 }], 'a dynamic first dim takes the batch');
   t.match(fixed, [{ batch: 1 }], 'a fixed batch dim runs as it is (the supervisor divides by it)');
   t.ok([dynamic, fixed].every((runs) => typeof runs?.[0] === 'object' && runs[0].ms > 0), 'times in ms');
