@@ -168,9 +168,9 @@ export async function serve(argv: string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE);
     return 0;
   }
-  // The server and the model generator are loaded only now: a refused flag or config answers
-  // without loading ONNX Runtime, gRPC and uWS (about 0.5 s of CPU).
-  const [{ ServingServer: Server }, { ensureExampleModels }] = await Promise.all([import('../server.js'), import('../servables/generate-models.js')]);
+  // The server is loaded only now, and the model generator only for the bundled servables: a
+  // refused flag or config answers without loading ONNX Runtime, gRPC and uWS (about 0.5 s of CPU).
+  const { ServingServer: Server } = await import('../server.js');
   const logger = new Logger({ format: p.log.format, level: p.log.level });
   const server: ServingServer = new Server();
   server.log = (line) => logger.info(line);
@@ -178,7 +178,10 @@ export async function serve(argv: string[]): Promise<number> {
     server.requestLog = (e) =>
       logger.info('request', { requestId: e.requestId, servable: e.servable, method: e.method, version: e.version, transport: e.transport, instances: e.instances, code: e.code ?? 'OK', ms: Math.round(e.ms * 1000) / 1000 });
   }
-  if (p.bundled) await ensureExampleModels(p.servableDirectory, { log: (line) => logger.info(line) });
+  if (p.bundled) {
+    const { ensureExampleModels } = await import('../servables/generate-models.js');
+    await ensureExampleModels(p.servableDirectory, { log: (line) => logger.info(line) });
+  }
   const distributed = p.listed ? await distributedServables(p.servableDirectory, p.servables.map((e) => e.name)) : [];
   for (const name of distributed) {
     logger.info(`servable '${name}' is distributed: not started here; its ranks run on agents (see docs/distributed.md)`);
