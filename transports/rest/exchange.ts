@@ -17,12 +17,18 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   413: 'Content Too Large',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
 };
 
+/** The reason phrase of a status this server sends ('Unknown' for others). */
+export function statusText(status: number): string {
+  return STATUS_TEXT[status] ?? 'Unknown';
+}
+
 export function statusLine(status: number): string {
-  return `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;
+  return `${status} ${statusText(status)}`;
 }
 
 /**

@@ -27,6 +27,7 @@ import type { Duplex } from 'node:stream';
 import type { TlsPem } from '../ssl-config.js';
 import type { ListenAddress } from '../listen-address.js';
 import { REFUSED_LINGER_MS, type RestFront, listenOn, overLimitMessage, tlsServerOptions } from './front.js';
+import { statusLine, statusText } from './exchange.js';
 
 export interface StrictFrontOptions {
   /** Terminate TLS with these files; `verifyClient` requires a client certificate chaining to customCa. Absent: plain HTTP. */
@@ -55,15 +56,6 @@ const UPSTREAM_IDLE_MS = 5000;
 
 /** Headers of one hop, never forwarded (RFC 9110 7.6.1), plus Expect (the front answers 100-continue itself). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
-
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  413: 'Content Too Large',
-  431: 'Request Header Fields Too Large',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-};
 
 type ClientError = Error & { readonly code?: string; readonly reason?: string };
 
@@ -230,7 +222,7 @@ export class StrictFront implements RestFront {
   /** A reply of the front's own, closing the connection (the request's body, if any, is not read). */
   private refuse(res: ServerResponse, status: number, body: string): void {
     this.options.onRefused?.(status);
-    res.writeHead(status, STATUS_TEXT[status], ['Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)), 'Connection', 'close']);
+    res.writeHead(status, statusText(status), ['Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)), 'Connection', 'close']);
     res.end(body);
   }
 
@@ -257,7 +249,7 @@ export class StrictFront implements RestFront {
     this.options.onRefused?.(status);
     const body = JSON.stringify({ error_msg: message });
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${statusLine(status)}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
     // what the client still sends is read and dropped for a moment, so that the reply is not lost to a reset
     socket.resume();
