@@ -1,6 +1,6 @@
 // Writes the example servables' ONNX files (generated in-process, no download):
 //   <dir>/add/1/tensor_add.onnx, <dir>/add_sub/1/{add,sub}.onnx, <dir>/matmul/1/matmul_{0,1}.onnx,
-//   <dir>/resnet/1/resnet.onnx, <dir>/rnn/1/rnn.onnx,
+//   <dir>/resnet/1/resnet.onnx, <dir>/rnn/1/rnn.onnx, <dir>/tiny_lm/1/tiny_lm_{prefill,decode}.onnx,
 //   <dir>/matmul_distributed/model/device{0..7}/matmul.onnx (its ranks' shards)
 //
 // CLI: node dist/servables/generate-models.js [--force] [dir]
@@ -13,6 +13,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { addModel, matmulSubgraphModel, resnetModel, rnnModel, subModel } from './example-models.js';
+import { tinyLmDecodeModel, tinyLmPrefillModel } from './tiny-lm.js';
 import { DIST_COLS, DIST_INNER, DIST_RANKS, DIST_ROWS, columnShardModel, halfWeight } from './distributed-models.js';
 import { findPackageRoot } from '../engine/package-root.js';
 
@@ -32,6 +33,8 @@ const EXAMPLE_FILES: ReadonlyArray<readonly [string, () => Uint8Array]> = [
   ['matmul/1/matmul_1.onnx', () => matmulSubgraphModel(8)],
   ['resnet/1/resnet.onnx', () => resnetModel({ batch: 'N' })],
   ['rnn/1/rnn.onnx', () => rnnModel({ batch: 'N' })],
+  ['tiny_lm/1/tiny_lm_prefill.onnx', () => tinyLmPrefillModel()],
+  ['tiny_lm/1/tiny_lm_decode.onnx', () => tinyLmDecodeModel()],
   // MindSpore's layout: one folder per rank's device, beside servable_config.ts (the agents load them)
   ...Array.from(
     { length: DIST_RANKS },

@@ -19,6 +19,7 @@ import {
   subModel,
 } from '../../dist/servables/example-models.js';
 import { ensureExampleModels, findProjectRoot } from '../../dist/servables/generate-models.js';
+import { tinyLmDecodeModel, tinyLmPrefillModel } from '../../dist/servables/tiny-lm.js';
 import {
   attr,
   makeTensor,
@@ -337,6 +338,8 @@ t.test('every builder gives byte-identical output on repeated builds', async (tt
     ['matmul 128', () => matmulSubgraphModel(128)],
     ['matmul 8', () => matmulSubgraphModel(8)],
     ['rnn', () => rnnModel({ batch: 'N' })],
+    ['tiny_lm prefill', () => tinyLmPrefillModel()],
+    ['tiny_lm decode', () => tinyLmDecodeModel()],
     ['mlp', () => mlpModel({ layers: 3, width: 128, seed: 11, batch: 'N' })],
     ...ONNX_DTYPES.map((d): [string, () => Uint8Array] => [`identity ${d}`, () => identityModel(d, { batch: 'N', shape: [2] })]),
   ];
@@ -357,6 +360,8 @@ const EXPECTED_FILES = [
   ...Array.from({ length: 8 }, (_, r) => `matmul_distributed/model/device${r}/matmul.onnx`),
   'resnet/1/resnet.onnx',
   'rnn/1/rnn.onnx',
+  'tiny_lm/1/tiny_lm_decode.onnx',
+  'tiny_lm/1/tiny_lm_prefill.onnx',
 ];
 
 t.test('ensureExampleModels: writes, is deterministic, and skips existing files', async (tt) => {
@@ -376,6 +381,8 @@ t.test('ensureExampleModels: writes, is deterministic, and skips existing files'
   tt.ok(snapshot[3]!.equals(Buffer.from(matmulSubgraphModel(128))), 'matmul_0.onnx = matmul(128)');
   tt.ok(snapshot[4]!.equals(Buffer.from(matmulSubgraphModel(8))), 'matmul_1.onnx = matmul(8)');
   tt.ok(snapshot[EXPECTED_FILES.indexOf('rnn/1/rnn.onnx')]!.equals(Buffer.from(rnnModel({ batch: 'N' }))), 'rnn.onnx = rnnModel(N)');
+  tt.ok(snapshot[EXPECTED_FILES.indexOf('tiny_lm/1/tiny_lm_prefill.onnx')]!.equals(Buffer.from(tinyLmPrefillModel())), 'tiny_lm_prefill.onnx = tinyLmPrefillModel()');
+  tt.ok(snapshot[EXPECTED_FILES.indexOf('tiny_lm/1/tiny_lm_decode.onnx')]!.equals(Buffer.from(tinyLmDecodeModel())), 'tiny_lm_decode.onnx = tinyLmDecodeModel()');
 
   // The files load from disk.
   const fromFile = await ort.InferenceSession.create(join(dir, 'matmul/1/matmul_1.onnx'));
