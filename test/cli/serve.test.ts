@@ -16,7 +16,7 @@ t.test('serve starts the bundled servables, answers the README example, Ctrl-C d
   const p = run(['serve', '--device-ids', '0,1', '--rest-address', '127.0.0.1:0', '--grpc-address', '127.0.0.1:0', '--access-log']);
   const [, port] = await p.waitFor(REST_LISTENING);
   const [, grpcPort] = await p.waitFor(/gRPC server listening on 127\.0\.0\.1:(\d+)/);
-  await p.waitFor(/serving add, add_sub, matmul, resnet, rnn from/);
+  await p.waitFor(/serving add, add_sub, matmul, resnet, rnn, tiny_lm from/);
   t.match(p.output(), /servable 'matmul_distributed' is distributed: not started here; its ranks run on agents/, 'the distributed example is left out, and the log says why');
   t.match(p.output(), /servable 'add' version 1 started on devices \[0, 1\]/);
   const r = await fetch(`http://127.0.0.1:${port}/model/add:add_common`, { method: 'POST', body: SEED, headers: { 'x-request-id': 'readme-1' } });
@@ -80,7 +80,7 @@ t.test('bad flags, bad config, unknown commands, busy ports exit non-zero with a
   t.match(b.output(), /unknown command 'frobnicate'/);
   const c = run(['serve', '--servables', 'missing_one', '--no-grpc', '--rest-address', '127.0.0.1:0']);
   t.equal(await c.exited, 2, 'a servable that does not exist is a usage error, found before any model loads');
-  t.match(c.output(), /servable 'missing_one': folder .* does not exist; servables in .*: add, add_sub, matmul, matmul_distributed, resnet, rnn/);
+  t.match(c.output(), /servable 'missing_one': folder .* does not exist; servables in .*: add, add_sub, matmul, matmul_distributed, resnet, rnn, tiny_lm/);
   const d = run(['serve', '--help']);
   t.equal(await d.exited, 0);
   t.match(d.output(), /Usage: actorserve serve/);
