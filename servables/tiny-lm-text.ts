@@ -196,7 +196,7 @@ function stopParameter(value: ParameterValue | undefined): string[] {
     } catch {
       return [value];
     }
-    if (Array.isArray(parsed) && parsed.every((s) => typeof s === 'string')) return parsed as string[];
+    if (Array.isArray(parsed) && parsed.every((s) => typeof s === 'string')) return parsed;
   }
   return [value];
 }

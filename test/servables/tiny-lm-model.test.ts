@@ -122,11 +122,11 @@ t.test('sampleToken: greedy, top-k, top-p and temperature', async (t) => {
   };
   const plain = counts({ temperature: 1, topK: 0, topP: 1 }); // probabilities 1/8, 2/8, 4/8, 1/8, 0
   t.equal(plain[4], 0, 'a -Infinity logit is never drawn');
-  t.ok(Math.abs(plain[2]! / 4000 - 0.5) < 0.05 && Math.abs(plain[1]! / 4000 - 0.25) < 0.05, `frequencies follow the softmax: ${plain}`);
+  t.ok(Math.abs(plain[2]! / 4000 - 0.5) < 0.05 && Math.abs(plain[1]! / 4000 - 0.25) < 0.05, `frequencies follow the softmax: ${plain.join()}`);
   const top2 = counts({ temperature: 1, topK: 2, topP: 1 });
-  t.same([top2[0], top2[3], top2[4]], [0, 0, 0], `top_k 2 keeps tokens 2 and 1 only: ${top2}`);
+  t.same([top2[0], top2[3], top2[4]], [0, 0, 0], `top_k 2 keeps tokens 2 and 1 only: ${top2.join()}`);
   const nucleus = counts({ temperature: 1, topK: 0, topP: 0.7 }); // 4/8 then 2/8 reach 0.7
-  t.same([nucleus[0], nucleus[3]], [0, 0], `top_p 0.7 keeps tokens 2 and 1 only: ${nucleus}`);
+  t.same([nucleus[0], nucleus[3]], [0, 0], `top_p 0.7 keeps tokens 2 and 1 only: ${nucleus.join()}`);
   const cold = counts({ temperature: 0.05, topK: 0, topP: 1 });
   t.equal(cold[2], 4000, 'a low temperature is almost greedy');
 });
