@@ -17,45 +17,44 @@ import { servableFixture } from '../helpers/fixtures.js';
 
 const N = 'N';
 
-/** load: y = x, s_next = x, pos_next = steps = pos + 1 (reads no s: a load ignores the past). */
-function loadGraph(): Uint8Array {
-  return new OnnxGraphBuilder('acc_load')
-    .addInput('x', 'float32', [N, 2])
-    .addInput('pos', 'int64', [N, 1])
+/**
+ * A graph of the model: x [N, 2] and the state pos in; `body` makes y and s_next (reading s or
+ * not) and any extra output; pos_next = steps = pos + 1 out, then y, s_next, and the extras.
+ */
+function accGraph(name: string, body: (g: OnnxGraphBuilder) => OnnxGraphBuilder, extras: readonly string[] = []): Uint8Array {
+  const g = body(new OnnxGraphBuilder(name).addInput('x', 'float32', [N, 2]).addInput('pos', 'int64', [N, 1]))
     .addInitializer('one', 'int64', [1], BigInt64Array.of(1n))
-    .addNode('Identity', ['x'], ['y'])
-    .addNode('Identity', ['x'], ['s_next'])
     .addNode('Add', ['pos', 'one'], ['pos_next'])
     .addNode('Identity', ['pos_next'], ['steps'])
     .addOutput('y', 'float32', [N, 2])
     .addOutput('s_next', 'float32', [N, 2])
     .addOutput('pos_next', 'int64', [N, 1])
-    .addOutput('steps', 'int64', [N, 1])
-    .toBytes();
+    .addOutput('steps', 'int64', [N, 1]);
+  for (const e of extras) g.addOutput(e, 'int64', [N, 1]);
+  return g.toBytes();
 }
 
-/** step: s_next = y = s + x, pos_next = steps = pos + 1, batch = the batch size on every row. */
+/** load: y = s_next = x (reads no s: a load ignores the past). */
+function loadGraph(): Uint8Array {
+  return accGraph('acc_load', (g) => g.addNode('Identity', ['x'], ['y']).addNode('Identity', ['x'], ['s_next']));
+}
+
+/** step: y = s_next = s + x, and batch = the batch size on every row. */
 function stepGraph(): Uint8Array {
-  return new OnnxGraphBuilder('acc_step')
-    .addInput('x', 'float32', [N, 2])
-    .addInput('s', 'float32', [N, 2])
-    .addInput('pos', 'int64', [N, 1])
-    .addInitializer('one', 'int64', [1], BigInt64Array.of(1n))
-    .addInitializer('first', 'int64', [1], BigInt64Array.of(0n))
-    .addNode('Add', ['s', 'x'], ['s_next'])
-    .addNode('Identity', ['s_next'], ['y'])
-    .addNode('Add', ['pos', 'one'], ['pos_next'])
-    .addNode('Identity', ['pos_next'], ['steps'])
-    .addNode('Shape', ['x'], ['x_shape'])
-    .addNode('Gather', ['x_shape', 'first'], ['n'])
-    .addNode('Shape', ['pos'], ['pos_shape'])
-    .addNode('Expand', ['n', 'pos_shape'], ['batch'])
-    .addOutput('y', 'float32', [N, 2])
-    .addOutput('s_next', 'float32', [N, 2])
-    .addOutput('pos_next', 'int64', [N, 1])
-    .addOutput('steps', 'int64', [N, 1])
-    .addOutput('batch', 'int64', [N, 1])
-    .toBytes();
+  return accGraph(
+    'acc_step',
+    (g) =>
+      g
+        .addInput('s', 'float32', [N, 2])
+        .addInitializer('first', 'int64', [1], BigInt64Array.of(0n))
+        .addNode('Add', ['s', 'x'], ['s_next'])
+        .addNode('Identity', ['s_next'], ['y'])
+        .addNode('Shape', ['x'], ['x_shape'])
+        .addNode('Gather', ['x_shape', 'first'], ['n'])
+        .addNode('Shape', ['pos'], ['pos_shape'])
+        .addNode('Expand', ['n', 'pos_shape'], ['batch']),
+    ['batch'],
+  );
 }
 
 /** peek: y = 2x; no state. */
