@@ -189,6 +189,12 @@ export async function scenario(which: Tensor, idTensor: Tensor) {
       const out = await acc.call([x1], { sequence: { id, start: true } });
       return \`started, steps \${stepsOf(out)}\`;
     }
+    case 9: { // starts id, then outlives its request's deadline
+      await acc.call([x1], { sequence: { id, start: true } });
+      await new Promise((r) => setTimeout(r, 1000));
+      await acc.call([x1], { subgraph: STEP, sequence: { id } }).catch(() => undefined);
+      return 'late';
+    }
     default:
       return 'no such scenario';
   }
@@ -341,6 +347,11 @@ t.test('sequences an instance started and did not end end when it finishes', asy
   t.ok(err instanceof ServingError);
   t.match((err as ServingError).message, /the stage failed on purpose/, 'the instance failed');
   t.equal(engine.runtime('acc').stats.liveSequences, 0, 'a throwing instance leaves none live either');
+  t.equal(await settledStates('acc'), 0);
+  // an instance still running when its request's deadline passes: its sequence ends with the request
+  const late = await engine.infer('acc', 'scenario', [{ which: i32([9], []), id: i32([850], []) }], { deadlineMs: 300 }).then(() => undefined, (e: unknown) => e);
+  t.equal((late as ServingError).code, 'E_DEADLINE_EXCEEDED');
+  t.equal(engine.runtime('acc').stats.liveSequences, 0, 'the request ended: so did the sequence its stage started');
   t.equal(await settledStates('acc'), 0);
   // the ids are free again: a new start of each works
   t.match(await scenario(3, 600), /\| steps 2$/);
