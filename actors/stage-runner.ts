@@ -7,9 +7,13 @@
  * a client's input with `throw new ServingError('E_INVALID_ARGUMENT', ...)`: a 400); any other
  * throw, and a result that is not a well-formed tensor, is E_STAGE_FAILED (a 500). The code
  * crosses back to the supervisor as data (stage-protocol.ts InstanceResult).
+ *
+ * Each call of the function runs in its own model-call scope (engine/register.ts): the
+ * sequences its `model.call`s started and did not end are ended when it returns or throws.
  */
 import { importConfigModule } from '../engine/config-loader.js';
 import { ServingError, toServingError } from '../engine/errors.js';
+import { runInModelCallScope } from '../engine/register.js';
 import { type Tensor, toTensor } from '../engine/tensor.js';
 import type { InstanceResult, RunStageTask, StageResult } from './stage-protocol.js';
 
@@ -74,7 +78,7 @@ async function runInstances(task: RunStageTask, requestEnded: () => boolean): Pr
         continue;
       }
       try {
-        results.push({ kind: 'outputs', outputs: outputsOf(await fn(...inputs), task) });
+        results.push({ kind: 'outputs', outputs: outputsOf(await runInModelCallScope(() => fn(...inputs)), task) });
       } catch (err) {
         results.push(failure(err, task));
       }
@@ -83,7 +87,7 @@ async function runInstances(task: RunStageTask, requestEnded: () => boolean): Pr
   }
   let returned: unknown;
   try {
-    returned = await fn(task.instances.map((i) => [...i]));
+    returned = await runInModelCallScope(() => fn(task.instances.map((i) => [...i])));
   } catch (err) {
     const f = failure(err, task);
     return task.instances.map(() => f);
