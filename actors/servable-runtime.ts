@@ -26,7 +26,7 @@ import type { DevicePool } from './device.js';
 import { ModelScheduler, type RequestState, type SchedulerStats } from './model-scheduler.js';
 import type { DeviceGraphs, GraphInfo, ValueInfo } from './protocol.js';
 import { type SequenceAdmission, SequenceRegistry, type SequenceStep } from './sequences.js';
-import { StagePool, type StreamRun, type StreamRunOptions } from './stage-pool.js';
+import { STREAM_TASKS_PER_THREAD, StagePool, type StreamRun, type StreamRunOptions } from './stage-pool.js';
 import { StreamEvents } from './stream-events.js';
 import type { ModelCall } from './stage-protocol.js';
 import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
@@ -113,7 +113,10 @@ export class ServableRuntime {
     this.modelFiles = config.models.map((m) => m.declaration.files.map((f) => modelFilePath(location, version, f)));
     this.group = pool ? pool(() => this.scheduler?.pump()) : this.makeGroup([], 1, false);
     const hasFunctions = config.methods.some((m) => m.stages.some((s) => s.kind === 'function'));
-    this.stagePool = hasFunctions ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests, { log }) : undefined;
+    const streams = config.methods.some((m) => streamStage(m));
+    this.stagePool = hasFunctions
+      ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests, { log, ...(streams ? { tasksPerThread: STREAM_TASKS_PER_THREAD } : {}) })
+      : undefined;
   }
 
   /** Loads the models on every device actor and checks the methods against them. */

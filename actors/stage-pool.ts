@@ -57,6 +57,8 @@ export interface StagePoolOptions {
   readonly modelCalls?: ModelCallChannel;
   /** Where a thread's failure outside any task is reported (stderr when not given). */
   readonly log?: (line: string) => void;
+  /** Tasks each thread runs at once (default TASKS_PER_THREAD). */
+  readonly tasksPerThread?: number;
 }
 
 /** The pool's figures: piscina's queue and every live thread's own stats. */
@@ -72,6 +74,13 @@ export interface StagePoolStats {
  * (sharp's work runs on the libuv pool; the stage thread mostly waits).
  */
 export const TASKS_PER_THREAD = 16;
+
+/**
+ * Tasks at once per thread of a servable with a stream stage: a generation holds its task for
+ * the whole stream, mostly waiting on model.call and on its reader, so 16 would cap the
+ * concurrent generations per thread, and with it how many decode steps batch together.
+ */
+export const STREAM_TASKS_PER_THREAD = 128;
 
 /** Tasks in flight that can be skipped once their request ends; more run without the check. */
 const ENDED_FLAGS = 4096;
@@ -98,7 +107,11 @@ export class StagePool {
   /** Resolved (and emptied) when the last task in flight settles. */
   private idleWaiters: (() => void)[] = [];
 
-  constructor(threads: number, maxQueue: number, { modelCalls = 'posted', log = (line) => process.stderr.write(`${line}\n`) }: StagePoolOptions = {}) {
+  constructor(
+    threads: number,
+    maxQueue: number,
+    { modelCalls = 'posted', log = (line) => process.stderr.write(`${line}\n`), tasksPerThread = TASKS_PER_THREAD }: StagePoolOptions = {},
+  ) {
     this.modelCalls = modelCalls;
     this.pool = new Piscina({
       filename: WORKER_ENTRY,
@@ -106,7 +119,7 @@ export class StagePool {
       minThreads: threads,
       maxThreads: threads,
       maxQueue,
-      concurrentTasksPerWorker: TASKS_PER_THREAD,
+      concurrentTasksPerWorker: tasksPerThread,
       // An idle thread must read its control port; 'sync' would block it in Atomics.wait. A stage
       // task's round trip is the same either way within this machine's noise (perf/stage-model-call.ts,
       // p50 sync vs disabled: 21-30 vs 24-30 µs alone, 324-333 vs 326-346 µs at 16 in flight).

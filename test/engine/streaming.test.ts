@@ -54,6 +54,17 @@ export async function* failing(_n: Tensor) {
   throw new ServingError('E_STAGE_FAILED', 'boom after two');
 }
 
+/** Two outputs per step: a string and its index as a float32 [1]. */
+export async function* pairs(n: Tensor) {
+  for (let i = 0; i < (n.data as Float32Array)[0]!; i++) yield ['p' + i, Float32Array.of(i)];
+}
+
+/** Yields something that is not a tensor. */
+export async function* bad(_n: Tensor) {
+  yield 'fine';
+  yield { not: 'a tensor' };
+}
+
 export function counters(_x: Tensor) {
   return Float64Array.of(state.yielded, state.cleaned, state.lastSignalAborted ? 1 : 0);
 }
@@ -61,6 +72,11 @@ export function counters(_x: Tensor) {
 register.method('words', { outputs: ['text'] }, (n) => register.addStage(words, [n], { stream: true }));
 register.method('sums', { outputs: ['y'] }, (x1, x2) => register.addStage(steps, [register.addStage(model, [x1, x2])], { stream: true }));
 register.method('failing', { outputs: ['text'] }, (n) => register.addStage(failing, [n], { stream: true }));
+register.method('pairs', { outputs: ['num', 'txt'] }, (n) => {
+  const [txt, num] = register.addStage(pairs, [n], { stream: true, outputsCount: 2 });
+  return [num, txt];
+});
+register.method('bad', { outputs: ['text'] }, (n) => register.addStage(bad, [n], { stream: true }));
 register.method('counters', { outputs: ['c'] }, (x) => register.addStage(counters, [x]));
 `,
 );
@@ -138,6 +154,28 @@ t.test('a generator that throws midway: its outputs, then an error event, then t
     t.match(last.error.message, /boom after two/);
     t.equal(last.index, 0);
   }
+});
+
+t.test('a stream stage of several outputs: each yield names them as the method returns them', async (t) => {
+  const events = await collect(engine.inferStream('stream', 'pairs', [n(2)]));
+  t.same(
+    events.map((e) => ('outputs' in e ? [tensorStrings(e.outputs.txt!)[0], [...(e.outputs.num!.data as Float32Array)]] : e.error.message)),
+    [
+      ['p0', [0]],
+      ['p1', [1]],
+    ],
+  );
+  const [whole] = await engine.infer('stream', 'pairs', [n(3)]);
+  t.same(tensorStrings(whole!.txt!), ['p0p1p2']);
+  t.same(whole!.num!.shape, [3], 'float32 [1] partials joined into [3]');
+});
+
+t.test('a yield that is not a result ends its instance with E_STAGE_FAILED', async (t) => {
+  const events = await collect(engine.inferStream('stream', 'bad', [n(1)]));
+  t.equal(events.length, 2);
+  t.equal(text(events[0]!), 'fine');
+  const last = events[1]!;
+  t.ok('error' in last && last.error.code === 'E_STAGE_FAILED' && /Function 'bad' output 0: cannot convert Object to a tensor/.test(last.error.message), 'error' in last ? last.error.message : 'outputs');
 });
 
 t.test('unary calls of a streaming method get the partials joined', async (t) => {
@@ -235,4 +273,19 @@ t.test('stream events are counted in the metrics', async (t) => {
   const before = value();
   await collect(engine.inferStream('stream', 'words', [n(4)]));
   t.equal(value() - before, 4);
+});
+
+// Last: it stops the engine.
+t.test('stopping the server with a stream open ends it with E_STOPPED events', async (t) => {
+  const stream = engine.inferStream('stream', 'words', [n(1000), n(1000)], { parameters: { delayMs: 5 } });
+  const first = await stream.next();
+  t.notOk(first.done);
+  await engine.stop();
+  const rest = await collect(stream);
+  const errors = rest.filter((e): e is Extract<StreamEvent, { error: unknown }> => 'error' in e);
+  t.same(errors.map((e) => [e.index, e.error.code]).sort(), [
+    [0, 'E_STOPPED'],
+    [1, 'E_STOPPED'],
+  ]);
+  t.same(rest.slice(-2).map((e) => 'error' in e), [true, true], 'and the stream ends with them');
 });
