@@ -179,11 +179,11 @@ export class StagePool {
    */
   runStream(configPath: string, stage: FunctionStage, inputs: readonly Tensor[], options: StreamRunOptions, onPartial: (outputs: Tensor[]) => void): StreamRun {
     if (this.closing) return { consumed: () => undefined, done: Promise.resolve(this.drainingError(stage)) };
+    if (options.requestEnded?.aborted) return { consumed: () => undefined, done: Promise.resolve(new ServingError('E_CANCELLED', `${stage.tag}: the request had ended before this stage ran`)) };
     const { port1, port2 } = new MessageChannel();
     let received = 0;
     let expected: number | undefined;
     let outcome: ServingError | undefined;
-    let unconsumed = 0;
     let owed = 0;
     let finish!: (outcome: ServingError | undefined) => void;
     const done = new Promise<ServingError | undefined>((resolve) => (finish = resolve));
@@ -196,7 +196,6 @@ export class StagePool {
     // The task's reply may overtake partials still on their way: the outcome waits for the count it names.
     port1.on('message', (m: StreamPartial) => {
       received++;
-      unconsumed++;
       onPartial(m.outputs as Tensor[]);
       if (received === expected) settle();
     });
@@ -221,10 +220,10 @@ export class StagePool {
     return {
       done,
       consumed: (count) => {
-        unconsumed -= count;
         owed += count;
-        // Credit goes back in small batches, and at once when the reader has caught up.
-        if (owed >= CREDIT_BATCH || unconsumed <= 0) {
+        // Credit goes back in batches: the generator waits only while more than
+        // STREAM_CREDIT - CREDIT_BATCH of its partials are unconsumed, never when none are.
+        if (owed >= CREDIT_BATCH) {
           port1.postMessage({ kind: 'credit', count: owed } satisfies StreamControl);
           owed = 0;
         }

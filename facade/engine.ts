@@ -496,13 +496,22 @@ export class ServingEngine {
   inferEach(servable: string, method: string, instances: readonly unknown[], options: EngineInferOptions = {}): Promise<InstanceOutcome[]> {
     let target: ResolvedMethod;
     try {
-      checkInferOptions(options, ENGINE_INFER_KEYS);
-      target = this.resolve(servable, method, options.versionNumber ?? 0, NOT_RECORDED);
+      target = this.requestTarget(servable, method, instances, options);
     } catch (err) {
-      this.refused(err, servable, method, options.versionNumber, options, Array.isArray(instances) ? instances.length : 0);
       return Promise.reject(err);
     }
     return target.run(instances, options); // its options are checked: versionNumber is one of them
+  }
+
+  /** Checks a request's options and resolves its target; a refusal is counted and thrown. */
+  private requestTarget(servable: string, method: string, instances: readonly unknown[], options: EngineInferOptions): ResolvedMethod {
+    try {
+      checkInferOptions(options, ENGINE_INFER_KEYS);
+      return this.resolve(servable, method, options.versionNumber ?? 0, NOT_RECORDED);
+    } catch (err) {
+      this.refused(err, servable, method, options.versionNumber, options, Array.isArray(instances) ? instances.length : 0);
+      throw err;
+    }
   }
 
   /**
@@ -512,17 +521,7 @@ export class ServingEngine {
    * the first `next()`.
    */
   inferStream(servable: string, method: string, instances: readonly unknown[], options: EngineInferOptions = {}): AsyncIterableIterator<StreamEvent> {
-    return new OpenedStream(() => {
-      let target: ResolvedMethod;
-      try {
-        checkInferOptions(options, ENGINE_INFER_KEYS);
-        target = this.resolve(servable, method, options.versionNumber ?? 0, NOT_RECORDED);
-      } catch (err) {
-        this.refused(err, servable, method, options.versionNumber, options, Array.isArray(instances) ? instances.length : 0);
-        throw err;
-      }
-      return target.openStream(instances, options);
-    });
+    return new OpenedStream(() => this.requestTarget(servable, method, instances, options).openStream(instances, options));
   }
 
   /** Like `inferEach`, but rejects with InstanceErrors when any instance failed. */
