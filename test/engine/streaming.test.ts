@@ -222,6 +222,24 @@ t.test('breaking out of the loop stops the generator: its finally runs, it yield
   t.equal(later.yielded, after.yielded, 'and yields no more');
 });
 
+t.test('return() while a next() waits ends that next() at once and stops the generator', async (t) => {
+  const before = await counters();
+  const stream = engine.inferStream('stream', 'words', [n(1000)], { parameters: { delayMs: 100 } });
+  t.equal(text((await stream.next()).value as StreamEvent), 'w0');
+  const waiting = stream.next();
+  await stream.return!();
+  t.same(await waiting, { done: true, value: undefined }, 'the waiting next() ends');
+  const after = await until((c) => c.cleaned > before.cleaned);
+  t.equal(after.cleaned, before.cleaned + 1, "the generator's finally ran");
+  t.ok(after.yielded - before.yielded < 5, `it stopped at its next step (${after.yielded - before.yielded} yields)`);
+});
+
+t.test('a generator that yields nothing: no events, and an empty string unary', async (t) => {
+  t.same(await collect(engine.inferStream('stream', 'words', [n(0)])), []);
+  const [out] = await engine.infer('stream', 'words', [n(0)]);
+  t.same(tensorStrings(out!.text!), ['']);
+});
+
 t.test('aborting options.signal stops the generator and ends the stream with an error event', async (t) => {
   const before = await counters();
   const abort = new AbortController();
