@@ -37,7 +37,7 @@ export { type Tensor, type TensorOf, type Instance, type NumericTensor, type Bin
 export { DTYPES, type DType, type NumericDType, type BinaryDType } from './engine/dtypes.js';
 export { castTensor } from './native/dtype-cast.js';
 export { ServingError, InstanceErrors, ERROR_CODES, type ErrorCode } from './engine/errors.js';
-export type { Model, Placeholder, DeclareModelOptions, StageOptions, StreamContext, MethodOptions, MethodInputOptions } from './engine/register.js';
+export type { Model, ModelCallOptions, Placeholder, DeclareModelOptions, StageOptions, StreamContext, MethodOptions, MethodInputOptions } from './engine/register.js';
 export type { RestServer, RestServerOptions } from './transports/rest/server.js';
 export type { GrpcServer, GrpcServerOptions } from './transports/grpc/server.js';
 export { SSLConfig, type SSLConfigFactory } from './transports/ssl-config.js';

@@ -25,10 +25,11 @@ import { DeviceHandle, localDeviceFactory } from './device-handle.js';
 import type { DevicePool } from './device.js';
 import { ModelScheduler, type RequestState, type SchedulerStats } from './model-scheduler.js';
 import type { DeviceGraphs, GraphInfo, ValueInfo } from './protocol.js';
-import { type SequenceAdmission, SequenceRegistry, type SequenceStep } from './sequences.js';
-import { STREAM_TASKS_PER_THREAD, StagePool, type StreamRun, type StreamRunOptions } from './stage-pool.js';
+import { type Sequence, type SequenceAdmission, SequenceRegistry, type SequenceStep } from './sequences.js';
+import { type ModelCaller, STREAM_TASKS_PER_THREAD, StagePool, type StreamRun, type StreamRunOptions } from './stage-pool.js';
 import { StreamEvents } from './stream-events.js';
-import type { ModelCall } from './stage-protocol.js';
+import type { ModelCall, ModelSequenceControl } from './stage-protocol.js';
+import { planStateGraphs } from '../engine/sequence.js';
 import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
 import type { InferOptions, InstanceOutcome, MethodInfo, MethodLayout, RequestParameters, StreamEvent, TensorLayout } from '../engine/inference.js';
 
@@ -143,6 +144,10 @@ export class ServableRuntime {
           throw new ServingError('E_CONFIG_INVALID', `batching override for '${key}': the servable declares no such model (models: ${config.models.map((m) => m.key).join(', ')})`);
         }
       }
+      config.models.forEach((m, i) => {
+        // E_CONFIG_INVALID naming the state when a subgraph's state input or output does not fit
+        if (m.declaration.sequence) planStateGraphs(m.key, m.declaration.sequence.state, rt.group.graphs[i] ?? []);
+      });
       rt.visible = rt.group.graphs.map((subs, i) => subs.map((g) => withoutState(g, config.models[i]!.declaration.sequence?.state)));
       config.models.forEach((m, i) => {
         if (m.declaration.sequence) rt.sequences.set(i, new SequenceRegistry(i, `model '${m.key}'`, m.declaration.sequence));
@@ -579,14 +584,20 @@ export class ServableRuntime {
       if (failed || ctx.done) return events.finish(i, failed);
       let run: StreamRun | undefined = undefined;
       const taken = (): void => run?.consumed(1);
-      run = this.stagePool!.runStream(this.config.configPath, stage, valuesOf(values[i]!, stage.args), this.stageOptions(ctx), (partial) => {
+      const { options, close } = this.stageOptions(ctx);
+      run = this.stagePool!.runStream(this.config.configPath, stage, valuesOf(values[i]!, stage.args), options, (partial) => {
         const out: Instance = {};
         m.outputs.forEach((name, k) => {
           out[name] = partial[m.returns[k]!.output]!;
         });
         events.outputs(i, out, taken);
       });
-      runs.push(run.done.then((err) => events.finish(i, err)));
+      runs.push(
+        run.done.then((err) => {
+          close();
+          events.finish(i, err);
+        }),
+      );
     });
     await Promise.all(runs);
   }
@@ -640,37 +651,48 @@ export class ServableRuntime {
       }
       const named = labels;
       const seq = ctx.sequences?.get(model);
-      // Each instance is one step of the sequence, in order: the first starts it, the last ends it.
-      const step = (k: number): SequenceStep | undefined =>
-        seq && { sequence: seq.sequence, start: seq.start && k === 0, end: seq.end && k === args.length - 1 };
-      return Promise.all(args.map((a, k) => this.scheduler.submit(model, stage.subgraph, a, ctx, named, step(k)).catch(toServingError)));
+      return Promise.all(args.map((a, k) => this.scheduler.submit(model, stage.subgraph, a, ctx, named, seq && stepOf(seq, k, args.length)).catch(toServingError)));
     }
     if (stage.stream) return Promise.all(args.map((a) => this.collectStream(stage, a, ctx)));
     const chunk = stage.batchSize && stage.batchSize > 0 ? stage.batchSize : args.length;
     const parts: Promise<(Tensor[] | ServingError)[]>[] = [];
-    const options = this.stageOptions(ctx);
-    for (let i = 0; i < args.length; i += chunk) {
-      parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), options));
+    const { options, close } = this.stageOptions(ctx);
+    try {
+      for (let i = 0; i < args.length; i += chunk) {
+        parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), options));
+      }
+      return (await Promise.all(parts)).flat();
+    } finally {
+      close();
     }
-    return (await Promise.all(parts)).flat();
   }
 
-  /** What a stage task of request `ctx` runs with: its model.call path, its end signal, its parameters. */
-  private stageOptions(ctx: RequestCtx): StreamRunOptions {
-    const caller = this.hasModels ? (req: ModelCall) => this.callModel(req, ctx) : undefined;
+  /**
+   * What stage tasks of request `ctx` run with: their model.call path, the request's end
+   * signal, its parameters. `close()` once the tasks have ended: it ends the sequences their
+   * model calls started and left open (modelCaller).
+   */
+  private stageOptions(ctx: RequestCtx): { readonly options: StreamRunOptions; readonly close: () => void } {
+    const calls = this.hasModels ? this.modelCaller(ctx) : undefined;
     const requestEnded = (ctx.ended ??= new Cancellation());
-    return { callModel: caller, requestEnded, parameters: ctx.parameters };
+    return { options: { callModel: calls?.caller, requestEnded, parameters: ctx.parameters }, close: () => calls?.close() };
   }
 
   /** A unary call's stream stage: the instance's partial results, joined (engine/stream-results.ts). */
   private async collectStream(stage: FunctionStage, inputs: Tensor[], ctx: RequestCtx): Promise<Tensor[] | ServingError> {
     const partials: Tensor[][] = [];
+    const { options, close } = this.stageOptions(ctx);
     let run: StreamRun | undefined = undefined;
-    run = this.stagePool!.runStream(this.config.configPath, stage, inputs, this.stageOptions(ctx), (partial) => {
+    run = this.stagePool!.runStream(this.config.configPath, stage, inputs, options, (partial) => {
       partials.push(partial);
       run?.consumed(1);
     });
-    const failed = await run.done;
+    let failed: ServingError | undefined;
+    try {
+      failed = await run.done;
+    } finally {
+      close();
+    }
     if (failed) return failed;
     try {
       return joinPartials(partials, stage.outputsCount, stage.tag);
@@ -679,13 +701,102 @@ export class ServableRuntime {
     }
   }
 
-  /** `model.call` from a stage function of a request. */
-  private async callModel(req: ModelCall, ctx: RequestCtx): Promise<Tensor[][]> {
+  /**
+   * The `model.call` side of a request's stage tasks (stage-model-calls.ts ModelCaller). The
+   * sequences its calls start are ended when the stage-function instance that started them
+   * closes its scope, and at the latest by `close()` (the stage's tasks have ended) or when the
+   * request ends: a stage function cannot leave state behind.
+   */
+  private modelCaller(ctx: RequestCtx): { caller: ModelCaller; close(): void } {
+    const started = new Map<string, Set<Sequence>>();
+    const endAll = (): void => {
+      for (const set of started.values()) for (const s of set) s.registry.close(s);
+      started.clear();
+    };
+    const ended = (ctx.ended ??= new Cancellation());
+    ended.addEventListener('abort', endAll);
+    const control = (c: ModelSequenceControl): Promise<void> => {
+      try {
+        if (c.kind === 'model.closeScope') {
+          for (const s of started.get(c.scope) ?? []) s.registry.close(s);
+          started.delete(c.scope);
+        } else {
+          this.registryOf(c.modelKey, 'endSequence').closeId(c.sequenceId);
+        }
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(toServingError(err));
+      }
+    };
+    const caller = Object.assign((req: ModelCall) => this.callModel(req, ctx, started), { control });
+    return {
+      caller,
+      close: () => {
+        ended.removeEventListener('abort', endAll);
+        endAll();
+      },
+    };
+  }
+
+  /** The live sequences of stateful model `modelKey`; E_STAGE_FAILED for an undeclared or stateless model. */
+  private registryOf(modelKey: string, what: string): SequenceRegistry {
+    const model = this.modelIndex.get(modelKey);
+    if (model === undefined) throw new ServingError('E_STAGE_FAILED', `model.${what}: model '${modelKey}' is not declared`);
+    const registry = this.sequences.get(model);
+    if (!registry) throw new ServingError('E_STAGE_FAILED', `model.${what}: model '${modelKey}' keeps no state (declareModel without sequence): it takes no sequence`);
+    return registry;
+  }
+
+  /**
+   * `model.call` from a stage function of a request. A stateful model's call is a step of the
+   * sequence it names (each instance one step, in order), admitted like a request's steps;
+   * `started` collects, per stage-function scope, the sequences it starts.
+   */
+  private async callModel(req: ModelCall, ctx: RequestCtx, started: Map<string, Set<Sequence>>): Promise<Tensor[][]> {
     const model = this.modelIndex.get(req.modelKey);
     if (model === undefined) throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is not declared`);
-    if (this.sequences.has(model)) throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is stateful; run it as a stage of the method (register.addStage)`);
     if (ctx.done) throw new ServingError('E_DEADLINE_EXCEEDED', 'model.call after the request ended');
-    return Promise.all(req.instances.map((inst) => this.scheduler.submit(model, req.subgraph, inst as Tensor[], ctx)));
+    const n = req.instances.length;
+    if (!this.sequences.has(model)) {
+      if (req.sequence) this.registryOf(req.modelKey, 'call'); // refuses, saying why
+      return this.untilEnded(ctx, Promise.all(req.instances.map((inst) => this.scheduler.submit(model, req.subgraph, inst as Tensor[], ctx))));
+    }
+    if (!req.sequence) {
+      throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is stateful: a call names its sequence (model.call(inputs, { sequence: { id, start } }))`);
+    }
+    const admission = this.sequences.get(model)!.admit(req.sequence);
+    if (admission.start) {
+      const key = req.scope ?? '';
+      let set = started.get(key);
+      if (!set) started.set(key, (set = new Set()));
+      set.add(admission.sequence);
+    }
+    // Every step settles before the admission ends (a queued step keeps its sequence alive).
+    const steps = Promise.all(
+      req.instances.map((inst, k) => this.scheduler.submit(model, req.subgraph, inst as Tensor[], ctx, undefined, stepOf(admission, k, n)).catch(toServingError)),
+    );
+    let outcomes: (Tensor[] | ServingError)[];
+    try {
+      outcomes = await this.untilEnded(ctx, steps);
+    } finally {
+      admission.sequence.registry.requestEnded(admission);
+    }
+    const failed = outcomes.find((o): o is ServingError => o instanceof ServingError);
+    if (failed) throw failed;
+    return outcomes as Tensor[][];
+  }
+
+  /**
+   * `work`, or a rejection once the request ends first: the scheduler drops the queued tasks of
+   * an ended request without answering them, and a stage function must not wait for them.
+   */
+  private untilEnded<T>(ctx: RequestCtx, work: Promise<T>): Promise<T> {
+    const ended = (ctx.ended ??= new Cancellation());
+    return new Promise<T>((resolve, reject) => {
+      const onEnd = (): void => reject(new ServingError('E_DEADLINE_EXCEEDED', 'model.call: the request ended before the model answered'));
+      ended.addEventListener('abort', onEnd);
+      work.then(resolve, reject).finally(() => ended.removeEventListener('abort', onEnd));
+    });
   }
 
   /**
@@ -720,6 +831,11 @@ export class ServableRuntime {
   }
 }
 
+
+/** Each instance of a request (or call) is one step of its sequence, in order: the first starts it, the last ends it. */
+function stepOf(a: SequenceAdmission, k: number, n: number): SequenceStep {
+  return { sequence: a.sequence, start: a.start && k === 0, end: a.end && k === n - 1 };
+}
 
 /** A graph as methods see it: the state inputs and outputs of a stateful model left out (the device actor feeds them). */
 function withoutState(g: GraphInfo, state: readonly { readonly input: string; readonly output: string }[] | undefined): GraphInfo {

@@ -15,6 +15,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { ServingErrorData } from '../engine/errors.js';
+import type { SequenceRequest } from '../engine/sequence.js';
 import type { Tensor } from '../engine/tensor.js';
 
 /**
@@ -22,7 +23,7 @@ import type { Tensor } from '../engine/tensor.js';
  * refuses to run (a stale stage-worker.js beside a newer pool, or the reverse); bump it with any
  * change to the shapes below.
  */
-export const STAGE_PROTOCOL_VERSION = 2;
+export const STAGE_PROTOCOL_VERSION = 3;
 
 /** How a task's `model.call` requests travel (see stage-model-calls.ts for why 'posted' is the default). */
 export type ModelCallChannel = 'posted' | 'comlink';
@@ -184,23 +185,46 @@ export interface ModelCall {
   readonly modelKey: string;
   readonly subgraph: number;
   readonly instances: readonly (readonly Tensor[])[];
+  /** A stateful model's call: the sequence its instances are steps of (`model.call(x, { sequence })`). */
+  readonly sequence?: SequenceRequest;
+  /**
+   * The stage-function instance that made the call (an id unique in the process): the
+   * sequences the call starts are ended when that scope closes, if it has not ended them.
+   */
+  readonly scope?: string;
 }
+
+/**
+ * The sequence controls of a stage function, plain data like `ModelCall`: `model.endSequence`
+ * (frees a live sequence's state without a step), and the end of a stage-function instance
+ * (ends the sequences its calls started and did not end).
+ */
+export type ModelSequenceControl =
+  | { readonly kind: 'model.endSequence'; readonly modelKey: string; readonly sequenceId: string | number }
+  | { readonly kind: 'model.closeScope'; readonly scope: string };
 
 /** Worker -> main. Local (the thread hop); the `ModelCall` it carries may travel on to a remote device. */
-export interface ModelCallRequest extends ModelCall {
-  readonly kind: 'model.call';
-  /** Correlates the reply; unique per task channel. */
-  readonly id: number;
-}
+export type ModelCallRequest =
+  | (ModelCall & {
+      readonly kind: 'model.call';
+      /** Correlates the reply; unique per task channel. */
+      readonly id: number;
+    })
+  | (ModelSequenceControl & { readonly id: number });
 
-/** Main -> worker. Local; its outputs may have come back from a remote device. */
+/** Main -> worker. Local; its outputs may have come back from a remote device. `done` answers a control. */
 export type ModelCallReply =
   | { readonly kind: 'outputs'; readonly id: number; readonly outputs: readonly (readonly Tensor[])[] }
+  | { readonly kind: 'done'; readonly id: number }
   | { readonly kind: 'error'; readonly id: number; readonly error: ServingErrorData };
 
-/** What the main thread exposes per task when the channel is comlink: one method, answering with data. */
+/** What the main thread exposes per task when the channel is comlink: a call and a control, answering with data. */
 export interface ModelCallService {
-  call(modelKey: string, subgraph: number, instances: readonly (readonly Tensor[])[]): Promise<ModelCallOutcome>;
+  call(call: ModelCall): Promise<ModelCallOutcome>;
+  control(control: ModelSequenceControl): Promise<ModelCallOutcome>;
 }
 
-export type ModelCallOutcome = { readonly kind: 'outputs'; readonly outputs: readonly (readonly Tensor[])[] } | { readonly kind: 'error'; readonly error: ServingErrorData };
+export type ModelCallOutcome =
+  | { readonly kind: 'outputs'; readonly outputs: readonly (readonly Tensor[])[] }
+  | { readonly kind: 'done' }
+  | { readonly kind: 'error'; readonly error: ServingErrorData };

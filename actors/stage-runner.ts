@@ -7,10 +7,13 @@
  * a client's input with `throw new ServingError('E_INVALID_ARGUMENT', ...)`: a 400); any other
  * throw, and a result that is not a well-formed tensor, is E_STAGE_FAILED (a 500). The code
  * crosses back to the supervisor as data (stage-protocol.ts InstanceResult).
+ *
+ * Each call of the function runs in its own model-call scope (engine/register.ts): the
+ * sequences its `model.call`s started and did not end are ended when it returns or throws.
  */
 import { importConfigModule } from '../engine/config-loader.js';
 import { ServingError, toServingError } from '../engine/errors.js';
-import type { StreamContext } from '../engine/register.js';
+import { type StreamContext, openModelCallScope, runInModelCallScope } from '../engine/register.js';
 import { type Tensor, describeValue, toTensor } from '../engine/tensor.js';
 import { type InstanceResult, type RunStageTask, STREAM_CREDIT, type StageResult, type StreamControl, type StreamPartial, type StreamStageTask } from './stage-protocol.js';
 
@@ -79,7 +82,7 @@ async function runInstances(task: RunStageTask, requestEnded: () => boolean): Pr
         continue;
       }
       try {
-        results.push({ kind: 'outputs', outputs: outputsOf(await fn(...inputs), task) });
+        results.push({ kind: 'outputs', outputs: outputsOf(await runInModelCallScope(() => fn(...inputs)), task) });
       } catch (err) {
         results.push(failure(err, task));
       }
@@ -88,7 +91,7 @@ async function runInstances(task: RunStageTask, requestEnded: () => boolean): Pr
   }
   let returned: unknown;
   try {
-    returned = await fn(task.instances.map((i) => [...i]));
+    returned = await runInModelCallScope(() => fn(task.instances.map((i) => [...i])));
   } catch (err) {
     const f = failure(err, task);
     return task.instances.map(() => f);
@@ -129,11 +132,15 @@ async function runStream(task: StreamStageTask, requestEnded: () => boolean): Pr
     wake?.();
   });
   const stopped = (): boolean => abort.signal.aborted || requestEnded();
+  // The instance's model-call scope: each step runs in it, and closing it (once the generator
+  // has ended or been stopped) ends the sequences the generator started and did not end.
+  const scope = openModelCallScope();
+  const inScope = <T>(step: () => T): T => (scope ? scope.run(step) : step());
   let partials = 0;
   let it: AsyncIterator<unknown> | undefined;
   try {
     const ctx: StreamContext = { parameters: Object.freeze({ ...task.parameters }), signal: abort.signal };
-    const returned = fn(...task.inputs, ctx);
+    const returned = inScope(() => fn(...task.inputs, ctx));
     if (!isAsyncIterator(returned)) {
       throw new ServingError('E_STAGE_FAILED', `${task.tag} is a stream stage: its function must be an async generator function, it returned ${describeValue(returned)}`);
     }
@@ -141,7 +148,7 @@ async function runStream(task: StreamStageTask, requestEnded: () => boolean): Pr
     for (;;) {
       while (credit <= 0 && !stopped()) await new Promise<void>((resolve) => (wake = resolve));
       if (stopped()) break;
-      const step = await it.next();
+      const step = await inScope(() => returned.next());
       if (step.done) {
         it = undefined; // finished: nothing to stop
         break;
@@ -160,7 +167,9 @@ async function runStream(task: StreamStageTask, requestEnded: () => boolean): Pr
     wake = undefined;
     if (requestEnded()) abort.abort();
     // A generator left mid-way (stopped, or a yield that was not a result) is closed: its `finally` runs.
-    await it?.return?.().catch(() => undefined);
+    const left = it;
+    await inScope(() => left?.return?.())?.catch(() => undefined);
+    await scope?.close();
   }
 }
 

@@ -21,7 +21,15 @@ import { ServingError } from './errors.js';
 import type { DeclaredInput, FunctionStage, MethodGraph, ModelStage, Stage, ValueRef } from './method-graph.js';
 import { type OptionFailure, boolean, checkOptions, integer, libraryMessage, list, number, object, oneOf, scalar, string } from './option-schema.js';
 import { type Tensor, toTensor } from './tensor.js';
-import { DEFAULT_SEQUENCE_IDLE_TIMEOUT_MS, type SequenceDeclaration, type SequenceStateDeclaration, type SequenceOptions, type SequenceStateOptions } from './sequence.js';
+import {
+  DEFAULT_SEQUENCE_IDLE_TIMEOUT_MS,
+  type SequenceDeclaration,
+  type SequenceRequest,
+  type SequenceStateDeclaration,
+  type SequenceOptions,
+  type SequenceStateOptions,
+  checkSequenceRequest,
+} from './sequence.js';
 
 // ---------------------------------------------------------------------------------------------
 // Models
@@ -76,14 +84,29 @@ export interface DistributedLayout {
 export interface ModelCallOptions {
   /** Which graph of a multi-file model to run (default 0). */
   subgraph?: number;
+  /**
+   * A stateful model: the sequence this call is a step of, checked like a request's
+   * (docs/sequences.md). Its state is the model's, shared by all its subgraphs. Each instance
+   * is one step, in order: the first starts the sequence when `start` is set, the last ends it
+   * when `end` is set. A sequence the stage-function instance starts and does not end is ended
+   * when the instance finishes.
+   */
+  sequence?: SequenceRequest;
 }
 
-/** How a stage worker runs `model.call`: installed per task by the stage pool. */
-export type ModelCallBridge = (
-  modelKey: string,
-  subgraph: number,
-  instances: readonly (readonly Tensor[])[],
-) => Promise<Tensor[][]>;
+/** How a stage worker runs `model.call` and `model.endSequence`: installed per task by the stage pool. */
+export interface ModelCallBridge {
+  call(modelKey: string, subgraph: number, instances: readonly (readonly Tensor[])[], sequence: SequenceRequest | undefined): Promise<Tensor[][]>;
+  endSequence(modelKey: string, id: string | number): Promise<void>;
+  /** A bridge for one stage-function instance, whose `close()` ends the sequences it started and did not end. */
+  openScope?(): ModelCallScope;
+}
+
+/** The model calls of one stage-function instance (see `openModelCallScope`). */
+export interface ModelCallScope extends ModelCallBridge {
+  /** Ends the sequences started through this scope and not ended; never rejects. Later calls are refused. */
+  close(): Promise<void>;
+}
 
 const kModel = Symbol.for('actorserve.Model');
 
@@ -128,6 +151,15 @@ export class Model {
     if (!Number.isInteger(subgraph) || subgraph < 0 || subgraph >= subgraphs) {
       throw new ServingError('E_STAGE_FAILED', `${prefix}: the model has no subgraph ${subgraph}; it has ${subgraphs}`);
     }
+    let sequence: SequenceRequest | undefined;
+    if (options.sequence !== undefined) {
+      try {
+        const { id, start, end } = checkSequenceRequest(options.sequence);
+        sequence = { id, start, end };
+      } catch (err) {
+        throw new ServingError('E_STAGE_FAILED', `${prefix}: ${(err as Error).message}`);
+      }
+    }
     const tensors = instances.map((inputs, i) => {
       if (!Array.isArray(inputs)) {
         throw new ServingError('E_STAGE_FAILED', `${prefix}: instance ${i} must be an array of tensors`);
@@ -140,7 +172,25 @@ export class Model {
         }
       });
     });
-    return bridge(this.key, subgraph, tensors);
+    return bridge.call(this.key, subgraph, tensors, sequence);
+  }
+
+  /**
+   * Ends sequence `id` of this stateful model without running a step: its state is freed once
+   * nothing of it is running, and a later call of that id needs `start` again. An id that is
+   * not live is ignored. Only available inside stage functions.
+   */
+  async endSequence(id: string | number): Promise<void> {
+    const prefix = `Model(${this.key}).endSequence()`;
+    const bridge = globalState().bridge.getStore();
+    if (!bridge) throw new ServingError('E_INVALID_ARGUMENT', `${prefix}: only available inside a stage function run by the server`);
+    let checked: string | number;
+    try {
+      checked = checkSequenceRequest({ id }).id;
+    } catch (err) {
+      throw new ServingError('E_STAGE_FAILED', `${prefix}: ${(err as Error).message}`);
+    }
+    return bridge.endSequence(this.key, checked);
   }
 }
 
@@ -256,6 +306,31 @@ export async function collectDeclarations(into: ServableDeclarations, load: () =
 /** Runs `fn` with `bridge` serving `model.call` (used by stage workers). */
 export function runWithModelBridge<T>(bridge: ModelCallBridge, fn: () => T): T {
   return globalState().bridge.run(bridge, fn);
+}
+
+/**
+ * The model-call scope of one stage-function instance, inside a task's bridge: code run in
+ * `run` calls models through it, and `close()` (once, when the instance has finished: returned,
+ * thrown or been stopped) ends the sequences it started and did not end. Undefined outside a
+ * bridge that scopes (then there is nothing to end). A stage that runs an instance in steps (a
+ * stream stage's generator) runs each step in `run`.
+ */
+export function openModelCallScope(): { run<T>(fn: () => T): T; close(): Promise<void> } | undefined {
+  const state = globalState();
+  const scope = state.bridge.getStore()?.openScope?.();
+  if (!scope) return undefined;
+  return { run: (fn) => state.bridge.run(scope, fn), close: () => scope.close() };
+}
+
+/** Runs one stage-function instance (`fn`) in its own model-call scope, closed when it settles. */
+export async function runInModelCallScope<T>(fn: () => T): Promise<Awaited<T>> {
+  const scope = openModelCallScope();
+  if (!scope) return await fn();
+  try {
+    return await scope.run(fn);
+  } finally {
+    await scope.close();
+  }
 }
 
 function collector(): ServableDeclarations {
