@@ -74,8 +74,8 @@ t.test('greedy generation through inferStream is the reference greedy continuati
 
 t.test('concurrent generations, interleaved and batched step by step, each give what they give alone', async (t) => {
   const requests: { prompt: string; parameters: Parameters }[] = [
-    ...['hello world', 'a', 'The quick brown fox jumps', 'x'.repeat(80), 'once upon a time', ''].map((prompt) => ({ prompt, parameters: { max_tokens: 40 } })),
-    ...[1, 2, 3, 4, 5, 6].map((seed) => ({ prompt: `seed ${seed}`, parameters: { max_tokens: 40, temperature: 0.9, top_k: 30, top_p: 0.95, seed } })),
+    ...['hello world', 'a', 'The quick brown fox jumps', 'x'.repeat(80), ''].map((prompt) => ({ prompt, parameters: { max_tokens: 32 } })),
+    ...[1, 2, 3].map((seed) => ({ prompt: `seed ${seed}`, parameters: { max_tokens: 32, temperature: 0.9, top_k: 30, top_p: 0.95, seed } })),
   ];
   const alone: string[] = [];
   for (const r of requests) alone.push((await stream(r.prompt, r.parameters)).join(''));
