@@ -12,7 +12,10 @@
  * (so every generation makes the same number of tokens), one device actor and one ONNX Runtime
  * thread on each side. Reported per C: tokens/s (median of the rounds), time to first token and
  * per-token latency (gap between a stream's consecutive pieces) p50/p99 over all rounds, the
- * mean decode batch, and the load average (the machine is shared).
+ * mean batch (prefill and decode steps together), and the load average (the machine is shared).
+ * A third row per C is the model's ceiling: the C prompts as one batch straight on
+ * onnxruntime-node, decoded in lockstep. The plain loop's TTFT is from each generation's own
+ * start; the engine's from when all C streams were sent.
  *
  *   npm run build && node dist/perf/tiny-lm.js [--streams 1,8,32] [--tokens 32] [--rounds 3]
  */
@@ -22,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ServableStartConfig, ServingServer, stringTensor } from '../index.js';
 import { ensureExampleModels, findProjectRoot } from '../servables/generate-models.js';
-import { generateText, generationParams } from '../servables/tiny-lm-text.js';
+import { encodePrompt, generateText, generationParams, sampleToken } from '../servables/tiny-lm-text.js';
 import { table } from './harness.js';
 import { TinyLmOrt, plainLoop } from './tiny-lm-ort.js';
 
@@ -83,6 +86,23 @@ async function plainRun(c: number): Promise<RunStats> {
   return runStats(performance.now() - t0, results.map((r) => r.pieceTimesMs));
 }
 
+/**
+ * The model's own ceiling: the C prompts as one batch on onnxruntime-node, prefill then decode
+ * steps in lockstep (greedy; no engine, no threads between steps).
+ */
+async function lockstepRun(c: number): Promise<RunStats> {
+  const t0 = performance.now();
+  const piecesMs: number[][] = Array.from({ length: c }, () => []);
+  let step = await lm.prefill(prompts.slice(0, c).map(encodePrompt));
+  for (let k = 0; k < TOKENS; k++) {
+    const next = step.logits.map((l) => sampleToken(l, params, () => 0));
+    const now = performance.now() - t0;
+    piecesMs.forEach((p) => p.push(now));
+    if (k + 1 < TOKENS) step = await lm.decode(next, step.state);
+  }
+  return runStats(performance.now() - t0, piecesMs);
+}
+
 async function engineStream(prompt: string): Promise<number[]> {
   const t0 = performance.now();
   const at: number[] = [];
@@ -117,9 +137,11 @@ const ratios: string[] = [];
 for (const c of streamCounts) {
   const plain: RunStats[] = [];
   const viaEngine: (RunStats & { meanBatch: number })[] = [];
+  const lockstep: RunStats[] = [];
   for (let r = 0; r < rounds; r++) {
     plain.push(await plainRun(c));
     viaEngine.push(await engineRun(c));
+    lockstep.push(await lockstepRun(c));
     loads.push(os.loadavg()[0]!);
   }
   const row = (name: string, runs: readonly RunStats[], batch: string) => {
@@ -129,6 +151,7 @@ for (const c of streamCounts) {
   };
   rows.push(row('plain onnxruntime-node loop (one at a time)', plain, '1'));
   rows.push(row('engine inferStream (concurrent)', viaEngine, median(viaEngine.map((x) => x.meanBatch)).toFixed(1)));
+  rows.push(row('ceiling: one onnxruntime-node batch in lockstep', lockstep, String(c)));
   const ratio = median(viaEngine.map((x) => x.tokensPerS)) / median(plain.map((x) => x.tokensPerS));
   ratios.push(`C=${c}: ${ratio.toFixed(2)}x`);
 }
