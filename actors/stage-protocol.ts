@@ -6,7 +6,8 @@
  * - piscina's own task channel: a `StageTask` in, a `StageResult` back;
  * - the worker's control plane: announced once on `parentPort` (`StageWorkerAnnouncement`),
  *   then comlink calls on the announced port (`StageWorkerControl`);
- * - a task's `model.call` channel: `ModelCallRequest` out, `ModelCallReply` back.
+ * - a task's `model.call` channel: `ModelCallRequest` out, `ModelCallReply` back;
+ * - a stream task's partial results channel: `StreamPartial` out, `StreamControl` back.
  *
  * Stage workers are threads of this process and stay local. Each message says whether it may
  * cross a network later: `model.call` requests may be forwarded by the main thread to remote
@@ -22,7 +23,7 @@ import type { Tensor } from '../engine/tensor.js';
  * refuses to run (a stale stage-worker.js beside a newer pool, or the reverse); bump it with any
  * change to the shapes below.
  */
-export const STAGE_PROTOCOL_VERSION = 2;
+export const STAGE_PROTOCOL_VERSION = 3;
 
 /** How a task's `model.call` requests travel (see stage-model-calls.ts for why 'posted' is the default). */
 export type ModelCallChannel = 'posted' | 'comlink';
@@ -58,15 +59,33 @@ export interface RunStageTask {
 }
 
 /**
- * What piscina carries to a worker. One kind today: the start-up warm-up that used to be a task
- * is `StageWorkerControl.load`, which reaches every thread (a task reaches whichever piscina picks).
+ * Runs one instance through a stream stage (an async generator function). Local only. Its
+ * partial results travel on `partials` as they are yielded; the task's reply (one
+ * InstanceResult) says how many were sent, so that the pool hands the outcome on only after
+ * the last of them (the two ports are not ordered with each other).
  */
-export type StageTask = RunStageTask;
+export interface StreamStageTask extends Omit<RunStageTask, 'kind' | 'batched' | 'instances'> {
+  readonly kind: 'stream';
+  readonly inputs: readonly Tensor[];
+  /** The request's parameters (the generator's `ctx.parameters`). */
+  readonly parameters: Readonly<Record<string, string | number | boolean>>;
+  /** The partial-results channel; transferred. */
+  readonly partials: MessagePort;
+}
+
+/**
+ * What piscina carries to a worker. The start-up warm-up that used to be a task is
+ * `StageWorkerControl.load`, which reaches every thread (a task reaches whichever piscina picks).
+ */
+export type StageTask = RunStageTask | StreamStageTask;
 
 /** One instance's outcome. Local only. */
 export type InstanceResult =
   | { readonly kind: 'outputs'; readonly outputs: readonly Tensor[] }
-  | { readonly kind: 'error'; readonly error: ServingErrorData };
+  /** A stream instance ended (its generator returned, or was stopped): `partials` were sent. */
+  | { readonly kind: 'streamed'; readonly partials: number }
+  /** `partials`: of a stream instance, the partial results sent before the error. */
+  | { readonly kind: 'error'; readonly error: ServingErrorData; readonly partials?: number };
 
 /** A run task's reply: one entry per instance, in order. */
 export type StageResult = readonly InstanceResult[];
@@ -133,6 +152,27 @@ export interface StageWorkerControl {
    */
   drain(): Promise<StageWorkerStats>;
 }
+
+// ---- partial results of one stream task (worker -> main: StreamPartial; main -> worker: StreamControl) ----
+
+/**
+ * Partial results a stream task may send before it waits for credit: the generator is not
+ * advanced while this many are unconsumed by the request's reader (back-pressure).
+ */
+export const STREAM_CREDIT = 16;
+
+/** Worker -> main: one `yield` of the generator, as `outputsCount` tensors. Local only. */
+export interface StreamPartial {
+  readonly kind: 'partial';
+  readonly outputs: readonly Tensor[];
+}
+
+/**
+ * Main -> worker. 'credit': the reader consumed `count` more partial results; 'cancel': the
+ * request ended (client gone, deadline): abort `ctx.signal` and stop the generator at its
+ * next step. Local only.
+ */
+export type StreamControl = { readonly kind: 'credit'; readonly count: number } | { readonly kind: 'cancel' };
 
 // ---- model.call channel of one task ('posted': worker -> main requests, main -> worker replies) ----
 

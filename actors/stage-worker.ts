@@ -15,6 +15,7 @@ import {
   type InstanceResult,
   type RunStageTask,
   type StageResult,
+  type StreamStageTask,
   type StageTask,
   type StageWorkerAnnouncement,
   type StageWorkerControl,
@@ -102,6 +103,8 @@ export default async function runStage(task: StageTask): Promise<StageResult> {
     switch (task.kind) {
       case 'run':
         return draining ? task.instances.map(() => STOPPED) : await run(task);
+      case 'stream':
+        return draining ? [STOPPED] : await run(task);
       default:
         throw new ServingError('E_INTERNAL', `stage worker: unknown task kind '${String((task as { kind?: unknown }).kind)}'`);
     }
@@ -110,7 +113,7 @@ export default async function runStage(task: StageTask): Promise<StageResult> {
   }
 }
 
-async function run(task: RunStageTask): Promise<StageResult> {
+async function run(task: RunStageTask | StreamStageTask): Promise<StageResult> {
   tasksInFlight++;
   try {
     const bridge = modelCallsOver(task.modelCalls, data.modelCalls, () => modelCalls++);

@@ -225,12 +225,31 @@ export interface StageOptions {
   batchSize?: number;
   /** Label for error messages. */
   tag?: string;
+  /**
+   * For function stages: the function is an async generator function and the stage streams
+   * its partial results (docs/servables.md, "Streaming stages"). It takes one instance's inputs
+   * and a trailing StreamContext; each `yield` is one partial result. At most one per method,
+   * its last stage, whose outputs are the method's; not with `batchSize`.
+   */
+  stream?: boolean;
+}
+
+/** What a stream stage's function gets after its inputs (StageOptions.stream). */
+export interface StreamContext {
+  /** The request's parameters (InferOptions.parameters; REST/gRPC request parameters). */
+  readonly parameters: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * Aborts when the request ends early: its client went away or cancelled, or its deadline
+   * passed. The function's generator is then stopped at its next step (its `finally` runs).
+   */
+  readonly signal: AbortSignal;
 }
 
 const STAGE_FIELDS = {
   outputsCount: integer({ min: 1, default: 1, doc: 'number of outputs' }),
   batchSize: integer({ min: 0, doc: 'function stages: take a list of instances (0 = system-chosen size)' }),
   tag: string({ doc: 'label for error messages' }),
+  stream: boolean({ default: false, doc: 'function stages: an async generator function that streams partial results' }),
 };
 
 true satisfies SameKeys<StageOptions, typeof STAGE_FIELDS>;
@@ -509,6 +528,7 @@ export function method(
     throw configError(`method '${name}': returns ${list.length} values but declares ${outputs.length} outputs${hint}`);
   }
   const returns = list.map((v, i) => refOf(trace, v, `method '${name}': returned value ${i}`));
+  checkStreamStage(name, trace.stages, returns);
   into.methods.push({ name, inputs: inputNames, declaredInputs, outputs, stages: trace.stages, returns });
   into.stageFunctions.set(name, trace.functions);
 }
@@ -554,7 +574,8 @@ export function addStage(
       tag: o.tag ?? `Model '${stage.key}'`,
     };
   } else if (typeof stage === 'function') {
-    if (o.batchSize === undefined && stage.length !== refs.length && stage.length !== 0) {
+    if (o.stream) checkStreamFunction(stage, o.batchSize, refs.length, where);
+    else if (o.batchSize === undefined && stage.length !== refs.length && stage.length !== 0) {
       throw configError(`${where}: function '${stage.name}' takes ${stage.length} arguments but gets ${refs.length}`);
     }
     def = {
@@ -564,14 +585,45 @@ export function addStage(
       args: refs,
       outputsCount,
       tag: o.tag ?? `Function '${stage.name}'`,
+      ...(o.stream ? { stream: true } : {}),
     };
     trace.functions.set(index, stage);
   } else {
     throw configError(`${where}: a stage must be a declared model or a function`);
   }
+  if (o.stream && def.kind === 'model') throw configError(`${where}: addStage: stream is for function stages (an async generator function), not models`);
   trace.stages.push(def);
   const outs = Array.from({ length: outputsCount }, (_, o) => makePlaceholder(trace, { stage: index, output: o }));
   return outputsCount === 1 ? outs[0]! : outs;
+}
+
+/** A stream stage's function: an async generator taking the instance's inputs and, optionally, a trailing StreamContext. */
+function checkStreamFunction(stage: StageFunction, batchSize: number | undefined, args: number, where: string): void {
+  if (batchSize !== undefined) throw configError(`${where}: addStage: stream and batchSize exclude each other (a stream stage takes one instance)`);
+  if (Object.prototype.toString.call(stage) !== '[object AsyncGeneratorFunction]') {
+    throw configError(`${where}: addStage: a stream stage must be an async generator function (async function* ${stage.name || 'f'}(...)), '${stage.name}' is not`);
+  }
+  if (stage.length !== args && stage.length !== args + 1 && stage.length !== 0) {
+    throw configError(`${where}: function '${stage.name}' takes ${stage.length} arguments but gets ${args} inputs and a StreamContext`);
+  }
+}
+
+/**
+ * A method's stream stage (StageOptions.stream) must be its only one and its last, and the
+ * method must return exactly that stage's outputs: its partial results are the method's.
+ */
+function checkStreamStage(name: string, stages: readonly Stage[], returns: readonly ValueRef[]): void {
+  const streams = stages.flatMap((s, i) => (s.kind === 'function' && s.stream ? [i + 1] : []));
+  if (streams.length === 0) return;
+  const where = `method '${name}'`;
+  if (streams.length > 1) throw configError(`${where}: has ${streams.length} stream stages (stages ${streams.join(', ')}); a method has at most one`);
+  const index = streams[0]!;
+  const stage = stages[index - 1]!;
+  if (index !== stages.length) throw configError(`${where}: stream stage ${index} (${stage.tag}) must be the method's last stage, it is followed by ${stages.length - index} more`);
+  const outputs = returns.map((r) => (r.stage === index ? r.output : -1));
+  if (outputs.length !== stage.outputsCount || outputs.includes(-1) || new Set(outputs).size !== outputs.length) {
+    throw configError(`${where}: must return exactly the outputs of its stream stage ${index} (${stage.tag}), each once: its partial results are the method's`);
+  }
 }
 
 function makePlaceholder(trace: MethodTrace, ref: ValueRef): Placeholder {
