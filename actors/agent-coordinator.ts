@@ -29,18 +29,16 @@ import {
   type HeartbeatReply,
   type HeartbeatRequest,
   type PredictReply,
-  type PredictRequest,
   type RegisterReply,
   type RegisterRequest,
   agentProtos,
   describeValue,
   graphFromWire,
-  grpcCode,
   inputToWire,
   refusal,
-  unary,
   wireToArray,
 } from './agent-wire.js';
+import { RankLink } from './agent-link.js';
 
 export interface CoordinatorOptions {
   /** host:port the Coordinator service listens on (port 0: any free port). */
@@ -67,7 +65,8 @@ interface RankSlot {
   address: string;
   pid: number;
   graphs: GraphInfo[];
-  client: grpc.Client | undefined;
+  /** Its Agent client and batch stream while it is ready. */
+  link: RankLink | undefined;
   lastBeat: number;
   /** Why it is not ready (for errors). */
   reason: string;
@@ -92,6 +91,8 @@ export class AgentCoordinator {
   reregistrations = 0;
   private everAllReady = false;
   private combined: GraphInfo | undefined;
+  /** The last batch's id (ids count up over every rank's stream). */
+  private batchId = 0;
 
   private constructor(readonly options: CoordinatorOptions) {
     this.ranks = Array.from({ length: options.rankSize }, (_, rankId) => ({
@@ -100,7 +101,7 @@ export class AgentCoordinator {
       address: '',
       pid: 0,
       graphs: [],
-      client: undefined,
+      link: undefined,
       lastBeat: 0,
       reason: 'has not registered yet',
       registrations: 0,
@@ -178,8 +179,11 @@ export class AgentCoordinator {
     const graphs = r.graphs.map(graphFromWire);
     if (graphs.length === 0) throw new ServingError('E_CONFIG_INVALID', `${where}: registers no graph`);
     this.checkShards(r.rank_id, graphs, where);
-    slot.client?.close();
-    slot.client = new (agentProtos().AgentClient)(r.address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    slot.link?.close(`rank ${r.rank_id} registered again`);
+    const link: RankLink = new RankLink(r.address, (reason) => {
+      if (slot.link === link) this.lose(slot, reason);
+    });
+    slot.link = link;
     slot.state = 'ready';
     slot.address = r.address;
     slot.pid = r.pid;
@@ -254,8 +258,8 @@ export class AgentCoordinator {
     if (slot.state !== 'ready') return;
     slot.state = 'lost';
     slot.reason = `was lost: ${reason}`;
-    slot.client?.close();
-    slot.client = undefined;
+    slot.link?.close(reason);
+    slot.link = undefined;
     this.options.log(`${this.label()}: rank ${slot.rankId} (agent at ${slot.address}, pid ${slot.pid}) ${slot.reason}; not serving until it registers again`);
     this.onChange();
   }
@@ -331,11 +335,26 @@ export class AgentCoordinator {
     return [[this.combined]];
   }
 
-  /** Runs one batch on every rank and combines the outputs. */
+  /**
+   * Runs one batch on every rank and combines the outputs. The batch is encoded once and written
+   * to every rank's stream; one timer per batch: a rank that has not answered within
+   * `predictTimeoutMs` is lost (which fails its batches).
+   */
   async predict(subgraph: number, inputs: readonly BatchInput[]): Promise<BatchOutput[]> {
     if (!this.allReady) throw new ServingError('E_UNAVAILABLE', `${this.label()} is not available: ${this.missing()}`);
-    const request: PredictRequest = { inputs: inputs.map(inputToWire), subgraph };
-    const replies = await Promise.all(this.ranks.map((slot) => this.predictOn(slot, request)));
+    const id = ++this.batchId;
+    const bytes = agentProtos().encodePredictRequest({ inputs: inputs.map(inputToWire), subgraph, id });
+    const timer = setTimeout(() => {
+      for (const slot of this.ranks) {
+        if (slot.link?.waitsFor(id)) this.lose(slot, `did not answer a batch within ${this.options.predictTimeoutMs} ms`);
+      }
+    }, this.options.predictTimeoutMs);
+    let replies: RankOutput[][];
+    try {
+      replies = await Promise.all(this.ranks.map((slot) => this.predictOn(slot, id, bytes)));
+    } finally {
+      clearTimeout(timer);
+    }
     const names = this.combined?.outputs.map((v) => v.name) ?? [];
     const counts = new Set(replies.map((r) => r.length));
     if (this.options.combine !== 'last' && counts.size > 1) {
@@ -345,19 +364,15 @@ export class AgentCoordinator {
     return last.map((_, k) => combineRankOutputs(this.options.combine, this.options.concatAxis, replies.map((r) => r[k]!), names[k] ?? `#${k}`));
   }
 
-  private async predictOn(slot: RankSlot, request: PredictRequest): Promise<RankOutput[]> {
-    const client = slot.client;
+  private async predictOn(slot: RankSlot, id: number, bytes: Buffer): Promise<RankOutput[]> {
+    const link = slot.link;
     const where = `rank ${slot.rankId} (agent at ${slot.address})`;
-    if (!client) throw new ServingError('E_UNAVAILABLE', `${this.label()}: ${where} ${slot.reason}`);
+    if (!link) throw new ServingError('E_UNAVAILABLE', `${this.label()}: ${where} ${slot.reason}`);
     let reply: PredictReply;
     try {
-      reply = await unary<PredictRequest, PredictReply>(client, 'Predict', request, this.options.predictTimeoutMs);
+      reply = await link.send(id, bytes);
     } catch (err) {
-      const code = grpcCode(err);
-      const detail = (err as Error).message;
-      const reason = code === grpc.status.DEADLINE_EXCEEDED ? `did not answer a batch within ${this.options.predictTimeoutMs} ms` : `failed a batch: ${detail}`;
-      if (slot.client === client) this.lose(slot, reason);
-      throw new ServingError('E_ACTOR_DIED', `${this.label()}: ${where} ${reason}`);
+      throw new ServingError('E_ACTOR_DIED', `${this.label()}: ${where} ${(err as Error).message}`);
     }
     if (reply.error) throw new ServingError('E_MODEL_FAILED', `${this.label()}: ${where}: ${reply.error}`);
     return reply.outputs.map((t, k) => wireToArray(t, `${where} output ${k}`));
@@ -371,11 +386,10 @@ export class AgentCoordinator {
     for (const w of [...this.waiters]) w.fail(new ServingError('E_STOPPED', `${this.label()} stopped before its agents registered`));
     await Promise.all(
       this.ranks.map(async (slot) => {
-        const client = slot.client;
-        slot.client = undefined;
-        if (!client || slot.state !== 'ready') return client?.close();
-        await unary<ExitRequest, ExitReply>(client, 'Exit', { rank_id: slot.rankId, address: slot.address, reason: 'the servable is stopping' }, 1000).catch(() => undefined);
-        client.close();
+        const link = slot.link;
+        slot.link = undefined;
+        if (link && slot.state === 'ready') await link.exit({ rank_id: slot.rankId, address: slot.address, reason: 'the servable is stopping' }, 1000);
+        link?.close(`${this.label()} is stopping`);
       }),
     );
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
