@@ -30,6 +30,8 @@ import {
   type HeartbeatRequest,
   type PredictReply,
   type RegisterReply,
+  type WireTensor,
+  arrayToWire,
   type RegisterRequest,
   agentProtos,
   describeValue,
@@ -73,7 +75,7 @@ interface RankSlot {
   registrations: number;
 }
 
-/** Batches in flight at once on the ranks (each rank's device actor holds two slots). */
+/** Batches in flight at once on the ranks (each rank's device actor holds two slots); a pipeline adds one per further stage. */
 const SLOTS = 2;
 
 export class AgentCoordinator {
@@ -201,17 +203,29 @@ export class AgentCoordinator {
     return { session: this.session };
   }
 
+  /** Ranks per pipeline stage: stage s is ranks s·k … s·k + k − 1. */
+  private get perStage(): number {
+    return this.options.rankSize / this.options.stageSize;
+  }
+
+  private stageRanks(stage: number): RankSlot[] {
+    return this.ranks.slice(stage * this.perStage, (stage + 1) * this.perStage);
+  }
+
   /**
-   * Every rank must have the same graph count and the same inputs as every other registered
-   * rank (all ranks get the same inputs); outputs must agree in count and dtype (combine).
+   * Every rank must have the same graph count as every other registered rank, and the same
+   * inputs as the other ranks of its stage (they all get the same inputs); outputs must agree
+   * in count and dtype within the stage (combine).
    */
   private checkShards(rankId: number, graphs: GraphInfo[], where: string): void {
-    const other = this.ranks.find((s) => s.rankId !== rankId && s.graphs.length > 0);
+    const any = this.ranks.find((s) => s.rankId !== rankId && s.graphs.length > 0);
+    if (any && graphs.length !== any.graphs.length) {
+      throw new ServingError('E_CONFIG_INVALID', `${where}: loaded ${graphs.length} graphs, rank ${any.rankId} ${any.graphs.length}; every rank needs the same subgraphs`);
+    }
+    const stage = Math.floor(rankId / this.perStage);
+    const other = this.stageRanks(stage).find((s) => s.rankId !== rankId && s.graphs.length > 0);
     if (!other) return;
     const ref = other.graphs;
-    if (graphs.length !== ref.length) {
-      throw new ServingError('E_CONFIG_INVALID', `${where}: loaded ${graphs.length} graphs, rank ${other.rankId} ${ref.length}; every rank needs the same subgraphs`);
-    }
     graphs.forEach((g, sub) => {
       const r = ref[sub]!;
       const sig = (vs: readonly ValueInfo[]): string => vs.map(describeValue).join(', ');
@@ -314,19 +328,22 @@ export class AgentCoordinator {
   }
 
   /**
-   * The graph the ranks make together: rank 0's inputs; outputs combined by the rule (for
-   * `concat`, the axis dim is the sum of the ranks' dims where all are known).
+   * The graph the ranks make together: rank 0's inputs (stage 0's); the last stage's outputs
+   * combined by the rule (for `concat`, the axis dim is the sum of the ranks' dims where all are
+   * known).
    */
   graphs(): DeviceGraphs {
     if (this.combined) return [[this.combined]];
     const rank0 = this.ranks[0]!.graphs[0]!;
-    const last = this.ranks[this.ranks.length - 1]!.graphs[0]!;
+    const lastStage = this.stageRanks(this.options.stageSize - 1);
+    const first = lastStage[0]!.graphs[0]!;
+    const last = lastStage[lastStage.length - 1]!.graphs[0]!;
     const { combine, concatAxis } = this.options;
-    let outputs = combine === 'last' ? last.outputs : rank0.outputs;
+    let outputs = combine === 'last' ? last.outputs : first.outputs;
     if (combine === 'concat') {
-      outputs = rank0.outputs.map((v, k) => {
+      outputs = first.outputs.map((v, k) => {
         const axis = concatAxis < 0 ? concatAxis + v.dims.length : concatAxis;
-        const dims = this.ranks.map((s) => s.graphs[0]!.outputs[k]!.dims[axis]);
+        const dims = lastStage.map((s) => s.graphs[0]!.outputs[k]!.dims[axis]);
         const known = dims.every((d): d is number => typeof d === 'number' && d >= 0);
         return { ...v, dims: v.dims.map((d, i) => (i === axis ? (known ? dims.reduce((a, b) => a + b, 0) : -1) : d)) };
       });
@@ -336,32 +353,48 @@ export class AgentCoordinator {
   }
 
   /**
-   * Runs one batch on every rank and combines the outputs. The batch is encoded once and written
-   * to every rank's stream; one timer per batch: a rank that has not answered within
-   * `predictTimeoutMs` is lost (which fails its batches).
+   * Runs one batch: stage 0's ranks get the batch's inputs, each further stage the previous
+   * stage's combined outputs (in order: output k feeds input k); the last stage's combined
+   * outputs are the batch's.
    */
   async predict(subgraph: number, inputs: readonly BatchInput[]): Promise<BatchOutput[]> {
     if (!this.allReady) throw new ServingError('E_UNAVAILABLE', `${this.label()} is not available: ${this.missing()}`);
+    let tensors: WireTensor[] = inputs.map(inputToWire);
+    for (let stage = 0; ; stage++) {
+      const outputs = await this.runStage(stage, subgraph, tensors);
+      if (stage === this.options.stageSize - 1) return outputs;
+      tensors = outputs.map((o) => arrayToWire(o.dtype, o.dims, o.data));
+    }
+  }
+
+  /**
+   * Runs one stage of a batch on the stage's ranks and combines their outputs. The request is
+   * encoded once and written to every rank's stream; one timer per stage: a rank that has not
+   * answered within `predictTimeoutMs` is lost (which fails its batches).
+   */
+  private async runStage(stage: number, subgraph: number, tensors: WireTensor[]): Promise<RankOutput[]> {
+    const ranks = this.stageRanks(stage);
     const id = ++this.batchId;
-    const bytes = agentProtos().encodePredictRequest({ inputs: inputs.map(inputToWire), subgraph, id });
+    const bytes = agentProtos().encodePredictRequest({ inputs: tensors, subgraph, id });
     const timer = setTimeout(() => {
-      for (const slot of this.ranks) {
+      for (const slot of ranks) {
         if (slot.link?.waitsFor(id)) this.lose(slot, `did not answer a batch within ${this.options.predictTimeoutMs} ms`);
       }
     }, this.options.predictTimeoutMs);
     let replies: RankOutput[][];
     try {
-      replies = await Promise.all(this.ranks.map((slot) => this.predictOn(slot, id, bytes)));
+      replies = await Promise.all(ranks.map((slot) => this.predictOn(slot, id, bytes)));
     } finally {
       clearTimeout(timer);
     }
-    const names = this.combined?.outputs.map((v) => v.name) ?? [];
+    const last = this.options.stageSize - 1;
+    const names = stage === last ? (this.combined?.outputs.map((v) => v.name) ?? []) : (ranks[0]!.graphs[subgraph]?.outputs.map((v) => v.name) ?? []);
     const counts = new Set(replies.map((r) => r.length));
     if (this.options.combine !== 'last' && counts.size > 1) {
-      throw new ServingError('E_MODEL_FAILED', `${this.label()}: the ranks returned different numbers of outputs (${replies.map((r) => r.length).join(', ')})`);
+      throw new ServingError('E_MODEL_FAILED', `${this.label()}: the ranks of stage ${stage} returned different numbers of outputs (${replies.map((r) => r.length).join(', ')})`);
     }
-    const last = replies[replies.length - 1]!;
-    return last.map((_, k) => combineRankOutputs(this.options.combine, this.options.concatAxis, replies.map((r) => r[k]!), names[k] ?? `#${k}`));
+    const lastReply = replies[replies.length - 1]!;
+    return lastReply.map((_, k) => combineRankOutputs(this.options.combine, this.options.concatAxis, replies.map((r) => r[k]!), names[k] ?? `#${k}`));
   }
 
   private async predictOn(slot: RankSlot, id: number, bytes: Buffer): Promise<RankOutput[]> {
@@ -420,7 +453,7 @@ class DistributedDevice implements Device {
   }
 
   hasFreeSlot(): boolean {
-    return this.coordinator.allReady && this.outstanding < SLOTS;
+    return this.coordinator.allReady && this.outstanding < SLOTS + this.coordinator.options.stageSize - 1;
   }
 
   async run(_model: number, subgraph: number, inputs: readonly BatchInput[]): Promise<BatchResult> {
