@@ -98,7 +98,9 @@ export function rankTableJson(ranks: number, host = '127.0.0.1'): string {
  * add up to the layer's output, and rank 0 adds the bias. Stage 1 starts with the ReLU that
  * follows layer 2 (it gets stage 0's summed output, before the ReLU).
  */
-export const PIPE_DIMS = [8, 16, 12, 16, 4] as const;
+export const PIPE_DIMS: readonly [number, number, number, number, number] = [8, 16, 12, 16, 4];
+/** An MLP's widths: input, three hidden layers, output (the two split hidden widths even). */
+export type PipelineDims = readonly [number, number, number, number, number];
 export const PIPE_STAGES = 2;
 export const PIPE_RANKS_PER_STAGE = 2;
 
@@ -108,23 +110,23 @@ interface Dense {
 }
 
 /** The MLP's weights: deterministic (mulberry32, seed 13), in [-0.5, 0.5). */
-export function pipelineWeights(): Dense[] {
+export function pipelineWeights(dims: PipelineDims = PIPE_DIMS): Dense[] {
   const rand = mulberry32(13);
   const next = (): number => rand() - 0.5;
-  return PIPE_DIMS.slice(1).map((out, l) => {
-    const inp = PIPE_DIMS[l]!;
+  return dims.slice(1).map((out, l) => {
+    const inp = dims[l]!;
     return { w: Float32Array.from({ length: inp * out }, next), b: Float32Array.from({ length: out }, next) };
   });
 }
 
-/** The unsplit MLP: x [N, 8] → y [N, 4]. */
-export function pipelineFullModel(): Uint8Array {
-  const layers = pipelineWeights();
-  const g = new OnnxGraphBuilder('mlp_pipeline_full').addInput('x', 'float32', ['N', PIPE_DIMS[0]]);
+/** The unsplit MLP: x [N, 8] → y [N, 4] (other widths: `dims`). */
+export function pipelineFullModel(dims: PipelineDims = PIPE_DIMS): Uint8Array {
+  const layers = pipelineWeights(dims);
+  const g = new OnnxGraphBuilder('mlp_pipeline_full').addInput('x', 'float32', ['N', dims[0]]);
   let last = 'x';
   layers.forEach((d, l) => {
-    g.addInitializer(`W${l}`, 'float32', [PIPE_DIMS[l]!, PIPE_DIMS[l + 1]!], d.w)
-      .addInitializer(`b${l}`, 'float32', [PIPE_DIMS[l + 1]!], d.b)
+    g.addInitializer(`W${l}`, 'float32', [dims[l]!, dims[l + 1]!], d.w)
+      .addInitializer(`b${l}`, 'float32', [dims[l + 1]!], d.b)
       .addNode('MatMul', [last, `W${l}`], [`m${l}`])
       .addNode('Add', [`m${l}`, `b${l}`], [`a${l}`]);
     last = `a${l}`;
@@ -133,7 +135,7 @@ export function pipelineFullModel(): Uint8Array {
       last = `r${l}`;
     }
   });
-  return g.addNode('Identity', [last], ['y']).addOutput('y', 'float32', ['N', PIPE_DIMS[4]]).toBytes();
+  return g.addNode('Identity', [last], ['y']).addOutput('y', 'float32', ['N', dims[4]]).toBytes();
 }
 
 /** Columns `from`…`from + n − 1` of a row-major [rows, cols] matrix. */
@@ -147,12 +149,12 @@ function columns(m: Float32Array, rows: number, cols: number, from: number, n: n
  * Rank `rank` (0…3; stage = rank / 2) of the split MLP: stage 0 takes x [N, 8] and gives its
  * partial z [N, 12]; stage 1 takes z and gives its partial y [N, 4].
  */
-export function pipelineRankModel(rank: number): Uint8Array {
-  const layers = pipelineWeights();
+export function pipelineRankModel(rank: number, dims: PipelineDims = PIPE_DIMS): Uint8Array {
+  const layers = pipelineWeights(dims);
   const stage = Math.floor(rank / PIPE_RANKS_PER_STAGE);
   const part = rank % PIPE_RANKS_PER_STAGE;
   const [a, b] = [layers[2 * stage]!, layers[2 * stage + 1]!];
-  const [inp, hidden, out] = [PIPE_DIMS[2 * stage]!, PIPE_DIMS[2 * stage + 1]!, PIPE_DIMS[2 * stage + 2]!];
+  const [inp, hidden, out] = [dims[2 * stage]!, dims[2 * stage + 1]!, dims[2 * stage + 2]!];
   const half = hidden / PIPE_RANKS_PER_STAGE;
   const [input, output] = stage === 0 ? ['x', 'z'] : ['z', 'y'];
   const g = new OnnxGraphBuilder(`mlp_pipeline_rank${rank}`)

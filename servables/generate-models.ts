@@ -54,7 +54,7 @@ const EXAMPLE_FILES: ReadonlyArray<readonly [string, () => Uint8Array]> = [
       ] as const,
   ),
   ...Array.from({ length: PIPE_STAGES * PIPE_RANKS_PER_STAGE }, (_, rank) => [`mlp_pipeline/model/device${rank}/mlp.onnx`, () => pipelineRankModel(rank)] as const),
-  ['mlp_pipeline/model/unsplit.onnx', pipelineFullModel],
+  ['mlp_pipeline/model/unsplit.onnx', () => pipelineFullModel()],
 ];
 
 /** Writes `data` to `file` atomically: a temp file in the same folder, then rename over the target. */
