@@ -3,32 +3,13 @@
 // agents' start-up refuses bad arguments before forking anything.
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { AgentCoordinator } from '../../dist/actors/agent-coordinator.js';
-import { AGENT_PROTOCOL_VERSION, CHANNEL_OPTIONS, agentProtos, unary } from '../../dist/actors/agent-wire.js';
+import { AGENT_PROTOCOL_VERSION, unary } from '../../dist/actors/agent-wire.js';
 import type { RegisterRequest, RegisterReply, WireGraphSpec, HeartbeatReply, HeartbeatRequest } from '../../dist/actors/agent-wire.js';
 import { startupAgents } from '../../dist/actors/agent-startup.js';
-import { parseRankTable } from '../../dist/engine/rank-table.js';
-import { rankTableJson } from '../../dist/servables/distributed-models.js';
+import { twoRankCoordinator } from '../helpers/coordinator.js';
 
 const logs: string[] = [];
-const coordinator = await AgentCoordinator.start({
-  address: '127.0.0.1:0',
-  servableName: 'mm',
-  versionNumber: 1,
-  rankSize: 2,
-  stageSize: 1,
-  combine: 'sum',
-  concatAxis: 0,
-  table: parseRankTable(rankTableJson(2)),
-  heartbeatIntervalMs: 100,
-  heartbeatTimeoutMs: 400,
-  predictTimeoutMs: 1000,
-  log: (line) => logs.push(line),
-});
-t.teardown(() => coordinator.stop());
-const address = `127.0.0.1:${coordinator.port}`;
-const client = new (agentProtos().CoordinatorClient)(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-t.teardown(() => client.close());
+const { coordinator, client, address } = await twoRankCoordinator(t, { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 400, predictTimeoutMs: 1000, log: (line) => logs.push(line) });
 
 const graph = (inner: number, outType = 'float32'): WireGraphSpec => ({
   inputs: [{ name: 'x', dtype: 'float32', dims: ['3', String(inner)] }],

@@ -5,13 +5,11 @@
 // not answer within predictTimeoutMs is lost alone; a stream the rank ends loses the rank.
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { AgentCoordinator } from '../../dist/actors/agent-coordinator.js';
 import { AGENT_PROTOCOL_VERSION, CHANNEL_OPTIONS, agentProtos, unary } from '../../dist/actors/agent-wire.js';
 import type { PredictReply, PredictRequest, RegisterReply, RegisterRequest, WireGraphSpec } from '../../dist/actors/agent-wire.js';
-import type { BatchInput } from '../../dist/actors/device.js';
+import type { BatchInput, BatchOutput } from '../../dist/actors/device.js';
 import { ServingError } from '../../dist/engine/errors.js';
-import { parseRankTable } from '../../dist/engine/rank-table.js';
-import { rankTableJson } from '../../dist/servables/distributed-models.js';
+import { twoRankCoordinator } from '../helpers/coordinator.js';
 
 type Mode = 'answer' | 'hold2' | 'silent' | 'end';
 
@@ -47,23 +45,7 @@ async function fakeAgent(rank: number) {
 
 const agents = [await fakeAgent(0), await fakeAgent(1)];
 t.teardown(() => agents.forEach((a) => a.stop()));
-const coordinator = await AgentCoordinator.start({
-  address: '127.0.0.1:0',
-  servableName: 'mm',
-  versionNumber: 1,
-  rankSize: 2,
-  stageSize: 1,
-  combine: 'sum',
-  concatAxis: 0,
-  table: parseRankTable(rankTableJson(2)),
-  heartbeatIntervalMs: 1000,
-  heartbeatTimeoutMs: 60_000,
-  predictTimeoutMs: 400,
-  log: () => undefined,
-});
-t.teardown(() => coordinator.stop());
-const client = new (agentProtos().CoordinatorClient)(`127.0.0.1:${coordinator.port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-t.teardown(() => client.close());
+const { coordinator, client } = await twoRankCoordinator(t, { heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 60_000, predictTimeoutMs: 400, log: () => undefined });
 const graph: WireGraphSpec = { inputs: [{ name: 'x', dtype: 'float32', dims: ['1', '2'] }], outputs: [{ name: 'y', dtype: 'float32', dims: ['1', '2'] }] };
 const register = (rank: number) =>
   unary<RegisterRequest, RegisterReply>(client, 'Register', { protocol_version: AGENT_PROTOCOL_VERSION, rank_id: rank, address: agents[rank]!.address, pid: 1, graphs: [graph] }, 2000);
@@ -72,7 +54,10 @@ await register(1);
 coordinator.graphs();
 
 const input = (a: number, b: number): BatchInput[] => [{ dtype: 'float32', dims: [1, 2], parts: [Float32Array.of(a, b)] }];
-const values = async (p: Promise<{ data?: unknown }[]>) => Array.from((await p)[0]!.data as Float32Array);
+const values = async (p: Promise<BatchOutput[]>): Promise<number[]> => {
+  const [o] = await p;
+  return o && 'data' in o ? Array.from(o.data as Float32Array) : [];
+};
 
 t.test('replies are matched to their batch by id, in whatever order they come', async (tt) => {
   tt.same(await values(coordinator.predict(0, input(1, 2))), [3, 6], 'rank 0 gives x, rank 1 gives 2x: summed 3x');
