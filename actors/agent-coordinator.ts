@@ -181,6 +181,7 @@ export class AgentCoordinator {
     const graphs = r.graphs.map(graphFromWire);
     if (graphs.length === 0) throw new ServingError('E_CONFIG_INVALID', `${where}: registers no graph`);
     this.checkShards(r.rank_id, graphs, where);
+    this.checkStages(r.rank_id, graphs, where);
     slot.link?.close(`rank ${r.rank_id} registered again`);
     const link: RankLink = new RankLink(r.address, (reason) => {
       if (slot.link === link) this.lose(slot, reason);
@@ -241,6 +242,31 @@ export class AgentCoordinator {
           'E_CONFIG_INVALID',
           `${where}: mismatched shard: graph ${sub} outputs (${outs(g.outputs)}), rank ${other.rankId} (${outs(r.outputs)}); combine '${this.options.combine}' needs the same outputs on every rank`,
         );
+      }
+    });
+  }
+
+  /**
+   * Stage s + 1 takes stage s's combined outputs, in order: as many inputs as stage s has
+   * outputs, of the same dtypes (checked against any registered rank of the neighbouring stages).
+   */
+  private checkStages(rankId: number, graphs: GraphInfo[], where: string): void {
+    const stage = Math.floor(rankId / this.perStage);
+    const dtypes = (vs: readonly ValueInfo[]): string => vs.map((v) => v.dtype).join(', ');
+    const registered = (s: number): RankSlot | undefined => (s < 0 || s >= this.options.stageSize ? undefined : this.stageRanks(s).find((slot) => slot.graphs.length > 0));
+    const before = registered(stage - 1);
+    const after = registered(stage + 1);
+    const refuse = (detail: string): never => {
+      throw new ServingError('E_CONFIG_INVALID', `${where}: mismatched stages: ${detail}; a stage takes the previous stage's outputs as its inputs, in order`);
+    };
+    graphs.forEach((g, sub) => {
+      const given = before?.graphs[sub]?.outputs;
+      if (before && given && dtypes(given) !== dtypes(g.inputs)) {
+        refuse(`graph ${sub} of stage ${stage} takes inputs (${dtypes(g.inputs)}), stage ${stage - 1} (rank ${before.rankId}) gives outputs (${dtypes(given)})`);
+      }
+      const taken = after?.graphs[sub]?.inputs;
+      if (after && taken && dtypes(g.outputs) !== dtypes(taken)) {
+        refuse(`graph ${sub} of stage ${stage} gives outputs (${dtypes(g.outputs)}), stage ${stage + 1} (rank ${after.rankId}) takes inputs (${dtypes(taken)})`);
       }
     });
   }

@@ -9,7 +9,7 @@ import { AGENT_PROTOCOL_VERSION, CHANNEL_OPTIONS, agentProtos, unary } from '../
 import type { PredictReply, PredictRequest, RegisterReply, RegisterRequest, WireGraphSpec } from '../../dist/actors/agent-wire.js';
 import type { BatchInput, BatchOutput } from '../../dist/actors/device.js';
 import { ServingError } from '../../dist/engine/errors.js';
-import { twoRankCoordinator } from '../helpers/coordinator.js';
+import { testCoordinator } from '../helpers/coordinator.js';
 
 type Mode = 'answer' | 'hold2' | 'silent' | 'end';
 
@@ -45,7 +45,7 @@ async function fakeAgent(rank: number) {
 
 const agents = [await fakeAgent(0), await fakeAgent(1)];
 t.teardown(() => agents.forEach((a) => a.stop()));
-const { coordinator, client } = await twoRankCoordinator(t, { heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 60_000, predictTimeoutMs: 400, log: () => undefined });
+const { coordinator, client } = await testCoordinator(t, { heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 60_000, predictTimeoutMs: 400, log: () => undefined });
 const graph: WireGraphSpec = { inputs: [{ name: 'x', dtype: 'float32', dims: ['1', '2'] }], outputs: [{ name: 'y', dtype: 'float32', dims: ['1', '2'] }] };
 const register = (rank: number) =>
   unary<RegisterRequest, RegisterReply>(client, 'Register', { protocol_version: AGENT_PROTOCOL_VERSION, rank_id: rank, address: agents[rank]!.address, pid: 1, graphs: [graph] }, 2000);
