@@ -22,11 +22,10 @@ export class OpenedStream implements AsyncIterableIterator<StreamEvent> {
   private inner: AsyncIterableIterator<StreamEvent> | undefined;
   private closed = false;
   private code: string | undefined;
-
-  /** `open` makes the runtime's stream (or throws); `recorder` is given once it has. */
-  constructor(private readonly open: () => { events: AsyncIterableIterator<StreamEvent>; recorder?: StreamRecorder | undefined }) {}
-
   private recorder: StreamRecorder | undefined;
+
+  /** `open` makes the runtime's stream and its recorder, or throws (a refusal it has counted itself). */
+  constructor(private readonly open: () => { events: AsyncIterableIterator<StreamEvent>; recorder?: StreamRecorder | undefined }) {}
 
   async next(): Promise<IteratorResult<StreamEvent>> {
     if (this.closed) return DONE;

@@ -7,7 +7,9 @@
  * - unary join: `infer` of the same method, the partials joined into one reply (the same
  *   messages from the thread, no events handed to a reader);
  * - unary per piece: the way without streaming, one `infer` of a plain function stage per
- *   piece, one after another.
+ *   piece, one after another;
+ * - and the shape of a generation: a generator making one `model.call` (the add model on a
+ *   device actor) per piece, streamed and joined.
  *
  * Contenders alternate within each round; the table gives the median over the rounds.
  * 2026-12-08, 2 shared cores, load average 8-11, Node 20 (µs per piece, median of 5 rounds):
@@ -17,7 +19,10 @@
  *   8 x 500    | 30     | 31         | 125
  *
  * A streamed piece costs about what it costs inside a unary reply (one message from the
- * stage thread each), and a fifth to a quarter of a request per piece.
+ * stage thread each), and a fifth to a quarter of a request per piece. With a model.call per
+ * piece (1 x 1000, 9 rounds, load average 16): streamed 460, joined 407 µs per piece (rounds
+ * spread 270-2950 either way): the model.call round trip is the cost of a step, the stream
+ * adds little to it.
  *
  *   npm run build && node dist/perf/stream-stage.js [--pieces 2000] [--rounds 5] [--streams 1]
  */
@@ -27,6 +32,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { ServableStartConfig, ServingServer, type Tensor } from '../index.js';
+import { addModel } from '../servables/example-models.js';
 import { findProjectRoot } from '../servables/generate-models.js';
 import { table } from './harness.js';
 
@@ -37,19 +43,28 @@ const streams = Number(values.streams);
 
 const root = findProjectRoot(path.dirname(fileURLToPath(import.meta.url)));
 const dir = path.join(root, 'perf', 'out', `stream-stage-${process.pid}`);
-mkdirSync(path.join(dir, 'bench'), { recursive: true });
+mkdirSync(path.join(dir, 'bench', '1'), { recursive: true });
+writeFileSync(path.join(dir, 'bench', '1', 'add.onnx'), addModel({ batch: 'N' }));
 writeFileSync(
   path.join(dir, 'bench', 'servable_config.ts'),
   `import { register, type Tensor } from 'actorserve';
+const model = register.declareModel({ modelFile: 'add.onnx' });
+const x: Tensor = { dtype: 'float32', shape: [2, 2], data: Float32Array.of(1, 2, 3, 4) };
 export async function* pieces(n: Tensor) {
   const count = (n.data as Float32Array)[0]!;
   for (let i = 0; i < count; i++) yield 'piece';
+}
+/** A generation's shape: one model.call (the add model on its device actor) per piece. */
+export async function* steps(n: Tensor) {
+  const count = (n.data as Float32Array)[0]!;
+  for (let i = 0; i < count; i++) yield (await model.call([x, x]))[0]!;
 }
 export function piece(_n: Tensor) {
   return 'piece';
 }
 register.method('stream', { outputs: ['text'] }, (n) => register.addStage(pieces, [n], { stream: true }));
 register.method('one', { outputs: ['text'] }, (n) => register.addStage(piece, [n]));
+register.method('steps', { outputs: ['y'] }, (n) => register.addStage(steps, [n], { stream: true }));
 `,
 );
 
@@ -59,22 +74,20 @@ try {
   await engine.startServables(new ServableStartConfig({ servableDirectory: dir, servableName: 'bench', numParallelWorkers: 1 }));
   const n = (count: number): { n: Tensor } => ({ n: { dtype: 'float32', shape: [1], data: Float32Array.of(count) } });
 
+  const streamed = (method: string) => async () => {
+    await Promise.all(
+      Array.from({ length: streams }, async () => {
+        let got = 0;
+        for await (const e of engine.inferStream('bench', method, [n(pieces)])) {
+          if ('error' in e) throw e.error;
+          got++;
+        }
+        if (got !== pieces) throw new Error(`got ${got} events`);
+      }),
+    );
+  };
   const contenders: [string, () => Promise<void>][] = [
-    [
-      'stream (inferStream, read as they come)',
-      async () => {
-        await Promise.all(
-          Array.from({ length: streams }, async () => {
-            let got = 0;
-            for await (const e of engine.inferStream('bench', 'stream', [n(pieces)])) {
-              if ('error' in e) throw e.error;
-              got++;
-            }
-            if (got !== pieces) throw new Error(`got ${got} events`);
-          }),
-        );
-      },
-    ],
+    ['stream (inferStream, read as they come)', streamed('stream')],
     [
       'unary join (infer of the same method)',
       async () => {
@@ -89,6 +102,13 @@ try {
             for (let i = 0; i < pieces; i++) await engine.infer('bench', 'one', [n(1)]);
           }),
         );
+      },
+    ],
+    ['stream, a model.call per piece', streamed('steps')],
+    [
+      'unary join, a model.call per piece',
+      async () => {
+        await Promise.all(Array.from({ length: streams }, () => engine.infer('bench', 'steps', [n(pieces)])));
       },
     ],
   ];
