@@ -7,6 +7,8 @@
  *   MindSpore's clients, read by ours).
  * - `actorserve.v1.ActorServe/PredictStream`, our pipelined bidirectional stream (see
  *   predict-stream.ts), with real gRPC status codes for whole-stream errors.
+ * - `actorserve.v1.ActorServe/InferStream`, server streaming: one reply per event of a
+ *   streaming method (token generation) or per instance of any other (infer-stream.ts).
  * - `inference.GRPCInferenceService`, the Open Inference Protocol (KServe v2) with Triton's
  *   ModelStreamInfer (kserve-service.ts): real gRPC statuses and the `actorserve-error-code`
  *   trailer; stream requests that fail are answered in `error_message`.
@@ -27,6 +29,7 @@ import {
   ServerCredentials,
   type ServerDuplexStream,
   type ServerUnaryCall,
+  type ServerWritableStream,
   type StatusObject,
   type sendUnaryData,
 } from '@grpc/grpc-js';
@@ -40,6 +43,7 @@ import { restrictSocketFile } from '../listen-address.js';
 import { clientRequestId, requestIdOf } from '../request-id.js';
 import { encodeMsReply, runPredict } from './predict.js';
 import { predictStreamRpc } from './predict-stream.js';
+import { serveInferStream } from './infer-stream.js';
 import { PipelinedStreamSession, type StreamSession, type StreamStats } from './stream-session.js';
 import { encodeMetadata } from './metadata.js';
 import { MalformedMessage, tolerantService } from './malformed.js';
@@ -47,6 +51,8 @@ import * as kserve from './kserve-service.js';
 import {
   ERROR_CODE_TRAILER,
   ERROR_CODES_TRAILER,
+  type WireInferStreamReply,
+  type WireInferStreamRequest,
   type WireModelInferRequest,
   type WireModelStreamInferResponse,
   type WireModelMetadataRequest,
@@ -146,8 +152,7 @@ class GrpcJsServer implements GrpcServer {
       GetModelMetadata: this.unary((call: ServerUnaryCall<WireModelMetadataRequest, unknown>) =>
         encodeMetadata(this.engine.metadata(call.request.name ?? '', call.request.version_number ?? 0)),
       ),
-      // Server-streaming token generation (actorserve.proto, `Generate`) is registered here
-      // when incremental servables get it: one GenerateReply written per decode step.
+      InferStream: this.inferStream.bind(this),
     });
     this.server.addService(tolerantService(inference), {
       ServerLive: this.unary(() => kserve.serverLive()),
@@ -270,6 +275,21 @@ class GrpcJsServer implements GrpcServer {
 
   private predictStream(call: ServerDuplexStream<WireStreamRequest, WireStreamReply>): void {
     this.startSession(new PipelinedStreamSession(call, predictStreamRpc(this.engine), this.settings.streamWindow, this.stats, this.engine.log, this.endSession));
+  }
+
+  private inferStream(call: ServerWritableStream<WireInferStreamRequest, WireInferStreamReply>): void {
+    this.stats.streams++;
+    this.stats.activeStreams++;
+    const sent = call.metadata.get(REQUEST_ID_KEY)[0];
+    const requestId = this.engine.requestLog ? requestIdOf(sent) : clientRequestId(sent);
+    const trailer = (): Metadata => {
+      const m = new Metadata();
+      if (requestId !== undefined) m.set(REQUEST_ID_KEY, requestId);
+      return m;
+    };
+    void serveInferStream(this.engine, call, { callDeadlineMs: remainingMs(call.getDeadline()), requestId, trailer, log: this.engine.log }).finally(() => {
+      this.stats.activeStreams--;
+    });
   }
 
   private modelStreamInfer(call: ServerDuplexStream<WireModelInferRequest, WireModelStreamInferResponse>): void {
