@@ -15,4 +15,5 @@ export {
 export { KServeClient, KServeStream, type KServeInferOptions, type KServeInferResult } from './kserve-client.js';
 export type { InputInstance, InputValue, TensorLike } from './values.js';
 export { runInferCommand, INFER_USAGE } from './infer-cli.js';
+export { runGenerateCommand, GENERATE_USAGE } from './generate-cli.js';
 export { readNpy, writeNpy } from './npy.js';
