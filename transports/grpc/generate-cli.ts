@@ -15,7 +15,7 @@ import { ServingError, toServingError } from '../../engine/errors.js';
 import { unknownFlagMessage } from '../../engine/option-schema.js';
 import { type TargetAddress, TargetError, parseTargetAddress } from '../target-address.js';
 import { type CommandIO, DEFAULT_GRPC_PORT, DEFAULT_IO, NOT_GRPC, UsageError, grpcTarget, integer, notGrpc, notGrpcMessage, tlsFlag, usedTls } from './cli-common.js';
-import { Client, type SSLConfig, type StreamParameters } from './client.js';
+import { Client, type SSLConfig } from './client.js';
 
 export const GENERATE_USAGE = `usage: actorserve generate <address> <servable> --prompt TEXT [options]
 
@@ -84,7 +84,7 @@ export async function runGenerateCommand(argv: readonly string[], io: CommandIO 
   let printed = false;
   const probe = notGrpc(parsed.target, parsed.ssl !== undefined);
   try {
-    const pieces = client.generate(parsed.servable, parsed.prompt, parsed.parameters as StreamParameters, { method: parsed.method, versionNumber: parsed.versionNumber, signal: interrupt });
+    const pieces = client.generate(parsed.servable, parsed.prompt, parsed.parameters, { method: parsed.method, versionNumber: parsed.versionNumber, signal: interrupt });
     for (;;) {
       // the probe only matters until the server has answered
       const pulled = pieces.next();
