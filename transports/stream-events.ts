@@ -11,12 +11,9 @@
  *   stage as its JSON text; anything else is refused.
  */
 import { ServingError } from '../engine/errors.js';
-import type { StreamEvent } from '../facade/engine.js';
+import type { RequestParameters, StreamEvent } from '../facade/engine.js';
 
-export type { StreamEvent };
-
-/** Request-level parameters as the engine takes them (`InferOptions.parameters`). */
-export type RequestParameters = Readonly<Record<string, string | number | boolean>>;
+export type { RequestParameters, StreamEvent };
 
 /** A stream that has produced its first event (or ended without one). */
 export interface StartedStream {

@@ -2,17 +2,45 @@
  * Streaming transport tests' set-up: a servable `streamer` (no model) and a Server-Sent Events
  * client on node:http that reads events as they arrive.
  *
- * `streamer`'s methods:
+ * `streamer`'s methods (one stage thread, so the counters see every generator):
  *  - `echo(x) -> y` and `generate(text_input) -> text_output` (the text upper-cased): plain
  *    function stages, so a stream has one event per instance;
- *  - `fail(x) -> y`: throws when x is the string "boom", else echoes.
+ *  - `fail(x) -> y`: throws when x is the string "boom", else echoes;
+ *  - `tokens(text_input) -> text_output`: streams `max_tokens` pieces (default 5) `<text>0 `,
+ *    `<text>1 `... each padded with dots to `size` bytes when given, `delay_ms` apart, and fails
+ *    after `fail_after` pieces when given; `parameters` yields the request's parameters as JSON;
+ *  - `counters(x) -> c`: [pieces yielded, generators finished, the last one saw its signal aborted].
  */
 import http from 'node:http';
 import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
 import { type ServableFixture, servableFixture } from './fixtures.js';
 
-export const STREAMER_CONFIG = `import { register, stringTensor, tensorStrings, type Tensor } from 'actorserve';
+export const STREAMER_CONFIG = `import { register, stringTensor, tensorStrings, type StreamContext, type Tensor } from 'actorserve';
+const state = { yielded: 0, cleaned: 0, aborted: false };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export async function* pieces(text: Tensor, ctx: StreamContext) {
+  const p = ctx.parameters;
+  const prefix = tensorStrings(text).join('');
+  try {
+    for (let i = 0; i < Number(p.max_tokens ?? 5); i++) {
+      if (p.fail_after !== undefined && i === Number(p.fail_after)) throw new Error('failed after ' + i + ' pieces');
+      if (p.delay_ms) await sleep(Number(p.delay_ms));
+      state.yielded++;
+      const piece = prefix + i + ' ';
+      yield p.size ? piece.padEnd(Number(p.size), '.') : piece;
+    }
+  } finally {
+    state.cleaned++;
+    state.aborted = ctx.signal.aborted;
+  }
+}
+export async function* showParameters(_x: Tensor, ctx: StreamContext) {
+  yield JSON.stringify(ctx.parameters);
+}
+export function counters(_x: Tensor) {
+  return Float64Array.of(state.yielded, state.cleaned, state.aborted ? 1 : 0);
+}
 export function echo(x: Tensor): Tensor {
   return x;
 }
@@ -26,12 +54,28 @@ export function maybeFail(x: Tensor): Tensor {
 register.method('echo', { outputs: ['y'] }, (x) => register.addStage(echo, [x]));
 register.method('generate', { outputs: ['text_output'] }, (text_input) => register.addStage(shout, [text_input]));
 register.method('fail', { outputs: ['y'] }, (x) => register.addStage(maybeFail, [x]));
+register.method('tokens', { outputs: ['text_output'] }, (text_input) => register.addStage(pieces, [text_input], { stream: true }));
+register.method('parameters', { outputs: ['text_output'] }, (text_input) => register.addStage(showParameters, [text_input], { stream: true }));
+register.method('counters', { outputs: ['c'] }, (x) => register.addStage(counters, [x]));
 `;
 
 export interface StreamEngine {
   readonly engine: ServingServer;
   readonly fx: ServableFixture;
   stop(): Promise<void>;
+  /** The generators' counters (the `counters` method). */
+  counters(): Promise<Counters>;
+  /** Polls the counters until `done` holds (bounded: 150 polls, 20 ms apart); the last counters. */
+  until(done: (c: Counters) => boolean): Promise<Counters>;
+}
+
+export interface Counters {
+  /** Pieces the generators yielded, in all. */
+  readonly yielded: number;
+  /** Generators that finished (ended, failed or were stopped). */
+  readonly cleaned: number;
+  /** The last one to finish saw its signal aborted (it was stopped). */
+  readonly aborted: boolean;
 }
 
 export async function startStreamEngine(name: string): Promise<StreamEngine> {
@@ -40,17 +84,31 @@ export async function startStreamEngine(name: string): Promise<StreamEngine> {
   const engine = new ServingServer();
   engine.log = () => {};
   try {
-    await engine.startServables([new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'streamer', numParallelWorkers: 2 })]);
+    await engine.startServables([new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'streamer', numParallelWorkers: 1 })]);
   } catch (err) {
     fx.remove();
     throw err;
   }
+  const counters = async (): Promise<Counters> => {
+    const [out] = await engine.infer('streamer', 'counters', [{ x: { dtype: 'float32', shape: [1], data: Float32Array.of(0) } }]);
+    const c = out!['c']!.data as Float64Array;
+    return { yielded: c[0]!, cleaned: c[1]!, aborted: c[2] === 1 };
+  };
   return {
     engine,
     fx,
     async stop() {
       await engine.stop();
       fx.remove();
+    },
+    counters,
+    async until(done) {
+      let c = await counters();
+      for (let i = 0; i < 150 && !done(c); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        c = await counters();
+      }
+      return c;
     },
   };
 }
