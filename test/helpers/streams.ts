@@ -12,9 +12,8 @@
  *  - `counters(x) -> c`: [pieces yielded, generators finished, the last one saw its signal aborted].
  */
 import http from 'node:http';
-import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
-import { type ServableFixture, servableFixture } from './fixtures.js';
+import { type FixtureEngine, servableFixture, startFixtureEngine } from './fixtures.js';
 
 export const STREAMER_CONFIG = `import { register, stringTensor, tensorStrings, type StreamContext, type Tensor } from 'actorserve';
 const state = { yielded: 0, cleaned: 0, aborted: false };
@@ -59,10 +58,7 @@ register.method('parameters', { outputs: ['text_output'] }, (text_input) => regi
 register.method('counters', { outputs: ['c'] }, (x) => register.addStage(counters, [x]));
 `;
 
-export interface StreamEngine {
-  readonly engine: ServingServer;
-  readonly fx: ServableFixture;
-  stop(): Promise<void>;
+export interface StreamEngine extends FixtureEngine {
   /** The generators' counters (the `counters` method). */
   counters(): Promise<Counters>;
   /** Polls the counters until `done` holds (bounded: 150 polls, 20 ms apart); the last counters. */
@@ -81,26 +77,14 @@ export interface Counters {
 export async function startStreamEngine(name: string): Promise<StreamEngine> {
   const fx = servableFixture(name);
   fx.config('streamer', STREAMER_CONFIG);
-  const engine = new ServingServer();
-  engine.log = () => {};
-  try {
-    await engine.startServables([new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'streamer', numParallelWorkers: 1 })]);
-  } catch (err) {
-    fx.remove();
-    throw err;
-  }
+  const started = await startFixtureEngine(fx, [new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'streamer', numParallelWorkers: 1 })]);
   const counters = async (): Promise<Counters> => {
-    const [out] = await engine.infer('streamer', 'counters', [{ x: { dtype: 'float32', shape: [1], data: Float32Array.of(0) } }]);
+    const [out] = await started.engine.infer('streamer', 'counters', [{ x: { dtype: 'float32', shape: [1], data: Float32Array.of(0) } }]);
     const c = out!['c']!.data as Float64Array;
     return { yielded: c[0]!, cleaned: c[1]!, aborted: c[2] === 1 };
   };
   return {
-    engine,
-    fx,
-    async stop() {
-      await engine.stop();
-      fx.remove();
-    },
+    ...started,
     counters,
     async until(done) {
       let c = await counters();

@@ -3,9 +3,10 @@
  * output streams, usage errors, integer flags, TLS flags, the address as grpc-js takes it, and
  * the probe that reports a REST port given as the gRPC address at once.
  */
+import { unknownFlagMessage } from '../../engine/option-schema.js';
 import type { SSLConfig } from './client.js';
 import { answersHttp1 } from './http1-probe.js';
-import type { TargetAddress } from '../target-address.js';
+import { type TargetAddress, parseTargetAddress } from '../target-address.js';
 
 export interface CommandIO {
   stdout(text: string): void;
@@ -28,21 +29,56 @@ export function integer(flag: string, text: string, min: number): number {
   return Number(text);
 }
 
-/**
- * Reads a TLS flag (--ca, --cert, --key) into `ssl`; false for any other flag. `value` takes
- * the flag's value off the command line.
- */
-export function tlsFlag(arg: string, value: () => string, ssl: SSLConfig): boolean {
-  if (arg === '--ca') ssl.customCa = value();
-  else if (arg === '--cert') ssl.certificate = value();
-  else if (arg === '--key') ssl.privateKey = value();
-  else return false;
-  return true;
+/** What `readCommandLine` found besides the command's own flags. */
+export interface CommandLine {
+  /** The address as typed, and as read (the first positional argument). */
+  readonly address: string;
+  readonly target: TargetAddress;
+  /** The other positional arguments. */
+  readonly rest: readonly string[];
+  /** The TLS settings, when any of --ca, --cert, --key was given. */
+  readonly ssl: SSLConfig | undefined;
+  /** --version (0: the newest). */
+  readonly versionNumber: number;
+  /** --timeout-ms. */
+  readonly timeoutMs: number | undefined;
 }
 
-/** The TLS settings when any TLS flag was given. */
-export function usedTls(ssl: SSLConfig): SSLConfig | undefined {
-  return ssl.customCa !== undefined || ssl.certificate !== undefined || ssl.privateKey !== undefined ? ssl : undefined;
+/**
+ * Walks a client command's arguments: `flag(arg, value)` reads one of the command's own flags
+ * and says whether it knew it (`value()` takes the flag's value); --version, --timeout-ms,
+ * --ca, --cert and --key are read here; an unknown flag is a UsageError naming the closest of `known`. The positional
+ * arguments must be the address then `names` (e.g. ['servable', 'method']).
+ */
+export function readCommandLine(args: readonly string[], command: string, names: readonly string[], known: readonly string[], flag: (arg: string, value: () => string) => boolean): CommandLine {
+  const positional: string[] = [];
+  const ssl: SSLConfig = {};
+  let versionNumber = 0;
+  let timeoutMs: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const value = (): string => {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
+      return v;
+    };
+    if (flag(arg, value)) continue;
+    if (arg === '--version') versionNumber = integer(arg, value(), 0);
+    else if (arg === '--timeout-ms') timeoutMs = integer(arg, value(), 1);
+    else if (arg === '--ca') ssl.customCa = value();
+    else if (arg === '--cert') ssl.certificate = value();
+    else if (arg === '--key') ssl.privateKey = value();
+    else if (arg.startsWith('-') && arg !== '-') throw new UsageError(unknownFlagMessage(arg, known));
+    else positional.push(arg);
+  }
+  const expected = ['address', ...names];
+  if (positional.length !== expected.length) {
+    throw new UsageError(`expected ${expected.map((n) => `<${n}>`).join(' ')}, got ${positional.length} argument${positional.length === 1 ? '' : 's'}`);
+  }
+  const [address, ...rest] = positional as [string, ...string[]];
+  const target = parseTargetAddress(address, DEFAULT_GRPC_PORT, `are not read by ${command}: give host:port with --ca (and --cert, --key for mutual TLS)`);
+  const tls = ssl.customCa !== undefined || ssl.certificate !== undefined || ssl.privateKey !== undefined;
+  return { address, target, rest, ssl: tls ? ssl : undefined, versionNumber, timeoutMs };
 }
 
 /** The target as grpc-js takes it. */

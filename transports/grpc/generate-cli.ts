@@ -12,9 +12,8 @@
  * SIGINT while generating cancels the generation (the server stops it) and exits 130.
  */
 import { ServingError, toServingError } from '../../engine/errors.js';
-import { unknownFlagMessage } from '../../engine/option-schema.js';
-import { type TargetAddress, TargetError, parseTargetAddress } from '../target-address.js';
-import { type CommandIO, DEFAULT_GRPC_PORT, DEFAULT_IO, NOT_GRPC, UsageError, grpcTarget, integer, notGrpc, notGrpcMessage, tlsFlag, usedTls } from './cli-common.js';
+import { type TargetAddress, TargetError } from '../target-address.js';
+import { type CommandIO, DEFAULT_IO, NOT_GRPC, UsageError, grpcTarget, integer, notGrpc, notGrpcMessage, readCommandLine } from './cli-common.js';
 import { Client, type SSLConfig } from './client.js';
 
 export const GENERATE_USAGE = `usage: actorserve generate <address> <servable> --prompt TEXT [options]
@@ -121,70 +120,49 @@ function sigint(): AbortSignal {
 }
 
 function parseArgs(args: readonly string[]): Parsed {
-  const positional: string[] = [];
   const parameters: Parsed['parameters'] = {};
   const stops: string[] = [];
   let prompt: string | undefined;
   let method = 'generate';
-  let versionNumber = 0;
-  let timeoutMs: number | undefined;
-  const ssl: SSLConfig = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${arg} needs a value`);
-      return v;
-    };
+  const line = readCommandLine(args, 'generate', ['servable'], GENERATE_FLAGS, (arg, value) => {
     switch (arg) {
       case '-p':
       case '--prompt':
         prompt = value();
-        break;
+        return true;
       case '--max-tokens':
         parameters['max_tokens'] = integer(arg, value(), 1);
-        break;
+        return true;
       case '--top-k':
         parameters['top_k'] = integer(arg, value(), 1);
-        break;
+        return true;
       case '--seed':
         parameters['seed'] = integer(arg, value(), 0);
-        break;
+        return true;
       case '--temperature':
         parameters['temperature'] = decimal(arg, value());
-        break;
+        return true;
       case '--top-p':
         parameters['top_p'] = decimal(arg, value());
-        break;
+        return true;
       case '--stop':
         stops.push(value());
-        break;
+        return true;
       case '--param': {
         const [name, v] = parameter(value());
         parameters[name] = v;
-        break;
+        return true;
       }
       case '--method':
         method = value();
-        break;
-      case '--version':
-        versionNumber = integer(arg, value(), 0);
-        break;
-      case '--timeout-ms':
-        timeoutMs = integer(arg, value(), 1);
-        break;
+        return true;
       default:
-        if (tlsFlag(arg, value, ssl)) break;
-        if (arg.startsWith('-') && arg !== '-') throw new UsageError(unknownFlagMessage(arg, GENERATE_FLAGS));
-        positional.push(arg);
+        return false;
     }
-  }
-  if (positional.length !== 2) throw new UsageError(`expected <address> <servable>, got ${positional.length} argument${positional.length === 1 ? '' : 's'}`);
+  });
   if (prompt === undefined) throw new UsageError('give the prompt with --prompt TEXT');
   if (stops.length > 0) parameters['stop'] = stops;
-  const [address, servable] = positional as [string, string];
-  const target = parseTargetAddress(address, DEFAULT_GRPC_PORT, 'are not read by generate: give host:port with --ca (and --cert, --key for mutual TLS)');
-  return { address, target, servable, prompt, parameters, method, versionNumber, timeoutMs, ssl: usedTls(ssl) };
+  return { address: line.address, target: line.target, servable: line.rest[0]!, prompt, parameters, method, versionNumber: line.versionNumber, timeoutMs: line.timeoutMs, ssl: line.ssl };
 }
 
 function decimal(flag: string, text: string): number {

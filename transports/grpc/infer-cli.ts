@@ -32,16 +32,15 @@ import { readFileSync } from 'node:fs';
 import { type DType, isDType, isNumericDType } from '../../engine/dtypes.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
 import { type Tensor, elementCount } from '../../engine/tensor.js';
-import { unknownFlagMessage } from '../../engine/option-schema.js';
 import { Client, type SSLConfig } from './client.js';
 import { KServeClient } from './kserve-client.js';
 import { fromV2Datatype, isV2Datatype, toV2Datatype } from '../kserve/datatypes.js';
 import { readNpy } from './npy.js';
 import { type InputValue, tensorToPlain, toInputTensor } from './values.js';
 import type { MethodInput } from '../../facade/engine.js';
-import { type CommandIO, DEFAULT_GRPC_PORT, DEFAULT_IO, NOT_GRPC, UsageError, grpcTarget, integer, notGrpc, notGrpcMessage, tlsFlag, usedTls } from './cli-common.js';
+import { type CommandIO, DEFAULT_IO, NOT_GRPC, UsageError, grpcTarget, notGrpc, notGrpcMessage, readCommandLine } from './cli-common.js';
 import { tensorJson } from '../rest/json-codec.js';
-import { type TargetAddress, TargetError, parseTargetAddress } from '../target-address.js';
+import { type TargetAddress, TargetError } from '../target-address.js';
 
 export const INFER_USAGE = `usage: actorserve infer <address> <servable> <method> --input NAME=VALUE... [options]
 
@@ -203,20 +202,10 @@ function outputJson(t: Tensor, name: string): string {
 const INFER_FLAGS = ['input', 'version', 'protocol', 'timeout-ms', 'ca', 'cert', 'key', 'help'];
 
 function parseArgs(args: readonly string[]): Parsed {
-  const positional: string[] = [];
   const inputs: Record<string, InputValue> = {};
   const untyped = new Map<string, UntypedNumbers>();
-  let versionNumber = 0;
   let protocol: InferProtocol = 'mindspore';
-  let timeoutMs: number | undefined;
-  const ssl: SSLConfig = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${arg} needs a value`);
-      return v;
-    };
+  const line = readCommandLine(args, 'infer', ['servable', 'method'], INFER_FLAGS, (arg, value) => {
     switch (arg) {
       case '-i':
       case '--input': {
@@ -224,31 +213,21 @@ function parseArgs(args: readonly string[]): Parsed {
         if (Object.hasOwn(inputs, name)) throw new UsageError(`input '${name}' is given twice`);
         inputs[name] = tensor;
         if (numbers) untyped.set(name, numbers);
-        break;
+        return true;
       }
-      case '--version':
-        versionNumber = integer(arg, value(), 0);
-        break;
       case '--protocol': {
         const p = value();
         if (!INFER_PROTOCOLS.includes(p as InferProtocol)) throw new UsageError(`--protocol takes ${INFER_PROTOCOLS.join(' or ')}, got ${JSON.stringify(p)}`);
         protocol = p as InferProtocol;
-        break;
+        return true;
       }
-      case '--timeout-ms':
-        timeoutMs = integer(arg, value(), 1);
-        break;
       default:
-        if (tlsFlag(arg, value, ssl)) break;
-        if (arg.startsWith('-') && arg !== '-') throw new UsageError(unknownFlagMessage(arg, INFER_FLAGS));
-        positional.push(arg);
+        return false;
     }
-  }
-  if (positional.length !== 3) throw new UsageError(`expected <address> <servable> <method>, got ${positional.length} argument${positional.length === 1 ? '' : 's'}`);
+  });
   if (Object.keys(inputs).length === 0) throw new UsageError('give at least one --input NAME=VALUE');
-  const [address, servable, method] = positional as [string, string, string];
-  const target = parseTargetAddress(address, DEFAULT_GRPC_PORT, 'are not read by infer: give host:port with --ca (and --cert, --key for mutual TLS)');
-  return { address, target, servable, method, inputs, untyped, versionNumber, protocol, timeoutMs, ssl: usedTls(ssl) };
+  const [servable, method] = line.rest as [string, string];
+  return { address: line.address, target: line.target, servable, method, inputs, untyped, versionNumber: line.versionNumber, protocol, timeoutMs: line.timeoutMs, ssl: line.ssl };
 }
 
 /**
