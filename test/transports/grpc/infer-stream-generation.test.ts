@@ -124,3 +124,25 @@ t.test('actorserve generate prints each piece as it comes, and SIGINT cancels', 
   const after = await env.until((c) => c.cleaned > before.cleaned);
   t.ok(after.aborted && after.yielded - before.yielded < 1000, 'the generation stopped');
 });
+
+t.test('closing the server ends an open stream with an error and stops its generator', async (t) => {
+  const other = await startGrpcServer(env.engine, '127.0.0.1:0');
+  const c = new Client(other.address, 'streamer', 'tokens');
+  t.teardown(() => c.close());
+  const before = await env.counters();
+  const it = c.inferStream({ text_input: 'z' }, { parameters: { max_tokens: 10_000, delay_ms: 5 } });
+  t.ok('outputs' in (await it.next()).value!);
+  t.equal(other.stats.activeStreams, 1);
+  await other.close(200); // the stream outlives the close timeout: it is cut off
+  await t.rejects(
+    (async () => {
+      for await (const e of it) t.ok('outputs' in e);
+    })(),
+    { name: 'ServingError' },
+    'the client sees an error, not a normal end',
+  );
+  const after = await env.until((k) => k.cleaned > before.cleaned);
+  t.ok(after.aborted, 'the generator was stopped');
+  t.equal(other.stats.activeStreams, 0);
+  t.equal(server.stats.activeStreams, 0, 'every stream of the main server ended too');
+});

@@ -59,6 +59,13 @@ t.test("the body's parameters reach the stage; without SSE the pieces are joined
   const unary = await request({ port: rest.port }, '/model/streamer:tokens', { body: JSON.stringify({ instances: [{ text_input: 'u' }], parameters: { max_tokens: 3 } }) });
   t.equal(unary.status, 200);
   t.same(unary.json, { instances: [{ text_output: 'u0 u1 u2 ' }] });
+  // KServe v2 infer: joined too, its parameters (but Triton's reserved ones) reach the stage
+  const v2 = await request({ port: rest.port }, '/v2/models/streamer.parameters/infer', {
+    body: JSON.stringify({ inputs: [{ name: 'text_input', datatype: 'BYTES', shape: [], data: [''] }], parameters: { top_k: 3, sequence_id: 0, triton_x: 1, stop: '.' } }),
+  });
+  t.equal(v2.status, 200, v2.text);
+  const [out] = (v2.json as { outputs: { data: string[] }[] }).outputs;
+  t.same(JSON.parse(out!.data[0]!), { top_k: 3, stop: '.' });
 });
 
 t.test('generate joins the pieces; generate_stream sends them with done: false, then done: true', async (t) => {
@@ -140,4 +147,21 @@ t.test('a client that stops reading holds the generator back; nothing piles up w
   r.destroy();
   const done = await env.until((c) => c.cleaned > before.cleaned);
   t.ok(done.aborted, 'closing the connection stopped it');
+});
+
+t.test('closing the server cuts an open stream (no end event) and stops its generator', async (t) => {
+  const other = await startRestfulServer(env.engine, '127.0.0.1:0');
+  const before = await env.counters();
+  const r = await postSse(other.port, '/model/streamer:tokens', { instances: [{ text_input: 'z' }], parameters: { max_tokens: 10_000, delay_ms: 5 } });
+  t.equal((await r.events.next()).value?.event, 'message');
+  await other.close(200); // the stream outlives the close timeout: its connection is closed
+  const rest: string[] = [];
+  try {
+    for await (const e of r.events) rest.push(e.event);
+  } catch {
+    // the connection was cut
+  }
+  t.notOk(rest.includes('end'), 'no end event: the client can tell the stream was cut off');
+  const after = await env.until((c) => c.cleaned > before.cleaned);
+  t.ok(after.aborted, 'the generator was stopped');
 });
