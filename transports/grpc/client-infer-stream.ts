@@ -46,7 +46,8 @@ export function inferStreamRequest(spec: WireServableSpec, instances: WireInstan
 
 /** Opens the call and yields its events (see the header). */
 export async function* inferStreamCall(grpc: GrpcClient, request: WireInferStreamRequest, timeoutMs: number | undefined, signal: AbortSignal | undefined): AsyncGenerator<ClientStreamEvent, void, undefined> {
-  signal?.throwIfAborted();
+  const cancelled = (cause?: unknown): ServingError => new ServingError('E_CANCELLED', 'the stream was cancelled (its signal was aborted)', { cause });
+  if (signal?.aborted) throw cancelled(signal.reason);
   const { inferStream } = protos();
   const call = grpc.makeServerStreamRequest(INFER_STREAM_PATH, inferStream.requestSerialize, inferStream.responseDeserialize, request, new Metadata(), {
     deadline: deadlineOf(timeoutMs),
@@ -56,7 +57,7 @@ export async function* inferStreamCall(grpc: GrpcClient, request: WireInferStrea
   try {
     for await (const reply of call as AsyncIterable<WireInferStreamReply>) yield decodeEvent(reply);
   } catch (err) {
-    if (signal?.aborted) throw new ServingError('E_CANCELLED', 'the stream was cancelled (its signal was aborted)', { cause: err });
+    if (signal?.aborted) throw cancelled(err);
     throw isServiceError(err) ? serviceError(err) : err;
   } finally {
     signal?.removeEventListener('abort', cancel);
