@@ -39,6 +39,15 @@ t.test('inferStream: the pieces in order, per instance', async (t) => {
   );
 });
 
+t.test("MindSpore's unary Predict (and PredictStream) on a streaming method: the pieces joined", async (t) => {
+  const [out] = await client.infer({ text_input: 'm' });
+  t.same(tensorStrings(out!['text_output']!), ['m0 m1 m2 m3 m4 ']);
+  const stream = client.stream();
+  const [piped] = await stream.infer({ text_input: 'p' });
+  await stream.end();
+  t.same(tensorStrings(piped!['text_output']!), ['p0 p1 p2 p3 p4 ']);
+});
+
 t.test('generate: text pieces as they come; every kind of parameter reaches the stage', async (t) => {
   const pieces: string[] = [];
   for await (const p of client.generate('streamer', 'g', { max_tokens: 4 }, { method: 'tokens' })) pieces.push(p);
