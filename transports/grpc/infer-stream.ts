@@ -15,7 +15,7 @@
  * stops the stream: its cancellation aborts the request and the event iterator is returned.
  */
 import { Metadata, type ServerWritableStream } from '@grpc/grpc-js';
-import { Cancellation } from '../../engine/cancellation.js';
+import type { Cancellation } from '../../engine/cancellation.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
 import type { Instance } from '../../engine/tensor.js';
 import type { MethodTarget, ServingEngine, TargetInferOptions } from '../../facade/engine.js';
@@ -26,6 +26,8 @@ import { ERROR_CODE_TRAILER, type WireInferStreamReply, type WireInferStreamRequ
 import { wireParameters } from './parameters.js';
 
 export interface InferStreamContext {
+  /** Aborted when the client cancels or goes away (or its deadline passes). */
+  readonly signal: Cancellation;
   /** Milliseconds left until the call's deadline (undefined: none). */
   readonly callDeadlineMs: number | undefined;
   /** Correlates the access log and the trailer (x-request-id). */
@@ -39,8 +41,7 @@ type Call = ServerWritableStream<WireInferStreamRequest, WireInferStreamReply>;
 
 /** Serves one InferStream call; resolves when the call has ended (never rejects). */
 export async function serveInferStream(engine: ServingEngine, call: Call, ctx: InferStreamContext): Promise<void> {
-  const cancellation = new Cancellation();
-  call.on('cancelled', () => cancellation.cancel());
+  const cancellation = ctx.signal;
   let events: AsyncIterator<StreamEvent> | undefined;
   try {
     const prepared = prepare(engine, call.request, ctx);

@@ -123,6 +123,13 @@ function errorStatus(error: ServingError, metadata: Metadata): Partial<StatusObj
 /** Metadata key of the request id (as REST's X-Request-Id header). */
 const REQUEST_ID_KEY = 'x-request-id';
 
+/** Trailing metadata carrying the request id, when there is one. */
+function requestTrailer(requestId: string | undefined): Metadata {
+  const m = new Metadata();
+  if (requestId !== undefined) m.set(REQUEST_ID_KEY, requestId);
+  return m;
+}
+
 class GrpcJsServer implements GrpcServer {
   address = '';
   port = 0;
@@ -191,7 +198,7 @@ class GrpcJsServer implements GrpcServer {
    * watches, and the client's x-request-id (while the access log is on, a new one when it sent
    * none; it comes back as a trailer).
    */
-  private callContext(call: ServerUnaryCall<unknown, unknown>): { deadlineMs: number | undefined; signal: Cancellation; requestId: string | undefined } {
+  private callContext(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): { deadlineMs: number | undefined; signal: Cancellation; requestId: string | undefined } {
     // grpc-js emits 'cancelled' when the call's stream closes, answered or not; after the
     // answer it finds nothing left to cancel.
     const signal = new Cancellation();
@@ -212,11 +219,7 @@ class GrpcJsServer implements GrpcServer {
     return (call, callback) => {
       this.stats.unaryCalls++;
       const ctx = this.callContext(call);
-      const trailer = (): Metadata => {
-        const m = new Metadata();
-        if (ctx.requestId !== undefined) m.set(REQUEST_ID_KEY, ctx.requestId);
-        return m;
-      };
+      const trailer = (): Metadata => requestTrailer(ctx.requestId);
       new Promise<Res>((resolve) => {
         const request: unknown = call.request;
         if (request instanceof MalformedMessage) throw request.error();
@@ -241,9 +244,7 @@ class GrpcJsServer implements GrpcServer {
     const req = call.request;
     const malformed: unknown = req;
     if (malformed instanceof MalformedMessage) {
-      const trailer = new Metadata();
-      if (requestId !== undefined) trailer.set(REQUEST_ID_KEY, requestId);
-      callback(errorStatus(malformed.error(), trailer));
+      callback(errorStatus(malformed.error(), requestTrailer(requestId)));
       return;
     }
     runPredict(this.engine, req.servable_spec, req.instances, {
@@ -266,9 +267,8 @@ class GrpcJsServer implements GrpcServer {
         const e = new ServingError('E_INTERNAL', `the reply could not be encoded: ${(err as Error)?.message ?? String(err)}`);
         encoded = encodeMsReply(req.servable_spec, { ok: false, error: e });
       }
-      const trailer = new Metadata();
+      const trailer = requestTrailer(requestId);
       if (encoded.codes.length > 0) trailer.set(ERROR_CODES_TRAILER, encoded.codes.join(','));
-      if (requestId !== undefined) trailer.set(REQUEST_ID_KEY, requestId);
       callback(null, encoded.reply, trailer);
     }).catch((err: unknown) => this.engine.log(`gRPC predict: answering the call failed: ${(err as Error)?.stack ?? String(err)}`));
   }
@@ -280,14 +280,9 @@ class GrpcJsServer implements GrpcServer {
   private inferStream(call: ServerWritableStream<WireInferStreamRequest, WireInferStreamReply>): void {
     this.stats.streams++;
     this.stats.activeStreams++;
-    const sent = call.metadata.get(REQUEST_ID_KEY)[0];
-    const requestId = this.engine.requestLog ? requestIdOf(sent) : clientRequestId(sent);
-    const trailer = (): Metadata => {
-      const m = new Metadata();
-      if (requestId !== undefined) m.set(REQUEST_ID_KEY, requestId);
-      return m;
-    };
-    void serveInferStream(this.engine, call, { callDeadlineMs: remainingMs(call.getDeadline()), requestId, trailer, log: this.engine.log }).finally(() => {
+    const { signal, deadlineMs, requestId } = this.callContext(call);
+    const trailer = (): Metadata => requestTrailer(requestId);
+    void serveInferStream(this.engine, call, { signal, callDeadlineMs: deadlineMs, requestId, trailer, log: this.engine.log }).finally(() => {
       this.stats.activeStreams--;
     });
   }

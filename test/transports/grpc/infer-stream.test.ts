@@ -124,3 +124,23 @@ t.test('a signal aborted before the call: E_CANCELLED, nothing sent', async (t) 
   ac.abort();
   await t.rejects(client.inferStream([{ x: 1 }], { signal: ac.signal }).next(), { name: 'ServingError', code: 'E_CANCELLED' });
 });
+
+t.test('the x-request-id sent comes back as a trailer', async (t) => {
+  const { inferStream } = protos();
+  const c = new GrpcClient(server.address, credentials.createInsecure());
+  t.teardown(() => c.close());
+  const metadata = new Metadata();
+  metadata.set('x-request-id', 'stream-42');
+  const call = c.makeServerStreamRequest(
+    INFER_STREAM_PATH,
+    inferStream.requestSerialize,
+    inferStream.responseDeserialize,
+    { servable_spec: { name: 'streamer', method_name: 'echo' }, instances: [{ items: { x: encodeTensor(stringTensor('a')) } }] },
+    metadata,
+    {},
+  );
+  call.on('data', () => undefined);
+  const s = await new Promise<{ code: number; metadata: Metadata }>((resolve) => call.on('status', resolve));
+  t.equal(s.code, status.OK);
+  t.same(s.metadata.get('x-request-id'), ['stream-42']);
+});
