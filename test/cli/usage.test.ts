@@ -32,7 +32,7 @@ t.test('an unknown command suggests the closest and points to actorserve --help'
 t.test('generate is a command: listed, suggested, with its own --help', async (t) => {
   const list = runCli(['--help']);
   t.equal(await list.exited, 0);
-  t.match(list.output(), /\n  generate  generate text over gRPC, printed as it arrives/);
+  t.match(list.output(), /\n {2}generate {2}generate text over gRPC, printed as it arrives/);
   const near = runCli(['generat', 'x']);
   t.equal(await near.exited, 2);
   t.equal(near.output(), `actorserve: unknown command 'generat' (did you mean 'generate'?)\nRun "actorserve --help" for usage.\n`);
