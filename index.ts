@@ -30,14 +30,14 @@ export type { Agents, AgentRankInfo, StartupAgentsOptions } from './actors/agent
 export { ServingEngine } from './facade/engine.js';
 export { ServableStartConfig, type ServableStartOptions, type DecMode, type DeviceType } from './engine/start-config.js';
 export type { EngineInferOptions, TargetInferOptions, MethodTarget, ServableInfo, RequestLogEntry } from './facade/engine.js';
-export type { InferOptions, InstanceOutcome, MethodInfo, MethodInput } from './engine/inference.js';
+export type { InferOptions, InstanceOutcome, MethodInfo, MethodInput, RequestParameters, StreamEvent } from './engine/inference.js';
 export type { SequenceOptions, SequenceRequest, SequenceStateOptions } from './engine/sequence.js';
 export { Cancellation, type CancelSignal } from './engine/cancellation.js';
 export { type Tensor, type TensorOf, type Instance, type NumericTensor, type BinaryTensor, tensor, stringTensor, tensorStrings } from './engine/tensor.js';
 export { DTYPES, type DType, type NumericDType, type BinaryDType } from './engine/dtypes.js';
 export { castTensor } from './native/dtype-cast.js';
 export { ServingError, InstanceErrors, ERROR_CODES, type ErrorCode } from './engine/errors.js';
-export type { Model, Placeholder, DeclareModelOptions, StageOptions, MethodOptions, MethodInputOptions } from './engine/register.js';
+export type { Model, ModelCallOptions, Placeholder, DeclareModelOptions, StageOptions, StreamContext, MethodOptions, MethodInputOptions } from './engine/register.js';
 export type { RestServer, RestServerOptions } from './transports/rest/server.js';
 export type { GrpcServer, GrpcServerOptions } from './transports/grpc/server.js';
 export { SSLConfig, type SSLConfigFactory } from './transports/ssl-config.js';

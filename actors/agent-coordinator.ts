@@ -29,18 +29,18 @@ import {
   type HeartbeatReply,
   type HeartbeatRequest,
   type PredictReply,
-  type PredictRequest,
   type RegisterReply,
+  type WireTensor,
+  arrayToWire,
   type RegisterRequest,
   agentProtos,
   describeValue,
   graphFromWire,
-  grpcCode,
   inputToWire,
   refusal,
-  unary,
   wireToArray,
 } from './agent-wire.js';
+import { RankLink } from './agent-link.js';
 
 export interface CoordinatorOptions {
   /** host:port the Coordinator service listens on (port 0: any free port). */
@@ -67,14 +67,15 @@ interface RankSlot {
   address: string;
   pid: number;
   graphs: GraphInfo[];
-  client: grpc.Client | undefined;
+  /** Its Agent client and batch stream while it is ready. */
+  link: RankLink | undefined;
   lastBeat: number;
   /** Why it is not ready (for errors). */
   reason: string;
   registrations: number;
 }
 
-/** Batches in flight at once on the ranks (each rank's device actor holds two slots). */
+/** Batches in flight at once on the ranks (each rank's device actor holds two slots); a pipeline adds one per further stage. */
 const SLOTS = 2;
 
 export class AgentCoordinator {
@@ -92,6 +93,8 @@ export class AgentCoordinator {
   reregistrations = 0;
   private everAllReady = false;
   private combined: GraphInfo | undefined;
+  /** The last batch's id (ids count up over every rank's stream). */
+  private batchId = 0;
 
   private constructor(readonly options: CoordinatorOptions) {
     this.ranks = Array.from({ length: options.rankSize }, (_, rankId) => ({
@@ -100,7 +103,7 @@ export class AgentCoordinator {
       address: '',
       pid: 0,
       graphs: [],
-      client: undefined,
+      link: undefined,
       lastBeat: 0,
       reason: 'has not registered yet',
       registrations: 0,
@@ -178,8 +181,12 @@ export class AgentCoordinator {
     const graphs = r.graphs.map(graphFromWire);
     if (graphs.length === 0) throw new ServingError('E_CONFIG_INVALID', `${where}: registers no graph`);
     this.checkShards(r.rank_id, graphs, where);
-    slot.client?.close();
-    slot.client = new (agentProtos().AgentClient)(r.address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.checkStages(r.rank_id, graphs, where);
+    slot.link?.close(`rank ${r.rank_id} registered again`);
+    const link: RankLink = new RankLink(r.address, (reason) => {
+      if (slot.link === link) this.lose(slot, reason);
+    });
+    slot.link = link;
     slot.state = 'ready';
     slot.address = r.address;
     slot.pid = r.pid;
@@ -197,17 +204,29 @@ export class AgentCoordinator {
     return { session: this.session };
   }
 
+  /** Ranks per pipeline stage: stage s is ranks s·k … s·k + k − 1. */
+  private get perStage(): number {
+    return this.options.rankSize / this.options.stageSize;
+  }
+
+  private stageRanks(stage: number): RankSlot[] {
+    return this.ranks.slice(stage * this.perStage, (stage + 1) * this.perStage);
+  }
+
   /**
-   * Every rank must have the same graph count and the same inputs as every other registered
-   * rank (all ranks get the same inputs); outputs must agree in count and dtype (combine).
+   * Every rank must have the same graph count as every other registered rank, and the same
+   * inputs as the other ranks of its stage (they all get the same inputs); outputs must agree
+   * in count and dtype within the stage (combine).
    */
   private checkShards(rankId: number, graphs: GraphInfo[], where: string): void {
-    const other = this.ranks.find((s) => s.rankId !== rankId && s.graphs.length > 0);
+    const any = this.ranks.find((s) => s.rankId !== rankId && s.graphs.length > 0);
+    if (any && graphs.length !== any.graphs.length) {
+      throw new ServingError('E_CONFIG_INVALID', `${where}: loaded ${graphs.length} graphs, rank ${any.rankId} ${any.graphs.length}; every rank needs the same subgraphs`);
+    }
+    const stage = Math.floor(rankId / this.perStage);
+    const other = this.stageRanks(stage).find((s) => s.rankId !== rankId && s.graphs.length > 0);
     if (!other) return;
     const ref = other.graphs;
-    if (graphs.length !== ref.length) {
-      throw new ServingError('E_CONFIG_INVALID', `${where}: loaded ${graphs.length} graphs, rank ${other.rankId} ${ref.length}; every rank needs the same subgraphs`);
-    }
     graphs.forEach((g, sub) => {
       const r = ref[sub]!;
       const sig = (vs: readonly ValueInfo[]): string => vs.map(describeValue).join(', ');
@@ -223,6 +242,31 @@ export class AgentCoordinator {
           'E_CONFIG_INVALID',
           `${where}: mismatched shard: graph ${sub} outputs (${outs(g.outputs)}), rank ${other.rankId} (${outs(r.outputs)}); combine '${this.options.combine}' needs the same outputs on every rank`,
         );
+      }
+    });
+  }
+
+  /**
+   * Stage s + 1 takes stage s's combined outputs, in order: as many inputs as stage s has
+   * outputs, of the same dtypes (checked against any registered rank of the neighbouring stages).
+   */
+  private checkStages(rankId: number, graphs: GraphInfo[], where: string): void {
+    const stage = Math.floor(rankId / this.perStage);
+    const dtypes = (vs: readonly ValueInfo[]): string => vs.map((v) => v.dtype).join(', ');
+    const registered = (s: number): RankSlot | undefined => (s < 0 || s >= this.options.stageSize ? undefined : this.stageRanks(s).find((slot) => slot.graphs.length > 0));
+    const before = registered(stage - 1);
+    const after = registered(stage + 1);
+    const refuse = (detail: string): never => {
+      throw new ServingError('E_CONFIG_INVALID', `${where}: mismatched stages: ${detail}; a stage takes the previous stage's outputs as its inputs, in order`);
+    };
+    graphs.forEach((g, sub) => {
+      const given = before?.graphs[sub]?.outputs;
+      if (before && given && dtypes(given) !== dtypes(g.inputs)) {
+        refuse(`graph ${sub} of stage ${stage} takes inputs (${dtypes(g.inputs)}), stage ${stage - 1} (rank ${before.rankId}) gives outputs (${dtypes(given)})`);
+      }
+      const taken = after?.graphs[sub]?.inputs;
+      if (after && taken && dtypes(g.outputs) !== dtypes(taken)) {
+        refuse(`graph ${sub} of stage ${stage} gives outputs (${dtypes(g.outputs)}), stage ${stage + 1} (rank ${after.rankId}) takes inputs (${dtypes(taken)})`);
       }
     });
   }
@@ -254,8 +298,8 @@ export class AgentCoordinator {
     if (slot.state !== 'ready') return;
     slot.state = 'lost';
     slot.reason = `was lost: ${reason}`;
-    slot.client?.close();
-    slot.client = undefined;
+    slot.link?.close(reason);
+    slot.link = undefined;
     this.options.log(`${this.label()}: rank ${slot.rankId} (agent at ${slot.address}, pid ${slot.pid}) ${slot.reason}; not serving until it registers again`);
     this.onChange();
   }
@@ -310,19 +354,22 @@ export class AgentCoordinator {
   }
 
   /**
-   * The graph the ranks make together: rank 0's inputs; outputs combined by the rule (for
-   * `concat`, the axis dim is the sum of the ranks' dims where all are known).
+   * The graph the ranks make together: rank 0's inputs (stage 0's); the last stage's outputs
+   * combined by the rule (for `concat`, the axis dim is the sum of the ranks' dims where all are
+   * known).
    */
   graphs(): DeviceGraphs {
     if (this.combined) return [[this.combined]];
     const rank0 = this.ranks[0]!.graphs[0]!;
-    const last = this.ranks[this.ranks.length - 1]!.graphs[0]!;
+    const lastStage = this.stageRanks(this.options.stageSize - 1);
+    const first = lastStage[0]!.graphs[0]!;
+    const last = lastStage[lastStage.length - 1]!.graphs[0]!;
     const { combine, concatAxis } = this.options;
-    let outputs = combine === 'last' ? last.outputs : rank0.outputs;
+    let outputs = combine === 'last' ? last.outputs : first.outputs;
     if (combine === 'concat') {
-      outputs = rank0.outputs.map((v, k) => {
+      outputs = first.outputs.map((v, k) => {
         const axis = concatAxis < 0 ? concatAxis + v.dims.length : concatAxis;
-        const dims = this.ranks.map((s) => s.graphs[0]!.outputs[k]!.dims[axis]);
+        const dims = lastStage.map((s) => s.graphs[0]!.outputs[k]!.dims[axis]);
         const known = dims.every((d): d is number => typeof d === 'number' && d >= 0);
         return { ...v, dims: v.dims.map((d, i) => (i === axis ? (known ? dims.reduce((a, b) => a + b, 0) : -1) : d)) };
       });
@@ -331,33 +378,60 @@ export class AgentCoordinator {
     return [[this.combined]];
   }
 
-  /** Runs one batch on every rank and combines the outputs. */
+  /**
+   * Runs one batch: stage 0's ranks get the batch's inputs, each further stage the previous
+   * stage's combined outputs (in order: output k feeds input k); the last stage's combined
+   * outputs are the batch's.
+   */
   async predict(subgraph: number, inputs: readonly BatchInput[]): Promise<BatchOutput[]> {
     if (!this.allReady) throw new ServingError('E_UNAVAILABLE', `${this.label()} is not available: ${this.missing()}`);
-    const request: PredictRequest = { inputs: inputs.map(inputToWire), subgraph };
-    const replies = await Promise.all(this.ranks.map((slot) => this.predictOn(slot, request)));
-    const names = this.combined?.outputs.map((v) => v.name) ?? [];
-    const counts = new Set(replies.map((r) => r.length));
-    if (this.options.combine !== 'last' && counts.size > 1) {
-      throw new ServingError('E_MODEL_FAILED', `${this.label()}: the ranks returned different numbers of outputs (${replies.map((r) => r.length).join(', ')})`);
+    let tensors: WireTensor[] = inputs.map(inputToWire);
+    for (let stage = 0; ; stage++) {
+      const outputs = await this.runStage(stage, subgraph, tensors);
+      if (stage === this.options.stageSize - 1) return outputs;
+      tensors = outputs.map((o) => arrayToWire(o.dtype, o.dims, o.data));
     }
-    const last = replies[replies.length - 1]!;
-    return last.map((_, k) => combineRankOutputs(this.options.combine, this.options.concatAxis, replies.map((r) => r[k]!), names[k] ?? `#${k}`));
   }
 
-  private async predictOn(slot: RankSlot, request: PredictRequest): Promise<RankOutput[]> {
-    const client = slot.client;
+  /**
+   * Runs one stage of a batch on the stage's ranks and combines their outputs. The request is
+   * encoded once and written to every rank's stream; one timer per stage: a rank that has not
+   * answered within `predictTimeoutMs` is lost (which fails its batches).
+   */
+  private async runStage(stage: number, subgraph: number, tensors: WireTensor[]): Promise<RankOutput[]> {
+    const ranks = this.stageRanks(stage);
+    const id = ++this.batchId;
+    const bytes = agentProtos().encodePredictRequest({ inputs: tensors, subgraph, id });
+    const timer = setTimeout(() => {
+      for (const slot of ranks) {
+        if (slot.link?.waitsFor(id)) this.lose(slot, `did not answer a batch within ${this.options.predictTimeoutMs} ms`);
+      }
+    }, this.options.predictTimeoutMs);
+    let replies: RankOutput[][];
+    try {
+      replies = await Promise.all(ranks.map((slot) => this.predictOn(slot, id, bytes)));
+    } finally {
+      clearTimeout(timer);
+    }
+    const last = this.options.stageSize - 1;
+    const names = stage === last ? (this.combined?.outputs.map((v) => v.name) ?? []) : (ranks[0]!.graphs[subgraph]?.outputs.map((v) => v.name) ?? []);
+    const counts = new Set(replies.map((r) => r.length));
+    if (this.options.combine !== 'last' && counts.size > 1) {
+      throw new ServingError('E_MODEL_FAILED', `${this.label()}: the ranks of stage ${stage} returned different numbers of outputs (${replies.map((r) => r.length).join(', ')})`);
+    }
+    const lastReply = replies[replies.length - 1]!;
+    return lastReply.map((_, k) => combineRankOutputs(this.options.combine, this.options.concatAxis, replies.map((r) => r[k]!), names[k] ?? `#${k}`));
+  }
+
+  private async predictOn(slot: RankSlot, id: number, bytes: Buffer): Promise<RankOutput[]> {
+    const link = slot.link;
     const where = `rank ${slot.rankId} (agent at ${slot.address})`;
-    if (!client) throw new ServingError('E_UNAVAILABLE', `${this.label()}: ${where} ${slot.reason}`);
+    if (!link) throw new ServingError('E_UNAVAILABLE', `${this.label()}: ${where} ${slot.reason}`);
     let reply: PredictReply;
     try {
-      reply = await unary<PredictRequest, PredictReply>(client, 'Predict', request, this.options.predictTimeoutMs);
+      reply = await link.send(id, bytes);
     } catch (err) {
-      const code = grpcCode(err);
-      const detail = (err as Error).message;
-      const reason = code === grpc.status.DEADLINE_EXCEEDED ? `did not answer a batch within ${this.options.predictTimeoutMs} ms` : `failed a batch: ${detail}`;
-      if (slot.client === client) this.lose(slot, reason);
-      throw new ServingError('E_ACTOR_DIED', `${this.label()}: ${where} ${reason}`);
+      throw new ServingError('E_ACTOR_DIED', `${this.label()}: ${where} ${(err as Error).message}`);
     }
     if (reply.error) throw new ServingError('E_MODEL_FAILED', `${this.label()}: ${where}: ${reply.error}`);
     return reply.outputs.map((t, k) => wireToArray(t, `${where} output ${k}`));
@@ -371,11 +445,10 @@ export class AgentCoordinator {
     for (const w of [...this.waiters]) w.fail(new ServingError('E_STOPPED', `${this.label()} stopped before its agents registered`));
     await Promise.all(
       this.ranks.map(async (slot) => {
-        const client = slot.client;
-        slot.client = undefined;
-        if (!client || slot.state !== 'ready') return client?.close();
-        await unary<ExitRequest, ExitReply>(client, 'Exit', { rank_id: slot.rankId, address: slot.address, reason: 'the servable is stopping' }, 1000).catch(() => undefined);
-        client.close();
+        const link = slot.link;
+        slot.link = undefined;
+        if (link && slot.state === 'ready') await link.exit({ rank_id: slot.rankId, address: slot.address, reason: 'the servable is stopping' }, 1000);
+        link?.close(`${this.label()} is stopping`);
       }),
     );
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
@@ -406,7 +479,7 @@ class DistributedDevice implements Device {
   }
 
   hasFreeSlot(): boolean {
-    return this.coordinator.allReady && this.outstanding < SLOTS;
+    return this.coordinator.allReady && this.outstanding < SLOTS + this.coordinator.options.stageSize - 1;
   }
 
   async run(_model: number, subgraph: number, inputs: readonly BatchInput[]): Promise<BatchResult> {

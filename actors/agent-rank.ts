@@ -2,7 +2,7 @@
  * One rank of a distributed servable: the process an agent's start-up process
  * (agent-startup.ts) forks per local rank. It loads the rank's ONNX model(s) on a device actor
  * (a worker thread with a real ONNX Runtime session, as a local servable's), serves the Agent
- * service (Predict, Exit) on its agent address, registers with the coordinator and heartbeats
+ * service (PredictStream, Exit) on its agent address, registers with the coordinator and heartbeats
  * it. A heartbeat answered `known: false` (the coordinator restarted, or dropped the rank)
  * makes it register again; a coordinator unreachable for `coordinatorRetryMs` makes it exit
  * (code 3). It exits when its start-up process goes away (the IPC channel closes).
@@ -81,6 +81,7 @@ function toBatchInputs(request: PredictRequest): BatchInput[] {
   });
 }
 
+/** Runs one batch of the coordinator's on the device actor. */
 async function predict(request: PredictRequest): Promise<PredictReply> {
   const inputs = toBatchInputs(request);
   let device = group.pick();
@@ -98,6 +99,7 @@ async function predict(request: PredictRequest): Promise<PredictReply> {
         return arrayToWire(o.dtype, o.dims, o.data.slice());
       }),
       error: '',
+      id: request.id,
     };
   } finally {
     result.release();
@@ -188,11 +190,16 @@ async function main(): Promise<void> {
   await group.start();
   graphs = group.graphs[0]!.map(graphToWire);
   server.addService(agentProtos().agent, {
-    Predict: (call: grpc.ServerUnaryCall<PredictRequest, PredictReply>, callback: grpc.sendUnaryData<PredictReply>) => {
-      predict(call.request).then(
-        (reply) => callback(null, reply),
-        (err: Error) => callback(null, { outputs: [], error: err.message }),
-      );
+    // the coordinator's batches, each answered with its id as soon as it ran (in any order)
+    PredictStream: (call: grpc.ServerDuplexStream<PredictRequest, PredictReply>) => {
+      const answer = (reply: PredictReply): void => {
+        if (!call.cancelled && call.writable) call.write(reply);
+      };
+      call.on('data', (request: PredictRequest) => {
+        predict(request).then(answer, (err: Error) => answer({ outputs: [], error: err.message, id: request.id }));
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined); // the coordinator went away: its heartbeat notices
     },
     Exit: (call: grpc.ServerUnaryCall<ExitRequest, ExitReply>, callback: grpc.sendUnaryData<ExitReply>) => {
       callback(null, {});

@@ -18,7 +18,7 @@ import type { BatchInput } from './device.js';
 import type { GraphInfo, ValueInfo } from './protocol.js';
 
 /** Version of the agent link's messages; both ends compare it (see the proto's header). */
-export const AGENT_PROTOCOL_VERSION = 1;
+export const AGENT_PROTOCOL_VERSION = 2;
 
 export interface WireTensor {
   dtype: string;
@@ -91,11 +91,14 @@ export type ExitReply = Record<string, never>;
 export interface PredictRequest {
   inputs: WireTensor[];
   subgraph: number;
+  /** The batch's id on the rank's stream; the reply carries it back. */
+  id: number;
 }
 
 export interface PredictReply {
   outputs: WireTensor[];
   error: string;
+  id: number;
 }
 
 export const COORDINATOR_SERVICE = 'actorserve.distributed.v1.Coordinator';
@@ -105,7 +108,12 @@ interface AgentProtos {
   readonly coordinator: grpc.ServiceDefinition;
   readonly agent: grpc.ServiceDefinition;
   readonly CoordinatorClient: grpc.ServiceClientConstructor;
+  /**
+   * The coordinator's client of a rank's Agent service. Its PredictStream writes bytes as
+   * they are (`encodePredictRequest`): a batch is encoded once and written to every rank.
+   */
   readonly AgentClient: grpc.ServiceClientConstructor;
+  readonly encodePredictRequest: (request: PredictRequest) => Buffer;
 }
 
 let loaded: AgentProtos | undefined;
@@ -127,8 +135,11 @@ export function agentProtos(): AgentProtos {
   const ns = (pkg.actorserve as grpc.GrpcObject).distributed as grpc.GrpcObject;
   const v1 = ns.v1 as grpc.GrpcObject;
   const CoordinatorClient = v1.Coordinator as grpc.ServiceClientConstructor;
-  const AgentClient = v1.Agent as grpc.ServiceClientConstructor;
-  loaded = { coordinator: CoordinatorClient.service, agent: AgentClient.service, CoordinatorClient, AgentClient };
+  const agent = (v1.Agent as grpc.ServiceClientConstructor).service;
+  const stream = agent['PredictStream']!;
+  const AgentClient = grpc.makeGenericClientConstructor({ ...agent, PredictStream: { ...stream, requestSerialize: (bytes: Buffer) => bytes } }, 'Agent');
+  const encodePredictRequest = stream.requestSerialize as (request: PredictRequest) => Buffer;
+  loaded = { coordinator: CoordinatorClient.service, agent, CoordinatorClient, AgentClient, encodePredictRequest };
   return loaded;
 }
 

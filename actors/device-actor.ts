@@ -20,8 +20,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as ort from 'onnxruntime-node';
-import { type DType, type NumericArray, type NumericDType, TYPED_ARRAY, allocate, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
-import { stackStates, stateShape, unstackState } from '../engine/sequence.js';
+import { type DType, type NumericArray, TYPED_ARRAY, allocate, dtypeFromOrt, isNumericDType } from '../engine/dtypes.js';
+import { type GraphStatePlan, planStateGraphs, stackStates, unstackState } from '../engine/sequence.js';
 import { MISSING_KEY_MESSAGE, decryptModel, isEncryptedModel } from '../engine/model-crypto.js';
 import { Mailbox } from './mailbox.js';
 import { encodeReplyFrame, packStrings, packedStringBytes, readRunFrame } from './batch-frames.js';
@@ -59,29 +59,11 @@ let phase: DeviceActorHealth['phase'] = 'loading';
 let batchesRun = 0;
 let batchesFailed = 0;
 
-/** One state tensor of a stateful model, as this actor feeds and keeps it. */
-interface StatePlan {
-  readonly index: number;
-  readonly input: string;
-  readonly output: string;
-  readonly axis: number;
-  readonly dtype: NumericDType;
-  /** One sequence's dims (batch axis 1). */
-  readonly rowDims: readonly number[];
-}
-
-/** How one graph of a stateful model runs: the inputs and outputs the batch carries, and its states. */
-interface GraphStatePlan {
-  readonly batchInputs: readonly string[];
-  readonly batchOutputs: readonly string[];
-  /** States whose input this graph takes. */
-  readonly reads: readonly StatePlan[];
-  /** States whose output this graph makes. */
-  readonly writes: readonly StatePlan[];
-}
-
-/** [model][subgraph]; undefined for a stateless model. */
-const statePlans: (GraphStatePlan[] | undefined)[] = [];
+/**
+ * [model][subgraph]; undefined for a stateless model. A state declaration that does not fit
+ * the graphs leaves a string (why): the supervisor refuses the load with the same check.
+ */
+const statePlans: (GraphStatePlan[] | string | undefined)[] = [];
 /** Per stateful model: sequence handle → its state tensors' data (index = state index). */
 const stateStores: (Map<number, (NumericArray | undefined)[]> | undefined)[] = [];
 
@@ -207,28 +189,13 @@ async function timeRuns(session: ort.InferenceSession, info: GraphInfo, batch: n
   }
 }
 
-/** Checks a stateful model's state declaration against its graphs; says how each graph runs. */
-function planStates(key: string, state: NonNullable<DeviceThreadData['models'][number]['state']>, infos: readonly GraphInfo[]): GraphStatePlan[] {
-  const plans: StatePlan[] = state.map((s, index) => {
-    const where = `model '${key}' state '${s.input}'`;
-    const input = infos.flatMap((g) => g.inputs).find((v) => v.name === s.input);
-    const output = infos.flatMap((g) => g.outputs).find((v) => v.name === s.output);
-    if (!input) throw new Error(`${where}: no graph of the model has an input '${s.input}'`);
-    if (!output) throw new Error(`model '${key}' state '${s.input}': no graph of the model has an output '${s.output}'`);
-    if (!isNumericDType(input.dtype)) throw new Error(`${where}: a state must be numeric, the input is ${input.dtype}`);
-    if (output.dtype !== input.dtype) throw new Error(`${where}: the input is ${input.dtype} but output '${s.output}' is ${output.dtype}`);
-    return { index, input: s.input, output: s.output, axis: s.batchAxis, dtype: input.dtype, rowDims: stateShape(input.dims, s.batchAxis, where) };
-  });
-  return infos.map((g) => {
-    const reads = plans.filter((p) => g.inputs.some((v) => v.name === p.input));
-    const writes = plans.filter((p) => g.outputs.some((v) => v.name === p.output));
-    return {
-      batchInputs: g.inputs.filter((v) => !reads.some((p) => p.input === v.name)).map((v) => v.name),
-      batchOutputs: g.outputs.filter((v) => !writes.some((p) => p.output === v.name)).map((v) => v.name),
-      reads,
-      writes,
-    };
-  });
+/** How each graph of a stateful model runs (engine/sequence.ts checks the declaration), or why it cannot. */
+function planStates(key: string, state: NonNullable<DeviceThreadData['models'][number]['state']>, infos: readonly GraphInfo[]): GraphStatePlan[] | string {
+  try {
+    return planStateGraphs(key, state, infos);
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
 }
 
 /** The state inputs of a batch: each row's state stacked along the state's batch axis. */
@@ -236,9 +203,9 @@ function stateFeeds(plan: GraphStatePlan, store: Map<number, (NumericArray | und
   for (const p of plan.reads) {
     const data = rows.map((r) => {
       if (r.handle === 0 || r.start) return undefined; // padding, or the initial zeros
-      const kept = store.get(r.handle)?.[p.index];
+      const kept = store.get(r.handle);
       if (!kept) throw new Error(`no state '${p.input}' is held for sequence handle ${r.handle} (internal: the supervisor sent a step of a sequence this actor does not hold)`);
-      return kept;
+      return kept[p.index]; // undefined: no graph has written it since the start (zeros)
     });
     const dims = [...p.rowDims];
     dims[p.axis] = rows.length;
@@ -246,7 +213,10 @@ function stateFeeds(plan: GraphStatePlan, store: Map<number, (NumericArray | und
   }
 }
 
-/** Keeps each row's new state (a copy); rows of padding and of ending sequences keep nothing. */
+/**
+ * Keeps each row's new state (a copy); rows of padding and of ending sequences keep nothing.
+ * A state this graph does not write stays as it was (at a start: the initial zeros).
+ */
 function keepStates(plan: GraphStatePlan, store: Map<number, (NumericArray | undefined)[]>, rows: readonly SequenceRow[], results: ort.InferenceSession.OnnxValueMapType): void {
   for (const p of plan.writes) {
     const t = results[p.output]!;
@@ -255,7 +225,7 @@ function keepStates(plan: GraphStatePlan, store: Map<number, (NumericArray | und
   }
   rows.forEach((r, i) => {
     if (r.handle === 0 || r.end) return;
-    let entry = store.get(r.handle);
+    let entry = r.start ? undefined : store.get(r.handle);
     if (!entry) store.set(r.handle, (entry = []));
     for (const p of plan.writes) {
       const t = results[p.output]!;
@@ -340,7 +310,9 @@ async function run(frame: RunFrame): Promise<ReplyFrame> {
   const session = sessions[frame.model]?.[frame.subgraph];
   if (!session) throw new Error(`no session for model ${frame.model} subgraph ${frame.subgraph}`);
   const feeds: Record<string, ort.Tensor> = {};
-  const plan = statePlans[frame.model]?.[frame.subgraph];
+  const plans = statePlans[frame.model];
+  if (typeof plans === 'string') throw new Error(plans);
+  const plan = plans?.[frame.subgraph];
   const store = stateStores[frame.model];
   const rows = frame.rows;
   (plan ? plan.batchInputs : session.inputNames).forEach((name, i) => {

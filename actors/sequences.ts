@@ -155,6 +155,24 @@ export class SequenceRegistry {
     if (this.live.get(s.key) === s) this.live.delete(s.key);
   }
 
+  /**
+   * Ends a live sequence without a step (`model.endSequence`, or the end of the stage-function
+   * instance that started it): its id is closed at once, its state freed once nothing of it is
+   * admitted or running. A sequence that is no longer live (ended, expired, lost) is left alone.
+   */
+  close(s: Sequence): void {
+    if (this.live.get(s.key) !== s) return;
+    s.ended = true;
+    this.live.delete(s.key);
+    this.settle(s);
+  }
+
+  /** `close` by id (checked like a request's); an id that is not live is ignored. */
+  closeId(id: string | number): void {
+    const s = this.live.get(checkSequenceRequest({ id }).key);
+    if (s) this.close(s);
+  }
+
   /** Frees every sequence's state now (the servable version is stopping: its actors end anyway). */
   clear(): void {
     for (const s of this.live.values()) clearTimeout(s.timer);

@@ -10,7 +10,8 @@ import { Cancellation } from '../engine/cancellation.js';
 import { type DevicePlan, needsCost, planDevices } from '../engine/device-plan.js';
 import { ServingError, toServingError } from '../engine/errors.js';
 import { waitUntil } from '../engine/wait.js';
-import type { MethodGraph, ModelStage, Stage, ValueRef } from '../engine/method-graph.js';
+import { type FunctionStage, type MethodGraph, type ModelStage, type Stage, type ValueRef, streamStage } from '../engine/method-graph.js';
+import { joinPartials } from '../engine/stream-results.js';
 import type { LoadedConfig } from '../engine/config-loader.js';
 import { type ServableLocation, modelFilePath } from '../engine/servable-dir.js';
 import type { ServableStartConfig } from '../engine/start-config.js';
@@ -24,11 +25,13 @@ import { DeviceHandle, localDeviceFactory } from './device-handle.js';
 import type { DevicePool } from './device.js';
 import { ModelScheduler, type RequestState, type SchedulerStats } from './model-scheduler.js';
 import type { DeviceGraphs, GraphInfo, ValueInfo } from './protocol.js';
-import { type SequenceAdmission, SequenceRegistry, type SequenceStep } from './sequences.js';
-import { StagePool } from './stage-pool.js';
-import type { ModelCall } from './stage-protocol.js';
+import { type Sequence, type SequenceAdmission, SequenceRegistry, type SequenceStep } from './sequences.js';
+import { type ModelCaller, STREAM_TASKS_PER_THREAD, StagePool, type StreamRun, type StreamRunOptions } from './stage-pool.js';
+import { StreamEvents } from './stream-events.js';
+import type { ModelCall, ModelSequenceControl } from './stage-protocol.js';
+import { planStateGraphs } from '../engine/sequence.js';
 import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
-import type { InferOptions, InstanceOutcome, MethodInfo, MethodLayout, TensorLayout } from '../engine/inference.js';
+import type { InferOptions, InstanceOutcome, MethodInfo, MethodLayout, RequestParameters, StreamEvent, TensorLayout } from '../engine/inference.js';
 
 /** One loaded servable version's live figures (ServableRuntime.stats). */
 export interface RuntimeStats extends RuntimeFigures, SchedulerStats {}
@@ -52,8 +55,17 @@ interface RequestCtx extends RequestState {
   ended?: Cancellation;
   /** The sequence this request continues, per stateful model index (requests with `sequence`). */
   sequences?: Map<number, SequenceAdmission>;
-  /** Answers the request with this error now, if it is still open (stop() cuts requests off). */
+  /** The request's parameters (InferOptions.parameters), for a stream stage. */
+  parameters?: RequestParameters;
+  /** Ends the request with this error now, if it is still open (deadline, cancellation, stop()). */
   cutOff(err: ServingError): void;
+}
+
+/** An admitted request being tracked (ServableRuntime.openRequest). */
+interface OpenRequest {
+  readonly ctx: RequestCtx;
+  /** Ends the request as answered; false when it had ended already (deadline, cancel, stop). */
+  finish(): boolean;
 }
 
 export class ServableRuntime {
@@ -102,7 +114,10 @@ export class ServableRuntime {
     this.modelFiles = config.models.map((m) => m.declaration.files.map((f) => modelFilePath(location, version, f)));
     this.group = pool ? pool(() => this.scheduler?.pump()) : this.makeGroup([], 1, false);
     const hasFunctions = config.methods.some((m) => m.stages.some((s) => s.kind === 'function'));
-    this.stagePool = hasFunctions ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests, { log }) : undefined;
+    const streams = config.methods.some((m) => streamStage(m));
+    this.stagePool = hasFunctions
+      ? new StagePool(Math.max(1, start.numParallelWorkers), start.maxQueuedRequests, { log, ...(streams ? { tasksPerThread: STREAM_TASKS_PER_THREAD } : {}) })
+      : undefined;
   }
 
   /** Loads the models on every device actor and checks the methods against them. */
@@ -129,6 +144,10 @@ export class ServableRuntime {
           throw new ServingError('E_CONFIG_INVALID', `batching override for '${key}': the servable declares no such model (models: ${config.models.map((m) => m.key).join(', ')})`);
         }
       }
+      config.models.forEach((m, i) => {
+        // E_CONFIG_INVALID naming the state when a subgraph's state input or output does not fit
+        if (m.declaration.sequence) planStateGraphs(m.key, m.declaration.sequence.state, rt.group.graphs[i] ?? []);
+      });
       rt.visible = rt.group.graphs.map((subs, i) => subs.map((g) => withoutState(g, config.models[i]!.declaration.sequence?.state)));
       config.models.forEach((m, i) => {
         if (m.declaration.sequence) rt.sequences.set(i, new SequenceRegistry(i, `model '${m.key}'`, m.declaration.sequence));
@@ -339,6 +358,7 @@ export class ServableRuntime {
         outputs: m.outputs,
         layout: this.layoutOf(m),
         ...((this.statefulOf.get(m)?.length ?? 0) > 0 ? { sequence: true } : {}),
+        ...(streamStage(m) ? { stream: true } : {}),
       };
       this.infos.set(m, info);
     }
@@ -412,7 +432,59 @@ export class ServableRuntime {
   }
 
   /** Runs method `m` (one of this servable's, resolved by the facade) on a request's instances. */
-  async inferEach(m: MethodGraph, instances: readonly unknown[], options: InferOptions = {}): Promise<InstanceOutcome[]> {
+  inferEach(m: MethodGraph, instances: readonly unknown[], options: InferOptions = {}): Promise<InstanceOutcome[]> {
+    // One promise per request, settled by whichever comes first: the work, the deadline
+    // timer, the client's cancellation or stop() (cheaper than racing extra promises).
+    return new Promise<InstanceOutcome[]>((resolve, reject) => {
+      const request = this.openRequest(m, instances, options, reject);
+      if (request.ctx.done) return;
+      this.execute(m, instances, request.ctx).then(
+        (outcomes) => {
+          if (request.finish()) resolve(outcomes);
+        },
+        (err: unknown) => {
+          if (request.finish()) reject(err);
+        },
+      );
+    });
+  }
+
+  /**
+   * Runs method `m` and hands out its results as events (StreamEvent): a streaming method's
+   * partial results as its stream stage yields them, any other method's outcome per instance.
+   * Throws now for whole-request problems (as inferEach rejects). The request lasts until every
+   * instance finished, its deadline, its signal, or the reader's `return()` (which stops the
+   * stream stage's generators at their next step).
+   */
+  inferStream(m: MethodGraph, instances: readonly unknown[], options: InferOptions = {}): AsyncIterableIterator<StreamEvent> {
+    let request: OpenRequest | undefined;
+    const events = new StreamEvents(Array.isArray(instances) ? instances.length : 0, () => request?.ctx.cutOff(new ServingError('E_CANCELLED', 'the stream was closed by its reader')));
+    request = this.openRequest(m, instances, options, (err) => events.abort(err));
+    const { ctx } = request;
+    if (ctx.done) return events;
+    const stage = streamStage(m);
+    const work = stage ? this.streamInstances(m, stage, instances, ctx, events) : this.execute(m, instances, ctx).then((outcomes) => outcomes.forEach((o, i) => this.finishInstance(events, i, o)));
+    work.then(
+      () => request.finish(),
+      (err: unknown) => {
+        if (request.finish()) events.abort(toServingError(err));
+      },
+    );
+    return events;
+  }
+
+  private finishInstance(events: StreamEvents, index: number, outcome: InstanceOutcome): void {
+    if (outcome instanceof ServingError) return events.finish(index, outcome);
+    events.outputs(index, outcome);
+    events.finish(index);
+  }
+
+  /**
+   * Admits a request (or throws: stopping, no instances, bad deadline or parameters, overload,
+   * sequence refused) and tracks it until `finish()`, or until it ends early: its deadline,
+   * its signal, or stop() call `ended` with the error (at once when the signal is already aborted).
+   */
+  private openRequest(m: MethodGraph, instances: readonly unknown[], options: InferOptions, ended: (err: ServingError) => void): OpenRequest {
     if (this.stopped) throw new ServingError('E_STOPPED', `servable '${this.name}' is stopping`);
     if (!Array.isArray(instances) || instances.length === 0) {
       throw new ServingError('E_NO_INSTANCES', 'the request holds no instances');
@@ -421,6 +493,7 @@ export class ServableRuntime {
     if (!(deadlineMs > 0) || !Number.isFinite(deadlineMs)) {
       throw new ServingError('E_INVALID_ARGUMENT', `deadlineMs must be a positive number, got ${deadlineMs}`);
     }
+    if (options.parameters !== undefined) checkParameters(options.parameters);
     if (this.inflight >= this.start.maxQueuedRequests) {
       throw new ServingError(
         'E_OVERLOADED',
@@ -430,51 +503,52 @@ export class ServableRuntime {
     const sequences = this.admitSequences(m, options);
     this.inflight++;
     const signal = options.signal;
-    // One promise per request, settled by whichever comes first: the work, the deadline
-    // timer, the client's cancellation or stop() (cheaper than racing extra promises).
-    return new Promise<InstanceOutcome[]>((resolve, reject) => {
-      const ctx: RequestCtx = {
-        done: false,
-        cutOff: (err) => {
-          if (end()) reject(err);
-        },
-        ...(sequences ? { sequences } : {}),
-      };
-      this.open.add(ctx);
-      const end = (): boolean => {
-        if (ctx.done) return false;
-        ctx.done = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.inflight--;
-        this.open.delete(ctx);
-        ctx.ended?.cancel();
-        if (sequences) for (const a of sequences.values()) a.sequence.registry.requestEnded(a);
-        return true;
-      };
-      const onAbort = (): void => {
-        if (end()) reject(new ServingError('E_CANCELLED', 'the request was cancelled by its client'));
-      };
-      const timer = setTimeout(() => {
-        if (end()) reject(new ServingError('E_DEADLINE_EXCEEDED', `the request did not complete within its deadline of ${deadlineMs} ms`));
-      }, deadlineMs);
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.execute(m, instances, ctx).then(
-        (outcomes) => {
-          if (end()) resolve(outcomes);
-        },
-        (err: unknown) => {
-          if (end()) reject(err);
-        },
-      );
-    });
+    const ctx: RequestCtx = {
+      done: false,
+      cutOff: (err) => {
+        if (end()) ended(err);
+      },
+      ...(sequences ? { sequences } : {}),
+      ...(options.parameters ? { parameters: options.parameters } : {}),
+    };
+    this.open.add(ctx);
+    const end = (): boolean => {
+      if (ctx.done) return false;
+      ctx.done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      this.inflight--;
+      this.open.delete(ctx);
+      ctx.ended?.cancel();
+      if (sequences) for (const a of sequences.values()) a.sequence.registry.requestEnded(a);
+      return true;
+    };
+    const onAbort = (): void => ctx.cutOff(new ServingError('E_CANCELLED', 'the request was cancelled by its client'));
+    const timer = setTimeout(() => ctx.cutOff(new ServingError('E_DEADLINE_EXCEEDED', `the request did not complete within its deadline of ${deadlineMs} ms`)), deadlineMs);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    return { ctx, finish: end };
   }
 
   private async execute(m: MethodGraph, instances: readonly unknown[], ctx: RequestCtx): Promise<InstanceOutcome[]> {
+    const { values, errors } = await this.executeStages(m, instances, ctx, m.stages.length);
+    return instances.map((_, i) => {
+      if (errors[i]) return errors[i];
+      const out: Instance = {};
+      m.outputs.forEach((name, k) => {
+        out[name] = valuesOf(values[i]!, [m.returns[k]!])[0]!;
+      });
+      return out;
+    });
+  }
+
+  /**
+   * Runs the first `count` stages of `m` on the instances; values[i][stage] = that stage's
+   * outputs for instance i (stage 0 = method inputs), errors[i] = why instance i stopped.
+   */
+  private async executeStages(m: MethodGraph, instances: readonly unknown[], ctx: RequestCtx, count: number): Promise<{ values: Tensor[][][]; errors: (ServingError | undefined)[] }> {
     const n = instances.length;
     const errors = new Array<ServingError | undefined>(n).fill(undefined);
-    // values[i][stage] = that stage's outputs for instance i (stage 0 = method inputs)
     const values: Tensor[][][] = instances.map((inst, i) => {
       try {
         return [this.methodInputs(m, inst)];
@@ -483,13 +557,11 @@ export class ServableRuntime {
         return [];
       }
     });
-    const argsOf = (i: number, refs: readonly ValueRef[]): Tensor[] => refs.map((r) => values[i]![r.stage]![r.output]!);
-
-    for (let s = 0; s < m.stages.length; s++) {
+    for (let s = 0; s < count; s++) {
       const stage = m.stages[s]!;
       const live = [...Array(n).keys()].filter((i) => !errors[i]);
       if (live.length === 0) break;
-      const results = await this.runStage(stage, live.map((i) => argsOf(i, stage.args)), ctx, m.inputs);
+      const results = await this.runStage(stage, live.map((i) => valuesOf(values[i]!, stage.args)), ctx, m.inputs);
       live.forEach((i, k) => {
         const r = results[k]!;
         if (r instanceof ServingError) errors[i] = r;
@@ -497,14 +569,37 @@ export class ServableRuntime {
       });
       if (ctx.done) break;
     }
-    return instances.map((_, i) => {
-      if (errors[i]) return errors[i];
-      const out: Instance = {};
-      m.outputs.forEach((name, k) => {
-        out[name] = argsOf(i, [m.returns[k]!])[0]!;
+    return { values, errors };
+  }
+
+  /**
+   * A streaming method's instances: the stages before the stream stage run as usual, then each
+   * instance's generator streams its partial results into `events`, named as the method's outputs.
+   */
+  private async streamInstances(m: MethodGraph, stage: FunctionStage, instances: readonly unknown[], ctx: RequestCtx, events: StreamEvents): Promise<void> {
+    const { values, errors } = await this.executeStages(m, instances, ctx, m.stages.length - 1);
+    const runs: Promise<void>[] = [];
+    instances.forEach((_, i) => {
+      const failed = errors[i];
+      if (failed || ctx.done) return events.finish(i, failed);
+      let run: StreamRun | undefined = undefined;
+      const taken = (): void => run?.consumed(1);
+      const { options, close } = this.stageOptions(ctx);
+      run = this.stagePool!.runStream(this.config.configPath, stage, valuesOf(values[i]!, stage.args), options, (partial) => {
+        const out: Instance = {};
+        m.outputs.forEach((name, k) => {
+          out[name] = partial[m.returns[k]!.output]!;
+        });
+        events.outputs(i, out, taken);
       });
-      return out;
+      runs.push(
+        run.done.then((err) => {
+          close();
+          events.finish(i, err);
+        }),
+      );
     });
+    await Promise.all(runs);
   }
 
   /** Error-message labels of a method's inputs, built once per method rather than per request. */
@@ -556,28 +651,152 @@ export class ServableRuntime {
       }
       const named = labels;
       const seq = ctx.sequences?.get(model);
-      // Each instance is one step of the sequence, in order: the first starts it, the last ends it.
-      const step = (k: number): SequenceStep | undefined =>
-        seq && { sequence: seq.sequence, start: seq.start && k === 0, end: seq.end && k === args.length - 1 };
-      return Promise.all(args.map((a, k) => this.scheduler.submit(model, stage.subgraph, a, ctx, named, step(k)).catch(toServingError)));
+      return Promise.all(args.map((a, k) => this.scheduler.submit(model, stage.subgraph, a, ctx, named, seq && stepOf(seq, k, args.length)).catch(toServingError)));
     }
+    if (stage.stream) return Promise.all(args.map((a) => this.collectStream(stage, a, ctx)));
     const chunk = stage.batchSize && stage.batchSize > 0 ? stage.batchSize : args.length;
     const parts: Promise<(Tensor[] | ServingError)[]>[] = [];
-    const caller = this.hasModels ? (req: ModelCall) => this.callModel(req, ctx) : undefined;
-    const requestEnded = (ctx.ended ??= new Cancellation());
-    for (let i = 0; i < args.length; i += chunk) {
-      parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), { callModel: caller, requestEnded }));
+    const { options, close } = this.stageOptions(ctx);
+    try {
+      for (let i = 0; i < args.length; i += chunk) {
+        parts.push(this.stagePool!.run(this.config.configPath, stage, args.slice(i, i + chunk), options));
+      }
+      return (await Promise.all(parts)).flat();
+    } finally {
+      close();
     }
-    return (await Promise.all(parts)).flat();
   }
 
-  /** `model.call` from a stage function of a request. */
-  private async callModel(req: ModelCall, ctx: RequestCtx): Promise<Tensor[][]> {
+  /**
+   * What stage tasks of request `ctx` run with: their model.call path, the request's end
+   * signal, its parameters. `close()` once the tasks have ended: it ends the sequences their
+   * model calls started and left open (modelCaller).
+   */
+  private stageOptions(ctx: RequestCtx): { readonly options: StreamRunOptions; readonly close: () => void } {
+    const calls = this.hasModels ? this.modelCaller(ctx) : undefined;
+    const requestEnded = (ctx.ended ??= new Cancellation());
+    return { options: { callModel: calls?.caller, requestEnded, parameters: ctx.parameters }, close: () => calls?.close() };
+  }
+
+  /** A unary call's stream stage: the instance's partial results, joined (engine/stream-results.ts). */
+  private async collectStream(stage: FunctionStage, inputs: Tensor[], ctx: RequestCtx): Promise<Tensor[] | ServingError> {
+    const partials: Tensor[][] = [];
+    const { options, close } = this.stageOptions(ctx);
+    let run: StreamRun | undefined = undefined;
+    run = this.stagePool!.runStream(this.config.configPath, stage, inputs, options, (partial) => {
+      partials.push(partial);
+      run?.consumed(1);
+    });
+    let failed: ServingError | undefined;
+    try {
+      failed = await run.done;
+    } finally {
+      close();
+    }
+    if (failed) return failed;
+    try {
+      return joinPartials(partials, stage.outputsCount, stage.tag);
+    } catch (err) {
+      return toServingError(err, 'E_STAGE_FAILED');
+    }
+  }
+
+  /**
+   * The `model.call` side of a request's stage tasks (stage-model-calls.ts ModelCaller). The
+   * sequences its calls start are ended when the stage-function instance that started them
+   * closes its scope, and at the latest by `close()` (the stage's tasks have ended) or when the
+   * request ends: a stage function cannot leave state behind.
+   */
+  private modelCaller(ctx: RequestCtx): { caller: ModelCaller; close(): void } {
+    const started = new Map<string, Set<Sequence>>();
+    const endAll = (): void => {
+      for (const set of started.values()) for (const s of set) s.registry.close(s);
+      started.clear();
+    };
+    const ended = (ctx.ended ??= new Cancellation());
+    ended.addEventListener('abort', endAll);
+    const control = (c: ModelSequenceControl): Promise<void> => {
+      try {
+        if (c.kind === 'model.closeScope') {
+          for (const s of started.get(c.scope) ?? []) s.registry.close(s);
+          started.delete(c.scope);
+        } else {
+          this.registryOf(c.modelKey, 'endSequence').closeId(c.sequenceId);
+        }
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(toServingError(err));
+      }
+    };
+    const caller = Object.assign((req: ModelCall) => this.callModel(req, ctx, started), { control });
+    return {
+      caller,
+      close: () => {
+        ended.removeEventListener('abort', endAll);
+        endAll();
+      },
+    };
+  }
+
+  /** The live sequences of stateful model `modelKey`; E_STAGE_FAILED for an undeclared or stateless model. */
+  private registryOf(modelKey: string, what: string): SequenceRegistry {
+    const model = this.modelIndex.get(modelKey);
+    if (model === undefined) throw new ServingError('E_STAGE_FAILED', `model.${what}: model '${modelKey}' is not declared`);
+    const registry = this.sequences.get(model);
+    if (!registry) throw new ServingError('E_STAGE_FAILED', `model.${what}: model '${modelKey}' keeps no state (declareModel without sequence): it takes no sequence`);
+    return registry;
+  }
+
+  /**
+   * `model.call` from a stage function of a request. A stateful model's call is a step of the
+   * sequence it names (each instance one step, in order), admitted like a request's steps;
+   * `started` collects, per stage-function scope, the sequences it starts.
+   */
+  private async callModel(req: ModelCall, ctx: RequestCtx, started: Map<string, Set<Sequence>>): Promise<Tensor[][]> {
     const model = this.modelIndex.get(req.modelKey);
     if (model === undefined) throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is not declared`);
-    if (this.sequences.has(model)) throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is stateful; run it as a stage of the method (register.addStage)`);
     if (ctx.done) throw new ServingError('E_DEADLINE_EXCEEDED', 'model.call after the request ended');
-    return Promise.all(req.instances.map((inst) => this.scheduler.submit(model, req.subgraph, inst as Tensor[], ctx)));
+    const n = req.instances.length;
+    if (!this.sequences.has(model)) {
+      if (req.sequence) this.registryOf(req.modelKey, 'call'); // refuses, saying why
+      return this.untilEnded(ctx, Promise.all(req.instances.map((inst) => this.scheduler.submit(model, req.subgraph, inst as Tensor[], ctx))));
+    }
+    if (!req.sequence) {
+      throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is stateful: a call names its sequence (model.call(inputs, { sequence: { id, start } }))`);
+    }
+    const admission = this.sequences.get(model)!.admit(req.sequence);
+    if (admission.start) {
+      const key = req.scope ?? '';
+      let set = started.get(key);
+      if (!set) started.set(key, (set = new Set()));
+      set.add(admission.sequence);
+    }
+    // Every step settles before the admission ends (a queued step keeps its sequence alive).
+    const steps = Promise.all(
+      req.instances.map((inst, k) => this.scheduler.submit(model, req.subgraph, inst as Tensor[], ctx, undefined, stepOf(admission, k, n)).catch(toServingError)),
+    );
+    let outcomes: (Tensor[] | ServingError)[];
+    try {
+      outcomes = await this.untilEnded(ctx, steps);
+    } finally {
+      admission.sequence.registry.requestEnded(admission);
+    }
+    const failed = outcomes.find((o): o is ServingError => o instanceof ServingError);
+    if (failed) throw failed;
+    return outcomes as Tensor[][];
+  }
+
+  /**
+   * `work`, or a rejection once the request ends first: the scheduler drops the queued tasks of
+   * an ended request without answering them, and a stage function must not wait for them.
+   */
+  private untilEnded<T>(ctx: RequestCtx, work: Promise<T>): Promise<T> {
+    const ended = (ctx.ended ??= new Cancellation());
+    return new Promise<T>((resolve, reject) => {
+      const onEnd = (): void => reject(new ServingError('E_DEADLINE_EXCEEDED', 'model.call: the request ended before the model answered'));
+      ended.addEventListener('abort', onEnd);
+      work.then(resolve, reject).finally(() => ended.removeEventListener('abort', onEnd));
+    });
   }
 
   /**
@@ -613,6 +832,11 @@ export class ServableRuntime {
 }
 
 
+/** Each instance of a request (or call) is one step of its sequence, in order: the first starts it, the last ends it. */
+function stepOf(a: SequenceAdmission, k: number, n: number): SequenceStep {
+  return { sequence: a.sequence, start: a.start && k === 0, end: a.end && k === n - 1 };
+}
+
 /** A graph as methods see it: the state inputs and outputs of a stateful model left out (the device actor feeds them). */
 function withoutState(g: GraphInfo, state: readonly { readonly input: string; readonly output: string }[] | undefined): GraphInfo {
   if (!state) return g;
@@ -620,4 +844,21 @@ function withoutState(g: GraphInfo, state: readonly { readonly input: string; re
     inputs: g.inputs.filter((v) => !state.some((s) => s.input === v.name)),
     outputs: g.outputs.filter((v) => !state.some((s) => s.output === v.name)),
   };
+}
+
+/** The tensors `refs` name in one instance's stage values. */
+function valuesOf(values: readonly Tensor[][], refs: readonly ValueRef[]): Tensor[] {
+  return refs.map((r) => values[r.stage]![r.output]!);
+}
+
+/** Request parameters are a plain object of strings, numbers and booleans (E_INVALID_ARGUMENT otherwise). */
+function checkParameters(parameters: unknown): void {
+  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) {
+    throw new ServingError('E_INVALID_ARGUMENT', 'parameters must be an object of strings, numbers and booleans');
+  }
+  for (const [key, value] of Object.entries(parameters)) {
+    if (typeof value !== 'string' && typeof value !== 'boolean' && !(typeof value === 'number' && Number.isFinite(value))) {
+      throw new ServingError('E_INVALID_ARGUMENT', `parameter '${key}' must be a string, a finite number or a boolean, got ${value === null ? 'null' : typeof value}`);
+    }
+  }
 }

@@ -24,9 +24,10 @@
  */
 import { expose, wrap } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import type { MessagePort } from 'node:worker_threads';
+import { type MessagePort, threadId } from 'node:worker_threads';
 import { ServingError, toServingError } from '../engine/errors.js';
-import type { ModelCallBridge } from '../engine/register.js';
+import type { ModelCallBridge, ModelCallScope } from '../engine/register.js';
+import type { SequenceRequest } from '../engine/sequence.js';
 import type { Tensor } from '../engine/tensor.js';
 import type {
   ModelCall,
@@ -35,69 +36,127 @@ import type {
   ModelCallReply,
   ModelCallRequest,
   ModelCallService,
+  ModelSequenceControl,
 } from './stage-protocol.js';
 
-/** Runs a `model.call` of a stage function (the main thread's side: the model scheduler). */
-export type ModelCaller = (call: ModelCall) => Promise<Tensor[][]>;
+/**
+ * Runs a `model.call` of a stage function (the main thread's side: the model scheduler);
+ * `control`, where models keep state, runs `model.endSequence` and the end of an instance's
+ * scope (without it both are no-ops: nothing keeps state).
+ */
+export type ModelCaller = ((call: ModelCall) => Promise<Tensor[][]>) & {
+  readonly control?: (control: ModelSequenceControl) => Promise<void>;
+};
 
 /** Main thread: answers the calls that arrive on `port` with `callModel` until the port closes. */
 export function serveModelCalls(port: MessagePort, channel: ModelCallChannel, callModel: ModelCaller): void {
+  const control = (c: ModelSequenceControl): Promise<void> => (callModel.control ? callModel.control(c) : Promise.resolve());
+  const failed = (err: unknown): ModelCallOutcome => ({ kind: 'error', error: toServingError(err).toData() });
   if (channel === 'comlink') {
     const service: ModelCallService = {
-      call: (modelKey, subgraph, instances) =>
-        callModel({ modelKey, subgraph, instances }).then(
-          (outputs): ModelCallOutcome => ({ kind: 'outputs', outputs }),
-          (err: unknown): ModelCallOutcome => ({ kind: 'error', error: toServingError(err).toData() }),
-        ),
+      call: (call) => callModel(call).then((outputs): ModelCallOutcome => ({ kind: 'outputs', outputs }), failed),
+      control: (c) => control(c).then((): ModelCallOutcome => ({ kind: 'done' }), failed),
     };
     expose(service, nodeEndpoint(port));
     return;
   }
   port.on('message', (req: ModelCallRequest) => {
-    callModel(req).then(
-      (outputs) => port.postMessage({ kind: 'outputs', id: req.id, outputs } satisfies ModelCallReply),
-      (err: unknown) => port.postMessage({ kind: 'error', id: req.id, error: toServingError(err).toData() } satisfies ModelCallReply),
-    );
+    const answer = (outcome: ModelCallOutcome): void => port.postMessage({ ...outcome, id: req.id } satisfies ModelCallReply);
+    if (req.kind === 'model.call') callModel(req).then((outputs) => answer({ kind: 'outputs', outputs }), (err: unknown) => answer(failed(err)));
+    else control(req).then(() => answer({ kind: 'done' }), (err: unknown) => answer(failed(err)));
   });
 }
+
+/** A task's channel as the worker uses it. */
+interface ChannelLink {
+  call(call: ModelCall): Promise<Tensor[][]>;
+  control(control: ModelSequenceControl): Promise<void>;
+}
+
+/** Names this thread's scopes; with the thread id, unique in the process. */
+let nextScope = 1;
 
 /**
  * Worker thread: the `model.call` bridge of one task over its channel (set up on the first call;
  * most stage functions never call a model). Without a port the servable declares no models.
+ * `onCall` counts the calls (the worker's stats).
  */
-export function modelCallsOver(port: MessagePort | undefined, channel: ModelCallChannel): ModelCallBridge {
-  if (!port) return () => Promise.reject(new ServingError('E_INTERNAL', 'model.call is not available to this stage'));
-  let bridge: ModelCallBridge | undefined;
-  return (modelKey, subgraph, instances) => {
-    bridge ??= channel === 'comlink' ? comlinkBridge(port) : postedBridge(port);
-    return bridge(modelKey, subgraph, instances);
+export function modelCallsOver(port: MessagePort | undefined, channel: ModelCallChannel, onCall: () => void = () => {}): ModelCallBridge {
+  if (!port) {
+    const refuse = (): Promise<never> => Promise.reject(new ServingError('E_INTERNAL', 'model.call is not available to this stage'));
+    return { call: refuse, endSequence: refuse };
+  }
+  let link: ChannelLink | undefined;
+  const open = (): ChannelLink => (link ??= channel === 'comlink' ? comlinkLink(port) : postedLink(port));
+  const call = (modelKey: string, subgraph: number, instances: readonly (readonly Tensor[])[], sequence: SequenceRequest | undefined, scope?: string): Promise<Tensor[][]> => {
+    onCall();
+    return open().call({ modelKey, subgraph, instances, ...(sequence ? { sequence } : {}), ...(scope ? { scope } : {}) });
+  };
+  const endSequence = (modelKey: string, sequenceId: string | number): Promise<void> => open().control({ kind: 'model.endSequence', modelKey, sequenceId });
+  return {
+    call: (modelKey, subgraph, instances, sequence) => call(modelKey, subgraph, instances, sequence),
+    endSequence,
+    openScope(): ModelCallScope {
+      const scope = `${threadId}:${nextScope++}`;
+      let started = false;
+      let closed = false;
+      return {
+        call(modelKey, subgraph, instances, sequence) {
+          if (sequence?.start) {
+            if (closed) return Promise.reject(new ServingError('E_STAGE_FAILED', `Model(${modelKey}).call(): a sequence cannot start after its stage-function instance finished`));
+            started = true;
+          }
+          return call(modelKey, subgraph, instances, sequence, scope);
+        },
+        endSequence,
+        async close() {
+          if (closed) return;
+          closed = true;
+          // Only a scope that started sequences has any to end. A failure here is the main
+          // thread's to handle (it ends a task's sequences when the task ends): never the instance's.
+          if (started) await open().control({ kind: 'model.closeScope', scope }).catch(() => undefined);
+        },
+      };
+    },
   };
 }
 
-function postedBridge(port: MessagePort): ModelCallBridge {
-  const waiting = new Map<number, { resolve(v: Tensor[][]): void; reject(e: ServingError): void }>();
+function postedLink(port: MessagePort): ChannelLink {
+  const waiting = new Map<number, { resolve(v: ModelCallOutcome): void }>();
   let nextId = 1;
   port.on('message', (reply: ModelCallReply) => {
     const w = waiting.get(reply.id);
     if (!w) return;
     waiting.delete(reply.id);
-    if (reply.kind === 'error') w.reject(ServingError.fromData(reply.error));
-    else w.resolve(reply.outputs as Tensor[][]);
+    w.resolve(reply);
   });
-  return (modelKey, subgraph, instances) => {
+  const send = (req: ModelCall & { kind: 'model.call' } | ModelSequenceControl): Promise<ModelCallOutcome> => {
     const id = nextId++;
-    return new Promise((resolve, reject) => {
-      waiting.set(id, { resolve, reject });
-      port.postMessage({ kind: 'model.call', id, modelKey, subgraph, instances } satisfies ModelCallRequest);
+    return new Promise((resolve) => {
+      waiting.set(id, { resolve });
+      port.postMessage({ ...req, id } satisfies ModelCallRequest);
     });
+  };
+  return {
+    call: (call) => send({ ...call, kind: 'model.call' }).then(outputsOf),
+    control: (c) => send(c).then(doneOf),
   };
 }
 
-function comlinkBridge(port: MessagePort): ModelCallBridge {
+function comlinkLink(port: MessagePort): ChannelLink {
   const service = wrap<ModelCallService>(nodeEndpoint(port));
-  return async (modelKey, subgraph, instances) => {
-    const outcome = await service.call(modelKey, subgraph, instances);
-    if (outcome.kind === 'error') throw ServingError.fromData(outcome.error);
-    return outcome.outputs as Tensor[][];
+  return {
+    call: (call) => service.call(call).then(outputsOf),
+    control: (c) => service.control(c).then(doneOf),
   };
+}
+
+function outputsOf(outcome: ModelCallOutcome): Tensor[][] {
+  if (outcome.kind === 'error') throw ServingError.fromData(outcome.error);
+  if (outcome.kind !== 'outputs') throw new ServingError('E_INTERNAL', `model.call answered '${outcome.kind}'`);
+  return outcome.outputs as Tensor[][];
+}
+
+function doneOf(outcome: ModelCallOutcome): void {
+  if (outcome.kind === 'error') throw ServingError.fromData(outcome.error);
 }

@@ -16,12 +16,14 @@ import { type ModelCaller, serveModelCalls } from './stage-model-calls.js';
 import {
   STAGE_PROTOCOL_VERSION,
   type ModelCallChannel,
-  type RunStageTask,
   type StageResult,
   type StageTask,
   type StageWorkerData,
   type StageWorkerHealth,
   type StageWorkerStats,
+  type StreamControl,
+  type StreamPartial,
+  type StreamStageTask,
 } from './stage-protocol.js';
 import { StageWorkerLinks } from './stage-worker-links.js';
 
@@ -34,11 +36,29 @@ export interface StageRunOptions {
   readonly requestEnded?: CancelSignal;
 }
 
+export interface StreamRunOptions extends StageRunOptions {
+  /** The request's parameters: the generator's `ctx.parameters`. */
+  readonly parameters?: Readonly<Record<string, string | number | boolean>> | undefined;
+}
+
+/** A stream stage instance in flight (StagePool.runStream). */
+export interface StreamRun {
+  /** The reader took `count` more partial results: that much credit goes back to the generator. */
+  consumed(count: number): void;
+  /** Settles once the instance ended, after its last partial: undefined, or the error that ended it. */
+  readonly done: Promise<ServingError | undefined>;
+}
+
+/** Credit is returned in batches of this many consumed partials (fewer messages than one per partial). */
+const CREDIT_BATCH = 4;
+
 export interface StagePoolOptions {
   /** How `model.call` requests travel; 'posted' unless measuring (perf/stage-model-call.ts). */
   readonly modelCalls?: ModelCallChannel;
   /** Where a thread's failure outside any task is reported (stderr when not given). */
   readonly log?: (line: string) => void;
+  /** Tasks each thread runs at once (default TASKS_PER_THREAD). */
+  readonly tasksPerThread?: number;
 }
 
 /** The pool's figures: piscina's queue and every live thread's own stats. */
@@ -54,6 +74,13 @@ export interface StagePoolStats {
  * (sharp's work runs on the libuv pool; the stage thread mostly waits).
  */
 export const TASKS_PER_THREAD = 16;
+
+/**
+ * Tasks at once per thread of a servable with a stream stage: a generation holds its task for
+ * the whole stream, mostly waiting on model.call and on its reader, so 16 would cap the
+ * concurrent generations per thread, and with it how many decode steps batch together.
+ */
+export const STREAM_TASKS_PER_THREAD = 128;
 
 /** Tasks in flight that can be skipped once their request ends; more run without the check. */
 const ENDED_FLAGS = 4096;
@@ -80,7 +107,11 @@ export class StagePool {
   /** Resolved (and emptied) when the last task in flight settles. */
   private idleWaiters: (() => void)[] = [];
 
-  constructor(threads: number, maxQueue: number, { modelCalls = 'posted', log = (line) => process.stderr.write(`${line}\n`) }: StagePoolOptions = {}) {
+  constructor(
+    threads: number,
+    maxQueue: number,
+    { modelCalls = 'posted', log = (line) => process.stderr.write(`${line}\n`), tasksPerThread = TASKS_PER_THREAD }: StagePoolOptions = {},
+  ) {
     this.modelCalls = modelCalls;
     this.pool = new Piscina({
       filename: WORKER_ENTRY,
@@ -88,7 +119,7 @@ export class StagePool {
       minThreads: threads,
       maxThreads: threads,
       maxQueue,
-      concurrentTasksPerWorker: TASKS_PER_THREAD,
+      concurrentTasksPerWorker: tasksPerThread,
       // An idle thread must read its control port; 'sync' would block it in Atomics.wait. A stage
       // task's round trip is the same either way within this machine's noise (perf/stage-model-call.ts,
       // p50 sync vs disabled: 21-30 vs 24-30 µs alone, 324-333 vs 326-346 µs at 16 in flight).
@@ -120,7 +151,96 @@ export class StagePool {
     instances: readonly (readonly Tensor[])[],
     { callModel, requestEnded }: StageRunOptions = {},
   ): Promise<(Tensor[] | ServingError)[]> {
-    if (this.closing) return instances.map(() => new ServingError('E_STOPPED', `${stage.tag}: the stage pool is draining`));
+    if (this.closing) return instances.map(() => this.drainingError(stage));
+    const result = await this.track(requestEnded, (endedFlag) =>
+      this.runOnPool(
+        {
+          kind: 'run',
+          configPath,
+          functionName: stage.functionName,
+          tag: stage.tag,
+          outputsCount: stage.outputsCount,
+          batched: stage.batchSize !== undefined,
+          instances,
+          ...(endedFlag !== undefined ? { endedFlag } : {}),
+        },
+        stage,
+        callModel,
+      ),
+    );
+    return result.map((r) => (r.kind === 'error' ? ServingError.fromData(r.error) : r.kind === 'outputs' ? (r.outputs as Tensor[]) : new ServingError('E_INTERNAL', `${stage.tag}: a stream result for a run task`)));
+  }
+
+  /**
+   * Runs one instance through a stream stage (StageOptions.stream): `onPartial` gets each
+   * partial result as the worker sends it; the generator is not advanced while STREAM_CREDIT
+   * of them are not yet `consumed()` (the reader's pace). When `requestEnded` fires the worker
+   * stops the generator at its next step.
+   */
+  runStream(configPath: string, stage: FunctionStage, inputs: readonly Tensor[], options: StreamRunOptions, onPartial: (outputs: Tensor[]) => void): StreamRun {
+    if (this.closing) return { consumed: () => undefined, done: Promise.resolve(this.drainingError(stage)) };
+    if (options.requestEnded?.aborted) return { consumed: () => undefined, done: Promise.resolve(new ServingError('E_CANCELLED', `${stage.tag}: the request had ended before this stage ran`)) };
+    const { port1, port2 } = new MessageChannel();
+    let received = 0;
+    let expected: number | undefined;
+    let outcome: ServingError | undefined;
+    let owed = 0;
+    let finish!: (outcome: ServingError | undefined) => void;
+    const done = new Promise<ServingError | undefined>((resolve) => (finish = resolve));
+    const cancel = (): void => port1.postMessage({ kind: 'cancel' } satisfies StreamControl);
+    const settle = (): void => {
+      port1.close();
+      options.requestEnded?.removeEventListener('abort', cancel);
+      finish(outcome);
+    };
+    // The task's reply may overtake partials still on their way: the outcome waits for the count it names.
+    port1.on('message', (m: StreamPartial) => {
+      received++;
+      onPartial(m.outputs as Tensor[]);
+      if (received === expected) settle();
+    });
+    options.requestEnded?.addEventListener('abort', cancel);
+    const task = (endedFlag: number | undefined): StreamStageTask => ({
+      kind: 'stream',
+      configPath,
+      functionName: stage.functionName,
+      tag: stage.tag,
+      outputsCount: stage.outputsCount,
+      inputs,
+      parameters: options.parameters ?? {},
+      partials: port2,
+      ...(endedFlag !== undefined ? { endedFlag } : {}),
+    });
+    void this.track(options.requestEnded, (flag) => this.runOnPool(task(flag), stage, options.callModel, [port2])).then(([r]) => {
+      if (r?.kind === 'error') outcome = ServingError.fromData(r.error);
+      expected = r?.kind === 'outputs' ? 0 : (r?.partials ?? 0);
+      if (r?.kind === 'error' && r.partials === undefined) return settle(); // the task failed as a whole: no partial is coming
+      if (received >= expected) settle();
+    });
+    return {
+      done,
+      consumed: (count) => {
+        owed += count;
+        // Credit goes back in batches: the generator waits only while more than
+        // STREAM_CREDIT - CREDIT_BATCH of its partials are unconsumed, never when none are.
+        if (owed >= CREDIT_BATCH) {
+          port1.postMessage({ kind: 'credit', count: owed } satisfies StreamControl);
+          owed = 0;
+        }
+      },
+    };
+  }
+
+  private drainingError(stage: FunctionStage): ServingError {
+    return new ServingError('E_STOPPED', `${stage.tag}: the stage pool is draining`);
+  }
+
+  /**
+   * Runs `work` as a task in flight (drain waits for it), with a "request ended" flag slot
+   * when `requestEnded` is given and one is free: the worker skips (or stops) the task once its
+   * request has ended.
+   */
+  private async track<T>(requestEnded: CancelSignal | undefined, work: (endedFlag: number | undefined) => Promise<T>): Promise<T> {
     const flag = requestEnded ? this.freeFlags.pop() : undefined;
     const owner = {};
     if (flag !== undefined) {
@@ -131,7 +251,7 @@ export class StagePool {
     }
     this.tasksInFlight++;
     try {
-      return await this.runOnPool(configPath, stage, instances, callModel, flag);
+      return await work(flag);
     } finally {
       if (flag !== undefined) {
         this.flagOwner[flag] = undefined;
@@ -146,49 +266,29 @@ export class StagePool {
     }
   }
 
-  private async runOnPool(
-    configPath: string,
-    stage: FunctionStage,
-    instances: readonly (readonly Tensor[])[],
-    callModel: ModelCaller | undefined,
-    endedFlag: number | undefined,
-  ): Promise<(Tensor[] | ServingError)[]> {
-    const task = {
-      kind: 'run',
-      configPath,
-      functionName: stage.functionName,
-      tag: stage.tag,
-      outputsCount: stage.outputsCount,
-      batched: stage.batchSize !== undefined,
-      instances,
-      ...(endedFlag !== undefined ? { endedFlag } : {}),
-    } satisfies RunStageTask;
-    let result: StageResult;
-    if (!callModel) {
-      result = await this.runTask(task, stage);
-    } else {
-      const { port1, port2 } = new MessageChannel();
-      serveModelCalls(port1, this.modelCalls, callModel);
-      try {
-        result = await this.runTask({ ...task, modelCalls: port2 } satisfies RunStageTask, stage, [port2]);
-      } finally {
-        port1.close();
-      }
+  private async runOnPool(task: StageTask, stage: FunctionStage, callModel: ModelCaller | undefined, transferList: MessagePort[] = []): Promise<StageResult> {
+    if (!callModel) return this.runTask(task, stage, transferList);
+    const { port1, port2 } = new MessageChannel();
+    serveModelCalls(port1, this.modelCalls, callModel);
+    try {
+      return await this.runTask({ ...task, modelCalls: port2 }, stage, [...transferList, port2]);
+    } finally {
+      port1.close();
     }
-    return result.map((r) => (r.kind === 'error' ? ServingError.fromData(r.error) : (r.outputs as Tensor[])));
   }
 
-  private async runTask(task: RunStageTask, stage: FunctionStage, transferList?: MessagePort[]): Promise<StageResult> {
+  private async runTask(task: StageTask, stage: FunctionStage, transferList: MessagePort[]): Promise<StageResult> {
     try {
-      return await this.pool.run(task, transferList ? { transferList } : {});
+      return await this.pool.run(task, transferList.length > 0 ? { transferList } : {});
     } catch (err) {
+      const instances = task.kind === 'stream' ? 1 : task.instances.length;
       // stop() ended the threads under it ("Terminating worker thread", "The task has been aborted").
-      if (this.stopping) return task.instances.map(() => ({ kind: 'error', error: { code: 'E_STOPPED', message: `${stage.tag} was cut off: the server is stopping` } }));
+      if (this.stopping) return Array.from({ length: instances }, () => ({ kind: 'error', error: { code: 'E_STOPPED', message: `${stage.tag} was cut off: the server is stopping` } }));
       // The task as a whole failed: import error, queue full, worker crash (piscina restarts it).
       const e = toServingError(err, 'E_STAGE_FAILED');
       const message = /queue/i.test(e.message) ? `stage pool overloaded: ${e.message}` : `${stage.tag} failed: ${e.message}`;
       const code = /queue/i.test(e.message) ? 'E_OVERLOADED' : e.code;
-      return task.instances.map(() => ({ kind: 'error', error: { code, message } }));
+      return Array.from({ length: instances }, () => ({ kind: 'error', error: { code, message } }));
     }
   }
 

@@ -6,7 +6,8 @@
  * - piscina's own task channel: a `StageTask` in, a `StageResult` back;
  * - the worker's control plane: announced once on `parentPort` (`StageWorkerAnnouncement`),
  *   then comlink calls on the announced port (`StageWorkerControl`);
- * - a task's `model.call` channel: `ModelCallRequest` out, `ModelCallReply` back.
+ * - a task's `model.call` channel: `ModelCallRequest` out, `ModelCallReply` back;
+ * - a stream task's partial results channel: `StreamPartial` out, `StreamControl` back.
  *
  * Stage workers are threads of this process and stay local. Each message says whether it may
  * cross a network later: `model.call` requests may be forwarded by the main thread to remote
@@ -14,6 +15,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { ServingErrorData } from '../engine/errors.js';
+import type { SequenceRequest } from '../engine/sequence.js';
 import type { Tensor } from '../engine/tensor.js';
 
 /**
@@ -21,7 +23,7 @@ import type { Tensor } from '../engine/tensor.js';
  * refuses to run (a stale stage-worker.js beside a newer pool, or the reverse); bump it with any
  * change to the shapes below.
  */
-export const STAGE_PROTOCOL_VERSION = 1;
+export const STAGE_PROTOCOL_VERSION = 3;
 
 /** How a task's `model.call` requests travel (see stage-model-calls.ts for why 'posted' is the default). */
 export type ModelCallChannel = 'posted' | 'comlink';
@@ -57,15 +59,33 @@ export interface RunStageTask {
 }
 
 /**
- * What piscina carries to a worker. One kind today: the start-up warm-up that used to be a task
- * is `StageWorkerControl.load`, which reaches every thread (a task reaches whichever piscina picks).
+ * Runs one instance through a stream stage (an async generator function). Local only. Its
+ * partial results travel on `partials` as they are yielded; the task's reply (one
+ * InstanceResult) says how many were sent, so that the pool hands the outcome on only after
+ * the last of them (the two ports are not ordered with each other).
  */
-export type StageTask = RunStageTask;
+export interface StreamStageTask extends Omit<RunStageTask, 'kind' | 'batched' | 'instances'> {
+  readonly kind: 'stream';
+  readonly inputs: readonly Tensor[];
+  /** The request's parameters (the generator's `ctx.parameters`). */
+  readonly parameters: Readonly<Record<string, string | number | boolean>>;
+  /** The partial-results channel; transferred. */
+  readonly partials: MessagePort;
+}
+
+/**
+ * What piscina carries to a worker. The start-up warm-up that used to be a task is
+ * `StageWorkerControl.load`, which reaches every thread (a task reaches whichever piscina picks).
+ */
+export type StageTask = RunStageTask | StreamStageTask;
 
 /** One instance's outcome. Local only. */
 export type InstanceResult =
   | { readonly kind: 'outputs'; readonly outputs: readonly Tensor[] }
-  | { readonly kind: 'error'; readonly error: ServingErrorData };
+  /** A stream instance ended (its generator returned, or was stopped): `partials` were sent. */
+  | { readonly kind: 'streamed'; readonly partials: number }
+  /** `partials`: of a stream instance, the partial results sent before the error. */
+  | { readonly kind: 'error'; readonly error: ServingErrorData; readonly partials?: number };
 
 /** A run task's reply: one entry per instance, in order. */
 export type StageResult = readonly InstanceResult[];
@@ -133,6 +153,27 @@ export interface StageWorkerControl {
   drain(): Promise<StageWorkerStats>;
 }
 
+// ---- partial results of one stream task (worker -> main: StreamPartial; main -> worker: StreamControl) ----
+
+/**
+ * Partial results a stream task may send before it waits for credit: the generator is not
+ * advanced while this many are unconsumed by the request's reader (back-pressure).
+ */
+export const STREAM_CREDIT = 16;
+
+/** Worker -> main: one `yield` of the generator, as `outputsCount` tensors. Local only. */
+export interface StreamPartial {
+  readonly kind: 'partial';
+  readonly outputs: readonly Tensor[];
+}
+
+/**
+ * Main -> worker. 'credit': the reader consumed `count` more partial results; 'cancel': the
+ * request ended (client gone, deadline): abort `ctx.signal` and stop the generator at its
+ * next step. Local only.
+ */
+export type StreamControl = { readonly kind: 'credit'; readonly count: number } | { readonly kind: 'cancel' };
+
 // ---- model.call channel of one task ('posted': worker -> main requests, main -> worker replies) ----
 
 /**
@@ -144,23 +185,46 @@ export interface ModelCall {
   readonly modelKey: string;
   readonly subgraph: number;
   readonly instances: readonly (readonly Tensor[])[];
+  /** A stateful model's call: the sequence its instances are steps of (`model.call(x, { sequence })`). */
+  readonly sequence?: SequenceRequest;
+  /**
+   * The stage-function instance that made the call (an id unique in the process): the
+   * sequences the call starts are ended when that scope closes, if it has not ended them.
+   */
+  readonly scope?: string;
 }
+
+/**
+ * The sequence controls of a stage function, plain data like `ModelCall`: `model.endSequence`
+ * (frees a live sequence's state without a step), and the end of a stage-function instance
+ * (ends the sequences its calls started and did not end).
+ */
+export type ModelSequenceControl =
+  | { readonly kind: 'model.endSequence'; readonly modelKey: string; readonly sequenceId: string | number }
+  | { readonly kind: 'model.closeScope'; readonly scope: string };
 
 /** Worker -> main. Local (the thread hop); the `ModelCall` it carries may travel on to a remote device. */
-export interface ModelCallRequest extends ModelCall {
-  readonly kind: 'model.call';
-  /** Correlates the reply; unique per task channel. */
-  readonly id: number;
-}
+export type ModelCallRequest =
+  | (ModelCall & {
+      readonly kind: 'model.call';
+      /** Correlates the reply; unique per task channel. */
+      readonly id: number;
+    })
+  | (ModelSequenceControl & { readonly id: number });
 
-/** Main -> worker. Local; its outputs may have come back from a remote device. */
+/** Main -> worker. Local; its outputs may have come back from a remote device. `done` answers a control. */
 export type ModelCallReply =
   | { readonly kind: 'outputs'; readonly id: number; readonly outputs: readonly (readonly Tensor[])[] }
+  | { readonly kind: 'done'; readonly id: number }
   | { readonly kind: 'error'; readonly id: number; readonly error: ServingErrorData };
 
-/** What the main thread exposes per task when the channel is comlink: one method, answering with data. */
+/** What the main thread exposes per task when the channel is comlink: a call and a control, answering with data. */
 export interface ModelCallService {
-  call(modelKey: string, subgraph: number, instances: readonly (readonly Tensor[])[]): Promise<ModelCallOutcome>;
+  call(call: ModelCall): Promise<ModelCallOutcome>;
+  control(control: ModelSequenceControl): Promise<ModelCallOutcome>;
 }
 
-export type ModelCallOutcome = { readonly kind: 'outputs'; readonly outputs: readonly (readonly Tensor[])[] } | { readonly kind: 'error'; readonly error: ServingErrorData };
+export type ModelCallOutcome =
+  | { readonly kind: 'outputs'; readonly outputs: readonly (readonly Tensor[])[] }
+  | { readonly kind: 'done' }
+  | { readonly kind: 'error'; readonly error: ServingErrorData };

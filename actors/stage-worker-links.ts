@@ -111,11 +111,12 @@ export class StageWorkerLinks {
 
   /**
    * Resolves once every thread has announced its control port; rejects when one refused (its
-   * reason), or after `timeoutMs` (a thread that cannot start).
+   * reason), or after `timeoutMs` (a thread that cannot start), or once the links are closed
+   * (a start abandoned for another reason must not keep the process alive on this timer).
    */
   async ready(timeoutMs: number): Promise<StageWorkerLink[]> {
     const deadline = performance.now() + timeoutMs;
-    while (!this.refused && this.links.size < this.threads) {
+    while (!this.refused && !this.closedDown && this.links.size < this.threads) {
       const left = deadline - performance.now();
       if (left <= 0) throw new ServingError('E_LOAD_FAILED', `stage threads: ${this.links.size} of ${this.threads} started within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
@@ -127,6 +128,7 @@ export class StageWorkerLinks {
       });
     }
     if (this.refused) throw this.refused;
+    if (this.closedDown) throw new ServingError('E_LOAD_FAILED', 'stage threads: closed before they all started');
     return this.all();
   }
 
@@ -135,6 +137,9 @@ export class StageWorkerLinks {
     this.closedDown = true;
     for (const link of this.links.values()) link.close();
     this.links.clear();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
   }
 
   private announced(message: StageWorkerAnnouncement): void {

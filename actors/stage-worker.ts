@@ -8,13 +8,14 @@ import { expose } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import { ServingError, toServingError } from '../engine/errors.js';
-import { type ModelCallBridge, runWithModelBridge } from '../engine/register.js';
+import { runWithModelBridge } from '../engine/register.js';
 import { modelCallsOver } from './stage-model-calls.js';
 import {
   STAGE_PROTOCOL_VERSION,
   type InstanceResult,
   type RunStageTask,
   type StageResult,
+  type StreamStageTask,
   type StageTask,
   type StageWorkerAnnouncement,
   type StageWorkerControl,
@@ -102,6 +103,8 @@ export default async function runStage(task: StageTask): Promise<StageResult> {
     switch (task.kind) {
       case 'run':
         return draining ? task.instances.map(() => STOPPED) : await run(task);
+      case 'stream':
+        return draining ? [STOPPED] : await run(task);
       default:
         throw new ServingError('E_INTERNAL', `stage worker: unknown task kind '${String((task as { kind?: unknown }).kind)}'`);
     }
@@ -110,16 +113,12 @@ export default async function runStage(task: StageTask): Promise<StageResult> {
   }
 }
 
-async function run(task: RunStageTask): Promise<StageResult> {
+async function run(task: RunStageTask | StreamStageTask): Promise<StageResult> {
   tasksInFlight++;
   try {
-    const bridge = modelCallsOver(task.modelCalls, data.modelCalls);
-    const counted: ModelCallBridge = (modelKey, subgraph, instances) => {
-      modelCalls++;
-      return bridge(modelKey, subgraph, instances);
-    };
+    const bridge = modelCallsOver(task.modelCalls, data.modelCalls, () => modelCalls++);
     const requestEnded = (): boolean => task.endedFlag !== undefined && Atomics.load(ended, task.endedFlag) === 1;
-    return movable(await runWithModelBridge(counted, () => runStageTask(task, requestEnded, counts)));
+    return movable(await runWithModelBridge(bridge, () => runStageTask(task, requestEnded, counts)));
   } finally {
     tasksRun++;
     if (--tasksInFlight === 0) {

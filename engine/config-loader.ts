@@ -6,8 +6,8 @@
 import { register as registerModuleHooks } from 'node:module';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
-import type { OwnPackageHookData } from './own-package-hooks.js';
+import { register as registerTsx } from 'tsx/esm/api';
+import { LOAD_PARAM, type OwnPackageHookData } from './own-package-hooks.js';
 import { ServingError } from './errors.js';
 import { loadErrorDetail } from './load-error.js';
 import type { MethodGraph } from './method-graph.js';
@@ -21,22 +21,34 @@ export interface LoadedConfig {
 
 let queue: Promise<unknown> = Promise.resolve();
 
-let ownPackageResolved = false;
+let hooksRegistered = false;
+let loads = 0;
 
 /**
- * Has `import ... from 'actorserve'` in configs resolve to this running copy of the package
- * (own-package-hooks.ts), once per thread: stage workers import configs too.
+ * Registers, once per thread (stage workers import configs too), the hooks configs need:
+ * own-package-hooks.ts (`import ... from 'actorserve'` resolves to this running copy of the
+ * package; a config's own modules get a fresh instance per load) and tsx (compiles `.ts`).
+ * tsx runs without a namespace: a namespaced `tsImport` evaluates a fresh copy of everything
+ * the config imports, this whole package included (some 380 modules, about 1 s of CPU per
+ * load and per stage thread).
  */
-function resolveOwnPackage(): void {
-  if (ownPackageResolved) return;
-  ownPackageResolved = true;
+function registerConfigHooks(): void {
+  if (hooksRegistered) return;
+  hooksRegistered = true;
   registerModuleHooks<OwnPackageHookData>('./own-package-hooks.js', { parentURL: import.meta.url, data: { insidePackageURL: import.meta.url } });
+  registerTsx();
 }
 
-/** Imports a config module in a fresh namespace (a new evaluation each call). */
+/**
+ * Imports a config module afresh: the config and the modules of its own folder it imports are
+ * evaluated anew each call (a reload sees edited files); packages, this one included, are the
+ * ones already loaded.
+ */
 export function importConfigModule(configPath: string): Promise<Record<string, unknown>> {
-  resolveOwnPackage();
-  return tsImport(pathToFileURL(configPath).href, import.meta.url) as Promise<Record<string, unknown>>;
+  registerConfigHooks();
+  const url = pathToFileURL(configPath);
+  url.searchParams.set(LOAD_PARAM, String(++loads));
+  return import(url.href) as Promise<Record<string, unknown>>;
 }
 
 export function loadServableConfig(configPath: string, servableName: string): Promise<LoadedConfig> {

@@ -33,7 +33,11 @@ export const COMBINE_RULES: readonly CombineRule[] = ['last', 'concat', 'sum'];
 export interface DeclareServableOptions {
   /** Ranks in all (each a model shard on an agent), at least 1. */
   rankSize: number;
-  /** Pipeline stages the ranks are split into (rankSize must be a multiple); only 1 is served yet. */
+  /**
+   * Pipeline stages the ranks are split into (rankSize must be a multiple): stage s is ranks
+   * s·k … s·k + k − 1 (k = rankSize / stageSize); stage 0 gets the inputs, stage s + 1 stage s's
+   * combined outputs; the last stage's combined outputs are the servable's.
+   */
   stageSize: number;
   /** Inputs and outputs carry a leading batch dim (default true). */
   withBatchDim?: boolean;
@@ -78,9 +82,6 @@ export function declareServable(options: DeclareServableOptions): Model {
   const o = checkOptions(DECLARE_SERVABLE_FIELDS, options, fail);
   if (o.rankSize % o.stageSize !== 0) {
     throw new ServingError('E_CONFIG_INVALID', `distributed.declareServable: rankSize ${o.rankSize} must be a multiple of stageSize ${o.stageSize}`);
-  }
-  if (o.stageSize > 1) {
-    throw new ServingError('E_CONFIG_INVALID', `distributed.declareServable: stageSize ${o.stageSize} (pipelines) is not served yet; use stageSize 1`);
   }
   const model = new Model({
     key: DISTRIBUTED_MODEL_KEY,

@@ -8,6 +8,9 @@ import type { ServingError } from './errors.js';
 import type { SequenceRequest } from './sequence.js';
 import type { Instance } from './tensor.js';
 
+/** Request-level parameters (REST/KServe `parameters`): reach a stream stage as `ctx.parameters`. */
+export type RequestParameters = Readonly<Record<string, string | number | boolean>>;
+
 export interface InferOptions {
   /** Milliseconds the request may take from now (default: the servable's defaultDeadlineMs). */
   deadlineMs?: number;
@@ -18,7 +21,19 @@ export interface InferOptions {
    * request continues (or starts, or ends). Each instance is one step, in order.
    */
   sequence?: SequenceRequest;
+  /**
+   * Request-level parameters (sampling settings of a generation, say): a streaming method's
+   * stream stage gets them as `ctx.parameters`; other stages ignore them.
+   */
+  parameters?: RequestParameters;
 }
+
+/**
+ * One event of `inferStream`: a (partial) result of the instance at `index` in the request, or
+ * the error that ended that instance. A streaming method gives one event per partial result;
+ * any other method one per instance (its whole outputs, or its error).
+ */
+export type StreamEvent = { readonly index: number; readonly outputs: Instance } | { readonly index: number; readonly error: ServingError };
 
 /** Per-instance outcome: the outputs by name, or the error that instance got. */
 export type InstanceOutcome = Instance | ServingError;
@@ -69,4 +84,6 @@ export interface MethodInfo {
   readonly layout?: MethodLayout;
   /** True when the method runs a stateful model: its requests name a sequence (docs/sequences.md). */
   readonly sequence?: boolean;
+  /** True when the method streams partial results (its last stage is a stream stage): serve it with `inferStream`. */
+  readonly stream?: true;
 }

@@ -31,9 +31,17 @@ export interface FunctionStage extends StageCommon {
   readonly functionName: string;
   /** undefined: the function takes one instance's inputs; a number: it takes a list of instances. */
   readonly batchSize: number | undefined;
+  /** An async generator function whose yields are partial results (StageOptions.stream): the method's last stage. */
+  readonly stream?: true;
 }
 
 export type Stage = ModelStage | FunctionStage;
+
+/** The method's stream stage (its last stage, StageOptions.stream), if it has one. */
+export function streamStage(m: Pick<MethodGraph, 'stages'>): FunctionStage | undefined {
+  const last = m.stages.at(-1);
+  return last?.kind === 'function' && last.stream ? last : undefined;
+}
 
 /**
  * What `register.method(name, { inputs: [{ name, dtype, shape }] })` declares of one input:

@@ -21,7 +21,15 @@ import { ServingError } from './errors.js';
 import type { DeclaredInput, FunctionStage, MethodGraph, ModelStage, Stage, ValueRef } from './method-graph.js';
 import { type OptionFailure, boolean, checkOptions, integer, libraryMessage, list, number, object, oneOf, scalar, string } from './option-schema.js';
 import { type Tensor, toTensor } from './tensor.js';
-import { DEFAULT_SEQUENCE_IDLE_TIMEOUT_MS, type SequenceDeclaration, type SequenceStateDeclaration, type SequenceOptions, type SequenceStateOptions } from './sequence.js';
+import {
+  DEFAULT_SEQUENCE_IDLE_TIMEOUT_MS,
+  type SequenceDeclaration,
+  type SequenceRequest,
+  type SequenceStateDeclaration,
+  type SequenceOptions,
+  type SequenceStateOptions,
+  checkSequenceRequest,
+} from './sequence.js';
 
 // ---------------------------------------------------------------------------------------------
 // Models
@@ -76,14 +84,29 @@ export interface DistributedLayout {
 export interface ModelCallOptions {
   /** Which graph of a multi-file model to run (default 0). */
   subgraph?: number;
+  /**
+   * A stateful model: the sequence this call is a step of, checked like a request's
+   * (docs/sequences.md). Its state is the model's, shared by all its subgraphs. Each instance
+   * is one step, in order: the first starts the sequence when `start` is set, the last ends it
+   * when `end` is set. A sequence the stage-function instance starts and does not end is ended
+   * when the instance finishes.
+   */
+  sequence?: SequenceRequest;
 }
 
-/** How a stage worker runs `model.call`: installed per task by the stage pool. */
-export type ModelCallBridge = (
-  modelKey: string,
-  subgraph: number,
-  instances: readonly (readonly Tensor[])[],
-) => Promise<Tensor[][]>;
+/** How a stage worker runs `model.call` and `model.endSequence`: installed per task by the stage pool. */
+export interface ModelCallBridge {
+  call(modelKey: string, subgraph: number, instances: readonly (readonly Tensor[])[], sequence: SequenceRequest | undefined): Promise<Tensor[][]>;
+  endSequence(modelKey: string, id: string | number): Promise<void>;
+  /** A bridge for one stage-function instance, whose `close()` ends the sequences it started and did not end. */
+  openScope?(): ModelCallScope;
+}
+
+/** The model calls of one stage-function instance (see `openModelCallScope`). */
+export interface ModelCallScope extends ModelCallBridge {
+  /** Ends the sequences started through this scope and not ended; never rejects. Later calls are refused. */
+  close(): Promise<void>;
+}
 
 const kModel = Symbol.for('actorserve.Model');
 
@@ -128,6 +151,15 @@ export class Model {
     if (!Number.isInteger(subgraph) || subgraph < 0 || subgraph >= subgraphs) {
       throw new ServingError('E_STAGE_FAILED', `${prefix}: the model has no subgraph ${subgraph}; it has ${subgraphs}`);
     }
+    let sequence: SequenceRequest | undefined;
+    if (options.sequence !== undefined) {
+      try {
+        const { id, start, end } = checkSequenceRequest(options.sequence);
+        sequence = { id, start, end };
+      } catch (err) {
+        throw new ServingError('E_STAGE_FAILED', `${prefix}: ${(err as Error).message}`);
+      }
+    }
     const tensors = instances.map((inputs, i) => {
       if (!Array.isArray(inputs)) {
         throw new ServingError('E_STAGE_FAILED', `${prefix}: instance ${i} must be an array of tensors`);
@@ -140,7 +172,25 @@ export class Model {
         }
       });
     });
-    return bridge(this.key, subgraph, tensors);
+    return bridge.call(this.key, subgraph, tensors, sequence);
+  }
+
+  /**
+   * Ends sequence `id` of this stateful model without running a step: its state is freed once
+   * nothing of it is running, and a later call of that id needs `start` again. An id that is
+   * not live is ignored. Only available inside stage functions.
+   */
+  async endSequence(id: string | number): Promise<void> {
+    const prefix = `Model(${this.key}).endSequence()`;
+    const bridge = globalState().bridge.getStore();
+    if (!bridge) throw new ServingError('E_INVALID_ARGUMENT', `${prefix}: only available inside a stage function run by the server`);
+    let checked: string | number;
+    try {
+      checked = checkSequenceRequest({ id }).id;
+    } catch (err) {
+      throw new ServingError('E_STAGE_FAILED', `${prefix}: ${(err as Error).message}`);
+    }
+    return bridge.endSequence(this.key, checked);
   }
 }
 
@@ -175,12 +225,31 @@ export interface StageOptions {
   batchSize?: number;
   /** Label for error messages. */
   tag?: string;
+  /**
+   * For function stages: the function is an async generator function and the stage streams
+   * its partial results (docs/servables.md, "Streaming stages"). It takes one instance's inputs
+   * and a trailing StreamContext; each `yield` is one partial result. At most one per method,
+   * its last stage, whose outputs are the method's; not with `batchSize`.
+   */
+  stream?: boolean;
+}
+
+/** What a stream stage's function gets after its inputs (StageOptions.stream). */
+export interface StreamContext {
+  /** The request's parameters (InferOptions.parameters; REST/gRPC request parameters). */
+  readonly parameters: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * Aborts when the request ends early: its client went away or cancelled, or its deadline
+   * passed. The function's generator is then stopped at its next step (its `finally` runs).
+   */
+  readonly signal: AbortSignal;
 }
 
 const STAGE_FIELDS = {
   outputsCount: integer({ min: 1, default: 1, doc: 'number of outputs' }),
   batchSize: integer({ min: 0, doc: 'function stages: take a list of instances (0 = system-chosen size)' }),
   tag: string({ doc: 'label for error messages' }),
+  stream: boolean({ default: false, doc: 'function stages: an async generator function that streams partial results' }),
 };
 
 true satisfies SameKeys<StageOptions, typeof STAGE_FIELDS>;
@@ -237,6 +306,31 @@ export async function collectDeclarations(into: ServableDeclarations, load: () =
 /** Runs `fn` with `bridge` serving `model.call` (used by stage workers). */
 export function runWithModelBridge<T>(bridge: ModelCallBridge, fn: () => T): T {
   return globalState().bridge.run(bridge, fn);
+}
+
+/**
+ * The model-call scope of one stage-function instance, inside a task's bridge: code run in
+ * `run` calls models through it, and `close()` (once, when the instance has finished: returned,
+ * thrown or been stopped) ends the sequences it started and did not end. Undefined outside a
+ * bridge that scopes (then there is nothing to end). A stage that runs an instance in steps (a
+ * stream stage's generator) runs each step in `run`.
+ */
+export function openModelCallScope(): { run<T>(fn: () => T): T; close(): Promise<void> } | undefined {
+  const state = globalState();
+  const scope = state.bridge.getStore()?.openScope?.();
+  if (!scope) return undefined;
+  return { run: (fn) => state.bridge.run(scope, fn), close: () => scope.close() };
+}
+
+/** Runs one stage-function instance (`fn`) in its own model-call scope, closed when it settles. */
+export async function runInModelCallScope<T>(fn: () => T): Promise<Awaited<T>> {
+  const scope = openModelCallScope();
+  if (!scope) return await fn();
+  try {
+    return await scope.run(fn);
+  } finally {
+    await scope.close();
+  }
 }
 
 function collector(): ServableDeclarations {
@@ -434,6 +528,7 @@ export function method(
     throw configError(`method '${name}': returns ${list.length} values but declares ${outputs.length} outputs${hint}`);
   }
   const returns = list.map((v, i) => refOf(trace, v, `method '${name}': returned value ${i}`));
+  checkStreamStage(name, trace.stages, returns);
   into.methods.push({ name, inputs: inputNames, declaredInputs, outputs, stages: trace.stages, returns });
   into.stageFunctions.set(name, trace.functions);
 }
@@ -479,7 +574,8 @@ export function addStage(
       tag: o.tag ?? `Model '${stage.key}'`,
     };
   } else if (typeof stage === 'function') {
-    if (o.batchSize === undefined && stage.length !== refs.length && stage.length !== 0) {
+    if (o.stream) checkStreamFunction(stage, o.batchSize, refs.length, where);
+    else if (o.batchSize === undefined && stage.length !== refs.length && stage.length !== 0) {
       throw configError(`${where}: function '${stage.name}' takes ${stage.length} arguments but gets ${refs.length}`);
     }
     def = {
@@ -489,14 +585,45 @@ export function addStage(
       args: refs,
       outputsCount,
       tag: o.tag ?? `Function '${stage.name}'`,
+      ...(o.stream ? { stream: true } : {}),
     };
     trace.functions.set(index, stage);
   } else {
     throw configError(`${where}: a stage must be a declared model or a function`);
   }
+  if (o.stream && def.kind === 'model') throw configError(`${where}: addStage: stream is for function stages (an async generator function), not models`);
   trace.stages.push(def);
   const outs = Array.from({ length: outputsCount }, (_, o) => makePlaceholder(trace, { stage: index, output: o }));
   return outputsCount === 1 ? outs[0]! : outs;
+}
+
+/** A stream stage's function: an async generator taking the instance's inputs and, optionally, a trailing StreamContext. */
+function checkStreamFunction(stage: StageFunction, batchSize: number | undefined, args: number, where: string): void {
+  if (batchSize !== undefined) throw configError(`${where}: addStage: stream and batchSize exclude each other (a stream stage takes one instance)`);
+  if (Object.prototype.toString.call(stage) !== '[object AsyncGeneratorFunction]') {
+    throw configError(`${where}: addStage: a stream stage must be an async generator function (async function* ${stage.name || 'f'}(...)), '${stage.name}' is not`);
+  }
+  if (stage.length !== args && stage.length !== args + 1 && stage.length !== 0) {
+    throw configError(`${where}: function '${stage.name}' takes ${stage.length} arguments but gets ${args} inputs and a StreamContext`);
+  }
+}
+
+/**
+ * A method's stream stage (StageOptions.stream) must be its only one and its last, and the
+ * method must return exactly that stage's outputs: its partial results are the method's.
+ */
+function checkStreamStage(name: string, stages: readonly Stage[], returns: readonly ValueRef[]): void {
+  const streams = stages.flatMap((s, i) => (s.kind === 'function' && s.stream ? [i + 1] : []));
+  if (streams.length === 0) return;
+  const where = `method '${name}'`;
+  if (streams.length > 1) throw configError(`${where}: has ${streams.length} stream stages (stages ${streams.join(', ')}); a method has at most one`);
+  const index = streams[0]!;
+  const stage = stages[index - 1]!;
+  if (index !== stages.length) throw configError(`${where}: stream stage ${index} (${stage.tag}) must be the method's last stage, it is followed by ${stages.length - index} more`);
+  const outputs = returns.map((r) => (r.stage === index ? r.output : -1));
+  if (outputs.length !== stage.outputsCount || outputs.includes(-1) || new Set(outputs).size !== outputs.length) {
+    throw configError(`${where}: must return exactly the outputs of its stream stage ${index} (${stage.tag}), each once: its partial results are the method's`);
+  }
 }
 
 function makePlaceholder(trace: MethodTrace, ref: ValueRef): Placeholder {

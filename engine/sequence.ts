@@ -4,7 +4,7 @@
  * actor does with state (stacking sequences' states along a state's batch axis and cutting a
  * batch's state output back into sequences). docs/sequences.md describes the feature.
  */
-import { type NumericArray, type NumericDType, TYPED_ARRAY } from './dtypes.js';
+import { type DType, type NumericArray, type NumericDType, TYPED_ARRAY, isNumericDType } from './dtypes.js';
 import { ServingError } from './errors.js';
 
 /** One state tensor of a stateful model: the model input it feeds and the output that updates it. */
@@ -93,6 +93,88 @@ export function stateShape(dims: readonly (number | string)[], batchAxis: number
     if (i === batchAxis) return 1;
     if (typeof d !== 'number') throw new Error(`${where}: dim ${i} is dynamic ('${d}'); a state's dims other than its batch axis must be fixed`);
     return d;
+  });
+}
+
+/** One state tensor of a stateful model, as a device actor feeds and keeps it. */
+export interface StatePlan {
+  /** Its position in the declaration (how a sequence's kept states are indexed). */
+  readonly index: number;
+  readonly input: string;
+  readonly output: string;
+  readonly axis: number;
+  readonly dtype: NumericDType;
+  /** One sequence's dims (batch axis 1). */
+  readonly rowDims: readonly number[];
+}
+
+/** How one graph (subgraph) of a stateful model runs: the inputs and outputs a batch carries, and its states. */
+export interface GraphStatePlan {
+  readonly batchInputs: readonly string[];
+  readonly batchOutputs: readonly string[];
+  /** States whose input this graph takes. */
+  readonly reads: readonly StatePlan[];
+  /** States whose output this graph makes. */
+  readonly writes: readonly StatePlan[];
+}
+
+/** A model graph's values as the state check sees them (the device actor's GraphInfo). */
+export interface StateGraphValues {
+  readonly inputs: readonly { readonly name: string; readonly dtype: DType; readonly dims: readonly (number | string)[] }[];
+  readonly outputs: readonly { readonly name: string; readonly dtype: DType; readonly dims: readonly (number | string)[] }[];
+}
+
+/**
+ * Checks a stateful model's state declaration against its graphs, one per subgraph (the state
+ * is per model, shared by its subgraphs), and says how each graph runs. Each state's input is
+ * an input of some graph; a graph that takes a state input makes its output too (a graph with
+ * neither leaves the state as it is; one with only the output sets it); every state input and
+ * output has the state's numeric dtype and its dims (the batch axis aside; an output dim the
+ * model leaves symbolic is checked when it runs). Throws E_CONFIG_INVALID naming the state.
+ */
+export function planStateGraphs(key: string, state: readonly SequenceStateDeclaration[], graphs: readonly StateGraphValues[]): GraphStatePlan[] {
+  const invalid = (message: string): never => {
+    throw new ServingError('E_CONFIG_INVALID', message);
+  };
+  const sub = (g: number): string => (graphs.length > 1 ? `subgraph ${g}'s ` : '');
+  const plans: StatePlan[] = state.map((s, index) => {
+    const where = `model '${key}' state '${s.input}'`;
+    const input = graphs.flatMap((g) => g.inputs).find((v) => v.name === s.input);
+    if (!input) return invalid(`${where}: no graph of the model has an input '${s.input}'`);
+    if (!graphs.some((g) => g.outputs.some((v) => v.name === s.output))) invalid(`${where}: no graph of the model has an output '${s.output}'`);
+    const dtype = input.dtype;
+    if (!isNumericDType(dtype)) return invalid(`${where}: a state must be numeric, the input is ${dtype}`);
+    let rowDims: number[] = [];
+    try {
+      rowDims = stateShape(input.dims, s.batchAxis, where);
+    } catch (err) {
+      invalid((err as Error).message);
+    }
+    const want = `${dtype} [${rowDims.map((d, i) => (i === s.batchAxis ? 'batch' : d)).join(', ')}]`;
+    graphs.forEach((g, k) => {
+      const inp = g.inputs.find((v) => v.name === s.input);
+      const out = g.outputs.find((v) => v.name === s.output);
+      if (inp && !out) invalid(`${where}: ${sub(k)}input '${s.input}' is the state but the graph has no output '${s.output}' to update it`);
+      for (const [v, kind] of [[inp, 'input'], [out, 'output']] as const) {
+        if (!v) continue;
+        const fits =
+          v.dtype === dtype &&
+          v.dims.length === rowDims.length &&
+          v.dims.every((d, i) => i === s.batchAxis || d === rowDims[i] || (kind === 'output' && typeof d === 'string'));
+        if (!fits) invalid(`${where}: ${sub(k)}${kind} '${v.name}' is ${v.dtype} [${v.dims.join(', ')}]; the state is ${want}`);
+      }
+    });
+    return { index, input: s.input, output: s.output, axis: s.batchAxis, dtype, rowDims };
+  });
+  return graphs.map((g) => {
+    const reads = plans.filter((p) => g.inputs.some((v) => v.name === p.input));
+    const writes = plans.filter((p) => g.outputs.some((v) => v.name === p.output));
+    return {
+      batchInputs: g.inputs.filter((v) => !reads.some((p) => p.input === v.name)).map((v) => v.name),
+      batchOutputs: g.outputs.filter((v) => !writes.some((p) => p.output === v.name)).map((v) => v.name),
+      reads,
+      writes,
+    };
   });
 }
 

@@ -39,6 +39,7 @@ export class ServingMetrics {
   private readonly queueTime;
   private readonly inferenceTime;
   private readonly batchSize;
+  private readonly streamEvents;
 
   constructor(runtimes: () => Iterable<RuntimeFigures>) {
     const r = this.registry;
@@ -51,6 +52,11 @@ export class ServingMetrics {
     this.latency = r.histogram('actorserve_request_duration_seconds', 'End-to-end latency of requests in the engine.', ['servable', 'method', 'transport'], LATENCY_BUCKETS);
     this.queueTime = r.histogram('actorserve_queue_duration_seconds', 'Time instances waited in a model queue before their batch was sent.', ['servable', 'model'], LATENCY_BUCKETS);
     this.inferenceTime = r.histogram('actorserve_inference_duration_seconds', 'Time from sending a batch to a device actor to its result.', ['servable', 'model'], LATENCY_BUCKETS);
+    this.streamEvents = r.counter(
+      'actorserve_stream_events_total',
+      'Outputs events inferStream handed to readers: partial results of streaming methods, one per instance of other methods.',
+      ['servable', 'method'],
+    );
     this.batchSize = r.histogram('actorserve_batch_size', 'Instances per model batch (padding not counted).', ['servable', 'model'], BATCH_SIZE_BUCKETS);
     const each = <T>(pick: (f: RuntimeFigures) => T) =>
       function* () {
@@ -80,6 +86,11 @@ export class ServingMetrics {
     this.requests.inc([servable, method, version, transport]);
     if (failedCode) this.failures.inc([servable, method, version, transport, failedCode]);
     this.latency.observe([servable, method, transport], seconds);
+  }
+
+  /** One outputs event of `inferStream` taken by its reader. */
+  streamEvent(servable: string, method: string): void {
+    this.streamEvents.inc([servable, method]);
   }
 
   /**

@@ -14,7 +14,7 @@ import { loadServableConfig, type LoadedConfig } from '../engine/config-loader.j
 import { InstanceErrors, ServingError } from '../engine/errors.js';
 import { closest, libraryMessage } from '../engine/option-schema.js';
 import { waitUntil } from '../engine/wait.js';
-import type { InferOptions, InstanceOutcome, MethodInfo } from '../engine/inference.js';
+import type { InferOptions, InstanceOutcome, MethodInfo, StreamEvent } from '../engine/inference.js';
 import { listVersions, locateServable, resolveVersion, type ServableLocation } from '../engine/servable-dir.js';
 import { ServableStartConfig } from '../engine/start-config.js';
 import { describePlan } from '../engine/device-plan.js';
@@ -26,8 +26,9 @@ import { AgentCoordinator } from '../actors/agent-coordinator.js';
 import { type DistributedStartOptions, checkDistributedStart } from '../engine/distributed.js';
 import { readRankTable } from '../engine/rank-table.js';
 import { type RepositoryEntry, findServable, repositoryIndex } from './repository.js';
+import { OpenedStream, type StreamRecorder } from './streams.js';
 
-export type { InferOptions, InstanceOutcome, MethodInfo, MethodInput } from '../engine/inference.js';
+export type { InferOptions, InstanceOutcome, MethodInfo, MethodInput, RequestParameters, StreamEvent } from '../engine/inference.js';
 export type { Transport } from '../engine/serving-metrics.js';
 export type { RepositoryEntry } from './repository.js';
 
@@ -61,6 +62,13 @@ export interface MethodTarget {
   readonly info: MethodInfo;
   /** Runs the method; resolves with each instance's outcome, rejects for whole-request problems. */
   inferEach(instances: readonly unknown[], options?: TargetInferOptions): Promise<InstanceOutcome[]>;
+  /**
+   * Runs the method as a stream of events: a streaming method's partial results as they are
+   * made (`info.stream`), any other method's outcome per instance; `index` is the instance's
+   * position. Whole-request problems reject the first `next()`. Ends once every instance
+   * finished; `return()` (breaking out of `for await`) or `options.signal` stops the work.
+   */
+  inferStream(instances: readonly unknown[], options?: TargetInferOptions): AsyncIterableIterator<StreamEvent>;
 }
 
 /** One finished request, as the access log sees it. */
@@ -488,13 +496,32 @@ export class ServingEngine {
   inferEach(servable: string, method: string, instances: readonly unknown[], options: EngineInferOptions = {}): Promise<InstanceOutcome[]> {
     let target: ResolvedMethod;
     try {
-      checkInferOptions(options, ENGINE_INFER_KEYS);
-      target = this.resolve(servable, method, options.versionNumber ?? 0, NOT_RECORDED);
+      target = this.requestTarget(servable, method, instances, options);
     } catch (err) {
-      this.refused(err, servable, method, options.versionNumber, options, Array.isArray(instances) ? instances.length : 0);
       return Promise.reject(err);
     }
     return target.run(instances, options); // its options are checked: versionNumber is one of them
+  }
+
+  /** Checks a request's options and resolves its target; a refusal is counted and thrown. */
+  private requestTarget(servable: string, method: string, instances: readonly unknown[], options: EngineInferOptions): ResolvedMethod {
+    try {
+      checkInferOptions(options, ENGINE_INFER_KEYS);
+      return this.resolve(servable, method, options.versionNumber ?? 0, NOT_RECORDED);
+    } catch (err) {
+      this.refused(err, servable, method, options.versionNumber, options, Array.isArray(instances) ? instances.length : 0);
+      throw err;
+    }
+  }
+
+  /**
+   * Runs a method as a stream of events (MethodTarget.inferStream): partial results of a
+   * streaming method as its stream stage yields them, one event per instance of any other.
+   * Whole-request problems (unknown servable/method/version, zero instances, overload) reject
+   * the first `next()`.
+   */
+  inferStream(servable: string, method: string, instances: readonly unknown[], options: EngineInferOptions = {}): AsyncIterableIterator<StreamEvent> {
+    return new OpenedStream(() => this.requestTarget(servable, method, instances, options).openStream(instances, options));
   }
 
   /** Like `inferEach`, but rejects with InstanceErrors when any instance failed. */
@@ -609,7 +636,15 @@ export class ServingEngine {
 }
 
 /** The keys each infer call takes: a typo such as `deadlineMS` is refused, never ignored. */
-const ENGINE_INFER_OPTIONS: Record<keyof EngineInferOptions, true> = { deadlineMs: true, signal: true, sequence: true, transport: true, requestId: true, versionNumber: true };
+const ENGINE_INFER_OPTIONS: Record<keyof EngineInferOptions, true> = {
+  deadlineMs: true,
+  signal: true,
+  sequence: true,
+  parameters: true,
+  transport: true,
+  requestId: true,
+  versionNumber: true,
+};
 const ENGINE_INFER_KEYS: ReadonlySet<string> = new Set(Object.keys(ENGINE_INFER_OPTIONS));
 const TARGET_INFER_KEYS: ReadonlySet<string> = new Set([...ENGINE_INFER_KEYS].filter((k) => k !== 'versionNumber'));
 
@@ -664,25 +699,51 @@ class ResolvedMethod implements MethodTarget {
     return this.run(instances, options);
   }
 
-  /** Runs the method with options already checked; counts the request when it ends. */
-  run(instances: readonly unknown[], options: TargetInferOptions): Promise<InstanceOutcome[]> {
+  inferStream(instances: readonly unknown[], options: TargetInferOptions = {}): AsyncIterableIterator<StreamEvent> {
+    return new OpenedStream(() => {
+      checkInferOptions(options, TARGET_INFER_KEYS);
+      return this.openStream(instances, options);
+    });
+  }
+
+  /** Opens the method's stream with options already checked (throws for whole-request problems, counted). */
+  openStream(instances: readonly unknown[], options: TargetInferOptions): { events: AsyncIterableIterator<StreamEvent>; recorder: StreamRecorder } {
+    const record = this.record(instances, options);
+    const metrics = this.recorder.metrics();
+    try {
+      if (this.recorder.draining()) throw stoppedError();
+      const events = this.rt.inferStream(this.graph, instances, options);
+      return { events, recorder: { ended: record, outputs: () => metrics?.streamEvent(this.servable, this.info.name) } };
+    } catch (err) {
+      record((err as ServingError).code ?? 'E_INTERNAL');
+      throw err;
+    }
+  }
+
+  /** Counts a request of this method in the metrics and the access log once it ends (with its first error code). */
+  private record(instances: readonly unknown[], options: TargetInferOptions): (code: string | undefined) => void {
     const transport = options.transport ?? 'engine';
     const metrics = this.recorder.metrics();
     const requestLog = this.recorder.requestLog();
     const count = Array.isArray(instances) ? instances.length : 0;
+    const started = performance.now();
+    return (code) => {
+      const seconds = (performance.now() - started) / 1000;
+      metrics?.request(this.servable, this.info.name, this.version, transport, seconds, code);
+      requestLog?.({ requestId: options.requestId, servable: this.servable, method: this.info.name, version: this.version, transport, instances: count, code, ms: seconds * 1000 });
+    };
+  }
+
+  /** Runs the method with options already checked; counts the request when it ends. */
+  run(instances: readonly unknown[], options: TargetInferOptions): Promise<InstanceOutcome[]> {
     let work: Promise<InstanceOutcome[]>;
     if (this.recorder.draining()) {
       work = Promise.reject(stoppedError());
     } else {
       work = this.rt.inferEach(this.graph, instances, options);
-      if (!metrics && !requestLog) return work;
+      if (!this.recorder.metrics() && !this.recorder.requestLog()) return work;
     }
-    const started = performance.now();
-    const record = (code: string | undefined): void => {
-      const seconds = (performance.now() - started) / 1000;
-      metrics?.request(this.servable, this.info.name, this.version, transport, seconds, code);
-      requestLog?.({ requestId: options.requestId, servable: this.servable, method: this.info.name, version: this.version, transport, instances: count, code, ms: seconds * 1000 });
-    };
+    const record = this.record(instances, options);
     return work.then(
       (outcomes) => {
         const failed = outcomes.find((o): o is ServingError => o instanceof ServingError);

@@ -32,6 +32,8 @@ export interface LoadOptions {
   readonly durationMs: number;
   readonly warmupMs?: number;
   readonly maxRequests?: number;
+  /** Called once the warm-up ended, right before the measured phase (to read other counters). */
+  readonly onMeasureStart?: () => void;
 }
 
 export async function closedLoop(call: () => Promise<unknown>, options: LoadOptions): Promise<LoadResult> {
@@ -44,6 +46,7 @@ export async function closedLoop(call: () => Promise<unknown>, options: LoadOpti
   const latencies: number[] = [];
   let errors = 0;
   const maxRequests = options.maxRequests ?? 5_000_000;
+  options.onMeasureStart?.();
   const cpu0 = threadCpuNs();
   const start = performance.now();
   const end = start + options.durationMs;

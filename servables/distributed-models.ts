@@ -4,7 +4,7 @@
 // giving a partial product; combine 'sum'). Every rank receives the whole x (broadcast), so a
 // row-parallel rank slices x itself. `matmulReference` is the unsplit product in plain TS.
 
-import { type Dim, OnnxGraphBuilder } from './onnx-builder.js';
+import { type Dim, OnnxGraphBuilder, mulberry32 } from './onnx-builder.js';
 
 /** MindSpore's example: x float32 [128, 96], W = 0.5 everywhere [96, 16], 8 ranks. */
 export const DIST_ROWS = 128;
@@ -85,4 +85,90 @@ export function matmulReference(x: Float32Array, weight: Float32Array, rows: num
 export function rankTableJson(ranks: number, host = '127.0.0.1'): string {
   const device = Array.from({ length: ranks }, (_, i) => ({ device_id: String(i), device_ip: `192.1.27.${6 + i}`, rank_id: String(i) }));
   return `${JSON.stringify({ version: '1.0', server_count: '1', server_list: [{ server_id: host, device, host_nic_ip: 'reserve' }], status: 'completed' }, null, 2)}\n`;
+}
+
+// ---- the 2-stage pipeline example (mlp_pipeline) ----
+
+/**
+ * An MLP of four dense layers, x [N, 8] → 16 → 12 → 16 → 4, with ReLU after the first three:
+ * y = relu(relu(relu(x W1 + b1) W2 + b2) W3 + b3) W4 + b4. Split into 2 pipeline stages of 2
+ * ranks each, Megatron-style, so that each stage's ranks are combined by `sum`: in a stage, rank r
+ * computes its half of the first layer's units (columns of W1, entries of b1), applies the ReLU,
+ * and multiplies by its half of the second layer's rows (rows of W2); the two partial products
+ * add up to the layer's output, and rank 0 adds the bias. Stage 1 starts with the ReLU that
+ * follows layer 2 (it gets stage 0's summed output, before the ReLU).
+ */
+export const PIPE_DIMS: readonly [number, number, number, number, number] = [8, 16, 12, 16, 4];
+/** An MLP's widths: input, three hidden layers, output (the two split hidden widths even). */
+export type PipelineDims = readonly [number, number, number, number, number];
+export const PIPE_STAGES = 2;
+export const PIPE_RANKS_PER_STAGE = 2;
+
+interface Dense {
+  readonly w: Float32Array; // [in, out] row-major
+  readonly b: Float32Array; // [out]
+}
+
+/** The MLP's weights: deterministic (mulberry32, seed 13), in [-0.5, 0.5). */
+export function pipelineWeights(dims: PipelineDims = PIPE_DIMS): Dense[] {
+  const rand = mulberry32(13);
+  const next = (): number => rand() - 0.5;
+  return dims.slice(1).map((out, l) => {
+    const inp = dims[l]!;
+    return { w: Float32Array.from({ length: inp * out }, next), b: Float32Array.from({ length: out }, next) };
+  });
+}
+
+/** The unsplit MLP: x [N, 8] → y [N, 4] (other widths: `dims`). */
+export function pipelineFullModel(dims: PipelineDims = PIPE_DIMS): Uint8Array {
+  const layers = pipelineWeights(dims);
+  const g = new OnnxGraphBuilder('mlp_pipeline_full').addInput('x', 'float32', ['N', dims[0]]);
+  let last = 'x';
+  layers.forEach((d, l) => {
+    g.addInitializer(`W${l}`, 'float32', [dims[l]!, dims[l + 1]!], d.w)
+      .addInitializer(`b${l}`, 'float32', [dims[l + 1]!], d.b)
+      .addNode('MatMul', [last, `W${l}`], [`m${l}`])
+      .addNode('Add', [`m${l}`, `b${l}`], [`a${l}`]);
+    last = `a${l}`;
+    if (l < layers.length - 1) {
+      g.addNode('Relu', [last], [`r${l}`]);
+      last = `r${l}`;
+    }
+  });
+  return g.addNode('Identity', [last], ['y']).addOutput('y', 'float32', ['N', dims[4]]).toBytes();
+}
+
+/** Columns `from`…`from + n − 1` of a row-major [rows, cols] matrix. */
+function columns(m: Float32Array, rows: number, cols: number, from: number, n: number): Float32Array {
+  const out = new Float32Array(rows * n);
+  for (let i = 0; i < rows; i++) out.set(m.subarray(i * cols + from, i * cols + from + n), i * n);
+  return out;
+}
+
+/**
+ * Rank `rank` (0…3; stage = rank / 2) of the split MLP: stage 0 takes x [N, 8] and gives its
+ * partial z [N, 12]; stage 1 takes z and gives its partial y [N, 4].
+ */
+export function pipelineRankModel(rank: number, dims: PipelineDims = PIPE_DIMS): Uint8Array {
+  const layers = pipelineWeights(dims);
+  const stage = Math.floor(rank / PIPE_RANKS_PER_STAGE);
+  const part = rank % PIPE_RANKS_PER_STAGE;
+  const [a, b] = [layers[2 * stage]!, layers[2 * stage + 1]!];
+  const [inp, hidden, out] = [dims[2 * stage]!, dims[2 * stage + 1]!, dims[2 * stage + 2]!];
+  const half = hidden / PIPE_RANKS_PER_STAGE;
+  const [input, output] = stage === 0 ? ['x', 'z'] : ['z', 'y'];
+  const g = new OnnxGraphBuilder(`mlp_pipeline_rank${rank}`)
+    .addInput(input, 'float32', ['N', inp])
+    .addInitializer('Wa', 'float32', [inp, half], columns(a.w, inp, hidden, part * half, half))
+    .addInitializer('ba', 'float32', [half], a.b.slice(part * half, (part + 1) * half))
+    .addInitializer('Wb', 'float32', [half, out], b.w.slice(part * half * out, (part + 1) * half * out));
+  let first = input;
+  if (stage > 0) {
+    g.addNode('Relu', [input], ['in_relu']);
+    first = 'in_relu';
+  }
+  g.addNode('MatMul', [first, 'Wa'], ['ma']).addNode('Add', ['ma', 'ba'], ['aa']).addNode('Relu', ['aa'], ['ra']).addNode('MatMul', ['ra', 'Wb'], ['mb']);
+  if (part === 0) g.addInitializer('bb', 'float32', [out], b.b).addNode('Add', ['mb', 'bb'], [output]);
+  else g.addNode('Identity', ['mb'], [output]);
+  return g.addOutput(output, 'float32', ['N', out]).toBytes();
 }

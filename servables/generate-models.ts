@@ -1,7 +1,8 @@
 // Writes the example servables' ONNX files (generated in-process, no download):
 //   <dir>/add/1/tensor_add.onnx, <dir>/add_sub/1/{add,sub}.onnx, <dir>/matmul/1/matmul_{0,1}.onnx,
 //   <dir>/resnet/1/resnet.onnx, <dir>/rnn/1/rnn.onnx,
-//   <dir>/matmul_distributed/model/device{0..7}/matmul.onnx (its ranks' shards)
+//   <dir>/matmul_distributed/model/device{0..7}/matmul.onnx (its ranks' shards),
+//   <dir>/mlp_pipeline/model/device{0..3}/mlp.onnx (2 stages × 2 ranks) and model/unsplit.onnx
 //
 // CLI: node dist/servables/generate-models.js [--force] [dir]
 // (default dir: <project root>/servables, i.e. the source tree, not dist/).
@@ -13,7 +14,18 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { addModel, matmulSubgraphModel, resnetModel, rnnModel, subModel } from './example-models.js';
-import { DIST_COLS, DIST_INNER, DIST_RANKS, DIST_ROWS, columnShardModel, halfWeight } from './distributed-models.js';
+import {
+  DIST_COLS,
+  DIST_INNER,
+  DIST_RANKS,
+  DIST_ROWS,
+  PIPE_RANKS_PER_STAGE,
+  PIPE_STAGES,
+  columnShardModel,
+  halfWeight,
+  pipelineFullModel,
+  pipelineRankModel,
+} from './distributed-models.js';
 import { findPackageRoot } from '../engine/package-root.js';
 
 export interface EnsureExampleModelsOptions {
@@ -41,6 +53,8 @@ const EXAMPLE_FILES: ReadonlyArray<readonly [string, () => Uint8Array]> = [
         () => columnShardModel({ rows: DIST_ROWS, inner: DIST_INNER, cols: DIST_COLS, weight: halfWeight(), ranks: DIST_RANKS, rank }),
       ] as const,
   ),
+  ...Array.from({ length: PIPE_STAGES * PIPE_RANKS_PER_STAGE }, (_, rank) => [`mlp_pipeline/model/device${rank}/mlp.onnx`, () => pipelineRankModel(rank)] as const),
+  ['mlp_pipeline/model/unsplit.onnx', () => pipelineFullModel()],
 ];
 
 /** Writes `data` to `file` atomically: a temp file in the same folder, then rename over the target. */

@@ -297,6 +297,12 @@ const KSERVE_LINK =
   'for add, the MLP and resnet at c=1 and c=64, with the MLP\'s per-request codec and compute costs — is measured separately (`node dist/perf/kserve.js --transport rest|grpc`): ' +
   '[kserve-rest-report.md](kserve-rest-report.md), [kserve-grpc-report.md](kserve-grpc-report.md).';
 
+/** Distributed servables are measured by a run of their own (perf/distributed-latency.ts: agent rank processes); the report links theirs, beside perf/report.md. */
+const DISTRIBUTED_LINK =
+  'Distributed servables (MindSpore\'s matmul over 8 agent rank processes on this machine against the same model served locally: requests/s, p50/p99 and CPU per request at c=1 and c=64, ' +
+  'the added latency, and the limit the measured costs set on this machine) are measured separately (`node dist/perf/distributed-latency.js`): ' +
+  '[distributed-report.md](distributed-report.md).';
+
 /** Writes the report and the plots; returns the paths written and the goals table. */
 export async function writeReport(input: ReportInput): Promise<{ files: string[]; goals: string }> {
   const { machine: m, settings: s } = input;
@@ -310,7 +316,7 @@ export async function writeReport(input: ReportInput): Promise<{ files: string[]
       'Every number below comes from that one run on the machine described here; rerun the suite to refresh it.',
     '',
   );
-  out.push(SOAK_LINK, '', KSERVE_LINK, '');
+  out.push(SOAK_LINK, '', KSERVE_LINK, '', DISTRIBUTED_LINK, '');
   out.push('## Machine', '');
   out.push(
     table(

@@ -3,32 +3,13 @@
 // agents' start-up refuses bad arguments before forking anything.
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { AgentCoordinator } from '../../dist/actors/agent-coordinator.js';
-import { AGENT_PROTOCOL_VERSION, CHANNEL_OPTIONS, agentProtos, unary } from '../../dist/actors/agent-wire.js';
+import { AGENT_PROTOCOL_VERSION, unary } from '../../dist/actors/agent-wire.js';
 import type { RegisterRequest, RegisterReply, WireGraphSpec, HeartbeatReply, HeartbeatRequest } from '../../dist/actors/agent-wire.js';
 import { startupAgents } from '../../dist/actors/agent-startup.js';
-import { parseRankTable } from '../../dist/engine/rank-table.js';
-import { rankTableJson } from '../../dist/servables/distributed-models.js';
+import { testCoordinator } from '../helpers/coordinator.js';
 
 const logs: string[] = [];
-const coordinator = await AgentCoordinator.start({
-  address: '127.0.0.1:0',
-  servableName: 'mm',
-  versionNumber: 1,
-  rankSize: 2,
-  stageSize: 1,
-  combine: 'sum',
-  concatAxis: 0,
-  table: parseRankTable(rankTableJson(2)),
-  heartbeatIntervalMs: 100,
-  heartbeatTimeoutMs: 400,
-  predictTimeoutMs: 1000,
-  log: (line) => logs.push(line),
-});
-t.teardown(() => coordinator.stop());
-const address = `127.0.0.1:${coordinator.port}`;
-const client = new (agentProtos().CoordinatorClient)(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-t.teardown(() => client.close());
+const { coordinator, client, address } = await testCoordinator(t, { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 400, predictTimeoutMs: 1000, log: (line) => logs.push(line) });
 
 const graph = (inner: number, outType = 'float32'): WireGraphSpec => ({
   inputs: [{ name: 'x', dtype: 'float32', dims: ['3', String(inner)] }],
@@ -48,7 +29,7 @@ async function refused(tt: Test, call: Promise<unknown>, re: RegExp, what: strin
 }
 
 t.test('registrations: each broken rule is refused naming the rank', async (tt) => {
-  await refused(tt, register({ protocol_version: 99 }), /rank 0 \(agent at 127\.0\.0\.1:1\): agent protocol version mismatch: the coordinator speaks version 1, the agent version 99/, 'another protocol version');
+  await refused(tt, register({ protocol_version: 99 }), new RegExp(`rank 0 \\(agent at 127\\.0\\.0\\.1:1\\): agent protocol version mismatch: the coordinator speaks version ${AGENT_PROTOCOL_VERSION}, the agent version 99`), 'another protocol version');
   await refused(tt, register({ rank_id: 2 }), /rank id 2 is beyond the rank size 2 \(ranks 0…1\)/, 'a rank beyond the size');
   await refused(tt, register({ graphs: [] }), /registers no graph/, 'no graph');
   await register({});
@@ -64,6 +45,59 @@ t.test('registrations: each broken rule is refused naming the rank', async (tt) 
   await refused(tt, register({ rank_id: 1, address: '127.0.0.1:3', graphs: [graph(8), graph(8)] }), /loaded 2 graphs, rank 0 1/, 'another graph count');
   tt.notOk(coordinator.allReady);
   tt.match(coordinator.missing(), /1 of 2 ranks ready: rank 1 has not registered yet/);
+});
+
+t.test('a pipeline (2 stages × 2 ranks): shards are checked within a stage, stages against each other', async (tt) => {
+  const pipe = await testCoordinator(tt, { rankSize: 4, stageSize: 2, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 60_000, predictTimeoutMs: 1000, log: () => undefined });
+  const spec = (input: [string, string, string], output: [string, string, string]): WireGraphSpec => ({
+    inputs: [{ name: input[0], dtype: input[1], dims: ['N', input[2]] }],
+    outputs: [{ name: output[0], dtype: output[1], dims: ['N', output[2]] }],
+  });
+  const join = (rank: number, graphs: WireGraphSpec[]) =>
+    unary<RegisterRequest, RegisterReply>(pipe.client, 'Register', { protocol_version: AGENT_PROTOCOL_VERSION, rank_id: rank, address: `127.0.0.1:${10 + rank}`, pid: 1, graphs }, 2000);
+  await join(0, [spec(['x', 'float32', '8'], ['z', 'float32', '12'])]);
+  await join(2, [spec(['z', 'float32', '12'], ['y', 'float32', '4'])]);
+  tt.equal(pipe.coordinator.readyCount, 2, 'stage 1 takes other inputs than stage 0: accepted');
+  await refused(tt, join(1, [spec(['z', 'float32', '12'], ['z', 'float32', '12'])]), /rank 1 \(agent at 127\.0\.0\.1:11\): mismatched shard: graph 0 takes inputs \('z' float32 \[N, 12\]\), rank 0 takes \('x' float32 \[N, 8\]\)/, 'stage 0 rank 1 unlike rank 0');
+  await refused(
+    tt,
+    join(3, [spec(['z', 'int64', '12'], ['y', 'float32', '4'])]),
+    /rank 3 .*: mismatched shard: graph 0 takes inputs \('z' int64 \[N, 12\]\), rank 2 takes/,
+    'stage 1 rank 3 unlike rank 2',
+  );
+  await refused(
+    tt,
+    join(1, [spec(['x', 'float32', '8'], ['z', 'float64', '12'])]),
+    /rank 1 .*: mismatched (shard|stages)/,
+    'stage 0 rank 1 giving another dtype',
+  );
+  tt.notOk(pipe.coordinator.allReady);
+});
+
+t.test('a pipeline: a stage must take the previous stage\'s outputs', async (tt) => {
+  const pipe = await testCoordinator(tt, { rankSize: 2, stageSize: 2, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 60_000, predictTimeoutMs: 1000, log: () => undefined });
+  const join = (rank: number, input: string, output: string) =>
+    unary<RegisterRequest, RegisterReply>(
+      pipe.client,
+      'Register',
+      {
+        protocol_version: AGENT_PROTOCOL_VERSION,
+        rank_id: rank,
+        address: `127.0.0.1:${20 + rank}`,
+        pid: 1,
+        graphs: [{ inputs: [{ name: 'i', dtype: input, dims: ['2'] }], outputs: [{ name: 'o', dtype: output, dims: ['2'] }] }],
+      },
+      2000,
+    );
+  await join(0, 'float32', 'float32');
+  await refused(
+    tt,
+    join(1, 'int64', 'float32'),
+    /rank 1 .*: mismatched stages: graph 0 of stage 1 takes inputs \(int64\), stage 0 \(rank 0\) gives outputs \(float32\); a stage takes the previous stage's outputs as its inputs, in order/,
+    'stage 1 taking int64 after a float32 stage 0',
+  );
+  await join(1, 'float32', 'float32');
+  tt.ok(pipe.coordinator.allReady, 'matching stages: ready');
 });
 
 t.test('heartbeats: a silent rank is lost; an unknown one is told to register again', async (tt) => {

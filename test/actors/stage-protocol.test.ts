@@ -64,6 +64,15 @@ t.test('the pool side: StageWorkerLinks.ready fails with the refusal instead of 
   await t.rejects(links.ready(30_000), { code: 'E_INTERNAL', message: /stage protocol mismatch/ });
 });
 
+t.test('StageWorkerLinks.ready gives up once the links are closed (a start abandoned meanwhile leaves no timer behind)', async (t) => {
+  const pool = workerPool(STAGE_PROTOCOL_VERSION);
+  t.teardown(() => pool.destroy());
+  const links = new StageWorkerLinks(pool, 2); // the pool keeps 1 thread: ready() alone would wait out its timeout
+  const waiting = links.ready(600_000);
+  setImmediate(() => links.close());
+  await t.rejects(waiting, { code: 'E_LOAD_FAILED', message: /closed before they all started/ });
+});
+
 t.test('a worker of the same version announces its control port and answers over it', async (t) => {
   const pool = workerPool(STAGE_PROTOCOL_VERSION);
   t.teardown(() => pool.destroy());

@@ -80,7 +80,7 @@ t.test('bad flags, bad config, unknown commands, busy ports exit non-zero with a
   t.match(b.output(), /unknown command 'frobnicate'/);
   const c = run(['serve', '--servables', 'missing_one', '--no-grpc', '--rest-address', '127.0.0.1:0']);
   t.equal(await c.exited, 2, 'a servable that does not exist is a usage error, found before any model loads');
-  t.match(c.output(), /servable 'missing_one': folder .* does not exist; servables in .*: add, add_sub, matmul, matmul_distributed, resnet, rnn/);
+  t.match(c.output(), /servable 'missing_one': folder .* does not exist; servables in .*: add, add_sub, matmul, matmul_distributed, mlp_pipeline, resnet, rnn/);
   const d = run(['serve', '--help']);
   t.equal(await d.exited, 0);
   t.match(d.output(), /Usage: actorserve serve/);

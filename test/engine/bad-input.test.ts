@@ -39,7 +39,7 @@ const requestErrors: [string, () => Promise<unknown>, string, RegExp][] = [
     'a mistyped option of a resolved target',
     () => engine.lookup('add', 'add_common').inferEach([good()], { versionNumber: 1 } as never),
     'E_INVALID_ARGUMENT',
-    /^infer options: unknown option 'versionNumber' \(known keys: deadlineMs, signal, sequence, transport, requestId\)$/,
+    /^infer options: unknown option 'versionNumber' \(known keys: deadlineMs, signal, sequence, parameters, transport, requestId\)$/,
   ],
 ];
 for (const [name, call, code, message] of requestErrors) {

@@ -119,7 +119,7 @@ register.method('step', { outputs: ['y'] }, (x) => register.addStage(model, [x],
   const engine = new ServingServer();
   engine.log = () => {};
   const err = await engine.startServables(new ServableStartConfig({ servableDirectory: fixture.dir, servableName: 'rnn_bad' })).then(() => undefined, (e: unknown) => e);
-  t.equal((err as ServingError).code, 'E_LOAD_FAILED');
+  t.equal((err as ServingError).code, 'E_CONFIG_INVALID');
   t.match((err as Error).message, /state 'hidden': no graph of the model has an input 'hidden'/);
   await engine.stop();
 });

@@ -5,7 +5,6 @@
 // SIGKILL mid-traffic (explicit errors, not ready, fast refusals, back once it re-registered) and
 // one is stopped with SIGSTOP (a batch deadline and the heartbeat notice it; SIGCONT heals it).
 import t from 'tap';
-import net from 'node:net';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ServingServer } from '../../dist/server.js';
@@ -14,6 +13,7 @@ import { Client } from '../../dist/transports/grpc/client.js';
 import { columnShardModel, matmulReference, patternWeight, rankTableJson, rowShardModel } from '../../dist/servables/distributed-models.js';
 import { servableFixture } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
+import { freePorts } from '../helpers/ports.js';
 
 const INNER = 8;
 const COLS = 4;
@@ -48,23 +48,6 @@ const files = (servable: string, build: (rank: number) => Uint8Array): string[] 
 const colFiles = files('mmcol', (rank) => columnShardModel({ rows: 'N', inner: INNER, cols: COLS, weight, ranks: RANKS, rank }));
 const rowFiles = files('mmrow', (rank) => rowShardModel({ rows: ROWS, inner: INNER, cols: COLS, weight, ranks: RANKS, rank }));
 for (const s of ['mmcol', 'mmrow']) writeFileSync(path.join(fx.dir, s, 'rank_table.json'), rankTableJson(RANKS));
-
-/** A port base where `n` consecutive loopback ports are free now. */
-async function freePorts(n: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen({ host: '127.0.0.1', port, exclusive: true }, () => s.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
-    let ok = true;
-    for (let p = base; p < base + n && ok; p++) ok = await free(p);
-    if (ok) return base;
-  }
-  throw new Error('no free ports');
-}
 
 function row(k: number): Float32Array {
   return Float32Array.from({ length: INNER }, (_, i) => Math.sin(k * 13 + i) * 3);

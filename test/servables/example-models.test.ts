@@ -355,6 +355,8 @@ const EXPECTED_FILES = [
   'matmul/1/matmul_0.onnx',
   'matmul/1/matmul_1.onnx',
   ...Array.from({ length: 8 }, (_, r) => `matmul_distributed/model/device${r}/matmul.onnx`),
+  ...Array.from({ length: 4 }, (_, r) => `mlp_pipeline/model/device${r}/mlp.onnx`),
+  'mlp_pipeline/model/unsplit.onnx',
   'resnet/1/resnet.onnx',
   'rnn/1/rnn.onnx',
 ];
