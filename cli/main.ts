@@ -1,5 +1,5 @@
 /**
- * The `actorserve` command line: `serve`, `infer`, `bench` and `encrypt`, each in its own
+ * The `actorserve` command line: `serve`, `infer`, `generate`, `bench` and `encrypt`, each in its own
  * module, loaded only when its command runs. Every command has --help; bad flags exit 2 with a one-line reason, failures exit 1.
  */
 import { UsageError } from './args.js';
@@ -14,6 +14,7 @@ Commands:
   serve     serve servables over REST and gRPC until SIGINT/SIGTERM
   encrypt   encrypt a model file for serving with a key (decKey/decMode)
   infer     call a method over gRPC and print the outputs as JSON
+  generate  generate text over gRPC, printed as it arrives (streaming methods)
   bench     load-test a REST or gRPC server (actorserve or MindSpore-compatible)
   agent     run this host's ranks of a distributed servable (docs/distributed.md)
 
@@ -24,7 +25,7 @@ Options:
 Run "actorserve <command> --help" for the options of a command.
 `;
 
-const COMMANDS = ['serve', 'encrypt', 'infer', 'bench', 'agent'];
+const COMMANDS = ['serve', 'encrypt', 'infer', 'generate', 'bench', 'agent'];
 
 /** `unknown command 'serv' (did you mean 'serve'?)`. */
 function unknownCommand(command: string): UsageError {
@@ -43,6 +44,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./encrypt.js')).encryptCommand(rest);
       case 'infer':
         return await (await import('../transports/grpc/infer-cli.js')).runInferCommand(rest);
+      case 'generate':
+        return await (await import('../transports/grpc/generate-cli.js')).runGenerateCommand(rest);
       case 'bench':
         return await (await import('./bench.js')).runBenchCommand(rest);
       case 'agent':

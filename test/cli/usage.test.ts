@@ -29,6 +29,21 @@ t.test('an unknown command suggests the closest and points to actorserve --help'
   t.equal(far.output(), `actorserve: unknown command 'frobnicate'\nRun "actorserve --help" for usage.\n`);
 });
 
+t.test('generate is a command: listed, suggested, with its own --help', async (t) => {
+  const list = runCli(['--help']);
+  t.equal(await list.exited, 0);
+  t.match(list.output(), /\n {2}generate {2}generate text over gRPC, printed as it arrives/);
+  const near = runCli(['generat', 'x']);
+  t.equal(await near.exited, 2);
+  t.equal(near.output(), `actorserve: unknown command 'generat' (did you mean 'generate'?)\nRun "actorserve --help" for usage.\n`);
+  const help = runCli(['generate', '--help']);
+  t.equal(await help.exited, 0);
+  t.match(help.output(), /^usage: actorserve generate <address> <servable> --prompt TEXT \[options\]\n/);
+  const bad = runCli(['generate', '127.0.0.1:1', 'tiny_lm']);
+  t.equal(await bad.exited, 2);
+  t.equal(bad.output(), 'actorserve generate: give the prompt with --prompt TEXT\nRun "actorserve generate --help" for usage.\n');
+});
+
 /** `serve` with `args`: its exit code and output, which must come before any model loads. */
 async function refused(t: Test, args: string[], message: RegExp): Promise<void> {
   const p = runCli(['serve', ...args]);

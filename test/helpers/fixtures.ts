@@ -6,6 +6,8 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ServingServer } from '../../dist/server.js';
+import type { ServableStartConfig } from '../../dist/engine/start-config.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BUNDLED_SERVABLES = path.join(ROOT, 'servables');
@@ -38,6 +40,33 @@ export function servableFixture(name: string): ServableFixture {
     },
     remove() {
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An engine serving servables of a fixture folder; `stop()` stops it and removes the folder. */
+export interface FixtureEngine {
+  readonly engine: ServingServer;
+  readonly fx: ServableFixture;
+  stop(): Promise<void>;
+}
+
+/** Starts an engine (its log quiet) on `configs` from `fx`; the folder is removed when the start fails. */
+export async function startFixtureEngine(fx: ServableFixture, configs: readonly ServableStartConfig[]): Promise<FixtureEngine> {
+  const engine = new ServingServer();
+  engine.log = () => {};
+  try {
+    await engine.startServables(configs);
+  } catch (err) {
+    fx.remove();
+    throw err;
+  }
+  return {
+    engine,
+    fx,
+    async stop() {
+      await engine.stop();
+      fx.remove();
     },
   };
 }

@@ -161,7 +161,7 @@ t.test('server metadata and readiness', async (t) => {
   const m = v2ServerMetadata(fx.engine);
   t.equal(m.name, 'actorserve');
   t.match(m.version, /^\d+\.\d+\.\d+/);
-  t.same(m.extensions, ['binary_tensor_data', 'sequence', 'sequence(string_id)']);
+  t.same(m.extensions, ['binary_tensor_data', 'sequence', 'sequence(string_id)', 'generate']);
   t.equal(v2ServerReady(fx.engine), true);
   t.equal(v2ModelReady(fx.engine, 'add'), true);
   t.equal(v2ModelReady(fx.engine, 'add.add_cast', '1'), true);

@@ -27,7 +27,7 @@ t.test('GET /v2: server metadata lists the binary tensor data extension', async 
   const r = await get('/v2');
   t.equal(r.status, 200);
   t.match(r.headers['content-type'], /^application\/json/);
-  t.match(r.json, { name: 'actorserve', version: /^\d+\.\d+\.\d+/, extensions: ['binary_tensor_data', 'sequence', 'sequence(string_id)'] });
+  t.match(r.json, { name: 'actorserve', version: /^\d+\.\d+\.\d+/, extensions: ['binary_tensor_data', 'sequence', 'sequence(string_id)', 'generate'] });
 });
 
 t.test('health: live and ready are 200 with JSON bodies', async (t) => {

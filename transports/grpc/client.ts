@@ -6,7 +6,11 @@
  *
  * `infer` speaks `mindspore.serving.proto.MSService/Predict`, so it also works against
  * MindSpore Serving itself. `stream()` opens our pipelined `actorserve.v1` PredictStream:
- * many requests in flight on one HTTP/2 stream, each with its own promise.
+ * many requests in flight on one HTTP/2 stream, each with its own promise. `inferStream()`
+ * and `generate()` read a streaming method's partial results as they are made (`actorserve.v1`
+ * InferStream) as async iterators:
+ *
+ *   for await (const text of client.generate('tiny_lm', 'Once upon', { max_tokens: 32 })) process.stdout.write(text);
  *
  * Errors are ServingErrors with stable codes: a request that failed as a whole rejects with
  * its error; `infer` rejects with InstanceErrors when only some instances failed, while
@@ -39,6 +43,7 @@ import type { ClientOptions } from './client-options.js';
 import { SSLConfig, type SSLConfigFactory } from './client-ssl-config.js';
 import { bad, deadlineOf, nonEmpty, openChannel, serviceError } from './channel.js';
 import { KServeClient } from './kserve-client.js';
+import { type ClientStreamEvent, type InferStreamOptions, type StreamParameters, inferStreamCall, inferStreamRequest, textOf } from './client-infer-stream.js';
 
 export type { InputInstance, InputValue, TensorLike } from './values.js';
 export { ServingError, InstanceErrors };
@@ -47,6 +52,7 @@ export type { Instance, Tensor };
 export { tensor, stringTensor, tensorStrings };
 
 export type { ClientOptions, SSLConfigFactory };
+export type { ClientStreamEvent, InferStreamOptions, StreamParameters };
 // MindSpore's client `SSLConfig(...)` (`new` optional), for the Client's `sslConfig` option.
 export { SSLConfig };
 export { KServeClient, KServeStream } from './kserve-client.js';
@@ -212,6 +218,43 @@ export class Client {
     });
   }
 
+  /**
+   * Runs this client's method on instances and yields its events as they come
+   * (`actorserve.v1` InferStream): each partial result of a streaming method, one result per
+   * instance of any other, `{ index, outputs }`, or `{ index, error }` for an instance that
+   * failed after the stream began. A request that fails as a whole throws its ServingError from
+   * the iterator. Breaking out of the loop (or aborting `options.signal`) cancels the call and
+   * the server stops the generation.
+   */
+  inferStream(instances: InputInstance | readonly InputInstance[], options: InferStreamOptions = {}): AsyncGenerator<ClientStreamEvent, void, undefined> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    let request: ReturnType<typeof inferStreamRequest>;
+    try {
+      request = inferStreamRequest(this.spec, toInstances(instances), options.parameters, timeoutMs);
+    } catch (err) {
+      return failing(err);
+    }
+    return inferStreamCall(this.grpc, request, timeoutMs, options.signal);
+  }
+
+  /**
+   * Generates text: sends `prompt` as the input `text_input` of `servable`'s method
+   * (`options.method`, default 'generate') with generation `parameters` (max_tokens,
+   * temperature, top_p, top_k, seed, stop...), and yields each piece of `text_output` as the
+   * server makes it. Errors are thrown from the iterator; breaking out cancels the generation.
+   */
+  generate(servable: string, prompt: string, parameters: StreamParameters = {}, options: GenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    let request: ReturnType<typeof inferStreamRequest>;
+    try {
+      const spec: WireServableSpec = { name: nonEmpty('servable', servable), method_name: options.method ?? 'generate', version_number: options.versionNumber ?? 0 };
+      request = inferStreamRequest(spec, toInstances({ text_input: prompt }), parameters, timeoutMs);
+    } catch (err) {
+      return failing(err);
+    }
+    return textOf(inferStreamCall(this.grpc, request, timeoutMs, options.signal), 'text_output');
+  }
+
   /** Opens a pipelined stream to this servable method (see ClientStream). */
   stream(options: { timeoutMs?: number } = {}): ClientStream {
     return new ClientStream(this.grpc, this.spec, options.timeoutMs ?? this.timeoutMs);
@@ -283,6 +326,24 @@ export class ClientStream extends PipelinedClientStream<WireStreamRequest, WireS
       p.reject(err as ServingError);
     }
   }
+}
+
+/** Options of `Client.generate`. */
+export interface GenerateOptions {
+  /** The method (default 'generate'). */
+  readonly method?: string;
+  /** 0 or absent: the newest loaded version. */
+  readonly versionNumber?: number;
+  /** Aborting it cancels the generation. */
+  readonly signal?: AbortSignal;
+  /** Deadline of the whole generation in milliseconds (default: the client's timeoutMs). */
+  readonly timeoutMs?: number;
+}
+
+/** An iterator that throws `err` on its first pull (argument errors surface where the events are read). */
+// eslint-disable-next-line require-yield
+async function* failing(err: unknown): AsyncGenerator<never, void, undefined> {
+  await Promise.reject(err);
 }
 
 /** Per-call options of `Client.infer`. */

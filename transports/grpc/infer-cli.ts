@@ -32,16 +32,15 @@ import { readFileSync } from 'node:fs';
 import { type DType, isDType, isNumericDType } from '../../engine/dtypes.js';
 import { ServingError, toServingError } from '../../engine/errors.js';
 import { type Tensor, elementCount } from '../../engine/tensor.js';
-import { unknownFlagMessage } from '../../engine/option-schema.js';
 import { Client, type SSLConfig } from './client.js';
 import { KServeClient } from './kserve-client.js';
 import { fromV2Datatype, isV2Datatype, toV2Datatype } from '../kserve/datatypes.js';
 import { readNpy } from './npy.js';
 import { type InputValue, tensorToPlain, toInputTensor } from './values.js';
 import type { MethodInput } from '../../facade/engine.js';
-import { answersHttp1 } from './http1-probe.js';
+import { type CommandIO, DEFAULT_IO, NOT_GRPC, UsageError, grpcTarget, notGrpc, notGrpcMessage, readCommandLine } from './cli-common.js';
 import { tensorJson } from '../rest/json-codec.js';
-import { type TargetAddress, TargetError, parseTargetAddress } from '../target-address.js';
+import { type TargetAddress, TargetError } from '../target-address.js';
 
 export const INFER_USAGE = `usage: actorserve infer <address> <servable> <method> --input NAME=VALUE... [options]
 
@@ -74,17 +73,7 @@ model <servable>.<method>, printed as a v2 JSON response.
 
 Exit status: 0 all instances succeeded, 1 the request or an instance failed, 2 usage error.`;
 
-export interface CommandIO {
-  stdout(text: string): void;
-  stderr(text: string): void;
-}
-
-const DEFAULT_IO: CommandIO = {
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
-};
-
-class UsageError extends Error {}
+export type { CommandIO };
 
 interface Parsed {
   /** As typed, for messages. */
@@ -141,13 +130,12 @@ export async function runInferCommand(argv: readonly string[], io: CommandIO = D
   try {
     // A REST port would hold a call until grpc-js gives up on the HTTP/2 handshake: probe
     // alongside, and report a plaintext address that answers HTTP/1.1 at once.
-    const notGrpc = parsed.ssl ? NEVER : answersHttp1(parsed.target, HTTP1_PROBE_MS).then((http1) => (http1 ? NOT_GRPC : NEVER));
-    const call = client instanceof KServeClient ? inferV2(client, parsed) : inferMindSpore(client, parsed, notGrpc);
-    const answer = await Promise.race([call, notGrpc]);
+    const probe = notGrpc(parsed.target, parsed.ssl !== undefined);
+    const call = client instanceof KServeClient ? inferV2(client, parsed) : inferMindSpore(client, parsed, probe);
+    const answer = await Promise.race([call, probe]);
     if (answer === NOT_GRPC) {
       call.catch(() => undefined); // cancelled by close() below
-      const message = `${parsed.address} answers HTTP/1.1, not gRPC (is it a REST port?): infer speaks gRPC; give the server's gRPC address (serve --grpc-address, default 127.0.0.1:5500)`;
-      io.stdout(`${JSON.stringify({ error_code: 'E_UNAVAILABLE', error_msg: message })}\n`);
+      io.stdout(`${JSON.stringify({ error_code: 'E_UNAVAILABLE', error_msg: notGrpcMessage(parsed.address, 'infer') })}\n`);
       return 1;
     }
     io.stdout(`${answer.json}\n`);
@@ -168,8 +156,8 @@ interface Answer {
 }
 
 /** MSService/Predict: the inputs as one instance; `{"instances":[...]}` with an error object per failed instance. */
-async function inferMindSpore(client: Client, parsed: Parsed, notGrpc: Promise<typeof NOT_GRPC>): Promise<Answer> {
-  if (parsed.untyped.size > 0) await Promise.race([typeUntypedInputs(client, parsed), notGrpc]);
+async function inferMindSpore(client: Client, parsed: Parsed, probe: Promise<typeof NOT_GRPC>): Promise<Answer> {
+  if (parsed.untyped.size > 0) await Promise.race([typeUntypedInputs(client, parsed), probe]);
   const outcomes = await client.inferEach([parsed.inputs]);
   let failed = false;
   const instances = outcomes.map((o) => {
@@ -204,17 +192,6 @@ async function inferV2(client: KServeClient, parsed: Parsed): Promise<Answer> {
   return { json: `{"model_name":${JSON.stringify(r.modelName)},"model_version":${JSON.stringify(r.modelVersion)},"outputs":[${outputs.join(',')}]}`, failed: false };
 }
 
-const DEFAULT_GRPC_PORT = 5500;
-/** How long the HTTP/1.1 probe waits for a reply; silence means "not HTTP/1.1". */
-const HTTP1_PROBE_MS = 5_000;
-const NOT_GRPC = Symbol('not gRPC');
-const NEVER = new Promise<never>(() => undefined);
-
-/** The target as grpc-js takes it. */
-function grpcTarget(a: TargetAddress): string {
-  return a.kind === 'unix' ? `unix:${a.path}` : `${a.hostText}:${a.port}`;
-}
-
 /** One output as REST writes it: floats in their shortest round-trip text (2.0, 0.1), other dtypes as plain JSON values. */
 function outputJson(t: Tensor, name: string): string {
   if (t.dtype === 'float32' || t.dtype === 'float64' || t.dtype === 'float16') return tensorJson(t, name);
@@ -225,20 +202,10 @@ function outputJson(t: Tensor, name: string): string {
 const INFER_FLAGS = ['input', 'version', 'protocol', 'timeout-ms', 'ca', 'cert', 'key', 'help'];
 
 function parseArgs(args: readonly string[]): Parsed {
-  const positional: string[] = [];
   const inputs: Record<string, InputValue> = {};
   const untyped = new Map<string, UntypedNumbers>();
-  let versionNumber = 0;
   let protocol: InferProtocol = 'mindspore';
-  let timeoutMs: number | undefined;
-  const ssl: SSLConfig = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${arg} needs a value`);
-      return v;
-    };
+  const line = readCommandLine(args, 'infer', ['servable', 'method'], INFER_FLAGS, (arg, value) => {
     switch (arg) {
       case '-i':
       case '--input': {
@@ -246,40 +213,21 @@ function parseArgs(args: readonly string[]): Parsed {
         if (Object.hasOwn(inputs, name)) throw new UsageError(`input '${name}' is given twice`);
         inputs[name] = tensor;
         if (numbers) untyped.set(name, numbers);
-        break;
+        return true;
       }
-      case '--version':
-        versionNumber = integer(arg, value(), 0);
-        break;
       case '--protocol': {
         const p = value();
         if (!INFER_PROTOCOLS.includes(p as InferProtocol)) throw new UsageError(`--protocol takes ${INFER_PROTOCOLS.join(' or ')}, got ${JSON.stringify(p)}`);
         protocol = p as InferProtocol;
-        break;
+        return true;
       }
-      case '--timeout-ms':
-        timeoutMs = integer(arg, value(), 1);
-        break;
-      case '--ca':
-        ssl.customCa = value();
-        break;
-      case '--cert':
-        ssl.certificate = value();
-        break;
-      case '--key':
-        ssl.privateKey = value();
-        break;
       default:
-        if (arg.startsWith('-') && arg !== '-') throw new UsageError(unknownFlagMessage(arg, INFER_FLAGS));
-        positional.push(arg);
+        return false;
     }
-  }
-  if (positional.length !== 3) throw new UsageError(`expected <address> <servable> <method>, got ${positional.length} argument${positional.length === 1 ? '' : 's'}`);
+  });
   if (Object.keys(inputs).length === 0) throw new UsageError('give at least one --input NAME=VALUE');
-  const [address, servable, method] = positional as [string, string, string];
-  const target = parseTargetAddress(address, DEFAULT_GRPC_PORT, 'are not read by infer: give host:port with --ca (and --cert, --key for mutual TLS)');
-  const useSsl = ssl.customCa !== undefined || ssl.certificate !== undefined || ssl.privateKey !== undefined;
-  return { address, target, servable, method, inputs, untyped, versionNumber, protocol, timeoutMs, ssl: useSsl ? ssl : undefined };
+  const [servable, method] = line.rest as [string, string];
+  return { address: line.address, target: line.target, servable, method, inputs, untyped, versionNumber: line.versionNumber, protocol, timeoutMs: line.timeoutMs, ssl: line.ssl };
 }
 
 /**
@@ -308,11 +256,6 @@ function retypeUntyped(parsed: Parsed, dtypeOf: (name: string) => DType | undefi
     if (dtype === undefined || !isNumericDType(dtype)) continue;
     parsed.inputs[name] = toInputTensor({ dtype, shape: [...numbers.shape], data: [...numbers.values] }, `input '${name}'`);
   }
-}
-
-function integer(flag: string, text: string, min: number): number {
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min) throw new UsageError(`${flag} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
-  return Number(text);
 }
 
 /** Plain JSON numbers given without a dtype, kept so they can be sent in the method's declared dtype. */

@@ -16,6 +16,7 @@ export const ACTORSERVE_SERVICE = 'actorserve.v1.ActorServe';
 export const PREDICT_PATH = `/${MS_SERVICE}/Predict`;
 export const PREDICT_STREAM_PATH = `/${ACTORSERVE_SERVICE}/PredictStream`;
 export const MODEL_METADATA_PATH = `/${ACTORSERVE_SERVICE}/GetModelMetadata`;
+export const INFER_STREAM_PATH = `/${ACTORSERVE_SERVICE}/InferStream`;
 export const INFERENCE_SERVICE = 'inference.GRPCInferenceService';
 /** Full method paths of the Open Inference Protocol's service, by rpc name. */
 export const KSERVE_PATH = {
@@ -106,6 +107,29 @@ export interface WireStreamReply {
   id?: number;
   error?: WireError | null;
   results?: WireInstanceResult[];
+}
+
+/** A request parameter (actorserve.v1 Parameter): one of the four set. */
+export interface WireParameter {
+  bool_param?: boolean;
+  int64_param?: number;
+  double_param?: number;
+  string_param?: string;
+  /** Which member of the oneof is set (decoding side). */
+  value?: 'bool_param' | 'int64_param' | 'double_param' | 'string_param';
+}
+
+export interface WireInferStreamRequest {
+  servable_spec?: WireServableSpec | null;
+  instances?: WireInstance[];
+  parameters?: Record<string, WireParameter>;
+  timeout_ms?: number;
+}
+
+export interface WireInferStreamReply {
+  index?: number;
+  outputs?: Record<string, WireTensor>;
+  error?: WireError | null;
 }
 
 export interface WireModelMetadataRequest {
@@ -249,6 +273,7 @@ export interface Protos {
   readonly predict: MethodDefinition<WirePredictRequest, WirePredictReply>;
   readonly predictStream: MethodDefinition<WireStreamRequest, WireStreamReply>;
   readonly modelMetadata: MethodDefinition<WireModelMetadataRequest, WireModelMetadataReply>;
+  readonly inferStream: MethodDefinition<WireInferStreamRequest, WireInferStreamReply>;
   readonly inference: ServiceDefinition;
   readonly kserve: KServeMethods;
 }
@@ -288,6 +313,7 @@ export function protos(): Protos {
     predict: msService['Predict'] as MethodDefinition<WirePredictRequest, WirePredictReply>,
     predictStream: actorServe['PredictStream'] as MethodDefinition<WireStreamRequest, WireStreamReply>,
     modelMetadata: actorServe['GetModelMetadata'] as MethodDefinition<WireModelMetadataRequest, WireModelMetadataReply>,
+    inferStream: actorServe['InferStream'] as MethodDefinition<WireInferStreamRequest, WireInferStreamReply>,
     inference,
     kserve: inference as unknown as KServeMethods,
   };

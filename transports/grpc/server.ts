@@ -7,6 +7,8 @@
  *   MindSpore's clients, read by ours).
  * - `actorserve.v1.ActorServe/PredictStream`, our pipelined bidirectional stream (see
  *   predict-stream.ts), with real gRPC status codes for whole-stream errors.
+ * - `actorserve.v1.ActorServe/InferStream`, server streaming: one reply per event of a
+ *   streaming method (token generation) or per instance of any other (infer-stream.ts).
  * - `inference.GRPCInferenceService`, the Open Inference Protocol (KServe v2) with Triton's
  *   ModelStreamInfer (kserve-service.ts): real gRPC statuses and the `actorserve-error-code`
  *   trailer; stream requests that fail are answered in `error_message`.
@@ -27,6 +29,7 @@ import {
   ServerCredentials,
   type ServerDuplexStream,
   type ServerUnaryCall,
+  type ServerWritableStream,
   type StatusObject,
   type sendUnaryData,
 } from '@grpc/grpc-js';
@@ -40,6 +43,7 @@ import { restrictSocketFile } from '../listen-address.js';
 import { clientRequestId, requestIdOf } from '../request-id.js';
 import { encodeMsReply, runPredict } from './predict.js';
 import { predictStreamRpc } from './predict-stream.js';
+import { serveInferStream } from './infer-stream.js';
 import { PipelinedStreamSession, type StreamSession, type StreamStats } from './stream-session.js';
 import { encodeMetadata } from './metadata.js';
 import { MalformedMessage, tolerantService } from './malformed.js';
@@ -47,6 +51,8 @@ import * as kserve from './kserve-service.js';
 import {
   ERROR_CODE_TRAILER,
   ERROR_CODES_TRAILER,
+  type WireInferStreamReply,
+  type WireInferStreamRequest,
   type WireModelInferRequest,
   type WireModelStreamInferResponse,
   type WireModelMetadataRequest,
@@ -117,6 +123,13 @@ function errorStatus(error: ServingError, metadata: Metadata): Partial<StatusObj
 /** Metadata key of the request id (as REST's X-Request-Id header). */
 const REQUEST_ID_KEY = 'x-request-id';
 
+/** Trailing metadata carrying the request id, when there is one. */
+function requestTrailer(requestId: string | undefined): Metadata {
+  const m = new Metadata();
+  if (requestId !== undefined) m.set(REQUEST_ID_KEY, requestId);
+  return m;
+}
+
 class GrpcJsServer implements GrpcServer {
   address = '';
   port = 0;
@@ -146,8 +159,7 @@ class GrpcJsServer implements GrpcServer {
       GetModelMetadata: this.unary((call: ServerUnaryCall<WireModelMetadataRequest, unknown>) =>
         encodeMetadata(this.engine.metadata(call.request.name ?? '', call.request.version_number ?? 0)),
       ),
-      // Server-streaming token generation (actorserve.proto, `Generate`) is registered here
-      // when incremental servables get it: one GenerateReply written per decode step.
+      InferStream: this.inferStream.bind(this),
     });
     this.server.addService(tolerantService(inference), {
       ServerLive: this.unary(() => kserve.serverLive()),
@@ -186,7 +198,7 @@ class GrpcJsServer implements GrpcServer {
    * watches, and the client's x-request-id (while the access log is on, a new one when it sent
    * none; it comes back as a trailer).
    */
-  private callContext(call: ServerUnaryCall<unknown, unknown>): { deadlineMs: number | undefined; signal: Cancellation; requestId: string | undefined } {
+  private callContext(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): { deadlineMs: number | undefined; signal: Cancellation; requestId: string | undefined } {
     // grpc-js emits 'cancelled' when the call's stream closes, answered or not; after the
     // answer it finds nothing left to cancel.
     const signal = new Cancellation();
@@ -207,11 +219,7 @@ class GrpcJsServer implements GrpcServer {
     return (call, callback) => {
       this.stats.unaryCalls++;
       const ctx = this.callContext(call);
-      const trailer = (): Metadata => {
-        const m = new Metadata();
-        if (ctx.requestId !== undefined) m.set(REQUEST_ID_KEY, ctx.requestId);
-        return m;
-      };
+      const trailer = (): Metadata => requestTrailer(ctx.requestId);
       new Promise<Res>((resolve) => {
         const request: unknown = call.request;
         if (request instanceof MalformedMessage) throw request.error();
@@ -236,9 +244,7 @@ class GrpcJsServer implements GrpcServer {
     const req = call.request;
     const malformed: unknown = req;
     if (malformed instanceof MalformedMessage) {
-      const trailer = new Metadata();
-      if (requestId !== undefined) trailer.set(REQUEST_ID_KEY, requestId);
-      callback(errorStatus(malformed.error(), trailer));
+      callback(errorStatus(malformed.error(), requestTrailer(requestId)));
       return;
     }
     runPredict(this.engine, req.servable_spec, req.instances, {
@@ -261,15 +267,24 @@ class GrpcJsServer implements GrpcServer {
         const e = new ServingError('E_INTERNAL', `the reply could not be encoded: ${(err as Error)?.message ?? String(err)}`);
         encoded = encodeMsReply(req.servable_spec, { ok: false, error: e });
       }
-      const trailer = new Metadata();
+      const trailer = requestTrailer(requestId);
       if (encoded.codes.length > 0) trailer.set(ERROR_CODES_TRAILER, encoded.codes.join(','));
-      if (requestId !== undefined) trailer.set(REQUEST_ID_KEY, requestId);
       callback(null, encoded.reply, trailer);
     }).catch((err: unknown) => this.engine.log(`gRPC predict: answering the call failed: ${(err as Error)?.stack ?? String(err)}`));
   }
 
   private predictStream(call: ServerDuplexStream<WireStreamRequest, WireStreamReply>): void {
     this.startSession(new PipelinedStreamSession(call, predictStreamRpc(this.engine), this.settings.streamWindow, this.stats, this.engine.log, this.endSession));
+  }
+
+  private inferStream(call: ServerWritableStream<WireInferStreamRequest, WireInferStreamReply>): void {
+    this.stats.streams++;
+    this.stats.activeStreams++;
+    const { signal, deadlineMs, requestId } = this.callContext(call);
+    const trailer = (): Metadata => requestTrailer(requestId);
+    void serveInferStream(this.engine, call, { signal, callDeadlineMs: deadlineMs, requestId, trailer, log: this.engine.log }).finally(() => {
+      this.stats.activeStreams--;
+    });
   }
 
   private modelStreamInfer(call: ServerDuplexStream<WireModelInferRequest, WireModelStreamInferResponse>): void {

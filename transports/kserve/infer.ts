@@ -10,7 +10,9 @@
  *      is split into instances; every instance gets the unbatched inputs whole. A method that
  *      is not batched runs the tensors whole as one instance
  *   4. `target.inferEach` runs them; any instance's error fails the whole request with that
- *      error's code (so its HTTP / gRPC status)
+ *      error's code (so its HTTP / gRPC status). A streaming method's partial results come
+ *      joined, and its stream stage gets the request's parameters (less Triton's reserved
+ *      names) as `ctx.parameters`
  *   5. outputs are stacked back along the leading dim (batched) or taken as they are, and the
  *      requested ones returned in the requested order (an unknown name is 400 before anything
  *      runs); `id` and `parameters` are echoed
@@ -104,6 +106,7 @@ export async function inferV2(engine: ServingEngine, request: V2InferRequest, co
   }
   const options: TargetInferOptions = { transport: context.transport };
   if (sequence) options.sequence = sequence;
+  if (target.info.stream && request.parameters !== undefined) options.parameters = stageParameters(request.parameters);
   if (context.requestId !== undefined) options.requestId = context.requestId;
   if (context.signal !== undefined) options.signal = context.signal;
   if (context.deadlineMs !== undefined) options.deadlineMs = context.deadlineMs;
@@ -125,6 +128,16 @@ export async function inferV2(engine: ServingEngine, request: V2InferRequest, co
     }),
     ...(request.parameters !== undefined ? { parameters: request.parameters } : {}),
   };
+}
+
+/** Triton's reserved request parameters: read by the server, never handed to a stage. */
+const RESERVED = new Set(['sequence_id', 'sequence_start', 'sequence_end', 'priority', 'timeout', 'headers', 'binary_data_output']);
+
+/** A streaming method's stage parameters (`ctx.parameters`): the request's, less the reserved ones. */
+function stageParameters(parameters: V2Parameters): V2Parameters {
+  const out: Record<string, V2Parameter> = {};
+  for (const [name, value] of Object.entries(parameters)) if (!RESERVED.has(name) && !name.startsWith('triton_')) out[name] = value;
+  return out;
 }
 
 function missing(what: string): never {

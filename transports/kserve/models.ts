@@ -19,8 +19,8 @@ import { toV2Datatype, type V2Datatype } from './datatypes.js';
 /** Stateful sequences (docs/sequences.md): parameters sequence_id (integer or string), sequence_start, sequence_end. */
 export const SEQUENCE_EXTENSIONS: readonly string[] = ['sequence', 'sequence(string_id)'];
 
-/** What this server's v2 endpoints implement beyond the core (server metadata `extensions`). */
-export const V2_EXTENSIONS: readonly string[] = ['binary_tensor_data', ...SEQUENCE_EXTENSIONS];
+/** What this server's v2 REST endpoints implement beyond the core (server metadata `extensions`); generate is HTTP only, as Triton's. */
+export const V2_EXTENSIONS: readonly string[] = ['binary_tensor_data', ...SEQUENCE_EXTENSIONS, 'generate'];
 
 export interface V2ServerMetadata {
   readonly name: string;

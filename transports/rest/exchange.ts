@@ -2,6 +2,12 @@
  * One HTTP request/response on a uWS HttpResponse, enforcing uWS's rules: `onAborted` is
  * attached at once (so an async reply is legal), nothing is written after the client went
  * away, every write happens inside `cork`, and the response is ended exactly once.
+ *
+ * A reply is sent whole (`send`) or streamed (`stream`: Server-Sent Events), chunk by chunk
+ * with back-pressure: the next chunk is pulled only once uWS took the previous one without
+ * buffering it, or, when it had to buffer (the client reads slowly), once the socket is
+ * writable again (`onWritable`). A client that stops reading therefore stops the chunks being
+ * made; the server holds at most one chunk beyond what the socket takes.
  */
 import type { HttpResponse } from '@trufflesuite/uws-js-unofficial';
 
@@ -52,6 +58,23 @@ export interface Reply {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
+/**
+ * A reply whose body is made while it is sent (Server-Sent Events). Its status and headers
+ * leave with the first chunk. `chunks` must not be empty, and must not throw (a throw is a
+ * bug: the connection is then cut, so the client cannot take the partial body for a whole
+ * one); `return()` is called when the client goes away before the end.
+ */
+export interface StreamedReply {
+  readonly status: number;
+  readonly contentType: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly chunks: AsyncIterator<string>;
+}
+
+export function isStreamedReply(reply: Reply | StreamedReply): reply is StreamedReply {
+  return 'chunks' in reply;
+}
+
 export interface SendOptions {
   /** Close the connection after this response (the body was not read, or the server drains). */
   readonly close?: boolean;
@@ -63,6 +86,8 @@ export class Exchange {
   private ended = false;
   private finished = false;
   private readonly finishHooks: (() => void)[] = [];
+  /** While a stream waits for the socket to become writable: resumes it (also when the client went away). */
+  private wake: (() => void) | undefined;
 
   /** `onFinish` runs once, when the response was sent or the client went away. */
   constructor(
@@ -72,6 +97,7 @@ export class Exchange {
   ) {
     res.onAborted(() => {
       this.aborted = true;
+      this.wake?.();
       this.finish();
     });
   }
@@ -102,6 +128,66 @@ export class Exchange {
     this.finish();
   }
 
+  /**
+   * Streams a reply (see StreamedReply and the header); resolves when it ended or the client
+   * went away (then `reply.chunks` was returned). `log` hears of a chunk source that threw.
+   */
+  async stream(reply: StreamedReply, options: SendOptions, log: (line: string) => void): Promise<void> {
+    const chunks = reply.chunks;
+    let headersSent = false;
+    let wrote = true;
+    if (!this.open) return closeChunks(chunks, log);
+    this.ended = true;
+    try {
+      for (;;) {
+        if (!wrote) await this.writable();
+        if (this.aborted) break;
+        const r = await chunks.next();
+        if (this.aborted) break;
+        if (r.done === true) {
+          this.res.cork(() => {
+            if (!headersSent) this.writeHead(reply.status, reply.contentType, { ...reply.headers, ...options.headers });
+            this.res.end(undefined, options.close === true || this.forceClose());
+          });
+          this.finish();
+          return;
+        }
+        this.res.cork(() => {
+          if (!headersSent) this.writeHead(reply.status, reply.contentType, { ...reply.headers, ...options.headers });
+          headersSent = true;
+          wrote = this.res.write(r.value);
+        });
+      }
+    } catch (err) {
+      log(`REST: a streamed reply failed: ${(err as Error)?.stack ?? String(err)}`);
+      if (!this.aborted) {
+        this.res.close(); // onAborted runs: the client sees a cut connection, not an end
+        return;
+      }
+    }
+    return closeChunks(chunks, log);
+  }
+
+  private writeHead(status: number, contentType: string, headers: Readonly<Record<string, string>>): void {
+    this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType);
+    for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
+  }
+
+  /** Resolves when uWS reports the socket writable again, or the client went away. */
+  private writable(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      this.res.onWritable(() => {
+        done();
+        return true;
+      });
+    });
+  }
+
   /** Runs `hook` once the response was sent or the client went away (at once if that happened already). */
   onFinished(hook: () => void): void {
     if (this.finished) hook();
@@ -113,5 +199,14 @@ export class Exchange {
     this.finished = true;
     for (const hook of this.finishHooks.splice(0)) hook();
     this.onFinish(this);
+  }
+}
+
+/** Stops a streamed reply's chunks (the client went away); never rejects. */
+async function closeChunks(chunks: AsyncIterator<string>, log: (line: string) => void): Promise<void> {
+  try {
+    await chunks.return?.();
+  } catch (err) {
+    log(`REST: stopping a streamed reply failed: ${(err as Error)?.stack ?? String(err)}`);
   }
 }

@@ -267,6 +267,13 @@ export function encodeJsonReply(outcomes: readonly InstanceOutcome[]): string {
   return Buffer.from(writeJsonReply(outcomes, new ReplyWriter())).toString('utf8');
 }
 
+/** One instance's outputs as a JSON object (a Server-Sent Event's); throws when an output cannot be written. */
+export function instanceJson(inst: Instance): string {
+  return `{${Object.entries(inst)
+    .map(([name, t]) => `${JSON.stringify(name)}:${tensorJson(t, name)}`)
+    .join(',')}}`;
+}
+
 /** One instance's outputs; an output that cannot be written makes the instance an error_msg. */
 function writeInstance(inst: Instance, out: ReplyWriter): void {
   const start = out.length;

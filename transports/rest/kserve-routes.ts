@@ -8,6 +8,8 @@
  *   GET  /v2/models/{name}[/versions/{v}]/ready       200 {"name","ready":true}; 503 {"error"} when not ready
  *   POST /v2/models/{name}[/versions/{v}]/infer       inference: JSON or JSON + binary tensor data
  *                                                     (kserve-request.ts, kserve-response.ts)
+ *   POST /v2/models/{name}[/versions/{v}]/generate    the generate extension: one JSON reply,
+ *   POST /v2/models/{name}[/versions/{v}]/generate_stream   or Server-Sent Events (generate-routes.ts)
  *
  * Model names and versions: transports/kserve/models.ts (`add` is servable add's default
  * method, `add.add_cast` its method add_cast). Every failure is `{"error": "..."}` with the
@@ -24,12 +26,13 @@ import { type Codec, CodecSet } from './codec.js';
 import { JSON_TYPE, type Reply } from './exchange.js';
 import { type V2HttpRequest, decodeRawRequest, decodeV2Request, headerLength } from './kserve-request.js';
 import { v2ErrorJson, v2ErrorReply, v2InferReply } from './kserve-response.js';
+import { generateRoutes } from './generate-routes.js';
 import { preview } from './parsed-value.js';
 import { type PathPattern, exactPath, pathTemplate } from './path-pattern.js';
 import type { BodyRequest, BodyRoute, NoBodyRoute, Route } from './route-table.js';
 
 const USAGE =
-  'KServe v2 serves GET /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/{v}], /v2/models/{name}[/versions/{v}]/ready, and POST /v2/models/{name}[/versions/{v}]/infer';
+  'KServe v2 serves GET /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/{v}], /v2/models/{name}[/versions/{v}]/ready, and POST /v2/models/{name}[/versions/{v}]/infer, /generate, /generate_stream';
 
 /** A v2 path: the route table's refusals on it are `{"error": ...}`. */
 function v2<P>(pattern: PathPattern<P>): PathPattern<P> {
@@ -149,6 +152,7 @@ export const KSERVE_ROUTES: readonly Route<unknown>[] = [
   get(pathTemplate('/v2/models/{name}/versions/{version}/ready'), modelReady),
   post(pathTemplate('/v2/models/{name}/infer')),
   post(pathTemplate('/v2/models/{name}/versions/{version}/infer')),
+  ...generateRoutes(v2, V2_CODECS),
   { method: 'get', path: V2_SPACE, answer: nothingHere },
   { method: 'post', path: V2_SPACE, answer: nothingHere },
 ] as Route<unknown>[];

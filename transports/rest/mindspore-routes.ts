@@ -9,7 +9,8 @@
  * Version 0 or none = the newest loaded version. Segments are percent-decoded. The query
  * string is not part of the path (uWS strips it) and is ignored. Every path under `/model` or
  * `/version` belongs to the predict route, so a wrong HTTP method is a 405 and a malformed
- * URL a 400 that says what is wrong. Bodies are JSON or msgpack (mindspore-codecs.ts).
+ * URL a 400 that says what is wrong. Bodies are JSON or msgpack (mindspore-codecs.ts); replies
+ * JSON, msgpack, or Server-Sent Events with `Accept: text/event-stream` (predict.ts, sse.ts).
  */
 import type { InstancesParser } from './json-codec.js';
 import { mindsporeCodecs } from './mindspore-codecs.js';
@@ -67,5 +68,6 @@ export interface MindSporeRouteOptions {
 
 /** MindSpore's routes; register them before the probes so the 404 list names predict first. */
 export function mindsporeRoutes(options: MindSporeRouteOptions = {}): [BodyRoute<PredictTarget>] {
-  return [{ method: 'post', path: PREDICT_PATH, codecs: mindsporeCodecs(options.parseInstances), answer: predict }];
+  // Accept is read again by the handler: text/event-stream asks for Server-Sent Events
+  return [{ method: 'post', path: PREDICT_PATH, codecs: mindsporeCodecs(options.parseInstances), headers: ['accept'], answer: predict }];
 }

@@ -7,14 +7,23 @@
  * servable/method/version, overload, deadline — or every instance failed, the status is the
  * error's (ERROR_CODES: 400/404/503/504/500) and the body `{"error_msg": ...}`; when every
  * instance failed with different messages, the body keeps the per-instance list.
+ *
+ * With `Accept: text/event-stream` the reply is Server-Sent Events (sse.ts): one event per
+ * result as the method makes it (per partial result of a streaming method, per instance of any
+ * other), error events, and an explicit end event. Failures before the first event are the
+ * ordinary replies above. The body's top-level "parameters" reach a streaming method's stream
+ * stage (`ctx.parameters`), with or without SSE.
  */
 import { ServingError, toServingError } from '../../engine/errors.js';
 import { type SequenceRequest, sequenceFromParameters } from '../../engine/sequence.js';
 import type { Instance } from '../../engine/tensor.js';
 import type { InstanceOutcome, MethodTarget, ServingEngine } from '../../facade/engine.js';
 import { type ReplyEncoder, errorReply } from './codec.js';
-import type { Reply } from './exchange.js';
+import type { Reply, StreamedReply } from './exchange.js';
+import { instanceJson } from './json-codec.js';
 import type { BodyRequest } from './route-table.js';
+import { mindsporeSseFormat, sseReply, wantsEventStream } from './sse.js';
+import { type RequestParameters, requestParameters, startStream } from '../stream-events.js';
 
 /** What a predict URL names. */
 export interface PredictTarget {
@@ -24,13 +33,20 @@ export interface PredictTarget {
   readonly method: string;
 }
 
-export async function predict(engine: ServingEngine, request: BodyRequest<PredictTarget>): Promise<Reply> {
+/** Triton's sequence parameters: read as the request's sequence, not handed to stages. */
+const SEQUENCE_PARAMETERS: ReadonlySet<string> = new Set(['sequence_id', 'sequence_start', 'sequence_end']);
+
+const SSE_FORMAT = mindsporeSseFormat(instanceJson);
+
+export async function predict(engine: ServingEngine, request: BodyRequest<PredictTarget>): Promise<Reply | StreamedReply> {
   const { params, requestId, encoder } = request;
+  const sse = wantsEventStream(request.headers['accept'] ?? '');
   // A failed lookup is counted by the facade, a body that does not decode here, and what runs
   // by the target.
   let target: MethodTarget;
   let instances: Instance[];
   let sequence: SequenceRequest | undefined;
+  let parameters: RequestParameters | undefined;
   try {
     target = engine.lookup(params.servable, params.method, params.version, { transport: 'rest', requestId });
   } catch (err) {
@@ -38,21 +54,27 @@ export async function predict(engine: ServingEngine, request: BodyRequest<Predic
   }
   try {
     instances = request.decoder.decode(request.body, target.info.inputs);
-    // Only a stateful method's body is read for "parameters" (a second parse, kept off the others' path).
-    if (target.info.sequence) sequence = sequenceFromParameters(request.decoder.parameters?.(request.body));
+    // Only a stateful or streaming method's body is read for "parameters" (a second parse, kept off the others' path).
+    if (target.info.sequence || target.info.stream) {
+      const raw = request.decoder.parameters?.(request.body);
+      if (target.info.sequence) sequence = sequenceFromParameters(raw);
+      if (target.info.stream) parameters = requestParameters(raw, SEQUENCE_PARAMETERS);
+    }
   } catch (err) {
     engine.countRefused('rest', toServingError(err).code);
     return failed(engine, err, params, encoder);
   }
+  const options = {
+    transport: 'rest' as const,
+    requestId,
+    ...(request.deadlineMs !== undefined ? { deadlineMs: request.deadlineMs } : {}),
+    signal: request.signal,
+    ...(sequence ? { sequence } : {}),
+    ...(parameters ? { parameters } : {}),
+  };
   try {
-    const outcomes = await target.inferEach(instances, {
-      transport: 'rest',
-      requestId,
-      ...(request.deadlineMs !== undefined ? { deadlineMs: request.deadlineMs } : {}),
-      signal: request.signal,
-      ...(sequence ? { sequence } : {}),
-    });
-    return outcomeReply(outcomes, encoder);
+    if (sse) return sseReply(await startStream(target.inferStream(instances, options), instances.length), SSE_FORMAT);
+    return outcomeReply(await target.inferEach(instances, options), encoder);
   } catch (err) {
     return failed(engine, err, params, encoder);
   }

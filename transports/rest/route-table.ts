@@ -17,7 +17,7 @@
 import type { CancelSignal } from '../../engine/cancellation.js';
 import type { ServingEngine } from '../../facade/engine.js';
 import type { CodecSet, ReplyEncoder, RequestDecoder } from './codec.js';
-import type { Reply } from './exchange.js';
+import type { Reply, StreamedReply } from './exchange.js';
 import { preview } from './parsed-value.js';
 import { PathError, type PathPattern } from './path-pattern.js';
 
@@ -64,8 +64,11 @@ export interface BodyRoute<P> {
    * arrives, so the server copies them first.
    */
   readonly headers?: readonly string[];
-  /** A request's problems are replies; a rejection is a bug (answered 500). */
-  answer(engine: ServingEngine, request: BodyRequest<P>): Promise<Reply>;
+  /**
+   * A request's problems are replies; a rejection is a bug (answered 500). A StreamedReply
+   * (Server-Sent Events) is sent chunk by chunk as its chunks are made.
+   */
+  answer(engine: ServingEngine, request: BodyRequest<P>): Promise<Reply | StreamedReply>;
 }
 
 export type Route<P> = NoBodyRoute<P> | BodyRoute<P>;

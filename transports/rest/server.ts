@@ -26,7 +26,7 @@ import { type ListenAddress, claimSocketPath, configuredAddress, formatListenAdd
 import { requestIdOf } from '../request-id.js';
 import { readBody } from './body-reader.js';
 import { errorReply } from './codec.js';
-import { Exchange, JSON_TYPE, MSGPACK_TYPE, type Reply } from './exchange.js';
+import { Exchange, JSON_TYPE, MSGPACK_TYPE, type Reply, type StreamedReply, isStreamedReply } from './exchange.js';
 import { encodeJsonError } from './json-codec.js';
 import { CONTROL_ROUTES } from './control-routes.js';
 import { KSERVE_ROUTES } from './kserve-routes.js';
@@ -326,8 +326,13 @@ class UwsRestServer implements RestServer {
         const signal = new Cancellation();
         ex.onFinished(() => signal.cancel());
         route.answer(this.engine, { params, body, decoder, encoder, requestId, deadlineMs, signal, headers }).then(
-          (out: Reply) =>
-            ex.send(out.status, out.contentType, out.body, { headers: out.headers ? { ...out.headers, 'X-Request-Id': requestId } : { 'X-Request-Id': requestId } }),
+          (out: Reply | StreamedReply) => {
+            if (isStreamedReply(out)) {
+              void ex.stream(out, { headers: { 'X-Request-Id': requestId } }, this.engine.log);
+              return;
+            }
+            ex.send(out.status, out.contentType, out.body, { headers: out.headers ? { ...out.headers, 'X-Request-Id': requestId } : { 'X-Request-Id': requestId } });
+          },
           (err: unknown) => {
             const e = errorReply(500, `internal error: ${(err as Error)?.message ?? String(err)}`, encoder);
             ex.send(e.status, e.contentType, e.body, { close: false });

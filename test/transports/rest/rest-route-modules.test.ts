@@ -68,7 +68,8 @@ t.test('the table covers the module: 405 with Allow, 400 for a bad parameter, th
   t.equal(r.status, 404);
   t.equal(
     (r.json as { error_msg?: unknown }).error_msg,
-    'there is nothing at "/demo"; use POST /model/<servable>[/version/<n>]:<method>, /v2/models/{name}/infer, /v2/models/{name}/versions/{version}/infer, /demo/models/{name}/infer, ' +
+    'there is nothing at "/demo"; use POST /model/<servable>[/version/<n>]:<method>, /v2/models/{name}/infer, /v2/models/{name}/versions/{version}/infer, ' +
+      '/v2/models/{name}/generate, /v2/models/{name}/versions/{version}/generate, /v2/models/{name}/generate_stream, /v2/models/{name}/versions/{version}/generate_stream, /demo/models/{name}/infer, ' +
       'or GET /model/<servable>[/version/<n>], /healthz, /readyz, /metrics, /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}, /v2/models/{name}/versions/{version}, ' +
       '/v2/models/{name}/ready, /v2/models/{name}/versions/{version}/ready, /demo/live, /demo/models/{name}',
   );
