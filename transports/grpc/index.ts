@@ -4,4 +4,4 @@ export { Client, ClientStream, type ClientOptions, type PredictCallOptions, type
 export { KServeClient, KServeStream, type KServeInferOptions, type KServeInferResult } from './kserve-client.js';
 export type { InputInstance, InputValue, TensorLike } from './values.js';
 export { runInferCommand, INFER_USAGE } from './infer-cli.js';
-export { readNpy, writeNpy } from './npy.js';
+export { readNpy, writeNpy } from '../../engine/npy.js';

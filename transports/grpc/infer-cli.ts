@@ -36,7 +36,7 @@ import { unknownFlagMessage } from '../../engine/option-schema.js';
 import { Client, type SSLConfig } from './client.js';
 import { KServeClient } from './kserve-client.js';
 import { fromV2Datatype, isV2Datatype, toV2Datatype } from '../kserve/datatypes.js';
-import { readNpy } from './npy.js';
+import { readNpy } from '../../engine/npy.js';
 import { type InputValue, tensorToPlain, toInputTensor } from './values.js';
 import type { MethodInput } from '../../facade/engine.js';
 import { answersHttp1 } from './http1-probe.js';
