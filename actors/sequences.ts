@@ -11,8 +11,10 @@
  * the actor by the end row itself, or by a `dropSequences` control call once nothing of the
  * sequence is queued or running.
  */
+import { readFile } from 'node:fs/promises';
 import { ServingError } from '../engine/errors.js';
-import type { SequenceDeclaration } from '../engine/sequence.js';
+import { readNpy } from '../engine/npy.js';
+import type { LoadedStateDeclaration, SequenceDeclaration } from '../engine/sequence.js';
 import { checkSequenceRequest, sequenceLabel } from '../engine/sequence.js';
 import type { Device } from './device.js';
 
@@ -201,4 +203,32 @@ export class SequenceRegistry {
     // The end row frees the state itself; otherwise the holder is told (nothing of it is in flight).
     if (s.device && s.startSent && !s.endSent) void s.device.dropSequences?.(this.model, [s.handle]);
   }
+}
+
+/**
+ * Reads the initial values of a stateful model's states that come from a file (`initial:
+ * { file }`, a NumPy .npy file; `resolve` gives its path, as for model files), once at load:
+ * the declarations carry them to the device actors. E_CONFIG_INVALID naming the state and the
+ * file when it cannot be read or is not a .npy array (planStateGraphs checks its dtype and dims).
+ */
+export async function readStateInitials(key: string, state: readonly LoadedStateDeclaration[], resolve: (file: string) => string): Promise<LoadedStateDeclaration[]> {
+  return Promise.all(
+    state.map(async (s) => {
+      if (s.initial === 'zeros') return s;
+      const what = `model '${key}' state '${s.input}': initial file '${s.initial.file}'`;
+      let bytes: Uint8Array;
+      try {
+        bytes = await readFile(resolve(s.initial.file));
+      } catch (err) {
+        const why = err instanceof ServingError ? err.message : ((err as NodeJS.ErrnoException).code ?? String(err));
+        throw new ServingError('E_CONFIG_INVALID', `${what} cannot be read (${why})`, { cause: err });
+      }
+      try {
+        const t = readNpy(bytes, what);
+        return { ...s, value: { file: s.initial.file, dtype: t.dtype, shape: t.shape, data: t.data as NonNullable<LoadedStateDeclaration['value']>['data'] } };
+      } catch (err) {
+        throw new ServingError('E_CONFIG_INVALID', err instanceof Error ? err.message : String(err), { cause: err });
+      }
+    }),
+  );
 }
