@@ -66,6 +66,10 @@ export interface SequenceAdmission {
   readonly end: boolean;
 }
 
+/** How refusals name the start and end flags, for a request and for a stage function's model.call. */
+const REQUEST_WORDS = { start: 'send sequence_start with its first request', end: 'sequence_end' };
+const CALL_WORDS = { start: 'call with start: true first', end: 'end: true or model.endSequence' };
+
 /** The live sequences of one stateful model of one servable version. */
 export class SequenceRegistry {
   private readonly live = new Map<string, Sequence>();
@@ -90,16 +94,19 @@ export class SequenceRegistry {
   /**
    * Admits a request's sequence options: a start opens a new sequence (refused while one of
    * that id is live), anything else continues a live one (refused when there is none). An end
-   * closes the id at once: a later request of the same id needs a new start.
+   * closes the id at once: a later request of the same id needs a new start. `from` words the
+   * refusals for who sent the step: a request (sequence_start, sequence_end) or a stage
+   * function's `model.call` (start: true, end: true).
    */
-  admit(options: unknown): SequenceAdmission {
+  admit(options: unknown, from: 'request' | 'call' = 'request'): SequenceAdmission {
+    const words = from === 'call' ? CALL_WORDS : REQUEST_WORDS;
     const { key, id, start, end } = checkSequenceRequest(options);
     let sequence = this.live.get(key);
     if (start) {
       if (sequence) {
         throw new ServingError(
           'E_INVALID_ARGUMENT',
-          `${sequence.label} of ${this.tag} is already live; a second start is refused (end it with sequence_end, or use another id)`,
+          `${sequence.label} of ${this.tag} is already live; a second start is refused (end it with ${words.end}, or use another id)`,
         );
       }
       sequence = new Sequence(key, id, this);
@@ -109,7 +116,7 @@ export class SequenceRegistry {
       throw new ServingError(
         'E_INVALID_ARGUMENT',
         `sequence ${sequenceLabel(id)} of ${this.tag} is not live (never started, ended, idle for more than ` +
-          `${this.declaration.idleTimeoutMs} ms, or lost): send sequence_start with its first request`,
+          `${this.declaration.idleTimeoutMs} ms, or lost): ${words.start}`,
       );
     }
     sequence.requests++;

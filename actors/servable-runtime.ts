@@ -651,7 +651,7 @@ export class ServableRuntime {
     if (!req.sequence) {
       throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is stateful: a call names its sequence (model.call(inputs, { sequence: { id, start } }))`);
     }
-    const admission = this.sequences.get(model)!.admit(req.sequence);
+    const admission = this.sequences.get(model)!.admit(req.sequence, 'call');
     if (admission.start) {
       const key = req.scope ?? '';
       let set = started.get(key);
