@@ -131,7 +131,7 @@ export class ServableRuntime {
       rt.states = await Promise.all(
         config.models.map((m, i) => {
           const state = rt.states[i];
-          return state && readStateInitials(m.key, state, (file) => modelFilePath(location, version, file));
+          return state ? readStateInitials(m.key, state, (file) => modelFilePath(location, version, file)) : Promise.resolve(undefined);
         }),
       );
       if (rt.hasModels) await rt.startDevices();
