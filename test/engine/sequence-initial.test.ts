@@ -81,7 +81,6 @@ t.test('sequences start from the state in the files', async (t) => {
 t.test('a bad initial file fails the load, naming the state and the file', async (t) => {
   const cases: [string, string, Uint8Array | undefined, RegExp][] = [
     ['missing', "{ file: 'h0.npy' }", undefined, /model 'rnn.onnx' state 'h': initial file 'h0.npy' cannot be read \(ENOENT\)/],
-    ['garbage', "{ file: 'h0.npy' }", Buffer.from('not numpy at all'), /state 'h': initial file 'h0.npy': not a .npy file/],
     ['dims', "{ file: 'h0.npy' }", f32([RNN_HIDDEN], new Float32Array(RNN_HIDDEN)), /state 'h': initial file 'h0.npy' holds float32 \[8\]; the state is float32 \[1, 8\]/],
   ];
   const engine = new ServingServer();
@@ -115,8 +114,14 @@ t.test('an initial value fits its state: its dtype, its dims without the batch a
   refused([2, 3], 'float64', /^model 'm.onnx' state 'h': initial file 'h0.npy' holds float64 \[2, 3\]; the state is float32 \[2, 3\] \(or \[2, 1, 3\] with its batch axis 1 of 1\)$/);
   refused([2, 2, 3], 'float32', /initial file 'h0.npy' holds float32 \[2, 2, 3\]/);
   refused([6], 'float32', /initial file 'h0.npy' holds float32 \[6\]/);
-  // a file outside the version folder is refused as model files are
   const location = { root: fixture.dir, name: 'rnn_x', dir: fixture.dir, configPath: '' };
+  // a file that is not a .npy array
+  fixture.model('rnn_garbage', 1, 'h0.npy', Buffer.from('not numpy at all'));
+  await t.rejects(
+    readStateInitials('m.onnx', [{ input: 'h', output: 'h2', batchAxis: 1, initial: { file: 'h0.npy' } }], (file) => modelFilePath({ ...location, name: 'rnn_garbage', dir: `${fixture.dir}/rnn_garbage` }, 1, file)),
+    { code: 'E_CONFIG_INVALID', message: /^model 'm.onnx' state 'h': initial file 'h0.npy': not a .npy file/ },
+  );
+  // a file outside the version folder is refused as model files are
   await t.rejects(
     readStateInitials('m.onnx', [{ input: 'h', output: 'h2', batchAxis: 1, initial: { file: '../../h0.npy' } }], (file) => modelFilePath(location, 1, file)),
     { code: 'E_CONFIG_INVALID', message: /^model 'm.onnx' state 'h': initial file '..\/..\/h0.npy' cannot be read \(servable 'rnn_x': model file '..\/..\/h0.npy' lies outside/ },
