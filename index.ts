@@ -31,7 +31,7 @@ export { ServingEngine } from './facade/engine.js';
 export { ServableStartConfig, type ServableStartOptions, type DecMode, type DeviceType } from './engine/start-config.js';
 export type { EngineInferOptions, TargetInferOptions, MethodTarget, ServableInfo, RequestLogEntry } from './facade/engine.js';
 export type { InferOptions, InstanceOutcome, MethodInfo, MethodInput, RequestParameters, StreamEvent } from './engine/inference.js';
-export type { SequenceOptions, SequenceRequest, SequenceStateOptions } from './engine/sequence.js';
+export type { SequenceOptions, SequenceRequest, SequenceStateOptions, StateInitial } from './engine/sequence.js';
 export { Cancellation, type CancelSignal } from './engine/cancellation.js';
 export { type Tensor, type TensorOf, type Instance, type NumericTensor, type BinaryTensor, tensor, stringTensor, tensorStrings } from './engine/tensor.js';
 export { DTYPES, type DType, type NumericDType, type BinaryDType } from './engine/dtypes.js';

@@ -202,10 +202,11 @@ function planStates(key: string, state: NonNullable<DeviceThreadData['models'][n
 function stateFeeds(plan: GraphStatePlan, store: Map<number, (NumericArray | undefined)[]>, rows: readonly SequenceRow[], feeds: Record<string, ort.Tensor>): void {
   for (const p of plan.reads) {
     const data = rows.map((r) => {
-      if (r.handle === 0 || r.start) return undefined; // padding, or the initial zeros
+      if (r.handle === 0) return undefined; // padding: zeros
+      if (r.start) return p.initial; // the initial value (undefined: zeros)
       const kept = store.get(r.handle);
       if (!kept) throw new Error(`no state '${p.input}' is held for sequence handle ${r.handle} (internal: the supervisor sent a step of a sequence this actor does not hold)`);
-      return kept[p.index]; // undefined: no graph has written it since the start (zeros)
+      return kept[p.index] ?? p.initial; // none kept: no graph has written it since the start
     });
     const dims = [...p.rowDims];
     dims[p.axis] = rows.length;
@@ -215,7 +216,7 @@ function stateFeeds(plan: GraphStatePlan, store: Map<number, (NumericArray | und
 
 /**
  * Keeps each row's new state (a copy); rows of padding and of ending sequences keep nothing.
- * A state this graph does not write stays as it was (at a start: the initial zeros).
+ * A state this graph does not write stays as it was (at a start: its initial value).
  */
 function keepStates(plan: GraphStatePlan, store: Map<number, (NumericArray | undefined)[]>, rows: readonly SequenceRow[], results: ort.InferenceSession.OnnxValueMapType): void {
   for (const p of plan.writes) {

@@ -19,7 +19,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { DType } from '../engine/dtypes.js';
-import type { SequenceStateDeclaration } from '../engine/sequence.js';
+import type { LoadedStateDeclaration } from '../engine/sequence.js';
 
 /**
  * Version of the messages and control calls below. Both sides compare it at start-up (the
@@ -51,7 +51,7 @@ export interface DeviceActorInit {
     readonly key: string;
     readonly files: readonly string[];
     /** A stateful model's state tensors: the actor keeps them per sequence (RunFrame.rows). */
-    readonly state?: readonly SequenceStateDeclaration[];
+    readonly state?: readonly LoadedStateDeclaration[];
   }[];
   /** Present for encrypted model files. */
   readonly decryption?: { readonly key: Uint8Array; readonly mode: 'AES-GCM' | 'AES-CBC' };

@@ -11,8 +11,10 @@
  * the actor by the end row itself, or by a `dropSequences` control call once nothing of the
  * sequence is queued or running.
  */
+import { readFile } from 'node:fs/promises';
 import { ServingError } from '../engine/errors.js';
-import type { SequenceDeclaration } from '../engine/sequence.js';
+import { readNpy } from '../engine/npy.js';
+import type { LoadedStateDeclaration, SequenceDeclaration } from '../engine/sequence.js';
 import { checkSequenceRequest, sequenceLabel } from '../engine/sequence.js';
 import type { Device } from './device.js';
 
@@ -64,6 +66,10 @@ export interface SequenceAdmission {
   readonly end: boolean;
 }
 
+/** How refusals name the start and end flags, for a request and for a stage function's model.call. */
+const REQUEST_WORDS = { start: 'send sequence_start with its first request', end: 'sequence_end' };
+const CALL_WORDS = { start: 'call with start: true first', end: 'end: true or model.endSequence' };
+
 /** The live sequences of one stateful model of one servable version. */
 export class SequenceRegistry {
   private readonly live = new Map<string, Sequence>();
@@ -88,16 +94,19 @@ export class SequenceRegistry {
   /**
    * Admits a request's sequence options: a start opens a new sequence (refused while one of
    * that id is live), anything else continues a live one (refused when there is none). An end
-   * closes the id at once: a later request of the same id needs a new start.
+   * closes the id at once: a later request of the same id needs a new start. `from` words the
+   * refusals for who sent the step: a request (sequence_start, sequence_end) or a stage
+   * function's `model.call` (start: true, end: true).
    */
-  admit(options: unknown): SequenceAdmission {
+  admit(options: unknown, from: 'request' | 'call' = 'request'): SequenceAdmission {
+    const words = from === 'call' ? CALL_WORDS : REQUEST_WORDS;
     const { key, id, start, end } = checkSequenceRequest(options);
     let sequence = this.live.get(key);
     if (start) {
       if (sequence) {
         throw new ServingError(
           'E_INVALID_ARGUMENT',
-          `${sequence.label} of ${this.tag} is already live; a second start is refused (end it with sequence_end, or use another id)`,
+          `${sequence.label} of ${this.tag} is already live; a second start is refused (end it with ${words.end}, or use another id)`,
         );
       }
       sequence = new Sequence(key, id, this);
@@ -107,7 +116,7 @@ export class SequenceRegistry {
       throw new ServingError(
         'E_INVALID_ARGUMENT',
         `sequence ${sequenceLabel(id)} of ${this.tag} is not live (never started, ended, idle for more than ` +
-          `${this.declaration.idleTimeoutMs} ms, or lost): send sequence_start with its first request`,
+          `${this.declaration.idleTimeoutMs} ms, or lost): ${words.start}`,
       );
     }
     sequence.requests++;
@@ -201,4 +210,32 @@ export class SequenceRegistry {
     // The end row frees the state itself; otherwise the holder is told (nothing of it is in flight).
     if (s.device && s.startSent && !s.endSent) void s.device.dropSequences?.(this.model, [s.handle]);
   }
+}
+
+/**
+ * Reads the initial values of a stateful model's states that come from a file (`initial:
+ * { file }`, a NumPy .npy file; `resolve` gives its path, as for model files), once at load:
+ * the declarations carry them to the device actors. E_CONFIG_INVALID naming the state and the
+ * file when it cannot be read or is not a .npy array (planStateGraphs checks its dtype and dims).
+ */
+export async function readStateInitials(key: string, state: readonly LoadedStateDeclaration[], resolve: (file: string) => string): Promise<LoadedStateDeclaration[]> {
+  return Promise.all(
+    state.map(async (s) => {
+      if (s.initial === 'zeros') return s;
+      const what = `model '${key}' state '${s.input}': initial file '${s.initial.file}'`;
+      let bytes: Uint8Array;
+      try {
+        bytes = await readFile(resolve(s.initial.file));
+      } catch (err) {
+        const why = err instanceof ServingError ? err.message : ((err as NodeJS.ErrnoException).code ?? String(err));
+        throw new ServingError('E_CONFIG_INVALID', `${what} cannot be read (${why})`, { cause: err });
+      }
+      try {
+        const t = readNpy(bytes, what);
+        return { ...s, value: { file: s.initial.file, dtype: t.dtype, shape: t.shape, data: t.data as NonNullable<LoadedStateDeclaration['value']>['data'] } };
+      } catch (err) {
+        throw new ServingError('E_CONFIG_INVALID', err instanceof Error ? err.message : String(err), { cause: err });
+      }
+    }),
+  );
 }

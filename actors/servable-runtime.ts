@@ -25,11 +25,11 @@ import { DeviceHandle, localDeviceFactory } from './device-handle.js';
 import type { DevicePool } from './device.js';
 import { ModelScheduler, type RequestState, type SchedulerStats } from './model-scheduler.js';
 import type { DeviceGraphs, GraphInfo, ValueInfo } from './protocol.js';
-import { type Sequence, type SequenceAdmission, SequenceRegistry, type SequenceStep } from './sequences.js';
+import { type Sequence, type SequenceAdmission, SequenceRegistry, type SequenceStep, readStateInitials } from './sequences.js';
 import { type ModelCaller, STREAM_TASKS_PER_THREAD, StagePool, type StreamRun, type StreamRunOptions } from './stage-pool.js';
 import { StreamEvents } from './stream-events.js';
 import type { ModelCall, ModelSequenceControl } from './stage-protocol.js';
-import { planStateGraphs } from '../engine/sequence.js';
+import { type LoadedStateDeclaration, planStateGraphs } from '../engine/sequence.js';
 import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
 import type { InferOptions, InstanceOutcome, MethodInfo, MethodLayout, RequestParameters, StreamEvent, TensorLayout } from '../engine/inference.js';
 
@@ -95,6 +95,8 @@ export class ServableRuntime {
   private visible: DeviceGraphs = [];
   /** Per stateful model index: its live sequences. */
   private readonly sequences = new Map<number, SequenceRegistry>();
+  /** Per model: its state declarations, with the initial values read from files at load (undefined: stateless). */
+  private states: readonly (readonly LoadedStateDeclaration[] | undefined)[];
   /** Per method: the stateful models its stages run. */
   private readonly statefulOf = new Map<MethodGraph, number[]>();
 
@@ -112,6 +114,7 @@ export class ServableRuntime {
     this.modelIndex = new Map(config.models.map((m, i) => [m.key, i]));
     this.hasModels = config.models.length > 0;
     this.modelFiles = config.models.map((m) => m.declaration.files.map((f) => modelFilePath(location, version, f)));
+    this.states = config.models.map((m) => m.declaration.sequence?.state);
     this.group = pool ? pool(() => this.scheduler?.pump()) : this.makeGroup([], 1, false);
     const hasFunctions = config.methods.some((m) => m.stages.some((s) => s.kind === 'function'));
     const streams = config.methods.some((m) => streamStage(m));
@@ -138,6 +141,13 @@ export class ServableRuntime {
     const warm = rt.stagePool?.warmup(config.configPath);
     warm?.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
     try {
+      // initial states from files: read once here, they reach each device actor with its init
+      rt.states = await Promise.all(
+        config.models.map((m, i) => {
+          const state = rt.states[i];
+          return state ? readStateInitials(m.key, state, (file) => modelFilePath(location, version, file)) : Promise.resolve(undefined);
+        }),
+      );
       if (rt.hasModels) await rt.startDevices();
       for (const key of Object.keys(start.batching)) {
         if (!config.models.some((m) => m.key === key)) {
@@ -146,7 +156,8 @@ export class ServableRuntime {
       }
       config.models.forEach((m, i) => {
         // E_CONFIG_INVALID naming the state when a subgraph's state input or output does not fit
-        if (m.declaration.sequence) planStateGraphs(m.key, m.declaration.sequence.state, rt.group.graphs[i] ?? []);
+        const state = rt.states[i];
+        if (state) planStateGraphs(m.key, state, rt.group.graphs[i] ?? []);
       });
       rt.visible = rt.group.graphs.map((subs, i) => subs.map((g) => withoutState(g, config.models[i]!.declaration.sequence?.state)));
       config.models.forEach((m, i) => {
@@ -173,7 +184,7 @@ export class ServableRuntime {
       init: {
         deviceType: start.deviceType,
         intraOpThreads,
-        models: this.config.models.map((m, i) => ({ key: m.key, files: this.modelFiles[i]!, ...(m.declaration.sequence ? { state: m.declaration.sequence.state } : {}) })),
+        models: this.config.models.map((m, i) => ({ key: m.key, files: this.modelFiles[i]!, ...(this.states[i] ? { state: this.states[i] } : {}) })),
         ...(start.decKey ? { decryption: { key: start.decKey, mode: start.decMode } } : {}),
         // the batch a warm-up tries: what dynamic batching reaches under load, up to WARMUP_BATCH
         ...(measureCost ? { measureCost: this.config.models.map((m) => (m.declaration.withBatchDim ? Math.min(WARMUP_BATCH, m.declaration.maxBatchSize) : 1)) } : {}),
@@ -764,7 +775,7 @@ export class ServableRuntime {
     if (!req.sequence) {
       throw new ServingError('E_STAGE_FAILED', `model.call: model '${req.modelKey}' is stateful: a call names its sequence (model.call(inputs, { sequence: { id, start } }))`);
     }
-    const admission = this.sequences.get(model)!.admit(req.sequence);
+    const admission = this.sequences.get(model)!.admit(req.sequence, 'call');
     if (admission.start) {
       const key = req.scope ?? '';
       let set = started.get(key);

@@ -69,6 +69,13 @@ export interface ScalarField extends FieldBase<string | number, string | number>
 export interface FunctionField<T> extends FieldBase<T, T> {
   readonly kind: 'function';
 }
+/** A value of a shape of its own (`'zeros'` or `{ file }`): `check` says whether it fits; `requirement` words what fits. */
+export interface CustomField<T> extends FieldBase<T, T> {
+  readonly kind: 'custom';
+  readonly check: (value: unknown) => value is T;
+  /** Reads after the value's name: "must be 'zeros' or { file: 'name.npy' }". */
+  readonly requirement: string;
+}
 export interface ListField<F extends Field = Field, I = readonly InOf<F>[]> extends FieldBase<I, readonly OutOf<F>[]> {
   readonly kind: 'list';
   readonly of: F;
@@ -97,6 +104,7 @@ export type Field =
   | BytesField
   | ScalarField
   | FunctionField<unknown>
+  | CustomField<unknown>
   | ListField<Field, unknown>
   | ObjectField<Fields>
   | MapField<Field>;
@@ -119,6 +127,10 @@ export const scalar = <const O extends Common>(o: O): ScalarField & O => ({ kind
 export const fn = <T>() => <const O extends Common>(o: O): FunctionField<T> & O => ({ kind: 'function', ...o });
 export const oneOf = <const V extends string, I extends string = V>() =>
   <const O extends Common & { values: readonly V[]; default?: I; aliases?: Readonly<Record<string, V>>; ignoreCase?: boolean }>(o: O): EnumField<V, I> & O => ({ kind: 'enum', ...o });
+export const custom = <T>() => <const O extends Common & { check: (value: unknown) => value is T; requirement: string; default?: T }>(o: O): CustomField<T> & O => ({
+  kind: 'custom',
+  ...o,
+});
 export const list = <F extends Field, const O extends Common & { single?: boolean; nonEmpty?: boolean; unique?: boolean; item?: string; default?: readonly InOf<F>[] }>(
   of: F,
   o: O,
@@ -241,6 +253,8 @@ function checkField(field: Field, value: unknown, at: readonly PathStep[], fail:
       return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value)) ? value : invalid(`${requirement(field)}, got ${show(value)}`);
     case 'function':
       return typeof value === 'function' ? value : invalid(`${requirement(field)}, got ${show(value)}`);
+    case 'custom':
+      return field.check(value) ? value : invalid(`${requirement(field)}, got ${show(value)}`);
     case 'list': {
       const items = field.single && !Array.isArray(value) ? [value] : value;
       if (!Array.isArray(items)) return invalid(`${requirement(field)}, got ${show(value)}`);
@@ -292,6 +306,8 @@ export function requirement(f: Field): string {
       return 'must be a string or a finite number';
     case 'function':
       return 'must be a function';
+    case 'custom':
+      return f.requirement;
     case 'list':
       return f.of.kind === 'number' ? `must be ${numberKind(f.of, true)}` : 'must be a list';
     case 'object':

@@ -19,7 +19,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { DTYPES, type DType } from './dtypes.js';
 import { ServingError } from './errors.js';
 import type { DeclaredInput, FunctionStage, MethodGraph, ModelStage, Stage, ValueRef } from './method-graph.js';
-import { type OptionFailure, boolean, checkOptions, integer, libraryMessage, list, number, object, oneOf, scalar, string } from './option-schema.js';
+import { type OptionFailure, boolean, checkOptions, custom, integer, libraryMessage, list, number, object, oneOf, scalar, string } from './option-schema.js';
 import { type Tensor, toTensor } from './tensor.js';
 import {
   DEFAULT_SEQUENCE_IDLE_TIMEOUT_MS,
@@ -28,7 +28,9 @@ import {
   type SequenceStateDeclaration,
   type SequenceOptions,
   type SequenceStateOptions,
+  type StateInitial,
   checkSequenceRequest,
+  isStateInitial,
 } from './sequence.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -364,7 +366,12 @@ const SEQUENCE_STATE_FIELDS = {
   input: string({ required: true, doc: 'the model input that takes the state' }),
   output: string({ required: true, doc: 'the model output that updates the state' }),
   batchAxis: integer({ min: 0, default: 0, doc: "the state tensor's batch axis" }),
-  initial: oneOf<'zeros'>()({ values: ['zeros'], default: 'zeros', doc: "the state at a sequence's start" }),
+  initial: custom<StateInitial>()({
+    check: isStateInitial,
+    requirement: "must be 'zeros' or { file: 'name.npy' } (a NumPy file in the model's version folder)",
+    default: 'zeros',
+    doc: "the state at a sequence's start",
+  }),
 };
 
 const DECLARE_MODEL_FIELDS = {

@@ -15,8 +15,24 @@ export interface SequenceStateOptions {
   output: string;
   /** Which axis of the state tensor is the batch axis (default 0; an RNN's h is [layers, batch, hidden]: 1). */
   batchAxis?: number;
-  /** The state at a sequence's start (default 'zeros', the only value for now). */
-  initial?: 'zeros';
+  /**
+   * The state at a sequence's start: 'zeros' (the default), or a NumPy `.npy` file
+   * (`{ file: 'h0.npy' }`, a path relative to the model's version folder, like model files) of
+   * the state's dtype and dims, without the batch axis or with a batch axis of 1.
+   */
+  initial?: StateInitial;
+}
+
+/** A state's value at a sequence's start (`SequenceStateOptions.initial`). */
+export type StateInitial = 'zeros' | { readonly file: string };
+
+/** Whether `v` is a StateInitial: 'zeros', or `{ file }` with a non-empty file name and no other key. */
+export function isStateInitial(v: unknown): v is StateInitial {
+  if (v === 'zeros') return true;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const keys = Object.keys(v);
+  const file = (v as { file?: unknown }).file;
+  return keys.length === 1 && typeof file === 'string' && file.length > 0;
 }
 
 /** `declareModel({ sequence })`: the model keeps state per sequence between requests. */
@@ -31,7 +47,21 @@ export interface SequenceStateDeclaration {
   readonly input: string;
   readonly output: string;
   readonly batchAxis: number;
-  readonly initial: 'zeros';
+  readonly initial: StateInitial;
+}
+
+/** A state's initial value read from its file (at load; `initial: { file }`). */
+export interface StateInitialValue {
+  /** The file as declared (for messages). */
+  readonly file: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly data: NumericArray;
+}
+
+/** A state declaration as a device actor gets it: with its initial value when it comes from a file. */
+export interface LoadedStateDeclaration extends SequenceStateDeclaration {
+  readonly value?: StateInitialValue;
 }
 
 export interface SequenceDeclaration {
@@ -106,6 +136,8 @@ export interface StatePlan {
   readonly dtype: NumericDType;
   /** One sequence's dims (batch axis 1). */
   readonly rowDims: readonly number[];
+  /** The state at a sequence's start, in rowDims (undefined: zeros). */
+  readonly initial: NumericArray | undefined;
 }
 
 /** How one graph (subgraph) of a stateful model runs: the inputs and outputs a batch carries, and its states. */
@@ -132,7 +164,7 @@ export interface StateGraphValues {
  * output has the state's numeric dtype and its dims (the batch axis aside; an output dim the
  * model leaves symbolic is checked when it runs). Throws E_CONFIG_INVALID naming the state.
  */
-export function planStateGraphs(key: string, state: readonly SequenceStateDeclaration[], graphs: readonly StateGraphValues[]): GraphStatePlan[] {
+export function planStateGraphs(key: string, state: readonly LoadedStateDeclaration[], graphs: readonly StateGraphValues[]): GraphStatePlan[] {
   const invalid = (message: string): never => {
     throw new ServingError('E_CONFIG_INVALID', message);
   };
@@ -164,7 +196,7 @@ export function planStateGraphs(key: string, state: readonly SequenceStateDeclar
         if (!fits) invalid(`${where}: ${sub(k)}${kind} '${v.name}' is ${v.dtype} [${v.dims.join(', ')}]; the state is ${want}`);
       }
     });
-    return { index, input: s.input, output: s.output, axis: s.batchAxis, dtype, rowDims };
+    return { index, input: s.input, output: s.output, axis: s.batchAxis, dtype, rowDims, initial: initialData(where, s, dtype, rowDims) };
   });
   return graphs.map((g) => {
     const reads = plans.filter((p) => g.inputs.some((v) => v.name === p.input));
@@ -176,6 +208,28 @@ export function planStateGraphs(key: string, state: readonly SequenceStateDeclar
       writes,
     };
   });
+}
+
+/**
+ * A state's initial value from its file, checked against the state: its dtype, and its dims
+ * either those of one sequence's state (batch axis 1) or the same without the batch axis.
+ * Undefined for zeros. Throws E_CONFIG_INVALID naming the state and the file.
+ */
+function initialData(where: string, s: LoadedStateDeclaration, dtype: NumericDType, rowDims: readonly number[]): NumericArray | undefined {
+  if (s.initial === 'zeros') return undefined;
+  const v = s.value;
+  const what = `${where}: initial file '${s.initial.file}'`;
+  if (!v) throw new ServingError('E_CONFIG_INVALID', `${what} was not read (internal: the value travels with the declaration)`);
+  const withoutBatch = rowDims.filter((_, i) => i !== s.batchAxis);
+  const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+  const dims = (d: readonly number[]): string => `[${d.join(', ')}]`;
+  if (v.dtype !== dtype || !(same(v.shape, rowDims) || same(v.shape, withoutBatch))) {
+    throw new ServingError(
+      'E_CONFIG_INVALID',
+      `${what} holds ${v.dtype} ${dims(v.shape)}; the state is ${dtype} ${dims(withoutBatch)} (or ${dims(rowDims)} with its batch axis ${s.batchAxis} of 1)`,
+    );
+  }
+  return v.data;
 }
 
 /** A per-sequence state tensor (batch axis of size 1). */
@@ -193,7 +247,7 @@ function product(dims: readonly number[], from: number, to: number): number {
 
 /**
  * Stacks `rows` (each with batch axis `axis` of size 1, all of one shape) along that axis into
- * one batch tensor's data. A row of undefined is all zeros (padding, or a sequence's start).
+ * one batch tensor's data. A row of undefined is all zeros (padding, or a start from zeros).
  */
 export function stackStates(rows: readonly (NumericArray | undefined)[], dtype: NumericDType, rowDims: readonly number[], axis: number): NumericArray {
   const outer = product(rowDims, 0, axis);

@@ -1,6 +1,6 @@
 // TS stage functions on the stage pool: per-instance and batched forms, failures, model.call.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ServingServer } from '../../dist/server.js';
 import { ServableStartConfig } from '../../dist/engine/start-config.js';
@@ -87,6 +87,29 @@ export async function slowLogged(x: Tensor): Promise<Tensor> {
 register.method('slow', { outputs: ['x'] }, (x) => register.addStage(slowLogged, [x]));
 `,
 );
+// A stateless model whose partial batches wait 10 s: a lone model.call stays queued.
+fx.config(
+  'queued_call',
+  `
+import { appendFileSync } from 'node:fs';
+import { register, type Tensor } from 'actorserve';
+const model = register.declareModel({ modelFile: 'add.onnx', maxBatchSize: 8, maxQueueDelayMs: 10_000 });
+/** Calls the model and logs how the call settled (one line per call). */
+export async function callQueued(x: Tensor): Promise<Tensor> {
+  const log = (line: string) => appendFileSync(new URL('./calls.log', import.meta.url), line + '\\n');
+  try {
+    const [y] = await model.call([x, x]);
+    log('resolved');
+    return y!;
+  } catch (err) {
+    log(\`rejected \${(err as { code?: string }).code} \${(err as Error).message}\`);
+    throw err;
+  }
+}
+register.method('call_queued', { outputs: ['y'] }, (x) => register.addStage(callQueued, [x]));
+`,
+);
+fx.model('queued_call', 1, 'add.onnx', addModel({ batch: 'N' }));
 fx.model('subgraphs', 1, 'm0.onnx', matmulSubgraphModel(128));
 fx.model('subgraphs', 1, 'm1.onnx', matmulSubgraphModel(8));
 
@@ -97,6 +120,7 @@ t.before(() =>
     new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'funcs', numParallelWorkers: 2 }),
     new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'subgraphs' }),
     new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'sleepy', numParallelWorkers: 1 }),
+    new ServableStartConfig({ servableDirectory: fx.dir, servableName: 'queued_call', numParallelWorkers: 1 }),
   ]),
 );
 t.teardown(async () => {
@@ -187,4 +211,22 @@ t.test('stage tasks of requests that already ended are skipped, not run', async 
   const [out] = await engine.infer('sleepy', 'slow', [x], { deadlineMs: 5000 });
   t.same([...(out!.x!.data as Float32Array)], [1, 2, 3, 4], 'the stage thread serves new requests');
   t.equal(readFileSync(log, 'utf8').split('\n').filter(Boolean).length, runs + 1);
+});
+
+t.test("a stage function's model.call of a stateless model, still queued at its request's deadline, rejects instead of hanging", async (t) => {
+  const log = path.join(fx.dir, 'queued_call', 'calls.log');
+  const err = await engine.infer('queued_call', 'call_queued', [{ x: f32([1, 2, 3, 4]) }], { deadlineMs: 200 }).then(() => undefined, (e: unknown) => e);
+  t.equal((err as ServingError).code, 'E_DEADLINE_EXCEEDED', 'the request ended at its deadline');
+  // the call waits in its 10 s batch window; it must settle long before that (bounded poll)
+  const lines = async (): Promise<string[]> => {
+    for (let i = 0; i < 60; i++) {
+      const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
+      if (text !== '') return text.split('\n').filter(Boolean);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return [];
+  };
+  const got = await lines();
+  t.equal(got.length, 1, 'the stage function saw its call settle');
+  t.match(got[0] ?? '', /^rejected E_DEADLINE_EXCEEDED /, 'the call rejected with E_DEADLINE_EXCEEDED (not left pending, not run)');
 });

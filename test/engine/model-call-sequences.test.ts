@@ -326,7 +326,7 @@ t.test('calls of different sequences to the same subgraph share batches', async 
 
 t.test('endSequence frees the state at once; an unknown id is ignored', async (t) => {
   const text = await scenario(0, 500);
-  t.match(text, /^E_INVALID_ARGUMENT: sequence 500 of model 'load\.onnx;step\.onnx;peek\.onnx' is not live/, 'a call after endSequence without start is refused as not live');
+  t.match(text, /^E_INVALID_ARGUMENT: sequence 500 of model 'load\.onnx;step\.onnx;peek\.onnx' is not live \(.*\): call with start: true first$/, 'a call after endSequence without start is refused as not live, saying start: true');
   t.equal(engine.runtime('acc').stats.liveSequences, 0);
   t.equal(await settledStates('acc'), 0);
 });
@@ -358,7 +358,7 @@ t.test('sequences an instance started and did not end end when it finishes', asy
 });
 
 t.test('refusals say why', async (t) => {
-  t.match(await scenario(3, 900), /^E_INVALID_ARGUMENT: sequence 900 of model 'load\.onnx;step\.onnx;peek\.onnx' is already live; a second start is refused.* \| steps 2$/, 'a second start of a live id; the sequence goes on');
+  t.match(await scenario(3, 900), /^E_INVALID_ARGUMENT: sequence 900 of model 'load\.onnx;step\.onnx;peek\.onnx' is already live; a second start is refused \(end it with end: true or model.endSequence, or use another id\) \| steps 2$/, 'a second start of a live id; the sequence goes on');
   const refused = async (which: number, code: string, pattern: RegExp, what: string) => {
     const err = await scenario(which, 950).then(() => undefined, (e: unknown) => e);
     t.ok(err instanceof ServingError, `${what}: the instance fails`);

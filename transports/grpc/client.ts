@@ -29,6 +29,7 @@ import {
   PREDICT_STREAM_PATH,
   type WireInstance,
   type WirePredictReply,
+  type WireSequence,
   type WireServableSpec,
   type WireStreamReply,
   type WireStreamRequest,
@@ -285,13 +286,17 @@ export class ClientStream extends PipelinedClientStream<WireStreamRequest, WireS
     super(grpc, PREDICT_STREAM_PATH, protos().predictStream, timeoutMs);
   }
 
-  /** One request on the stream; like Client.infer. */
-  async infer(instances: InputInstance | readonly InputInstance[]): Promise<Instance[]> {
-    return throwIfAnyFailed(await this.inferEach(instances));
+  /**
+   * One request on the stream; like Client.infer. `options.sequence`: the stateful sequence it
+   * is a step of (a stream may carry several sequences; one sequence's requests run in the
+   * order they are sent).
+   */
+  async infer(instances: InputInstance | readonly InputInstance[], options: PredictCallOptions = {}): Promise<Instance[]> {
+    return throwIfAnyFailed(await this.inferEach(instances, options));
   }
 
   /** One request on the stream; like Client.inferEach. */
-  inferEach(instances: InputInstance | readonly InputInstance[]): Promise<InstanceOutcome[]> {
+  inferEach(instances: InputInstance | readonly InputInstance[], options: PredictCallOptions = {}): Promise<InstanceOutcome[]> {
     const refused = this.refusal('ClientStream');
     if (refused) return Promise.reject(refused);
     let wire: WireInstance[];
@@ -302,7 +307,8 @@ export class ClientStream extends PipelinedClientStream<WireStreamRequest, WireS
     }
     const id = this.nextId++;
     const timeout_ms = this.timeoutMs === undefined ? 0 : Math.ceil(this.timeoutMs);
-    return this.send(id, { id, servable_spec: this.spec, instances: wire, timeout_ms }, wire.length);
+    const sequence = options.sequence ? { sequence: sequenceMessage(options.sequence) } : {};
+    return this.send(id, { id, servable_spec: this.spec, instances: wire, timeout_ms, ...sequence }, wire.length);
   }
 
   protected onReply(reply: WireStreamReply): void {
@@ -350,6 +356,11 @@ async function* failing(err: unknown): AsyncGenerator<never, void, undefined> {
 export interface PredictCallOptions {
   /** For a method that runs a stateful model: the sequence this call is a step of (each instance one step). */
   readonly sequence?: SequenceRequest;
+}
+
+/** A sequence as PredictStreamRequest's `sequence` message. */
+function sequenceMessage(s: SequenceRequest): WireSequence {
+  return { ...(typeof s.id === 'number' ? { number_id: s.id } : { string_id: s.id }), start: s.start ?? false, end: s.end ?? false };
 }
 
 /** A sequence as Predict metadata: sequence-id, sequence-start, sequence-end. */

@@ -16,4 +16,4 @@ export { KServeClient, KServeStream, type KServeInferOptions, type KServeInferRe
 export type { InputInstance, InputValue, TensorLike } from './values.js';
 export { runInferCommand, INFER_USAGE } from './infer-cli.js';
 export { runGenerateCommand, GENERATE_USAGE } from './generate-cli.js';
-export { readNpy, writeNpy } from './npy.js';
+export { readNpy, writeNpy } from '../../engine/npy.js';

@@ -35,7 +35,7 @@ import { type Tensor, elementCount } from '../../engine/tensor.js';
 import { Client, type SSLConfig } from './client.js';
 import { KServeClient } from './kserve-client.js';
 import { fromV2Datatype, isV2Datatype, toV2Datatype } from '../kserve/datatypes.js';
-import { readNpy } from './npy.js';
+import { readNpy } from '../../engine/npy.js';
 import { type InputValue, tensorToPlain, toInputTensor } from './values.js';
 import type { MethodInput } from '../../facade/engine.js';
 import { type CommandIO, DEFAULT_IO, NOT_GRPC, UsageError, grpcTarget, notGrpc, notGrpcMessage, readCommandLine } from './cli-common.js';

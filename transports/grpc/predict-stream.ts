@@ -5,6 +5,8 @@
  * Each request carries a client-chosen id, echoed in its reply; an id repeated while the
  * first request with it is in flight ends the whole stream with INVALID_ARGUMENT (and the
  * `actorserve-error-code` trailer). A request that fails gets `PredictStreamReply.error`.
+ * A request's `sequence` names the stateful sequence it is a step of: one stream may carry
+ * several sequences' steps, pipelined; those of one sequence run in the order they were read.
  */
 import { ServingError } from '../../engine/errors.js';
 import type { ServingEngine } from '../../facade/engine.js';
@@ -27,7 +29,8 @@ export function predictStreamRpc(engine: ServingEngine): PipelinedRpc<WireStream
     },
     timeoutMs: (req) => req.timeout_ms ?? 0,
     async run(req, ctx) {
-      const outcome = await runPredict(engine, req.servable_spec, req.instances, { deadlineMs: ctx.deadlineMs, signal: ctx.signal, log: engine.log });
+      // admitted before the first await: a sequence's requests keep the order they were read in
+      const outcome = await runPredict(engine, req.servable_spec, req.instances, { deadlineMs: ctx.deadlineMs, signal: ctx.signal, log: engine.log, sequence: req.sequence });
       return encodeStreamReply(idOf(req), outcome);
     },
     internalError: (req, error) => encodeStreamReply(idOf(req), { ok: false, error }),

@@ -14,7 +14,7 @@ import { type SequenceRequest, sequenceFromText } from '../../engine/sequence.js
 import type { Instance } from '../../engine/tensor.js';
 import type { InstanceOutcome, MethodTarget, ServingEngine, TargetInferOptions } from '../../facade/engine.js';
 import { decodeInstances, encodeItems, msErrorCode } from './codec.js';
-import type { WireErrorMsg, WireInstance, WirePredictReply, WireServableSpec, WireStreamReply } from './proto.js';
+import type { WireErrorMsg, WireInstance, WirePredictReply, WireSequence, WireServableSpec, WireStreamReply } from './proto.js';
 
 export type PredictOutcome =
   | { readonly ok: true; readonly outcomes: readonly InstanceOutcome[] }
@@ -30,9 +30,26 @@ export interface PredictContext {
   readonly requestId?: string;
   /** The call's `sequence-id`, `sequence-start` and `sequence-end` metadata values (stateful models). */
   readonly sequenceMetadata?: (name: 'id' | 'start' | 'end') => string | undefined;
+  /** PredictStreamRequest.sequence (stateful models). */
+  readonly sequence?: WireSequence | null;
 }
 
 const GRPC = { transport: 'grpc' } as const;
+
+/**
+ * A PredictStreamRequest's `sequence` message as a request's sequence option; undefined when it
+ * names none (no id, 0 or ""). The id itself is checked where the sequence is admitted.
+ */
+export function sequenceFromMessage(m: WireSequence): SequenceRequest | undefined {
+  const id = m.id === 'number_id' ? m.number_id : m.id === 'string_id' ? m.string_id : undefined;
+  const start = m.start ?? false;
+  const end = m.end ?? false;
+  if (id === undefined || id === 0 || id === '') {
+    if (start || end) throw new ServingError('E_INVALID_ARGUMENT', 'PredictStreamRequest.sequence: start and end need an id (number_id or string_id)');
+    return undefined;
+  }
+  return { id, start, end };
+}
 
 export async function runPredict(
   engine: ServingEngine,
@@ -63,6 +80,7 @@ export async function runPredict(
     }
     decoded = decodeInstances(instances);
     if (ctx.sequenceMetadata) sequence = sequenceFromText(ctx.sequenceMetadata);
+    else if (ctx.sequence) sequence = sequenceFromMessage(ctx.sequence);
   } catch (err) {
     const outcome = failed(err, servable, method, ctx);
     engine.countRefused('grpc', outcome.error.code);

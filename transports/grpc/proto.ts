@@ -101,6 +101,16 @@ export interface WireStreamRequest {
   servable_spec?: WireServableSpec | null;
   instances?: WireInstance[];
   timeout_ms?: number;
+  sequence?: WireSequence | null;
+}
+
+/** actorserve.v1.Sequence: `id` names the oneof member that is set (proto-loader's `oneofs`). */
+export interface WireSequence {
+  number_id?: number;
+  string_id?: string;
+  id?: 'number_id' | 'string_id';
+  start?: boolean;
+  end?: boolean;
 }
 
 export interface WireStreamReply {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import t from 'tap';
 import { startGrpcServer, type GrpcServer } from '../../../dist/transports/grpc/server.js';
 import { runInferCommand } from '../../../dist/transports/grpc/infer-cli.js';
-import { readNpy, writeNpy } from '../../../dist/transports/grpc/npy.js';
+import { readNpy, writeNpy } from '../../../dist/engine/npy.js';
 import { type EngineFixture, startEngine } from './fixtures/engine.js';
 
 let fx: EngineFixture;

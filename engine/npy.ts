@@ -1,13 +1,14 @@
 /**
  * A minimal NumPy .npy reader (format versions 1.0, 2.0, 3.0): little-endian (or
  * byte-order-free) bool, int8-64, uint8-64, float16/32/64 arrays in C order. Enough for
- * `actorserve infer --input name=@file.npy`; Fortran order, big-endian, structured and
- * object arrays are refused with a message saying so.
+ * `actorserve infer --input name=@file.npy` and a stateful model's initial state
+ * (`initial: { file }`, docs/sequences.md); Fortran order, big-endian, structured and object
+ * arrays are refused with a message saying so.
  */
-import type { NumericDType } from '../../engine/dtypes.js';
-import { TYPED_ARRAY } from '../../engine/dtypes.js';
-import { ServingError } from '../../engine/errors.js';
-import { type Tensor, elementCount } from '../../engine/tensor.js';
+import type { NumericDType } from './dtypes.js';
+import { TYPED_ARRAY } from './dtypes.js';
+import { ServingError } from './errors.js';
+import { type Tensor, elementCount } from './tensor.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
