@@ -214,8 +214,19 @@ function isPlaceholder(value: unknown): value is Placeholder {
 export type InstanceStageFunction = (...inputs: Tensor[]) => unknown;
 /** A batched stage function: a list of instances (each a list of inputs) in, one result per instance out. */
 export type BatchStageFunction = (instances: Tensor[][]) => unknown;
-/** What `addStage` accepts besides a model (which of the two it is shows in its StageOptions.batchSize). */
-export type StageFunction = InstanceStageFunction | BatchStageFunction;
+/**
+ * A stream stage's function (`{ stream: true }`): an async generator function taking one
+ * instance's inputs and a trailing StreamContext, e.g.
+ * `async function* generate(text: Tensor, ctx: StreamContext)`. (Its parameters are not spelled
+ * out here: TypeScript cannot type "any number of tensors, then a context" so that such a
+ * function fits; the loader checks the function is an async generator function.)
+ */
+export type StreamStageFunction = (...args: never[]) => AsyncIterable<unknown>;
+/**
+ * What `addStage` accepts besides a model (which kind it is shows in its StageOptions:
+ * `batchSize` for a batched one, `stream` for a stream stage).
+ */
+export type StageFunction = InstanceStageFunction | BatchStageFunction | StreamStageFunction;
 
 export interface StageOptions {
   /** Number of outputs (default 1). With 1, `addStage` returns one placeholder; otherwise an array. */

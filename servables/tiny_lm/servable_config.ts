@@ -57,5 +57,4 @@ export async function* generate(text: Tensor, ctx: StreamContext): AsyncGenerato
   }
 }
 
-// (addStage's StageFunction type has no stream-stage signature yet: the trailing ctx is cast away)
-register.method('generate', { outputs: ['text_output'] }, (text_input) => register.addStage(generate as (text: Tensor) => AsyncGenerator<string>, [text_input], { stream: true }));
+register.method('generate', { outputs: ['text_output'] }, (text_input) => register.addStage(generate, [text_input], { stream: true }));
