@@ -14,6 +14,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { type NumericArray, type NumericDType, TYPED_ARRAY, isDType, isNumericDType } from '../engine/dtypes.js';
 import { packageRootOf } from '../engine/package-root.js';
 import { ServingError } from '../engine/errors.js';
+import type { SSLConfig } from '../engine/ssl-config.js';
 import type { BatchInput } from './device.js';
 import type { GraphInfo, ValueInfo } from './protocol.js';
 
@@ -183,6 +184,8 @@ export interface RankSettings {
   readonly intraOpThreads: number;
   readonly heartbeatIntervalMs: number;
   readonly coordinatorRetryMs: number;
+  /** TLS on the agent link (absolute paths; agent-tls.ts). */
+  readonly sslConfig?: SSLConfig;
   /** Hex of the decryption key of encrypted model files. */
   readonly decKey?: string;
   readonly decMode?: 'AES-GCM' | 'AES-CBC';
