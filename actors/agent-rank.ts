@@ -19,6 +19,7 @@ import type { BatchInput } from './device.js';
 import {
   AGENT_PROTOCOL_VERSION,
   CHANNEL_OPTIONS,
+  COORDINATOR_CHANNEL_OPTIONS,
   type ExitReply,
   type ExitRequest,
   type HeartbeatReply,
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.bindAsync(s.address, credentials.server, (err) => (err ? reject(new Error(`cannot listen on ${s.address}: ${err.message}`)) : resolve()));
   });
-  coordinator = new (agentProtos().CoordinatorClient)(s.coordinator, credentials.channel, CHANNEL_OPTIONS);
+  coordinator = new (agentProtos().CoordinatorClient)(s.coordinator, credentials.channel, COORDINATOR_CHANNEL_OPTIONS);
   await registerWithRetry();
   lastContact = performance.now();
   log(`registered with the coordinator at ${s.coordinator}, serving on ${s.address}`);

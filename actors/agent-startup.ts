@@ -23,7 +23,7 @@ import {
   AGENT_PROTOCOL_VERSION,
   type AcquireConfigReply,
   type AcquireConfigRequest,
-  CHANNEL_OPTIONS,
+  COORDINATOR_CHANNEL_OPTIONS,
   RANK_EXIT,
   type RankMessage,
   type RankSettings,
@@ -92,7 +92,7 @@ function invalid(message: string): ServingError {
 
 /** AcquireConfig, retried every second while the coordinator is unreachable. */
 async function acquireConfig(address: string, credentials: grpc.ChannelCredentials, tls: boolean, retryMs: number, log: (line: string) => void): Promise<AcquireConfigReply> {
-  const client = new (agentProtos().CoordinatorClient)(address, credentials, CHANNEL_OPTIONS);
+  const client = new (agentProtos().CoordinatorClient)(address, credentials, COORDINATOR_CHANNEL_OPTIONS);
   const until = performance.now() + retryMs;
   let logged = false;
   try {

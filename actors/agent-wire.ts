@@ -150,6 +150,17 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 512 * 1024 * 1024,
 };
 
+/**
+ * The ranks' and start-up process's channel to the coordinator: as CHANNEL_OPTIONS, with the
+ * reconnect backoff capped at 1 s (grpc-js's grows to 120 s), so that a coordinator back within
+ * coordinatorRetrySeconds is reached at the next heartbeat, not after a long backoff.
+ */
+export const COORDINATOR_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  ...CHANNEL_OPTIONS,
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 1000,
+};
+
 /** One unary call as a promise, with a deadline of `timeoutMs` from now. */
 export function unary<Req, Rep>(client: grpc.Client, method: string, request: Req, timeoutMs: number): Promise<Rep> {
   return new Promise<Rep>((resolve, reject) => {
