@@ -17,6 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type CombineRule, type RankOutput, combineRankOutputs } from '../engine/distributed.js';
 import { ServingError } from '../engine/errors.js';
 import type { RankTable } from '../engine/rank-table.js';
+import type { SSLConfig } from '../engine/ssl-config.js';
 import type { BatchInput, BatchOutput, BatchResult, Device, DevicePool } from './device.js';
 import type { DeviceGraphs, GraphInfo, ValueInfo } from './protocol.js';
 import {
@@ -41,6 +42,7 @@ import {
   wireToArray,
 } from './agent-wire.js';
 import { RankLink } from './agent-link.js';
+import { type AgentCredentials, agentCredentials } from './agent-tls.js';
 
 export interface CoordinatorOptions {
   /** host:port the Coordinator service listens on (port 0: any free port). */
@@ -58,6 +60,8 @@ export interface CoordinatorOptions {
   readonly heartbeatTimeoutMs: number;
   /** How long one rank may take to answer one batch before it counts as lost. */
   readonly predictTimeoutMs: number;
+  /** TLS on the agent link (agent-tls.ts); plaintext when absent. */
+  readonly sslConfig?: SSLConfig | undefined;
   readonly log: (line: string) => void;
 }
 
@@ -96,7 +100,10 @@ export class AgentCoordinator {
   /** The last batch's id (ids count up over every rank's stream). */
   private batchId = 0;
 
-  private constructor(readonly options: CoordinatorOptions) {
+  private constructor(
+    readonly options: CoordinatorOptions,
+    private readonly credentials: AgentCredentials,
+  ) {
     this.ranks = Array.from({ length: options.rankSize }, (_, rankId) => ({
       rankId,
       state: 'absent',
@@ -112,7 +119,8 @@ export class AgentCoordinator {
 
   /** Starts listening; rejects with a clear error when the address cannot be bound. */
   static async start(options: CoordinatorOptions): Promise<AgentCoordinator> {
-    const c = new AgentCoordinator(options);
+    const credentials = agentCredentials(options.sslConfig, `distributed servable '${options.servableName}': sslConfig`);
+    const c = new AgentCoordinator(options, credentials);
     const { coordinator } = agentProtos();
     c.server.addService(coordinator, {
       AcquireConfig: c.handle((r: AcquireConfigRequest) => c.acquireConfig(r)),
@@ -121,7 +129,7 @@ export class AgentCoordinator {
       Exit: c.handle((r: ExitRequest) => c.exit(r)),
     });
     c.port = await new Promise<number>((resolve, reject) => {
-      c.server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      c.server.bindAsync(options.address, credentials.server, (err, port) => {
         if (err) reject(new ServingError('E_LOAD_FAILED', `distributed servable '${options.servableName}': cannot listen for agents on ${options.address}: ${err.message}`));
         else resolve(port);
       });
@@ -183,7 +191,7 @@ export class AgentCoordinator {
     this.checkShards(r.rank_id, graphs, where);
     this.checkStages(r.rank_id, graphs, where);
     slot.link?.close(`rank ${r.rank_id} registered again`);
-    const link: RankLink = new RankLink(r.address, (reason) => {
+    const link: RankLink = new RankLink(r.address, this.credentials.channel, (reason) => {
       if (slot.link === link) this.lose(slot, reason);
     });
     slot.link = link;

@@ -27,9 +27,10 @@ export class RankLink {
   /** `onBroken` is called once when the stream fails or ends by itself (not after `close`). */
   constructor(
     address: string,
+    credentials: grpc.ChannelCredentials,
     private readonly onBroken: (reason: string) => void,
   ) {
-    this.client = new (agentProtos().AgentClient)(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = new (agentProtos().AgentClient)(address, credentials, CHANNEL_OPTIONS);
   }
 
   private open(): grpc.ClientDuplexStream<Buffer, PredictReply> {

@@ -19,6 +19,7 @@ import type { BatchInput } from './device.js';
 import {
   AGENT_PROTOCOL_VERSION,
   CHANNEL_OPTIONS,
+  COORDINATOR_CHANNEL_OPTIONS,
   type ExitReply,
   type ExitRequest,
   type HeartbeatReply,
@@ -37,6 +38,7 @@ import {
   unary,
   wireToArray,
 } from './agent-wire.js';
+import { agentCredentials, linkFailure, tlsFailure } from './agent-tls.js';
 
 const settings = JSON.parse(process.env.ACTORSERVE_AGENT_RANK ?? 'null') as RankSettings | null;
 if (!settings) {
@@ -132,8 +134,8 @@ async function registerWithRetry(): Promise<void> {
       if (code === grpc.status.FAILED_PRECONDITION || code === grpc.status.INVALID_ARGUMENT) {
         throw new ServingError('E_CONFIG_INVALID', `the coordinator at ${s.coordinator} refused ${label}: ${(err as grpc.ServiceError).details}`);
       }
-      if (performance.now() >= until) {
-        throw new ServingError('E_UNAVAILABLE', `cannot reach the coordinator at ${s.coordinator} for ${s.coordinatorRetryMs / 1000} s: ${(err as Error).message}`);
+      if (tlsFailure(err) || performance.now() >= until) {
+        throw new ServingError('E_UNAVAILABLE', `cannot reach the coordinator at ${s.coordinator}${tlsFailure(err) ? '' : ` for ${s.coordinatorRetryMs / 1000} s`}: ${linkFailure(err, s.sslConfig !== undefined)}`);
       }
       await new Promise((r) => setTimeout(r, Math.min(1000, s.heartbeatIntervalMs)));
     }
@@ -187,6 +189,7 @@ async function main(): Promise<void> {
   process.on('disconnect', () => void shutdown(RANK_EXIT.stopped)); // the start-up process is gone
   process.on('SIGTERM', () => void shutdown(RANK_EXIT.stopped));
   process.on('SIGINT', () => void shutdown(RANK_EXIT.stopped));
+  const credentials = agentCredentials(s.sslConfig, `${label}: sslConfig`);
   await group.start();
   graphs = group.graphs[0]!.map(graphToWire);
   server.addService(agentProtos().agent, {
@@ -209,9 +212,9 @@ async function main(): Promise<void> {
     },
   });
   await new Promise<void>((resolve, reject) => {
-    server.bindAsync(s.address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(new Error(`cannot listen on ${s.address}: ${err.message}`)) : resolve()));
+    server.bindAsync(s.address, credentials.server, (err) => (err ? reject(new Error(`cannot listen on ${s.address}: ${err.message}`)) : resolve()));
   });
-  coordinator = new (agentProtos().CoordinatorClient)(s.coordinator, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  coordinator = new (agentProtos().CoordinatorClient)(s.coordinator, credentials.channel, COORDINATOR_CHANNEL_OPTIONS);
   await registerWithRetry();
   lastContact = performance.now();
   log(`registered with the coordinator at ${s.coordinator}, serving on ${s.address}`);

@@ -18,11 +18,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { ServingError } from '../engine/errors.js';
+import type { SSLConfig } from '../engine/ssl-config.js';
 import {
   AGENT_PROTOCOL_VERSION,
   type AcquireConfigReply,
   type AcquireConfigRequest,
-  CHANNEL_OPTIONS,
+  COORDINATOR_CHANNEL_OPTIONS,
   RANK_EXIT,
   type RankMessage,
   type RankSettings,
@@ -31,6 +32,7 @@ import {
   grpcCode,
   unary,
 } from './agent-wire.js';
+import { agentCredentials, linkFailure, tlsFailure } from './agent-tls.js';
 
 export interface StartupAgentsOptions {
   /** host:port of the coordinator (`distributedAddress` of `distributed.startServable`). */
@@ -52,6 +54,14 @@ export interface StartupAgentsOptions {
   intraOpThreads?: number;
   /** How long to keep trying to reach the coordinator (start-up, and once running) before giving up (default 60). */
   coordinatorRetrySeconds?: number;
+  /**
+   * TLS on the agent link, when the coordinator has an sslConfig: `customCa` verifies the
+   * coordinator's certificate (the system's roots without it); `certificate` / `privateKey` are
+   * what the ranks' Agent services present to the coordinator, which dials them, and what the
+   * ranks present as clients when the coordinator verifies clients; `verifyClient` makes the
+   * ranks require the coordinator's client certificate, chained to `customCa`.
+   */
+  sslConfig?: SSLConfig;
   /** Start a rank process again when it dies (default true). */
   restartRanks?: boolean;
   log?: (line: string) => void;
@@ -81,8 +91,8 @@ function invalid(message: string): ServingError {
 }
 
 /** AcquireConfig, retried every second while the coordinator is unreachable. */
-async function acquireConfig(address: string, retryMs: number, log: (line: string) => void): Promise<AcquireConfigReply> {
-  const client = new (agentProtos().CoordinatorClient)(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+async function acquireConfig(address: string, credentials: grpc.ChannelCredentials, tls: boolean, retryMs: number, log: (line: string) => void): Promise<AcquireConfigReply> {
+  const client = new (agentProtos().CoordinatorClient)(address, credentials, COORDINATOR_CHANNEL_OPTIONS);
   const until = performance.now() + retryMs;
   let logged = false;
   try {
@@ -91,8 +101,9 @@ async function acquireConfig(address: string, retryMs: number, log: (line: strin
         return await unary<AcquireConfigRequest, AcquireConfigReply>(client, 'AcquireConfig', { protocol_version: AGENT_PROTOCOL_VERSION }, 1000);
       } catch (err) {
         if (grpcCode(err) === grpc.status.FAILED_PRECONDITION) throw invalid(`the coordinator at ${address} refused: ${(err as grpc.ServiceError).details}`);
+        if (tlsFailure(err)) throw new ServingError('E_UNAVAILABLE', `distributed.startupAgents: cannot reach the coordinator at ${address}: ${linkFailure(err, tls)}`);
         if (performance.now() >= until) {
-          throw new ServingError('E_UNAVAILABLE', `distributed.startupAgents: no coordinator answered at ${address} within ${retryMs / 1000} s (${(err as Error).message})`);
+          throw new ServingError('E_UNAVAILABLE', `distributed.startupAgents: no coordinator answered at ${address} within ${retryMs / 1000} s (${linkFailure(err, tls)})`);
         }
         if (!logged) log(`waiting for the coordinator at ${address} ...`);
         logged = true;
@@ -141,8 +152,15 @@ export async function startupAgents(options: StartupAgentsOptions): Promise<Agen
     throw invalid(`groupConfigFiles holds ${o.groupConfigFiles.length} files for ${files.length} ranks`);
   }
   const retryMs = (o.coordinatorRetrySeconds ?? 60) * 1000;
+  const sslConfig: SSLConfig | undefined = o.sslConfig && {
+    ...o.sslConfig,
+    certificate: path.resolve(o.sslConfig.certificate),
+    privateKey: path.resolve(o.sslConfig.privateKey),
+    ...(o.sslConfig.customCa !== undefined ? { customCa: path.resolve(o.sslConfig.customCa) } : {}),
+  };
+  const credentials = agentCredentials(sslConfig, 'distributed.startupAgents: sslConfig');
 
-  const config = await acquireConfig(o.distributedAddress, retryMs, log);
+  const config = await acquireConfig(o.distributedAddress, credentials.channel, credentials.tls, retryMs, log);
   const { ip, mine } = await localRanks(config.ranks, o, port);
   if (mine.length !== files.length) {
     throw invalid(
@@ -174,6 +192,7 @@ export async function startupAgents(options: StartupAgentsOptions): Promise<Agen
       intraOpThreads: o.intraOpThreads ?? 1,
       heartbeatIntervalMs: config.heartbeat_interval_ms,
       coordinatorRetryMs: retryMs,
+      ...(sslConfig ? { sslConfig } : {}),
       ...(o.decKey ? { decKey: Buffer.from(o.decKey).toString('hex'), decMode: o.decMode ?? 'AES-GCM' } : {}),
     }),
   );

@@ -14,6 +14,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { type NumericArray, type NumericDType, TYPED_ARRAY, isDType, isNumericDType } from '../engine/dtypes.js';
 import { packageRootOf } from '../engine/package-root.js';
 import { ServingError } from '../engine/errors.js';
+import type { SSLConfig } from '../engine/ssl-config.js';
 import type { BatchInput } from './device.js';
 import type { GraphInfo, ValueInfo } from './protocol.js';
 
@@ -149,6 +150,17 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 512 * 1024 * 1024,
 };
 
+/**
+ * The ranks' and start-up process's channel to the coordinator: as CHANNEL_OPTIONS, with the
+ * reconnect backoff capped at 1 s (grpc-js's grows to 120 s), so that a coordinator back within
+ * coordinatorRetrySeconds is reached at the next heartbeat, not after a long backoff.
+ */
+export const COORDINATOR_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  ...CHANNEL_OPTIONS,
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 1000,
+};
+
 /** One unary call as a promise, with a deadline of `timeoutMs` from now. */
 export function unary<Req, Rep>(client: grpc.Client, method: string, request: Req, timeoutMs: number): Promise<Rep> {
   return new Promise<Rep>((resolve, reject) => {
@@ -183,6 +195,8 @@ export interface RankSettings {
   readonly intraOpThreads: number;
   readonly heartbeatIntervalMs: number;
   readonly coordinatorRetryMs: number;
+  /** TLS on the agent link (absolute paths; agent-tls.ts). */
+  readonly sslConfig?: SSLConfig;
   /** Hex of the decryption key of encrypted model files. */
   readonly decKey?: string;
   readonly decMode?: 'AES-GCM' | 'AES-CBC';

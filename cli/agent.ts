@@ -5,6 +5,7 @@
  * coordinator ends the servable (docs/distributed.md).
  */
 import { startupAgents } from '../actors/agent-startup.js';
+import type { SSLConfig } from '../engine/ssl-config.js';
 import { UsageError, parseArgsStrict } from './args.js';
 import { cipherMode, readKeyFile } from './encrypt.js';
 
@@ -25,6 +26,13 @@ Options:
   --rank-start N               a rank of this host in the rank table (with --agent-ip)
   --dec-key-file FILE          key of encrypted model files; --dec-mode AES-GCM|AES-CBC
   --coordinator-retry-seconds S  how long to keep trying to reach the coordinator (default 60)
+  --ssl-certificate FILE       TLS on the agent link (when the coordinator has an sslConfig): the
+                               PEM certificate the ranks present (they listen, and dial the
+                               coordinator), with --ssl-private-key FILE
+  --ssl-custom-ca FILE         the PEM CA that the coordinator's certificate must chain to
+                               (default: the system's roots)
+  --ssl-verify-client          mutual TLS: the ranks require the coordinator's client certificate,
+                               chained to --ssl-custom-ca
   -h, --help                   show this help
 `;
 
@@ -33,6 +41,23 @@ function integerFlag(value: string | undefined, flag: string): number | undefine
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`${flag} takes a non-negative integer, got '${value}'`);
   return n;
+}
+
+/** The --ssl-* flags as an sslConfig (its files are checked by startupAgents); undefined without them. */
+function sslFlags(values: { 'ssl-certificate'?: string; 'ssl-private-key'?: string; 'ssl-custom-ca'?: string; 'ssl-verify-client'?: boolean }): SSLConfig | undefined {
+  const certificate = values['ssl-certificate'];
+  const privateKey = values['ssl-private-key'];
+  if (certificate === undefined && privateKey === undefined) {
+    if (values['ssl-custom-ca'] !== undefined || values['ssl-verify-client']) throw new UsageError('--ssl-custom-ca and --ssl-verify-client need --ssl-certificate and --ssl-private-key');
+    return undefined;
+  }
+  if (certificate === undefined || privateKey === undefined) throw new UsageError('--ssl-certificate and --ssl-private-key must be given together');
+  return {
+    certificate,
+    privateKey,
+    ...(values['ssl-custom-ca'] !== undefined ? { customCa: values['ssl-custom-ca'] } : {}),
+    ...(values['ssl-verify-client'] ? { verifyClient: true } : {}),
+  };
 }
 
 export async function agentCommand(argv: string[]): Promise<number> {
@@ -48,6 +73,10 @@ export async function agentCommand(argv: string[]): Promise<number> {
       'dec-key-file': { type: 'string' },
       'dec-mode': { type: 'string' },
       'coordinator-retry-seconds': { type: 'string' },
+      'ssl-certificate': { type: 'string' },
+      'ssl-private-key': { type: 'string' },
+      'ssl-custom-ca': { type: 'string' },
+      'ssl-verify-client': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -62,6 +91,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const agentStartPort = integerFlag(values['agent-start-port'], '--agent-start-port');
   const rankStart = integerFlag(values['rank-start'], '--rank-start');
   const retry = integerFlag(values['coordinator-retry-seconds'], '--coordinator-retry-seconds');
+  const sslConfig = sslFlags(values);
   const agents = await startupAgents({
     distributedAddress: values['distributed-address'],
     modelFiles,
@@ -71,6 +101,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     ...(rankStart !== undefined ? { rankStart } : {}),
     ...(values['dec-key-file'] ? { decKey: await readKeyFile(values['dec-key-file']), decMode: cipherMode(values['dec-mode'], '--dec-mode') } : {}),
     ...(retry !== undefined ? { coordinatorRetrySeconds: retry } : {}),
+    ...(sslConfig ? { sslConfig } : {}),
   });
   const list = agents.ranks.map((r) => `rank ${r.rankId} on ${r.address} (pid ${r.pid})`).join(', ');
   process.stderr.write(`[actorserve agent] ranks registered: ${list}\n`);

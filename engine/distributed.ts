@@ -21,11 +21,13 @@ import {
   libraryMessage,
   list,
   number,
+  object,
   oneOf,
   path,
   string,
 } from './option-schema.js';
 import { type CombineRule, DEFAULT_MAX_BATCH_SIZE, Model, addDeclaredModel } from './register.js';
+import { SSL_CONFIG_OPTIONS } from './ssl-config.js';
 
 export type { CombineRule, DistributedLayout } from './register.js';
 export const COMBINE_RULES: readonly CombineRule[] = ['last', 'concat', 'sum'];
@@ -192,6 +194,7 @@ export const DISTRIBUTED_START_OPTIONS = {
   maxQueuedRequests: integer({ min: 1, default: 10_000, doc: 'requests admitted at once; beyond: E_OVERLOADED (HTTP 503)' }),
   defaultDeadlineMs: number({ min: 0, exclusiveMin: true, default: 30_000, doc: 'deadline of requests that name none' }),
   numParallelWorkers: integer({ min: 0, max: 64, default: 0, doc: 'stage-pool threads for TS stages; 0 = 1 when the servable has function stages' }),
+  sslConfig: object(SSL_CONFIG_OPTIONS, { doc: "TLS on the agent link (as the servers' sslConfig; the ranks need it too); plaintext when absent" }),
 } as const;
 
 /** What `distributed.startServable` takes as its third argument. */

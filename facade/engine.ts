@@ -327,11 +327,12 @@ export class ServingEngine {
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       heartbeatTimeoutMs: o.heartbeatTimeoutMs,
       predictTimeoutMs: o.predictTimeoutMs,
+      sslConfig: o.sslConfig,
       log: (line) => this.log(line),
     });
     this.waitingForAgents.set(key, coordinator);
     const listening = o.distributedAddress.replace(/:\d+$/, `:${coordinator.port}`);
-    this.log(`servable '${servableName}': waiting for ${layout.rankSize} agent ranks to register at ${listening}`);
+    this.log(`servable '${servableName}': waiting for ${layout.rankSize} agent ranks to register at ${listening}${o.sslConfig ? ' (TLS)' : ''}`);
     const create = () =>
       ServableRuntime.create(location, version, loaded, config, this.log, this.metrics?.observer(servableName), (onCapacity) => coordinator.pool(onCapacity));
     return { coordinator, waitMs: o.waitAgentsTimeInSeconds * 1000, create, key };

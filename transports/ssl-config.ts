@@ -1,40 +1,17 @@
 /**
- * The server-side TLS settings both transports take (`sslConfig`), MindSpore Serving 1.3's
- * `server.SSLConfig(...)` that builds them, and their check: every file must be readable and
- * hold what its field says (PEM certificates, a PEM private key that matches the certificate),
- * and `verifyClient` (mutual TLS) needs `customCa`. Problems are clear E_INVALID_ARGUMENT
- * errors naming the caller, the field and the file.
+ * MindSpore Serving 1.3's `server.SSLConfig(...)`, which builds checked server-side TLS
+ * settings (`sslConfig`) for both transports; the settings and their check live in
+ * engine/ssl-config.ts (the agent link of distributed servables takes them too).
  *
  *   const ssl = server.SSLConfig({ certificate: 'server.crt', privateKey: 'server.key' });   // `new` optional
  *   await server.startGrpcServer('0.0.0.0:5500', { sslConfig: ssl });                       // a plain object works too
  */
-import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { ServingError } from '../engine/errors.js';
-import { type OptionsIn, type Same, boolean, checkOptions, invalidArgument, path } from '../engine/option-schema.js';
+import { checkOptions, invalidArgument } from '../engine/option-schema.js';
+import { SSL_CONFIG_OPTIONS, type SSLConfig as SSLSettings, checkSslConfig } from '../engine/ssl-config.js';
 import { type ConfigFactory, configFactory } from './config-factory.js';
 
-export const SSL_CONFIG_OPTIONS = {
-  certificate: path({ required: true, doc: 'PEM certificate (chain)' }),
-  privateKey: path({ required: true, doc: 'PEM private key' }),
-  customCa: path({ doc: 'PEM CA bundle that client certificates must chain to (needed with verifyClient)' }),
-  verifyClient: boolean({ doc: 'mutual TLS: require a client certificate signed by customCa' }),
-} as const;
-
-export interface SSLConfig {
-  /** Path of the PEM certificate (chain). */
-  certificate: string;
-  /** Path of the PEM private key. */
-  privateKey: string;
-  /** Path of the PEM CA bundle that client certificates must chain to (needed with `verifyClient`). */
-  customCa?: string;
-  /** Mutual TLS: require and verify a client certificate signed by `customCa`. */
-  verifyClient?: boolean;
-}
-
-// SSLConfig (part of the public API, written out for its docs) and the schema must describe the same object.
-const sslConfigMatchesSchema: Same<SSLConfig, OptionsIn<typeof SSL_CONFIG_OPTIONS>> = true;
-void sslConfigMatchesSchema;
+export { SSL_CONFIG_OPTIONS, type TlsPem, checkSslConfig } from '../engine/ssl-config.js';
+export type SSLConfig = SSLSettings;
 
 /** `server.SSLConfig`: callable with or without `new` (MindSpore's Python has no `new`). */
 export type SSLConfigFactory = ConfigFactory<SSLConfig>;
@@ -50,56 +27,3 @@ export const SSLConfig: SSLConfigFactory = configFactory<SSLConfig>('server.SSLC
   checkSslConfig(settings, 'server.SSLConfig');
   return settings;
 });
-
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
-
-/** The contents of an SSLConfig's files, as checked (the servers build their TLS contexts from them). */
-export interface TlsPem {
-  readonly certificate: Buffer;
-  readonly privateKey: Buffer;
-  readonly customCa?: Buffer;
-}
-
-/**
- * `where` starts the messages ("RESTful server sslConfig", "gRPC server sslConfig",
- * "server.SSLConfig"). Returns the files read.
- */
-export function checkSslConfig(ssl: SSLConfig, where: string): TlsPem {
-  const bad = (message: string): ServingError => new ServingError('E_INVALID_ARGUMENT', `${where}: ${message}`);
-  const read = (field: keyof SSLConfig, path: unknown): Buffer => {
-    if (typeof path !== 'string' || path.length === 0) throw bad(`${field} must be the path of a PEM file`);
-    try {
-      return readFileSync(path, { flag: 'r' });
-    } catch (err) {
-      throw bad(`${field} file ${path} cannot be read: ${(err as Error).message}`);
-    }
-  };
-  /** The certificates of a PEM file, in order; at least one. */
-  const certificates = (field: 'certificate' | 'customCa', path: string, pem: Buffer): X509Certificate[] => {
-    const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
-    if (blocks.length === 0) throw bad(`${field} file ${path} holds no PEM certificate`);
-    return blocks.map((pem) => {
-      try {
-        return new X509Certificate(pem);
-      } catch (err) {
-        throw bad(`${field} file ${path} holds a certificate that cannot be parsed: ${(err as Error).message}`);
-      }
-    });
-  };
-  const certificatePem = read('certificate', ssl.certificate);
-  const [leaf] = certificates('certificate', ssl.certificate, certificatePem);
-  const keyPem = read('privateKey', ssl.privateKey);
-  let key: ReturnType<typeof createPrivateKey>;
-  try {
-    key = createPrivateKey(keyPem);
-  } catch (err) {
-    throw bad(`privateKey file ${ssl.privateKey} holds no usable PEM private key: ${(err as Error).message}`);
-  }
-  if (!leaf!.checkPrivateKey(key)) throw bad(`privateKey file ${ssl.privateKey} does not match the certificate in ${ssl.certificate}`);
-  if (ssl.verifyClient !== undefined && typeof ssl.verifyClient !== 'boolean') throw bad('verifyClient must be a boolean');
-  if (ssl.verifyClient && ssl.customCa === undefined) throw bad('verifyClient needs customCa, the CA that client certificates must chain to');
-  if (ssl.customCa === undefined) return { certificate: certificatePem, privateKey: keyPem };
-  const customCa = read('customCa', ssl.customCa);
-  certificates('customCa', ssl.customCa, customCa);
-  return { certificate: certificatePem, privateKey: keyPem, customCa };
-}

@@ -6,7 +6,9 @@
  *   2020-01-01 to 2020-01-02: `openssl ca -startdate/-enddate`, since OpenSSL 3.0's
  *   `x509 -req -days` cannot backdate);
  * - `otherCa`, a second CA, signs `stranger`, a client certificate no server here trusts;
- * - `wrongKey` is a server key that does not match the server certificate.
+ * - `wrongKey` is a server key that does not match the server certificate;
+ * - `peer`, signed by `ca`, is for ends that both listen and dial (the agent link of distributed
+ *   servables): extendedKeyUsage serverAuth and clientAuth, the server's subjectAltName.
  *
  * Every file is written under `dir`, a folder of their own: created when missing, removed again
  * when making them fails. A machine without openssl fails with a message saying so: the TLS
@@ -34,6 +36,9 @@ export interface TestCerts {
   /** A client certificate signed by `ca` that expired on 2020-01-02. */
   readonly expiredCert: string;
   readonly expiredKey: string;
+  /** Signed by `ca`, for server and client authentication (DNS:localhost, IP:127.0.0.1). */
+  readonly peerCert: string;
+  readonly peerKey: string;
 }
 
 /** The validity of the expired client certificate (openssl's UTCTime form, and as dates). */
@@ -73,6 +78,11 @@ subjectAltName = DNS:localhost, IP:127.0.0.1
 basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
+[ peer_ext ]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
 [ any_policy ]
 commonName = supplied
 ${ca('ca')}
@@ -118,6 +128,7 @@ function make(dir: string): TestCerts {
   };
   leaf('server', 'localhost', 'ca', 'server_ext');
   leaf('client', 'actorserve test client', 'ca', 'client_ext');
+  leaf('peer', 'localhost', 'ca', 'peer_ext');
   leaf('stranger', 'actorserve test stranger', 'other-ca', 'client_ext');
   leaf('expired', 'actorserve test expired client', 'ca', 'client_ext', ['-startdate', utc(EXPIRED_FROM), '-enddate', utc(EXPIRED_UNTIL)]);
   openssl(dir, ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'wrong.key']);
@@ -134,5 +145,7 @@ function make(dir: string): TestCerts {
     strangerKey: f('stranger.key'),
     expiredCert: f('expired.pem'),
     expiredKey: f('expired.key'),
+    peerCert: f('peer.pem'),
+    peerKey: f('peer.key'),
   };
 }
