@@ -11,8 +11,14 @@ export const BIN = path.join(ROOT, 'bin', 'actorserve.js');
 /** What `serve` prints once REST listens on a TCP port; group 1 is the port. */
 export const REST_LISTENING = /RESTful server listening on http:\/\/127\.0\.0\.1:(\d+)/;
 
-export function runCli(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `actorserve ARGS`, run under `wrap` when given (e.g. `['ip', 'netns', 'exec', NS]`). */
+export function runCli(args: string[], wrap: string[] = []) {
+  return runProcess([...wrap, process.execPath, BIN, ...args]);
+}
+
+/** Any command (`argv[0]` looked up in PATH) in the project root, with the same helpers as `runCli`. */
+export function runProcess(argv: string[]) {
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
