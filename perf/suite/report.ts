@@ -303,6 +303,12 @@ const DISTRIBUTED_LINK =
   'the added latency, and the limit the measured costs set on this machine) are measured separately (`node dist/perf/distributed-latency.js`): ' +
   '[distributed-report.md](distributed-report.md).';
 
+/** Token generation (tiny_lm) is measured by a run of its own (perf/tiny-lm.ts); the report links its report, beside perf/report.md. */
+const GENERATION_LINK =
+  'Token generation — the bundled tiny_lm (prefill + decode, state in the device actor) streamed through the engine at 1, 8 and 32 concurrent generations against a plain ' +
+  'onnxruntime-node loop and the model\'s own lockstep-batch ceiling: tokens/s, time to first token and per-token p50/p99 — is measured separately (`node dist/perf/tiny-lm.js`): ' +
+  '[tiny-lm-report.md](tiny-lm-report.md).';
+
 /** Writes the report and the plots; returns the paths written and the goals table. */
 export async function writeReport(input: ReportInput): Promise<{ files: string[]; goals: string }> {
   const { machine: m, settings: s } = input;
@@ -316,7 +322,7 @@ export async function writeReport(input: ReportInput): Promise<{ files: string[]
       'Every number below comes from that one run on the machine described here; rerun the suite to refresh it.',
     '',
   );
-  out.push(SOAK_LINK, '', KSERVE_LINK, '', DISTRIBUTED_LINK, '');
+  out.push(SOAK_LINK, '', KSERVE_LINK, '', DISTRIBUTED_LINK, '', GENERATION_LINK, '');
   out.push('## Machine', '');
   out.push(
     table(
