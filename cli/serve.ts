@@ -194,11 +194,7 @@ export async function serve(argv: string[]): Promise<number> {
   // whole process group, a terminal that sends SIGINT with the supervisor's SIGTERM); a later
   // one exits at once.
   let firstSignalAt: number | undefined;
-  let startSignal: string | undefined;
-  let onSignal: (signal: string) => void = (signal) => {
-    startSignal = signal;
-    if (distributed.length > 0) void server.stop();
-  };
+  let onSignal: (signal: string) => void = () => undefined;
   const handler = (signal: NodeJS.Signals): void => {
     if (firstSignalAt === undefined) {
       firstSignalAt = performance.now();
@@ -212,15 +208,21 @@ export async function serve(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  let started = false;
+  const stopped = new Promise<string>((resolve) => {
+    onSignal = (signal) => {
+      resolve(signal);
+      // a wait for agents may last forever: the signal ends it
+      if (!started && distributed.length > 0) void server.stop();
+    };
+  });
   try {
-    const stopped = new Promise<string>((resolve) => {
-      onSignal = resolve;
-    });
     // the distributed servables wait for their agents meanwhile (docs/distributed.md)
     await Promise.all([
       entries.length > 0 ? server.startServables(await Promise.all(entries.map((e) => startConfig(p.servableDirectory, e)))) : undefined,
       ...distributed.map((d) => server.startDistributedServable(p.servableDirectory, d.name, d.options)),
     ]);
+    started = true;
     if (p.rest) {
       // every key but the address and the TLS files is a RestServerOptions key of the same name
       const { address, ssl, ...options } = p.rest;
@@ -241,8 +243,8 @@ export async function serve(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     await server.stop();
-    if (startSignal !== undefined && distributed.length > 0) {
-      logger.info(`${startSignal} during start-up: stopped (${(err as Error).message})`);
+    if (firstSignalAt !== undefined && distributed.length > 0) {
+      logger.info(`${await stopped} during start-up: stopped (${(err as Error).message})`);
       return 0;
     }
     throw err;

@@ -46,6 +46,15 @@ t.test('serve starts a distributed servable as the coordinator of `actorserve ag
   t.match(agent.output(), /all ranks ended: the coordinator stopped the servable/);
 });
 
+t.test('a signal while serve waits for the agents ends the wait and exits 0', async (t) => {
+  const serve = runCli(['serve', ...here, '--servables', 'mmcol', '--distributed-address', `127.0.0.1:${await freePorts(1)}`]);
+  await serve.waitFor(/servable 'mmcol': waiting for 2 agent ranks/, 60_000);
+  serve.child.kill('SIGTERM');
+  t.equal(await serve.exited, 0);
+  t.match(serve.output(), /SIGTERM during start-up: stopped \(distributed servable 'mmcol' stopped before its agents registered\)/);
+  t.notMatch(serve.output(), /listening/, 'no transport was started');
+});
+
 /** `serve` with `args`: exit 2 with `message`, nothing started. */
 async function refused(t: Test, args: string[], message: RegExp): Promise<void> {
   const p = runCli(['serve', ...here, ...args]);
