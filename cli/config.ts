@@ -45,7 +45,14 @@ export const SERVABLE_ENTRY_OPTIONS = {
   version: START.versionNumber,
   ...omitFields(START, 'servableDirectory', 'servableName', 'versionNumber', 'decKey'),
   decKeyFile: pathField({ doc: 'file holding the key of encrypted model files (16, 24 or 32 bytes)' }),
+  // distributed servables only (docs/distributed.md): distributed.startServable's options of the same names
+  distributedAddress: string({ doc: 'host:port the coordinator of a distributed servable listens on for its agents; without it the servable is left out' }),
+  rankTableJsonFile: string({ doc: "a distributed servable's MindSpore rank table; relative: to the servable's folder, else the current directory" }),
+  waitAgentsTimeInSeconds: number({ min: 0, doc: 'how long a distributed servable waits for every rank to register; 0 = forever' }),
 } as const;
+
+/** The keys of a servable entry that only a distributed servable takes. */
+export const DISTRIBUTED_ENTRY_KEYS = ['distributedAddress', 'rankTableJsonFile', 'waitAgentsTimeInSeconds'] as const;
 
 /**
  * A transport's config entry: its address, TLS files under `ssl`, and every data option of its

@@ -6,8 +6,7 @@
 import path from 'node:path';
 import type { ServingServer } from '../server.js';
 import { ServableStartConfig } from '../engine/start-config.js';
-import { listServableNames, locateServable } from '../engine/servable-dir.js';
-import { loadServableConfig } from '../engine/config-loader.js';
+import { listServableNames } from '../engine/servable-dir.js';
 import { Logger } from '../engine/logger.js';
 import { type OptionsOut, list, path as pathField, string } from '../engine/option-schema.js';
 import { SERVER_OPTIONS } from '../transports/server-options.js';
@@ -15,6 +14,7 @@ import { packageRootOf } from '../engine/package-root.js';
 import {
   DEFAULT_GRPC_ADDRESS,
   DEFAULT_REST_ADDRESS,
+  DISTRIBUTED_ENTRY_KEYS,
   LOG_OPTIONS,
   type ListenerEntry,
   SERVABLE_ENTRY_OPTIONS,
@@ -28,6 +28,7 @@ import { UsageError, flagHelp, parseFlags } from './args.js';
 import { readKeyFile } from './encrypt.js';
 import { checkServables } from './serve-check.js';
 import { checkServableDirectory, checkServePlan } from './serve-validation.js';
+import { type DistributedKeys, splitDistributed } from './serve-distributed.js';
 
 export { DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS };
 
@@ -60,6 +61,14 @@ const SERVE_FLAGS = {
   'watch-versions-ms': { field: SERVE_CONFIG_OPTIONS.watchVersionsMs, metavar: 'N' },
   'dec-key-file': { field: SERVABLE_ENTRY_OPTIONS.decKeyFile, metavar: 'FILE', doc: 'key of encrypted model files (all servables started by flags)' },
   'dec-mode': { field: SERVABLE_ENTRY_OPTIONS.decMode, metavar: 'MODE' },
+  'distributed-address': {
+    field: SERVABLE_ENTRY_OPTIONS.distributedAddress,
+    metavar: 'ADDR',
+    doc: 'start the distributed servable named by --servables as the coordinator of its agent ranks, listening for them here',
+    defaultText: 'none: distributed servables are left out',
+  },
+  'rank-table': { field: SERVABLE_ENTRY_OPTIONS.rankTableJsonFile, metavar: 'FILE', defaultText: "the one rank_table*.json in the servable's folder" },
+  'wait-agents-s': { field: SERVABLE_ENTRY_OPTIONS.waitAgentsTimeInSeconds, metavar: 'N', defaultText: '0: forever' },
   check: { doc: 'load and type-check the servables, print what would be served and exit (1 on problems); binds no port' },
   help: { short: 'h', doc: 'show this help' },
 } as const;
@@ -79,25 +88,9 @@ type Plan = OptionsOut<typeof SERVE_CONFIG_OPTIONS> & {
   readonly bundled: boolean;
   /** --check: load and type-check, then exit without serving. */
   readonly check: boolean;
-  /** The servables are every servable folder found (none named): distributed ones are left out. */
-  readonly listed: boolean;
+  /** --distributed-address, --rank-table, --wait-agents-s: over the entries of the distributed servables. */
+  readonly distributedFlags: DistributedKeys;
 };
-
-/**
- * The servables among `names` whose config declares them distributed: serving every servable of
- * a folder leaves those out (their ranks need agents; docs/distributed.md). A config that does
- * not load is kept, so that starting it reports why.
- */
-async function distributedServables(dir: string, names: readonly string[]): Promise<string[]> {
-  const found: string[] = [];
-  for (const name of names) {
-    const loaded = await locateServable(dir, name)
-      .then((l) => loadServableConfig(l.configPath, name))
-      .catch(() => undefined);
-    if (loaded?.models.some((m) => m.declaration.distributed)) found.push(name);
-  }
-  return found;
-}
 
 /** The config file with the flags written over it, checked once more with every default filled in. */
 async function plan(argv: string[]): Promise<Plan | undefined> {
@@ -117,7 +110,6 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
   };
   let servables: readonly ServableEntry[] | undefined = file.servables;
   if (flags.servables) servables = flags.servables.map((name) => servables?.find((s) => s.name === name) ?? { name });
-  const listed = !servables;
   servables ??= (await listServableNames(servableDirectory)).map((name) => ({ name }));
   if (servables.length === 0) throw new UsageError(`no servables found under ${servableDirectory}`);
 
@@ -143,13 +135,17 @@ async function plan(argv: string[]): Promise<Plan | undefined> {
     ...(flags['watch-versions-ms'] !== undefined ? { watchVersionsMs: flags['watch-versions-ms'] } : {}),
   };
   const config = resolveServeConfig(merged);
-  const checked = { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true, listed };
+  const checked = { ...config, servableDirectory, servables: config.servables ?? [], bundled: servableDirectory === bundledDir, check: flags.check === true,
+    distributedFlags: { distributedAddress: flags['distributed-address'], rankTableJsonFile: flags['rank-table'], waitAgentsTimeInSeconds: flags['wait-agents-s'] },
+  };
   await checkServePlan(checked);
   return checked;
 }
 
 async function startConfig(dir: string, entry: OptionsOut<typeof SERVABLE_ENTRY_OPTIONS>): Promise<ServableStartConfig> {
-  const { name, version, decKeyFile, ...options } = entry;
+  const { name, version, decKeyFile, ...rest } = entry;
+  // (a distributed servable's keys are no ServableStartConfig options)
+  const options = Object.fromEntries(Object.entries(rest).filter(([key]) => !(DISTRIBUTED_ENTRY_KEYS as readonly string[]).includes(key))) as Omit<typeof rest, (typeof DISTRIBUTED_ENTRY_KEYS)[number]>;
   return new ServableStartConfig({
     ...options,
     servableDirectory: dir,
@@ -178,19 +174,22 @@ export async function serve(argv: string[]): Promise<number> {
     server.requestLog = (e) =>
       logger.info('request', { requestId: e.requestId, servable: e.servable, method: e.method, version: e.version, transport: e.transport, instances: e.instances, code: e.code ?? 'OK', ms: Math.round(e.ms * 1000) / 1000 });
   }
+  // which servables are distributed, and their checks, before any model is generated
+  const { local: entries, distributed } = await splitDistributed(p.servableDirectory, p.servables, p.distributedFlags, (line) => logger.info(line));
+  if (entries.length + distributed.length === 0) {
+    throw new UsageError(`no servables to serve under ${p.servableDirectory}: ${p.servables.map((e) => e.name).join(', ')} ${p.servables.length === 1 ? 'is' : 'are'} distributed and no --distributed-address (distributedAddress) was given (docs/distributed.md)`);
+  }
   if (p.bundled) {
     const { ensureExampleModels } = await import('../servables/generate-models.js');
     await ensureExampleModels(p.servableDirectory, { log: (line) => logger.info(line) });
   }
-  const distributed = p.listed ? await distributedServables(p.servableDirectory, p.servables.map((e) => e.name)) : [];
-  for (const name of distributed) {
-    logger.info(`servable '${name}' is distributed: not started here; its ranks run on agents (see docs/distributed.md)`);
+  if (p.check) {
+    for (const d of distributed) logger.info(`servable '${d.name}' is distributed: --check does not check it (its ranks load on the agents)`);
+    if (entries.length === 0) throw new UsageError('--check checks local servables only, and every servable to serve is distributed');
+    return checkServables(server, entries.map((e) => ({ name: e.name, config: () => startConfig(p.servableDirectory, e) })), p.servableDirectory);
   }
-  const entries = p.servables.filter((e) => !distributed.includes(e.name));
-  if (entries.length === 0) throw new UsageError(`no servables to serve under ${p.servableDirectory}: ${distributed.join(', ')} are distributed (docs/distributed.md)`);
-  if (p.check) return checkServables(server, entries.map((e) => ({ name: e.name, config: () => startConfig(p.servableDirectory, e) })), p.servableDirectory);
 
-  // Signals during start-up stop the start; after it, they drain. A repeat within
+  // Signals during start-up stop the start (a wait for agents ends at once); after it, they drain. A repeat within
   // REPEAT_SIGNAL_WINDOW_MS of the first is the same request (a supervisor that signals the
   // whole process group, a terminal that sends SIGINT with the supervisor's SIGTERM); a later
   // one exits at once.
@@ -209,11 +208,21 @@ export async function serve(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  let started = false;
+  const stopped = new Promise<string>((resolve) => {
+    onSignal = (signal) => {
+      resolve(signal);
+      // a wait for agents may last forever: the signal ends it
+      if (!started && distributed.length > 0) void server.stop();
+    };
+  });
   try {
-    const stopped = new Promise<string>((resolve) => {
-      onSignal = resolve;
-    });
-    await server.startServables(await Promise.all(entries.map((e) => startConfig(p.servableDirectory, e))));
+    // the distributed servables wait for their agents meanwhile (docs/distributed.md)
+    await Promise.all([
+      entries.length > 0 ? server.startServables(await Promise.all(entries.map((e) => startConfig(p.servableDirectory, e)))) : undefined,
+      ...distributed.map((d) => server.startDistributedServable(p.servableDirectory, d.name, d.options)),
+    ]);
+    started = true;
     if (p.rest) {
       // every key but the address and the TLS files is a RestServerOptions key of the same name
       const { address, ssl, ...options } = p.rest;
@@ -225,7 +234,7 @@ export async function serve(argv: string[]): Promise<number> {
       await server.startGrpcServer(address, { ...options, ...(ssl ? { sslConfig: ssl } : {}) });
     }
     const stopWatching = p.watchVersionsMs > 0 ? server.watchVersions(p.watchVersionsMs) : () => undefined;
-    logger.info(`serving ${entries.map((e) => e.name).join(', ')} from ${p.servableDirectory}; press Ctrl-C to stop`);
+    logger.info(`serving ${[...entries, ...distributed].map((e) => e.name).join(', ')} from ${p.servableDirectory}; press Ctrl-C to stop`);
     const signal = firstSignalAt !== undefined ? 'signal' : await stopped;
     stopWatching();
     logger.info(`${signal}: draining (up to ${p.drainTimeoutMs} ms)`);
@@ -234,6 +243,10 @@ export async function serve(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     await server.stop();
+    if (firstSignalAt !== undefined && distributed.length > 0) {
+      logger.info(`${await stopped} during start-up: stopped (${(err as Error).message})`);
+      return 0;
+    }
     throw err;
   } finally {
     process.off('SIGINT', handler);

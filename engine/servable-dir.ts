@@ -2,7 +2,7 @@
  * Servable folders: `<servableDirectory>/<name>/servable_config.ts` plus one folder per
  * numbered version holding the model files. Version 0 means "the newest present".
  */
-import { readdir, stat } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ServingError } from './errors.js';
 
@@ -121,4 +121,14 @@ export async function listServableNames(servableDirectory: string): Promise<stri
     if (e.isDirectory() && NAME_RE.test(e.name) && (await isFile(path.join(servableDirectory, e.name, CONFIG_FILE)))) names.push(e.name);
   }
   return names.sort();
+}
+
+/** A relative file beside the servable (its folder) when it exists there, else against the current directory. */
+export async function resolveBeside(dir: string, file: string): Promise<string> {
+  if (path.isAbsolute(file)) return file;
+  const beside = path.join(dir, file);
+  return access(beside).then(
+    () => beside,
+    () => path.resolve(file),
+  );
 }

@@ -8,14 +8,12 @@
  * types, never actors/; the MindSpore-shaped `startGrpcServer`/`startRestfulServer` are
  * composed on top of it by the package entry (index.ts), so nothing here knows a transport.
  */
-import { access } from 'node:fs/promises';
-import path from 'node:path';
 import { loadServableConfig, type LoadedConfig } from '../engine/config-loader.js';
 import { InstanceErrors, ServingError } from '../engine/errors.js';
 import { closest, libraryMessage } from '../engine/option-schema.js';
 import { waitUntil } from '../engine/wait.js';
 import type { InferOptions, InstanceOutcome, MethodInfo, StreamEvent } from '../engine/inference.js';
-import { listVersions, locateServable, resolveVersion, type ServableLocation } from '../engine/servable-dir.js';
+import { listVersions, locateServable, resolveBeside, resolveVersion, type ServableLocation } from '../engine/servable-dir.js';
 import { ServableStartConfig } from '../engine/start-config.js';
 import { describePlan } from '../engine/device-plan.js';
 import type { MethodGraph } from '../engine/method-graph.js';
@@ -757,14 +755,4 @@ class ResolvedMethod implements MethodTarget {
       },
     );
   }
-}
-
-/** A relative file beside the servable (its folder) when it exists there, else against the current directory. */
-async function resolveBeside(dir: string, file: string): Promise<string> {
-  if (path.isAbsolute(file)) return file;
-  const beside = path.join(dir, file);
-  return access(beside).then(
-    () => beside,
-    () => path.resolve(file),
-  );
 }
