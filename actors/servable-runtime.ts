@@ -31,7 +31,7 @@ import { StreamEvents } from './stream-events.js';
 import type { ModelCall, ModelSequenceControl } from './stage-protocol.js';
 import { type LoadedStateDeclaration, planStateGraphs } from '../engine/sequence.js';
 import type { BatchObserver, RuntimeFigures } from '../engine/serving-metrics.js';
-import type { InferOptions, InstanceOutcome, MethodInfo, MethodLayout, RequestParameters, StreamEvent, TensorLayout } from '../engine/inference.js';
+import { type InferOptions, type InstanceOutcome, type MethodInfo, type MethodLayout, type RequestParameters, type StreamEvent, type TensorLayout, isParameterValue } from '../engine/inference.js';
 
 /** One loaded servable version's live figures (ServableRuntime.stats). */
 export interface RuntimeStats extends RuntimeFigures, SchedulerStats {}
@@ -868,7 +868,7 @@ function checkParameters(parameters: unknown): void {
     throw new ServingError('E_INVALID_ARGUMENT', 'parameters must be an object of strings, numbers and booleans');
   }
   for (const [key, value] of Object.entries(parameters)) {
-    if (typeof value !== 'string' && typeof value !== 'boolean' && !(typeof value === 'number' && Number.isFinite(value))) {
+    if (!isParameterValue(value)) {
       throw new ServingError('E_INVALID_ARGUMENT', `parameter '${key}' must be a string, a finite number or a boolean, got ${value === null ? 'null' : typeof value}`);
     }
   }

@@ -11,6 +11,11 @@ import type { Instance } from './tensor.js';
 /** Request-level parameters (REST/KServe `parameters`): reach a stream stage as `ctx.parameters`. */
 export type RequestParameters = Readonly<Record<string, string | number | boolean>>;
 
+/** What one request parameter may hold: a string, a finite number or a boolean. */
+export function isParameterValue(value: unknown): value is string | number | boolean {
+  return typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+}
+
 export interface InferOptions {
   /** Milliseconds the request may take from now (default: the servable's defaultDeadlineMs). */
   deadlineMs?: number;

@@ -11,6 +11,7 @@
  *   stage as its JSON text; anything else is refused.
  */
 import { ServingError } from '../engine/errors.js';
+import { isParameterValue } from '../engine/inference.js';
 import type { RequestParameters, StreamEvent } from '../facade/engine.js';
 
 export type { RequestParameters, StreamEvent };
@@ -71,8 +72,7 @@ export function requestParameters(value: unknown, skip: ReadonlySet<string> = NO
 const NO_NAMES: ReadonlySet<string> = new Set();
 
 function parameterValue(name: string, v: unknown): string | number | boolean {
-  if (typeof v === 'string' || typeof v === 'boolean') return v;
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (isParameterValue(v)) return v;
   if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return JSON.stringify(v);
   throw new ServingError(
     'E_INVALID_ARGUMENT',
