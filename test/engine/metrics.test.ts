@@ -61,9 +61,11 @@ t.test('device actor restarts are counted', async (t) => {
 });
 
 t.test("process and runtime metrics have prom-client's names and plausible values", async (t) => {
-  // garbage for the GC observer, and a pause for the event-loop monitor to sample
+  // garbage for the GC observer (~100 MB of short-lived objects: more than the young generation
+  // holds, so scavenges happen whatever else the process allocated before), and a pause for the
+  // event-loop monitor to sample
   let keep = 0;
-  for (let i = 0; i < 200_000; i++) keep += [i, { i }].length;
+  for (let i = 0; i < 2_000_000; i++) keep += [i, { i }].length;
   t.ok(keep > 0);
   await new Promise((r) => setTimeout(r, 100));
   const text = engine.metrics!.render();
